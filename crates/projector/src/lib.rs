@@ -1,1 +1,260 @@
+//! The projector: follows `polaris.events` in a consumer group and turns events into read models
+//! (`clusters`, `operations`).
+//!
+//! Each message is applied in one PostgreSQL transaction together with the projector's position
+//! (`projector_offsets`), so the read model and the record of how far it got can never disagree. Delivery is
+//! at-least-once (the relay may republish, Kafka may redeliver after a rebalance or crash), so every change is
+//! guarded by the aggregate's last applied sequence: an event at or below it is acknowledged and ignored.
+//! The Kafka group offset is committed after the Postgres transaction; if that commit is lost, the event comes
+//! again and is ignored.
 
+use std::time::Duration;
+
+use polaris_domain::EventEnvelope;
+use polaris_domain::cluster::ClusterRequested;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("event {aggregate_id}/{sequence} ({event_type}) has a payload this projector cannot read: {source}")]
+    Payload { aggregate_id: uuid::Uuid, sequence: u64, event_type: String, source: serde_json::Error },
+}
+
+/// What applying one envelope did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// The aggregate already reflects this sequence: a redelivery.
+    AlreadyApplied,
+    /// No read model cares about this event type.
+    Skipped,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::AlreadyApplied => "duplicate",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ProjectorConfig {
+    pub bootstrap_servers: String,
+    pub topic: String,
+    pub group_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadModelLabels {
+    read_model: &'static str,
+}
+
+#[derive(Clone, Default)]
+pub struct ProjectorMetrics {
+    events: Family<OutcomeLabels, prometheus_client::metrics::counter::Counter>,
+    lag_seconds: Family<ReadModelLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl ProjectorMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("polaris_projector_events", "Events handled by the projector, by outcome", self.events.clone());
+        registry.register(
+            "polaris_projector_lag_seconds",
+            "Time from an event's occurrence to its application, per read model (last event)",
+            self.lag_seconds.clone(),
+        );
+    }
+}
+
+/// Applies one envelope and records the consumer position, in one transaction.
+pub async fn apply_message(
+    pool: &PgPool,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    envelope: &EventEnvelope,
+) -> Result<Outcome, ProjectorError> {
+    let mut tx = pool.begin().await?;
+    let outcome = apply_envelope(&mut tx, envelope).await?;
+    sqlx::query(
+        "INSERT INTO projector_offsets (consumer_group, topic, partition, next_offset, updated_at) \
+         VALUES ($1, $2, $3, $4, now()) ON CONFLICT (consumer_group, topic, partition) \
+         DO UPDATE SET next_offset = GREATEST(projector_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
+    )
+    .bind(group)
+    .bind(topic)
+    .bind(partition)
+    .bind(offset + 1)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Applies an envelope to the read models inside the caller's transaction.
+pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
+    match (env.aggregate_type.as_str(), env.event_type.as_str()) {
+        ("cluster", "ClusterRequested") => {
+            let e: ClusterRequested = payload(env)?;
+            let inserted = sqlx::query(
+                "INSERT INTO clusters (id, org_id, name, provider, region, kafka_version, metadata_version, brokers, \
+                   controllers, storage_gib, config, deletion_protection, status, version, current_operation_id, \
+                   created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'REQUESTED', $13, $14, $15, $15) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(e.cluster_id.as_uuid())
+            .bind(e.org_id.as_uuid())
+            .bind(e.name.as_str())
+            .bind(e.provider.as_str())
+            .bind(e.region.as_str())
+            .bind(&e.kafka_version)
+            .bind(&e.metadata_version)
+            .bind(e.brokers as i32)
+            .bind(e.controllers as i32)
+            .bind(e.storage_gib as i32)
+            .bind(sqlx::types::Json(&e.config))
+            .bind(e.deletion_protection)
+            .bind(env.sequence as i64)
+            .bind(e.operation_id.as_uuid())
+            .bind(env.occurred_at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            sqlx::query(
+                "INSERT INTO operations (id, org_id, kind, cluster_id, state, requested_by, started_at) \
+                 VALUES ($1, $2, 'provision', $3, 'pending', $4, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(e.operation_id.as_uuid())
+            .bind(e.org_id.as_uuid())
+            .bind(e.cluster_id.as_uuid())
+            .bind(&e.requested_by)
+            .bind(env.occurred_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        _ => Ok(Outcome::Skipped),
+    }
+}
+
+fn payload<T: serde::de::DeserializeOwned>(env: &EventEnvelope) -> Result<T, ProjectorError> {
+    serde_json::from_value(env.payload.clone()).map_err(|source| ProjectorError::Payload {
+        aggregate_id: env.aggregate_id,
+        sequence: env.sequence,
+        event_type: env.event_type.clone(),
+        source,
+    })
+}
+
+pub struct Projector {
+    pool: PgPool,
+    config: ProjectorConfig,
+    consumer: StreamConsumer,
+    metrics: ProjectorMetrics,
+}
+
+impl Projector {
+    pub fn new(pool: PgPool, config: ProjectorConfig, metrics: ProjectorMetrics) -> Result<Self, ProjectorError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap_servers)
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()?;
+        consumer.subscribe(&[&config.topic])?;
+        Ok(Self { pool, config, consumer, metrics })
+    }
+
+    async fn handle(&self, msg: &BorrowedMessage<'_>) -> Result<(), ProjectorError> {
+        let Some(body) = msg.payload() else {
+            tracing::warn!(partition = msg.partition(), offset = msg.offset(), "projector: empty message skipped");
+            return Ok(());
+        };
+        let envelope: EventEnvelope = match serde_json::from_slice(body) {
+            Ok(e) => e,
+            Err(e) => {
+                // A message that is not an envelope can never become one; holding the partition for it would
+                // stop every later event. It is logged with its coordinates and passed over.
+                tracing::error!(partition = msg.partition(), offset = msg.offset(), error = %e, "projector: not an event envelope");
+                return Ok(());
+            }
+        };
+        let outcome =
+            apply_message(&self.pool, &self.config.group_id, msg.topic(), msg.partition(), msg.offset(), &envelope)
+                .await?;
+        self.metrics.events.get_or_create(&OutcomeLabels { outcome: outcome.label() }).inc();
+        if outcome == Outcome::Applied {
+            let lag = (chrono::Utc::now() - envelope.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            for read_model in ["clusters", "operations"] {
+                self.metrics.lag_seconds.get_or_create(&ReadModelLabels { read_model }).set(lag);
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumes until `shutdown` turns true. A failed apply (Postgres away) is retried for the same message
+    /// with backoff; the offset does not move past an event that was not applied.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(topic = %self.config.topic, group = %self.config.group_id, "projector started");
+        loop {
+            let msg = tokio::select! {
+                m = self.consumer.recv() => m,
+                _ = shutdown.changed() => break,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "projector: receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match self.handle(&msg).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(), "projector: apply failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            if let Err(e) = self.consumer.commit_message(&msg, CommitMode::Async) {
+                tracing::debug!(error = %e, "projector: kafka offset commit failed (Postgres holds the position)");
+            }
+        }
+        tracing::info!("projector stopped");
+    }
+}
