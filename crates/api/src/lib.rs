@@ -1,1 +1,54 @@
+//! The Polaris REST API (SPEC.md §2). It records intent and reads read models; it never talks to Kafka
+//! producers, Kubernetes or Temporal (ARCHITECTURE.md). Long work returns `202` with an operation to follow.
 
+pub mod auth;
+pub mod clusters;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod operations;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use polaris_store::ClusterCqrs;
+use prometheus_client::registry::Registry;
+use sqlx::PgPool;
+
+pub use health::DependencyProbe;
+pub use metrics::ApiMetrics;
+pub use openapi::ApiDoc;
+
+/// Request bodies above this are refused with `413 PAYLOAD_TOO_LARGE`.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub cqrs: Arc<ClusterCqrs>,
+    pub metrics: ApiMetrics,
+    pub registry: Arc<Registry>,
+    /// Dependencies `/readyz` checks besides PostgreSQL (Kafka, Temporal), supplied by the server.
+    pub probes: Arc<Vec<Box<dyn DependencyProbe>>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/clusters", post(clusters::create_cluster).get(clusters::list_clusters))
+        .route("/v1/clusters/{id}", get(clusters::get_cluster))
+        .route("/v1/operations/{id}", get(operations::get_operation))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(health::not_found)
+        .method_not_allowed_fallback(health::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(health::panic_response))
+        .with_state(state)
+}

@@ -1,0 +1,433 @@
+//! Cluster endpoints. Writes go through the command path (aggregate -> event store); reads come from the
+//! `clusters` read model, which the projector builds from `polaris.events`, so a cluster appears in reads
+//! shortly after its request is accepted.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use chrono::{DateTime, Utc};
+use cqrs_es::AggregateError;
+use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStatus};
+use polaris_domain::{ClusterCommand, ClusterError, ClusterId, CommandMetadata, OperationId, Provider, RequestCluster};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::operations::OperationView;
+
+/// A cluster request. Unknown fields are refused, so a misspelt option never passes silently.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCluster {
+    /// DNS-1123 label, unique in the org among clusters not deleted.
+    #[schema(example = "orders")]
+    pub name: String,
+    /// One of `aws`, `gcp`, `azure`, `onprem`.
+    #[schema(example = "aws")]
+    pub provider: String,
+    #[schema(example = "eu-west-1")]
+    pub region: String,
+    /// Defaults to the newest supported version.
+    #[schema(example = "4.3.1")]
+    pub kafka_version: Option<String>,
+    /// Broker count, 1 to 100.
+    #[schema(example = 3, minimum = 0, maximum = 4294967295_u64)]
+    pub brokers: u32,
+    /// KRaft controllers: 1, 3 (default) or 5.
+    pub controllers: Option<u32>,
+    /// Storage per broker in GiB (default 100).
+    pub storage_gib: Option<u32>,
+    /// Kafka broker configuration.
+    pub config: Option<BTreeMap<String, String>>,
+    pub deletion_protection: Option<bool>,
+}
+
+/// A cluster as the read model knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClusterView {
+    pub id: Uuid,
+    pub org: Uuid,
+    pub name: String,
+    pub provider: String,
+    pub region: String,
+    pub target_id: Option<Uuid>,
+    pub kafka_version: String,
+    pub metadata_version: String,
+    pub brokers: u32,
+    pub controllers: u32,
+    pub storage_gib: u32,
+    pub config: BTreeMap<String, String>,
+    pub deletion_protection: bool,
+    /// REQUESTED, PROVISIONING, READY, SCALING, REBALANCING, UPGRADING, DELETING, DELETED, STALLED, FAILED, DEGRADED.
+    pub status: String,
+    pub status_reason: Option<String>,
+    /// The aggregate's last event sequence; send it back in `If-Match` for optimistic concurrency.
+    pub version: i64,
+    pub current_operation_id: Option<Uuid>,
+    pub bootstrap_servers: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClusterAccepted {
+    pub cluster: ClusterView,
+    pub operation: OperationView,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClusterList {
+    pub items: Vec<ClusterView>,
+    /// Pass as `page_token` to get the next page; absent on the last page.
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListClustersQuery {
+    /// Only clusters in this status.
+    pub status: Option<String>,
+    pub provider: Option<String>,
+    pub region: Option<String>,
+    /// 1 to 100, default 50.
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClusterRow {
+    id: Uuid,
+    org_id: Uuid,
+    name: String,
+    provider: String,
+    region: String,
+    target_id: Option<Uuid>,
+    kafka_version: String,
+    metadata_version: String,
+    brokers: i32,
+    controllers: i32,
+    storage_gib: i32,
+    config: sqlx::types::Json<BTreeMap<String, String>>,
+    deletion_protection: bool,
+    status: String,
+    status_reason: Option<String>,
+    version: i64,
+    current_operation_id: Option<Uuid>,
+    bootstrap_servers: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const CLUSTER_COLUMNS: &str = "id, org_id, name, provider, region, target_id, kafka_version, metadata_version, brokers, \
+     controllers, storage_gib, config, deletion_protection, status, status_reason, version, current_operation_id, \
+     bootstrap_servers, created_at, updated_at";
+
+impl From<ClusterRow> for ClusterView {
+    fn from(r: ClusterRow) -> Self {
+        ClusterView {
+            id: r.id,
+            org: r.org_id,
+            name: r.name,
+            provider: r.provider,
+            region: r.region,
+            target_id: r.target_id,
+            kafka_version: r.kafka_version,
+            metadata_version: r.metadata_version,
+            brokers: r.brokers.max(0) as u32,
+            controllers: r.controllers.max(0) as u32,
+            storage_gib: r.storage_gib.max(0) as u32,
+            config: r.config.0,
+            deletion_protection: r.deletion_protection,
+            status: r.status,
+            status_reason: r.status_reason,
+            version: r.version,
+            current_operation_id: r.current_operation_id,
+            bootstrap_servers: r.bootstrap_servers,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+impl ClusterView {
+    /// The state a just-accepted request describes, built from the event it produced.
+    fn requested(e: &ClusterRequested, version: i64) -> Self {
+        ClusterView {
+            id: e.cluster_id.as_uuid(),
+            org: e.org_id.as_uuid(),
+            name: e.name.to_string(),
+            provider: e.provider.to_string(),
+            region: e.region.to_string(),
+            target_id: None,
+            kafka_version: e.kafka_version.clone(),
+            metadata_version: e.metadata_version.clone(),
+            brokers: e.brokers,
+            controllers: e.controllers,
+            storage_gib: e.storage_gib,
+            config: e.config.clone(),
+            deletion_protection: e.deletion_protection,
+            status: ClusterStatus::Requested.as_str().to_owned(),
+            status_reason: None,
+            version,
+            current_operation_id: Some(e.operation_id.as_uuid()),
+            bootstrap_servers: None,
+            created_at: e.requested_at,
+            updated_at: e.requested_at,
+        }
+    }
+}
+
+/// Request a cluster.
+///
+/// Validates the request, records `ClusterRequested` and returns at once with the provisioning operation
+/// to follow; the cluster is built asynchronously.
+#[utoipa::path(
+    post, path = "/v1/clusters", operation_id = "clusters_create", tag = "clusters",
+    request_body = CreateCluster,
+    responses(
+        (status = 202, description = "Accepted; provisioning starts", body = ClusterAccepted,
+            headers(("Location" = String, description = "The operation to follow"))),
+        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_cluster(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateCluster>,
+) -> Result<(StatusCode, HeaderMap, Json<ClusterAccepted>), ApiError> {
+    caller.require(Role::Operator)?;
+    let started = Instant::now();
+    let result = request_cluster(&state, &caller, body).await;
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(ApiError::Validation { .. } | ApiError::Conflict(_)) => "rejected",
+        Err(_) => "error",
+    };
+    state.metrics.observe_command("RequestCluster", outcome, started.elapsed());
+    let accepted = result?;
+    let mut headers = HeaderMap::new();
+    let location = format!("/v1/operations/{}", accepted.operation.id);
+    headers.insert(header::LOCATION, HeaderValue::from_str(&location).map_err(|e| ApiError::Internal(e.to_string()))?);
+    Ok((StatusCode::ACCEPTED, headers, Json(accepted)))
+}
+
+async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster) -> Result<ClusterAccepted, ApiError> {
+    let taken: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM clusters WHERE org_id = $1 AND name = $2 AND status <> 'DELETED' LIMIT 1")
+            .bind(caller.org_id.as_uuid())
+            .bind(&body.name)
+            .fetch_optional(&state.pool)
+            .await?;
+    if let Some((id,)) = taken {
+        return Err(ApiError::Conflict(format!("a cluster named {:?} already exists in this org ({id})", body.name)));
+    }
+    let cluster_id = ClusterId::from_uuid(Uuid::new_v4());
+    let operation_id = OperationId::from_uuid(Uuid::new_v4());
+    let now = Utc::now();
+    let correlation_id = Uuid::new_v4();
+    let metadata = CommandMetadata {
+        org_id: caller.org_id,
+        actor: caller.actor(),
+        correlation_id,
+        causation_id: correlation_id,
+        operation_id: Some(operation_id),
+        occurred_at: now,
+    };
+    let command = ClusterCommand::Request(RequestCluster {
+        cluster_id,
+        org_id: caller.org_id,
+        operation_id,
+        name: body.name,
+        provider: body.provider,
+        region: body.region,
+        kafka_version: body.kafka_version,
+        brokers: body.brokers,
+        controllers: body.controllers,
+        storage_gib: body.storage_gib,
+        config: body.config.unwrap_or_default(),
+        deletion_protection: body.deletion_protection.unwrap_or(false),
+        requested_by: caller.actor(),
+        requested_at: now,
+    });
+    state.cqrs.execute_with_metadata(&cluster_id.to_string(), command, metadata.to_map()).await.map_err(command_error)?;
+
+    // The response describes exactly what was recorded: read the event back rather than re-deriving defaults.
+    let (payload, sequence): (serde_json::Value, i64) = sqlx::query_as(
+        "SELECT payload::jsonb, sequence FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 \
+         ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(cluster_id.to_string())
+    .fetch_one(&state.pool)
+    .await?;
+    let ClusterEvent::ClusterRequested(event) =
+        serde_json::from_value(payload).map_err(|e| ApiError::Internal(format!("stored event unreadable: {e}")))?;
+    Ok(ClusterAccepted {
+        cluster: ClusterView::requested(&event, sequence),
+        operation: OperationView::pending_provision(&event),
+    })
+}
+
+fn command_error(e: AggregateError<ClusterError>) -> ApiError {
+    match e {
+        AggregateError::UserError(ClusterError::AlreadyExists(id)) => {
+            ApiError::Conflict(format!("cluster {id} already exists"))
+        }
+        AggregateError::UserError(e) => ApiError::validation(e.to_string(), e.field()),
+        AggregateError::AggregateConflict => {
+            ApiError::Conflict("the cluster changed while the command ran; retry".to_owned())
+        }
+        AggregateError::DatabaseConnectionError(e) => ApiError::Unavailable(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// Page tokens are opaque to clients: the hex of the last item's `(created_at, id)`.
+fn encode_page_token(created_at: DateTime<Utc>, id: Uuid) -> String {
+    hex::encode(format!("{}|{}", created_at.timestamp_micros(), id))
+}
+
+fn decode_page_token(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || ApiError::validation("page_token is not a token this API issued", Some("page_token"));
+    let raw = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok((at, id.parse().map_err(|_| bad())?))
+}
+
+pub const MAX_PAGE_SIZE: u32 = 100;
+const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// List the org's clusters, oldest first.
+#[utoipa::path(
+    get, path = "/v1/clusters", operation_id = "clusters_list", tag = "clusters",
+    params(ListClustersQuery),
+    responses(
+        (status = 200, description = "A page of clusters", body = ClusterList),
+        (status = 400, description = "Invalid filter or page", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_clusters(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListClustersQuery>,
+) -> Result<Json<ClusterList>, ApiError> {
+    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::validation(
+            format!("page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"),
+            Some("page_size"),
+        ));
+    }
+    if let Some(s) = &q.status
+        && !KNOWN_STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::validation(format!("unknown status {s:?}"), Some("status")));
+    }
+    if let Some(p) = &q.provider
+        && Provider::parse(p).is_none()
+    {
+        return Err(ApiError::validation(format!("unknown provider {p:?}"), Some("provider")));
+    }
+    let after = q.page_token.as_deref().map(decode_page_token).transpose()?;
+    let sql = format!(
+        "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE org_id = $1 \
+           AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR provider = $3) \
+           AND ($4::text IS NULL OR region = $4) \
+           AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6)) \
+         ORDER BY created_at, id LIMIT $7"
+    );
+    let mut rows: Vec<ClusterRow> = sqlx::query_as(&sql)
+        .bind(caller.org_id.as_uuid())
+        .bind(&q.status)
+        .bind(&q.provider)
+        .bind(&q.region)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(i64::from(page_size) + 1)
+        .fetch_all(&state.pool)
+        .await?;
+    let next_page_token = if rows.len() > page_size as usize {
+        rows.truncate(page_size as usize);
+        rows.last().map(|r| encode_page_token(r.created_at, r.id))
+    } else {
+        None
+    };
+    Ok(Json(ClusterList { items: rows.into_iter().map(ClusterView::from).collect(), next_page_token }))
+}
+
+const KNOWN_STATUSES: [&str; 11] = [
+    "REQUESTED",
+    "PROVISIONING",
+    "READY",
+    "SCALING",
+    "REBALANCING",
+    "UPGRADING",
+    "DELETING",
+    "DELETED",
+    "STALLED",
+    "FAILED",
+    "DEGRADED",
+];
+
+/// Get one cluster.
+#[utoipa::path(
+    get, path = "/v1/clusters/{id}", operation_id = "clusters_get", tag = "clusters",
+    params(("id" = Uuid, Path, description = "Cluster id")),
+    responses(
+        (status = 200, description = "The cluster", body = ClusterView,
+            headers(("ETag" = String, description = "The cluster's version, quoted"))),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_cluster(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<(HeaderMap, Json<ClusterView>), ApiError> {
+    let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 AND org_id = $2");
+    let row: ClusterRow = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(caller.org_id.as_uuid())
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(ApiError::NotFound("cluster"))?;
+    let mut headers = HeaderMap::new();
+    let etag = HeaderValue::from_str(&format!("\"{}\"", row.version)).map_err(|e| ApiError::Internal(e.to_string()))?;
+    headers.insert(header::ETAG, etag);
+    Ok((headers, Json(row.into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let at = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
+        let id = Uuid::new_v4();
+        assert_eq!(decode_page_token(&encode_page_token(at, id)).unwrap(), (at, id));
+        for bad in ["", "zz", "00", &hex::encode("1|not-a-uuid")] {
+            assert!(matches!(decode_page_token(bad), Err(ApiError::Validation { .. })), "{bad}");
+        }
+    }
+}

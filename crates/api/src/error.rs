@@ -1,0 +1,114 @@
+//! Errors are translated once, here. Handlers return `Result<_, ApiError>`; only `IntoResponse for ApiError`
+//! knows status codes, and it writes RFC 9457 problem+json with a stable `code`. Internal details go to the log,
+//! never to the client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem document. `code` is stable and meant for programs; `detail` is for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable error code, for example `VALIDATION_FAILED` or `NOT_FOUND`.
+    pub code: String,
+    /// The request field the problem is about, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    Validation { detail: String, field: Option<String> },
+    #[error("missing or invalid bearer token")]
+    Unauthenticated,
+    #[error("this token's role may not do this")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than 1 MiB")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("a dependency is unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(detail: impl Into<String>, field: Option<&str>) -> Self {
+        ApiError::Validation { detail: detail.into(), field: field.map(str::to_owned) }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Validation { .. } => (StatusCode::BAD_REQUEST, "VALIDATION_FAILED", "Validation failed"),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Unauthenticated"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN", "Forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", "Not found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "ALREADY_EXISTS", "Already exists"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type")
+            }
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "Method not allowed"),
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "DEPENDENCY_UNAVAILABLE", "Dependency unavailable")
+            }
+            ApiError::Internal(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "DEPENDENCY_UNAVAILABLE", "Dependency unavailable")
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Unavailable(format!("postgres: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.parts();
+        let detail = match &self {
+            // Never leak internals: the log has them, the client gets a stable sentence.
+            ApiError::Unavailable(internal) | ApiError::Internal(internal) => {
+                tracing::error!(error = %internal, "request failed on a dependency");
+                "a service Polaris depends on is unavailable; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let field = match &self {
+            ApiError::Validation { field, .. } => field.clone(),
+            _ => None,
+        };
+        let problem = Problem {
+            problem_type: format!("https://polaris.dev/problems/{}", code.to_lowercase().replace('_', "-")),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            field,
+        };
+        let mut resp = (status, Json(problem)).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}

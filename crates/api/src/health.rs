@@ -1,0 +1,105 @@
+//! Liveness, readiness, metrics, and the answers for paths and methods that do not exist.
+
+use std::any::Any;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A dependency `/readyz` checks. The server supplies these (Kafka, Temporal) so the API crate stays free of
+/// their clients.
+pub trait DependencyProbe: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn check(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DependencyStatus {
+    pub name: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    pub status: String,
+    pub dependencies: Vec<DependencyStatus>,
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/healthz", operation_id = "health_live", tag = "health",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// Readiness: PostgreSQL and every configured dependency answer.
+#[utoipa::path(get, path = "/readyz", operation_id = "health_ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency is down", body = Readiness),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let mut deps = Vec::new();
+    let pg = tokio::time::timeout(std::time::Duration::from_secs(2), sqlx::query("SELECT 1").execute(&state.pool)).await;
+    deps.push(match pg {
+        Ok(Ok(_)) => DependencyStatus { name: "postgres".into(), ok: true, error: None },
+        Ok(Err(e)) => DependencyStatus { name: "postgres".into(), ok: false, error: Some(e.to_string()) },
+        Err(_) => DependencyStatus { name: "postgres".into(), ok: false, error: Some("timed out".into()) },
+    });
+    for probe in state.probes.iter() {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(3), probe.check()).await;
+        let error = match r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some("timed out".into()),
+        };
+        deps.push(DependencyStatus { name: probe.name().into(), ok: error.is_none(), error });
+    }
+    let ready = deps.iter().all(|d| d.ok);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { status: if ready { "ready" } else { "not ready" }.into(), dependencies: deps }))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics_get", tag = "health",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)
+            .into_response(),
+        Err(e) => ApiError::Internal(format!("encoding metrics: {e}")).into_response(),
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// A panic is a bug; the client still gets a problem document, never a dropped connection or a stack trace.
+pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    ApiError::Internal(format!("handler panicked: {msg}")).into_response()
+}

@@ -1,0 +1,80 @@
+//! Request and command metrics, and the request id every response carries (`x-request-id`) and every log line
+//! of the request is tagged with.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    command: &'static str,
+    outcome: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+#[derive(Clone)]
+pub struct ApiMetrics {
+    requests: Family<HttpLabels, Counter>,
+    commands: HistogramFamily<CommandLabels>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self { requests: Family::default(), commands: Family::new_with_constructor(latency_histogram) }
+    }
+}
+
+impl ApiMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("polaris_api_requests", "API requests by route and status", self.requests.clone());
+        registry.register(
+            "polaris_command_duration_seconds",
+            "Time to judge and record a command, by command and outcome",
+            self.commands.clone(),
+        );
+    }
+
+    pub fn observe_command(&self, command: &'static str, outcome: &'static str, took: Duration) {
+        self.commands.get_or_create(&CommandLabels { command, outcome }).observe(took.as_secs_f64());
+    }
+}
+
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let request_id = Uuid::new_v4().to_string();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!("request", id = %request_id, %method, %route);
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    span.in_scope(|| tracing::debug!(status, took_ms = started.elapsed().as_millis() as u64, "request done"));
+    state.metrics.requests.get_or_create(&HttpLabels { method, route, status }).inc();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
