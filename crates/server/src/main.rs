@@ -1,1 +1,141 @@
-fn main() {}
+//! `polaris-server`: one binary, several roles. On one machine all roles share a process; in production each
+//! role is its own Deployment.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use polaris_api::auth::{self, Role as TokenRole};
+use polaris_domain::OrgId;
+use polaris_server::{Role, Server, Settings};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "polaris-server", version, about = "The Polaris control plane server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server roles.
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+        /// Roles to run in this process.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "api,relay,projector,worker")]
+        roles: Vec<Role>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+    /// Create the development org and an admin token (platform admin), and write the token to a file (0600).
+    /// Idempotent: an existing token file is kept and its token made valid again.
+    BootstrapDev {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long)]
+        token_file: PathBuf,
+    },
+    /// Print the OpenAPI document (the checked-in `schemas/openapi.json`).
+    Openapi,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn,sqlx=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve { settings, roles } => serve(settings, roles).await,
+        Command::Migrate { database_url } => {
+            let pool = polaris_store::connect(&database_url, 2).await.context("connecting to PostgreSQL")?;
+            polaris_store::MIGRATOR.run(&pool).await?;
+            Ok(())
+        }
+        Command::BootstrapDev { database_url, token_file } => bootstrap_dev(&database_url, &token_file).await,
+        Command::Openapi => {
+            print!("{}", polaris_api::openapi::openapi_document());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings, roles: Vec<Role>) -> anyhow::Result<()> {
+    let server = Server::connect(settings).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks = server.spawn_roles(&roles, None, stop_rx).await?;
+    tracing::info!(?roles, "polaris-server running");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+const DEV_ORG_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_00000000d001);
+
+async fn bootstrap_dev(database_url: &str, token_file: &PathBuf) -> anyhow::Result<()> {
+    let pool = polaris_store::connect(database_url, 2).await.context("connecting to PostgreSQL")?;
+    polaris_store::MIGRATOR.run(&pool).await?;
+    sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, 'dev') ON CONFLICT DO NOTHING")
+        .bind(DEV_ORG_ID)
+        .execute(&pool)
+        .await?;
+    let secret = match std::fs::read_to_string(token_file) {
+        Ok(s) if s.trim().starts_with("pol_") => s.trim().to_owned(),
+        _ => {
+            let secret = auth::new_token_secret();
+            write_secret(token_file, &secret)?;
+            secret
+        }
+    };
+    auth::store_token(&pool, OrgId::from_uuid(DEV_ORG_ID), "dev-admin", TokenRole::Admin, true, &secret).await?;
+    println!("dev org {DEV_ORG_ID}; admin token in {}", token_file.display());
+    Ok(())
+}
+
+fn write_secret(path: &PathBuf, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{secret}")?;
+    Ok(())
+}

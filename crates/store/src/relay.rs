@@ -114,6 +114,10 @@ pub struct Pending {
     pub body: Vec<u8>,
 }
 
+/// The relay's durable cursor (`$1` = relay name), or the start of history for a relay that never ran.
+const CURSOR: &str = "WITH cursor AS (SELECT COALESCE(max(last_xid), '0'::xid8) AS last_xid, \
+     COALESCE(max(last_position), 0) AS last_position FROM relay_progress WHERE relay = $1)";
+
 pub struct Relay {
     pool: PgPool,
     producer: FutureProducer,
@@ -139,8 +143,8 @@ impl Relay {
     /// Reads the next committed, unpublished events in `(xid, position)` order, after the durable cursor.
     pub async fn fetch_batch(&self) -> Result<Vec<Pending>, RelayError> {
         let sql = format!(
-            "SELECT {STORED_EVENT_COLUMNS} FROM events \
-             WHERE (xid, position) > (SELECT COALESCE((SELECT (last_xid, last_position) FROM relay_progress WHERE relay = $1), ('0'::xid8, 0::bigint))) \
+            "{CURSOR} SELECT {STORED_EVENT_COLUMNS} FROM events, cursor \
+             WHERE (xid, position) > (cursor.last_xid, cursor.last_position) \
                AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
              ORDER BY xid, position LIMIT $2"
         );
@@ -239,10 +243,11 @@ impl Relay {
 
     /// Refreshes the outbox lag gauges: committed events behind the cursor, and the age of the oldest.
     pub async fn measure_lag(&self) -> Result<(), RelayError> {
-        let (count, age): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(recorded_at))::float8 FROM events \
-             WHERE (xid, position) > (SELECT COALESCE((SELECT (last_xid, last_position) FROM relay_progress WHERE relay = $1), ('0'::xid8, 0::bigint)))",
-        )
+        let sql = format!(
+            "{CURSOR} SELECT count(*), EXTRACT(EPOCH FROM now() - min(recorded_at))::float8 FROM events, cursor \
+             WHERE (xid, position) > (cursor.last_xid, cursor.last_position)"
+        );
+        let (count, age): (i64, Option<f64>) = sqlx::query_as(&sql)
         .bind(&self.config.name)
         .fetch_one(&self.pool)
         .await?;

@@ -1,0 +1,169 @@
+//! Wiring for `polaris-server`: configuration, the roles, and the probes `/readyz` uses. Kept in a library so
+//! the end-to-end tests start exactly what the binary starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use polaris_api::{ApiMetrics, AppState, DependencyProbe};
+use polaris_projector::{Projector, ProjectorConfig, ProjectorMetrics};
+use polaris_store::relay::RelayMetrics;
+use polaris_store::{Relay, RelayConfig};
+use prometheus_client::registry::Registry;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Api,
+    Relay,
+    Projector,
+    Worker,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Settings {
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub kafka_bootstrap: String,
+    /// The bootstrap topic every event is published to.
+    #[arg(long, env = "POLARIS_EVENTS_TOPIC", default_value = "polaris.events")]
+    pub events_topic: String,
+    #[arg(long, env = "POLARIS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[arg(long, env = "POLARIS_PROJECTOR_GROUP", default_value = "polaris-projector")]
+    pub projector_group: String,
+    #[arg(long, env = "POLARIS_RELAY_NAME", default_value = "default")]
+    pub relay_name: String,
+}
+
+/// Checks that the Kafka cluster answers a metadata request for the events topic.
+pub struct KafkaProbe {
+    consumer: BaseConsumer,
+    topic: String,
+}
+
+impl KafkaProbe {
+    pub fn new(bootstrap: &str, topic: &str) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+        Ok(Self { consumer, topic: topic.to_owned() })
+    }
+}
+
+impl DependencyProbe for KafkaProbe {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            tokio::task::block_in_place(|| {
+                let md = self
+                    .consumer
+                    .fetch_metadata(Some(&self.topic), Duration::from_secs(2))
+                    .map_err(|e| e.to_string())?;
+                match md.topics().first() {
+                    Some(t) if t.error().is_none() => Ok(()),
+                    Some(t) => Err(format!("topic {}: {:?}", self.topic, t.error())),
+                    None => Err(format!("topic {} not found", self.topic)),
+                }
+            })
+        })
+    }
+}
+
+/// Everything a running server holds.
+pub struct Server {
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub registry: Arc<Registry>,
+    pub api_metrics: ApiMetrics,
+    pub relay_metrics: RelayMetrics,
+    pub projector_metrics: ProjectorMetrics,
+}
+
+impl Server {
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let pool = polaris_store::connect(&settings.database_url, 20)
+            .await
+            .with_context(|| "connecting to PostgreSQL (DATABASE_URL); is it running? ./dev/up starts it")?;
+        polaris_store::MIGRATOR.run(&pool).await.context("applying migrations")?;
+        let mut registry = Registry::with_prefix("");
+        let api_metrics = ApiMetrics::default();
+        let relay_metrics = RelayMetrics::new();
+        let projector_metrics = ProjectorMetrics::default();
+        api_metrics.register(&mut registry);
+        relay_metrics.register(&mut registry);
+        projector_metrics.register(&mut registry);
+        Ok(Self { pool, settings, registry: Arc::new(registry), api_metrics, relay_metrics, projector_metrics })
+    }
+
+    pub fn app_state(&self) -> anyhow::Result<AppState> {
+        let probe = KafkaProbe::new(&self.settings.kafka_bootstrap, &self.settings.events_topic)?;
+        Ok(AppState {
+            pool: self.pool.clone(),
+            cqrs: Arc::new(polaris_store::cluster_cqrs(self.pool.clone())),
+            metrics: self.api_metrics.clone(),
+            registry: self.registry.clone(),
+            probes: Arc::new(vec![Box::new(probe)]),
+        })
+    }
+
+    pub fn relay(&self) -> anyhow::Result<Relay> {
+        let mut config = RelayConfig::new(&self.settings.kafka_bootstrap, &self.settings.events_topic);
+        config.name = self.settings.relay_name.clone();
+        Ok(Relay::new(self.pool.clone(), config, self.relay_metrics.clone())?)
+    }
+
+    pub fn projector(&self) -> anyhow::Result<Projector> {
+        let config = ProjectorConfig {
+            bootstrap_servers: self.settings.kafka_bootstrap.clone(),
+            topic: self.settings.events_topic.clone(),
+            group_id: self.settings.projector_group.clone(),
+        };
+        Ok(Projector::new(self.pool.clone(), config, self.projector_metrics.clone())?)
+    }
+
+    /// Starts the given roles as tasks; they stop when `shutdown` turns true.
+    pub async fn spawn_roles(
+        &self,
+        roles: &[Role],
+        listener: Option<tokio::net::TcpListener>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let mut tasks = Vec::new();
+        if roles.contains(&Role::Relay) {
+            tasks.push(tokio::spawn(self.relay()?.run(shutdown.clone())));
+        }
+        if roles.contains(&Role::Projector) {
+            tasks.push(tokio::spawn(self.projector()?.run(shutdown.clone())));
+        }
+        if roles.contains(&Role::Worker) {
+            tasks.push(tokio::spawn(polaris_workers::run(shutdown.clone())));
+        }
+        if roles.contains(&Role::Api) {
+            let listener = match listener {
+                Some(l) => l,
+                None => tokio::net::TcpListener::bind(&self.settings.listen)
+                    .await
+                    .with_context(|| format!("binding {}", self.settings.listen))?,
+            };
+            tracing::info!(addr = %listener.local_addr()?, "api listening");
+            let app = polaris_api::router(self.app_state()?);
+            let mut stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let graceful = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+                    tracing::error!(error = %e, "api server failed");
+                }
+            }));
+        }
+        Ok(tasks)
+    }
+}
