@@ -263,7 +263,11 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
         requested_by: caller.actor(),
         requested_at: now,
     });
-    state.cqrs.execute_with_metadata(&cluster_id.to_string(), command, metadata.to_map()).await.map_err(command_error)?;
+    state
+        .cqrs
+        .execute_with_metadata(&cluster_id.to_string(), command, metadata.to_map())
+        .await
+        .map_err(command_error)?;
 
     // The response describes exactly what was recorded: read the event back rather than re-deriving defaults.
     let (payload, sequence): (serde_json::Value, i64) = sqlx::query_as(

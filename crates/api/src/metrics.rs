@@ -66,7 +66,8 @@ impl ApiMetrics {
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let request_id = Uuid::new_v4().to_string();
     let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("request", id = %request_id, %method, %route);
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;

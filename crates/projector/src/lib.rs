@@ -78,7 +78,11 @@ pub struct ProjectorMetrics {
 
 impl ProjectorMetrics {
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("polaris_projector_events", "Events handled by the projector, by outcome", self.events.clone());
+        registry.register(
+            "polaris_projector_events",
+            "Events handled by the projector, by outcome",
+            self.events.clone(),
+        );
         registry.register(
             "polaris_projector_lag_seconds",
             "Time from an event's occurrence to its application, per read model (last event)",

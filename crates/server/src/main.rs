@@ -102,7 +102,7 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-const DEV_ORG_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_00000000d001);
+const DEV_ORG_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_d001);
 
 async fn bootstrap_dev(database_url: &str, token_file: &PathBuf) -> anyhow::Result<()> {
     let pool = polaris_store::connect(database_url, 2).await.context("connecting to PostgreSQL")?;

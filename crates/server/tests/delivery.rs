@@ -1,7 +1,6 @@
 //! Delivery guarantees between PostgreSQL and Kafka and into the read model, on the real services:
 //! late commits are neither skipped nor reordered, a relay crash loses nothing, a redelivery changes nothing.
 
-
 use chrono::Utc;
 use polaris_domain::{CommandMetadata, EventEnvelope, OrgId};
 use polaris_projector::{Outcome, apply_message};

@@ -5,9 +5,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn targets() -> Vec<(String, String)> {
-    let raw = std::env::var("POLARIS_KUBE_TARGETS").unwrap_or_else(|_| {
-        "aws/eu-west-1=https://127.0.0.1:56443,gcp/europe-west1=https://127.0.0.1:56444".into()
-    });
+    let raw = std::env::var("POLARIS_KUBE_TARGETS")
+        .unwrap_or_else(|_| "aws/eu-west-1=https://127.0.0.1:56443,gcp/europe-west1=https://127.0.0.1:56444".into());
     raw.split(',')
         .filter(|s| !s.is_empty())
         .map(|s| {

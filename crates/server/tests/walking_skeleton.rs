@@ -58,7 +58,8 @@ async fn a_cluster_request_reaches_kafka_once_and_the_read_model() {
 
     // The read model shows it through the API within a deadline.
     let cluster: Value = eventually("the cluster in the read model", Duration::from_secs(30), || async {
-        let r = h.http.get(h.url(&format!("/v1/clusters/{cluster_id}"))).bearer_auth(&h.admin_token).send().await.ok()?;
+        let r =
+            h.http.get(h.url(&format!("/v1/clusters/{cluster_id}"))).bearer_auth(&h.admin_token).send().await.ok()?;
         if r.status() != StatusCode::OK {
             return None;
         }
@@ -72,8 +73,16 @@ async fn a_cluster_request_reaches_kafka_once_and_the_read_model() {
     assert_eq!(cluster["config"]["min.insync.replicas"], "2");
     assert_eq!(cluster["org"], h.org.to_string());
 
-    let list: Value =
-        h.http.get(h.url("/v1/clusters")).bearer_auth(&h.admin_token).send().await.expect("list").json().await.expect("json");
+    let list: Value = h
+        .http
+        .get(h.url("/v1/clusters"))
+        .bearer_auth(&h.admin_token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(list["items"].as_array().expect("items").len(), 1);
     assert!(list["next_page_token"].is_null());
 
@@ -205,7 +214,8 @@ async fn bad_requests_get_problem_json_with_stable_codes_and_write_nothing() {
     let other_org = new_org(&h.db, "other").await;
     let other = new_token(&h.db, other_org, TokenRole::Admin).await;
     let op = body["operation"]["id"].as_str().expect("op");
-    for path in [format!("/v1/clusters/{}", body["cluster"]["id"].as_str().expect("id")), format!("/v1/operations/{op}")]
+    for path in
+        [format!("/v1/clusters/{}", body["cluster"]["id"].as_str().expect("id")), format!("/v1/operations/{op}")]
     {
         let r = h.http.get(h.url(&path)).bearer_auth(&other).send().await.expect("send");
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");

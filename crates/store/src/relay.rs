@@ -247,10 +247,8 @@ impl Relay {
             "{CURSOR} SELECT count(*), EXTRACT(EPOCH FROM now() - min(recorded_at))::float8 FROM events, cursor \
              WHERE (xid, position) > (cursor.last_xid, cursor.last_position)"
         );
-        let (count, age): (i64, Option<f64>) = sqlx::query_as(&sql)
-        .bind(&self.config.name)
-        .fetch_one(&self.pool)
-        .await?;
+        let (count, age): (i64, Option<f64>) =
+            sqlx::query_as(&sql).bind(&self.config.name).fetch_one(&self.pool).await?;
         self.metrics.lag_events.set(count);
         self.metrics.lag_seconds.set(age.unwrap_or(0.0));
         Ok(())

@@ -64,7 +64,9 @@ pub async fn unique_topic(partitions: i32) -> String {
         .set("bootstrap.servers", &bootstrap)
         .create()
         .unwrap_or_else(|e| panic!("Kafka client for {bootstrap}: {e}"));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(10)));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics(&[NewTopic::new(&topic, partitions, TopicReplication::Fixed(1))], &opts)
         .await
@@ -120,7 +122,11 @@ pub fn read_all(topic: &str) -> Vec<OwnedMessage> {
     let mut out = Vec::with_capacity(expected);
     let deadline = Instant::now() + Duration::from_secs(20);
     while out.len() < expected {
-        assert!(Instant::now() < deadline, "read {} of {expected} messages from {topic} before the deadline", out.len());
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {expected} messages from {topic} before the deadline",
+            out.len()
+        );
         if let Some(r) = consumer.poll(Duration::from_millis(200)) {
             out.push(r.expect("kafka message").detach());
         }
