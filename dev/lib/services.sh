@@ -17,7 +17,7 @@ ensure_packages() {
   command -v mvn >/dev/null || missing+=(maven)
   command -v cmake >/dev/null || missing+=(cmake)
   command -v openssl >/dev/null || missing+=(openssl)
-  [[ -f /usr/include/curl/curl.h ]] || missing+=(libcurl4-openssl-dev)
+  dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"

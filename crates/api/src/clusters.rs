@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use cqrs_es::AggregateError;
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStatus};
 use polaris_domain::{ClusterCommand, ClusterError, ClusterId, CommandMetadata, OperationId, Provider, RequestCluster};
@@ -237,7 +237,8 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
     }
     let cluster_id = ClusterId::from_uuid(Uuid::new_v4());
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let now = Utc::now();
+    // Microseconds: what PostgreSQL keeps, so the 202 body and later reads agree to the digit.
+    let now = Utc::now().trunc_subsecs(6);
     let correlation_id = Uuid::new_v4();
     let metadata = CommandMetadata {
         org_id: caller.org_id,
