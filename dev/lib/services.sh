@@ -180,6 +180,19 @@ start_kube_targets() {
   done
 }
 
+kubeconfig_of() { echo "$POLARIS_DIR/kube/$1.kubeconfig"; }
+
+# The Strimzi stand-in (development and tests only): reconciles Strimzi resources on every local target.
+start_strimzi_sim() {
+  step "strimzi-sim: build" "$LOGS/build.log" cargo build -p strimzi-sim
+  stop_pidfile strimzi-sim
+  local args=()
+  for t in "${TARGETS[@]}"; do read -r name _ <<<"$t"; args+=(--kubeconfig "$(kubeconfig_of "$name")"); done
+  log "strimzi-sim: start (reconciles Kafka, KafkaNodePool, KafkaTopic on ${#TARGETS[@]} targets)"
+  start_bg strimzi-sim "$LOGS/strimzi-sim.log" "$ROOT/target/debug/strimzi-sim" "${args[@]}"
+  wait_for "strimzi-sim" 30 "$LOGS/strimzi-sim.log" grep -q "strimzi-sim reconciling" "$LOGS/strimzi-sim.log"
+}
+
 # stop_pidfile NAME: stops exactly the process recorded by `start_bg` (its session), waits for it to go.
 stop_pidfile() {
   local name="$1" f="$PIDS/$1.pid"

@@ -165,7 +165,7 @@ impl ClusterView {
             name: e.name.to_string(),
             provider: e.provider.to_string(),
             region: e.region.to_string(),
-            target_id: None,
+            target_id: Some(e.target_id.as_uuid()),
             kafka_version: e.kafka_version.clone(),
             metadata_version: e.metadata_version.clone(),
             brokers: e.brokers,
@@ -198,6 +198,7 @@ impl ClusterView {
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No target serves the provider and region (`NO_TARGET`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
@@ -214,7 +215,7 @@ pub async fn create_cluster(
     let result = request_cluster(&state, &caller, body).await;
     let outcome = match &result {
         Ok(_) => "accepted",
-        Err(ApiError::Validation { .. } | ApiError::Conflict(_)) => "rejected",
+        Err(ApiError::Validation { .. } | ApiError::Conflict(_) | ApiError::Unprocessable { .. }) => "rejected",
         Err(_) => "error",
     };
     state.metrics.observe_command("RequestCluster", outcome, started.elapsed());
@@ -235,6 +236,7 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
     if let Some((id,)) = taken {
         return Err(ApiError::Conflict(format!("a cluster named {:?} already exists in this org ({id})", body.name)));
     }
+    let target_id = crate::targets::place(&state.pool, caller.org_id, &body.provider, &body.region).await?;
     let cluster_id = ClusterId::from_uuid(Uuid::new_v4());
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
     // Microseconds: what PostgreSQL keeps, so the 202 body and later reads agree to the digit.
@@ -252,6 +254,7 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
         cluster_id,
         org_id: caller.org_id,
         operation_id,
+        target_id,
         name: body.name,
         provider: body.provider,
         region: body.region,
@@ -278,8 +281,11 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
     .bind(cluster_id.to_string())
     .fetch_one(&state.pool)
     .await?;
-    let ClusterEvent::ClusterRequested(event) =
-        serde_json::from_value(payload).map_err(|e| ApiError::Internal(format!("stored event unreadable: {e}")))?;
+    let event = match serde_json::from_value(payload) {
+        Ok(ClusterEvent::ClusterRequested(event)) => event,
+        Ok(other) => return Err(ApiError::Internal(format!("expected ClusterRequested, found {other:?}"))),
+        Err(e) => return Err(ApiError::Internal(format!("stored event unreadable: {e}"))),
+    };
     Ok(ClusterAccepted {
         cluster: ClusterView::requested(&event, sequence),
         operation: OperationView::pending_provision(&event),
@@ -291,6 +297,11 @@ fn command_error(e: AggregateError<ClusterError>) -> ApiError {
         AggregateError::UserError(ClusterError::AlreadyExists(id)) => {
             ApiError::Conflict(format!("cluster {id} already exists"))
         }
+        AggregateError::UserError(e @ ClusterError::NoTarget { .. }) => ApiError::Unprocessable {
+            code: "NO_TARGET",
+            detail: format!("{e}; an admin can register one with POST /v1/targets"),
+            field: e.field().map(str::to_owned),
+        },
         AggregateError::UserError(e) => ApiError::validation(e.to_string(), e.field()),
         AggregateError::AggregateConflict => {
             ApiError::Conflict("the cluster changed while the command ran; retry".to_owned())
@@ -420,6 +431,123 @@ pub async fn get_cluster(
     let etag = HeaderValue::from_str(&format!("\"{}\"", row.version)).map_err(|e| ApiError::Internal(e.to_string()))?;
     headers.insert(header::ETAG, etag);
     Ok((headers, Json(row.into())))
+}
+
+/// One event in a cluster's history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HistoryEntry {
+    pub sequence: u64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_version: u32,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    pub operation_id: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct History {
+    pub items: Vec<HistoryEntry>,
+}
+
+/// A cluster's events, oldest first, from the event store itself (not a read model), so the history of a
+/// deleted cluster stays readable.
+#[utoipa::path(
+    get, path = "/v1/clusters/{id}/history", operation_id = "clusters_history", tag = "clusters",
+    params(("id" = Uuid, Path, description = "Cluster id")),
+    responses(
+        (status = 200, description = "The cluster's events, oldest first", body = History),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cluster_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<History>, ApiError> {
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 ORDER BY sequence",
+        polaris_store::STORED_EVENT_COLUMNS
+    );
+    let rows: Vec<polaris_store::StoredEvent> =
+        sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&state.pool).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let e = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;
+        if e.org_id != caller.org_id.as_uuid() {
+            return Err(ApiError::NotFound("cluster"));
+        }
+        items.push(HistoryEntry {
+            sequence: e.sequence,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            occurred_at: e.occurred_at,
+            actor: e.actor,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            operation_id: e.operation_id,
+            payload: e.payload,
+        });
+    }
+    if items.is_empty() {
+        return Err(ApiError::NotFound("cluster"));
+    }
+    Ok(Json(History { items }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct BrokerView {
+    /// The Kafka node id: a broker's identity, never a pod ordinal.
+    pub id: i32,
+    /// `broker` or `controller`.
+    pub role: String,
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BrokerList {
+    pub items: Vec<BrokerView>,
+}
+
+/// A cluster's nodes by Kafka node id.
+#[utoipa::path(
+    get, path = "/v1/clusters/{id}/brokers", operation_id = "clusters_brokers", tag = "clusters",
+    params(("id" = Uuid, Path, description = "Cluster id")),
+    responses(
+        (status = 200, description = "Brokers and controllers", body = BrokerList),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cluster_brokers(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<BrokerList>, ApiError> {
+    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM clusters WHERE id = $1 AND org_id = $2")
+        .bind(id)
+        .bind(caller.org_id.as_uuid())
+        .fetch_optional(&state.pool)
+        .await?;
+    if exists.is_none() {
+        return Err(ApiError::NotFound("cluster"));
+    }
+    let items: Vec<BrokerView> =
+        sqlx::query_as("SELECT node_id AS id, role, status FROM brokers WHERE cluster_id = $1 ORDER BY node_id")
+            .bind(id)
+            .fetch_all(&state.pool)
+            .await?;
+    Ok(Json(BrokerList { items }))
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A well-formed request the current state cannot honour (`422`), with its stable code.
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String, field: Option<String> },
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "ALREADY_EXISTS", "Already exists"),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Unprocessable request"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type")
@@ -93,7 +97,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let field = match &self {
-            ApiError::Validation { field, .. } => field.clone(),
+            ApiError::Validation { field, .. } | ApiError::Unprocessable { field, .. } => field.clone(),
             _ => None,
         };
         let problem = Problem {

@@ -9,6 +9,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
+pub mod targets;
 
 use std::sync::Arc;
 
@@ -40,7 +41,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/clusters", post(clusters::create_cluster).get(clusters::list_clusters))
         .route("/v1/clusters/{id}", get(clusters::get_cluster))
+        .route("/v1/clusters/{id}/history", get(clusters::cluster_history))
+        .route("/v1/clusters/{id}/brokers", get(clusters::cluster_brokers))
+        .route("/v1/operations", get(operations::list_operations))
         .route("/v1/operations/{id}", get(operations::get_operation))
+        .route("/v1/targets", post(targets::create_target).get(targets::list_targets))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{clusters, error, health, operations};
+use crate::{clusters, error, health, operations, targets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,12 @@ use crate::{clusters, error, health, operations};
         clusters::create_cluster,
         clusters::list_clusters,
         clusters::get_cluster,
+        clusters::cluster_history,
+        clusters::cluster_brokers,
+        operations::list_operations,
         operations::get_operation,
+        targets::create_target,
+        targets::list_targets,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -30,6 +35,7 @@ use crate::{clusters, error, health, operations};
     tags(
         (name = "clusters", description = "Kafka clusters"),
         (name = "operations", description = "Long-running changes"),
+        (name = "targets", description = "Kubernetes clusters Polaris deploys into"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

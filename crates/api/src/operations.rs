@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
-use crate::extract::IdPath;
+use crate::extract::{ApiQuery, IdPath};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OperationStep {
@@ -69,6 +69,64 @@ struct OperationRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
+const OPERATION_COLUMNS: &str =
+    "id, kind, cluster_id, topic_id, state, steps, error, requested_by, started_at, finished_at";
+
+impl From<OperationRow> for OperationView {
+    fn from(row: OperationRow) -> Self {
+        OperationView {
+            id: row.id,
+            kind: row.kind,
+            cluster_id: row.cluster_id,
+            topic_id: row.topic_id,
+            state: row.state,
+            steps: row.steps.0,
+            error: row.error,
+            requested_by: row.requested_by,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListOperationsQuery {
+    /// Only operations on this cluster.
+    pub cluster_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationList {
+    pub items: Vec<OperationView>,
+}
+
+/// List operations, newest first (at most 100).
+#[utoipa::path(
+    get, path = "/v1/operations", operation_id = "operations_list", tag = "operations",
+    params(ListOperationsQuery),
+    responses(
+        (status = 200, description = "Operations", body = OperationList),
+        (status = 400, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_operations(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListOperationsQuery>,
+) -> Result<Json<OperationList>, ApiError> {
+    let sql = format!(
+        "SELECT {OPERATION_COLUMNS} FROM operations WHERE org_id = $1 AND ($2::uuid IS NULL OR cluster_id = $2) \
+         ORDER BY started_at DESC, id LIMIT 100"
+    );
+    let rows: Vec<OperationRow> =
+        sqlx::query_as(&sql).bind(caller.org_id.as_uuid()).bind(q.cluster_id).fetch_all(&state.pool).await?;
+    Ok(Json(OperationList { items: rows.into_iter().map(OperationView::from).collect() }))
+}
+
 /// Get one operation.
 #[utoipa::path(
     get, path = "/v1/operations/{id}", operation_id = "operations_get", tag = "operations",
@@ -86,25 +144,12 @@ pub async fn get_operation(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<OperationView>, ApiError> {
-    let row: OperationRow = sqlx::query_as(
-        "SELECT id, kind, cluster_id, topic_id, state, steps, error, requested_by, started_at, finished_at \
-         FROM operations WHERE id = $1 AND org_id = $2",
-    )
-    .bind(id)
-    .bind(caller.org_id.as_uuid())
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound("operation"))?;
-    Ok(Json(OperationView {
-        id: row.id,
-        kind: row.kind,
-        cluster_id: row.cluster_id,
-        topic_id: row.topic_id,
-        state: row.state,
-        steps: row.steps.0,
-        error: row.error,
-        requested_by: row.requested_by,
-        started_at: row.started_at,
-        finished_at: row.finished_at,
-    }))
+    let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1 AND org_id = $2");
+    let row: OperationRow = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(caller.org_id.as_uuid())
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(ApiError::NotFound("operation"))?;
+    Ok(Json(row.into()))
 }

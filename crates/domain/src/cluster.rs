@@ -9,7 +9,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClusterId, ClusterName, NameError, OperationId, OrgId, Provider, Region};
+use crate::ids::{ClusterId, ClusterName, NameError, OperationId, OrgId, Provider, Region, TargetId};
 
 /// Kafka versions the Strimzi release Polaris targets can run (its CRDs list them); the last is the default.
 pub const SUPPORTED_KAFKA_VERSIONS: [&str; 4] = ["4.2.0", "4.2.1", "4.3.0", "4.3.1"];
@@ -70,6 +70,8 @@ pub struct RequestCluster {
     pub cluster_id: ClusterId,
     pub org_id: OrgId,
     pub operation_id: OperationId,
+    /// The target chosen by placement (provider and region); `None` when no target matches.
+    pub target_id: Option<TargetId>,
     pub name: String,
     pub provider: String,
     pub region: String,
@@ -83,15 +85,73 @@ pub struct RequestCluster {
     pub requested_at: DateTime<Utc>,
 }
 
+/// Commands the provisioning workflow sends back through the command path. Each names the operation it
+/// belongs to; repeating one (an activity retried after a crash) records nothing new.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClusterCommand {
     Request(RequestCluster),
+    StartProvisioning { operation_id: OperationId, workflow_id: String },
+    RecordResourcesApplied { operation_id: OperationId, namespace: String, resources: Vec<String> },
+    MarkReady { operation_id: OperationId, broker_ids: Vec<i32>, controller_ids: Vec<i32>, bootstrap_servers: String },
+    MarkStalled { operation_id: OperationId, step: String, reason: String },
+    MarkFailed { operation_id: OperationId, step: String, reason: String },
 }
 
 /// What happened to a cluster. Events carry resulting values, so read models never recompute them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ClusterEvent {
     ClusterRequested(ClusterRequested),
+    ClusterProvisioningStarted(ClusterProvisioningStarted),
+    StrimziResourcesApplied(StrimziResourcesApplied),
+    ClusterReady(ClusterReady),
+    ClusterStalled(ClusterStalled),
+    OperationFailed(OperationFailed),
+}
+
+/// The provisioning workflow has started working on the cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterProvisioningStarted {
+    pub operation_id: OperationId,
+    pub workflow_id: String,
+}
+
+/// The namespace, node pools and Kafka resource were applied to the target (not yet ready).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrimziResourcesApplied {
+    pub operation_id: OperationId,
+    pub namespace: String,
+    /// `Kind/name` of each resource applied, in the order applied.
+    pub resources: Vec<String>,
+}
+
+/// Strimzi reports the cluster ready: brokers by Kafka node id, and where clients connect.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterReady {
+    pub operation_id: OperationId,
+    pub broker_ids: Vec<i32>,
+    pub controller_ids: Vec<i32>,
+    pub bootstrap_servers: String,
+}
+
+/// An operation stopped making progress within its deadline. Nothing else was touched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStalled {
+    pub operation_id: OperationId,
+    pub step: String,
+    pub reason: String,
+}
+
+/// An operation failed for a reason retrying cannot fix (for example a resource the API server refuses).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationFailed {
+    pub operation_id: OperationId,
+    pub step: String,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,6 +160,7 @@ pub struct ClusterRequested {
     pub cluster_id: ClusterId,
     pub org_id: OrgId,
     pub operation_id: OperationId,
+    pub target_id: TargetId,
     pub name: ClusterName,
     pub provider: Provider,
     pub region: Region,
@@ -117,14 +178,18 @@ pub struct ClusterRequested {
 impl DomainEvent for ClusterEvent {
     fn event_type(&self) -> String {
         match self {
-            ClusterEvent::ClusterRequested(_) => "ClusterRequested".to_owned(),
+            ClusterEvent::ClusterRequested(_) => "ClusterRequested",
+            ClusterEvent::ClusterProvisioningStarted(_) => "ClusterProvisioningStarted",
+            ClusterEvent::StrimziResourcesApplied(_) => "StrimziResourcesApplied",
+            ClusterEvent::ClusterReady(_) => "ClusterReady",
+            ClusterEvent::ClusterStalled(_) => "ClusterStalled",
+            ClusterEvent::OperationFailed(_) => "OperationFailed",
         }
+        .to_owned()
     }
 
     fn event_version(&self) -> String {
-        match self {
-            ClusterEvent::ClusterRequested(_) => "1".to_owned(),
-        }
+        "1".to_owned()
     }
 }
 
@@ -149,6 +214,14 @@ pub enum ClusterError {
     UnsupportedKafkaVersion { requested: String },
     #[error("config key {key:?} is invalid: keys are non-empty Kafka property names")]
     InvalidConfigKey { key: String },
+    #[error("no target serves provider {provider} in region {region}")]
+    NoTarget { provider: String, region: String },
+    #[error("cluster does not exist")]
+    NotFound,
+    #[error("operation {got} is not the cluster's current operation ({current:?})")]
+    NotCurrentOperation { got: OperationId, current: Option<OperationId> },
+    #[error("cluster is {status:?}; {action} is not possible now")]
+    InvalidTransition { status: ClusterStatus, action: &'static str },
 }
 
 impl ClusterError {
@@ -164,6 +237,10 @@ impl ClusterError {
             ClusterError::StorageOutOfRange { .. } => Some("storage_gib"),
             ClusterError::UnsupportedKafkaVersion { .. } => Some("kafka_version"),
             ClusterError::InvalidConfigKey { .. } => Some("config"),
+            ClusterError::NoTarget { .. } => Some("region"),
+            ClusterError::NotFound
+            | ClusterError::NotCurrentOperation { .. }
+            | ClusterError::InvalidTransition { .. } => None,
         }
     }
 }
@@ -177,9 +254,87 @@ pub struct Cluster {
     pub status: ClusterStatus,
     pub brokers: u32,
     pub kafka_version: String,
+    pub current_operation: Option<OperationId>,
+    pub resources_applied: bool,
 }
 
 impl Cluster {
+    /// A report from the workflow must be about the operation in progress.
+    fn check_operation(&self, operation_id: OperationId) -> Result<(), ClusterError> {
+        if self.id.is_none() {
+            return Err(ClusterError::NotFound);
+        }
+        if self.current_operation != Some(operation_id) {
+            return Err(ClusterError::NotCurrentOperation { got: operation_id, current: self.current_operation });
+        }
+        Ok(())
+    }
+
+    /// Decides what a workflow report records. `Ok(None)`: already recorded, nothing new.
+    fn report(&self, cmd: ClusterCommand) -> Result<Option<ClusterEvent>, ClusterError> {
+        use ClusterStatus::*;
+        let ended = |s: ClusterStatus| matches!(s, Ready | Stalled | Failed);
+        match cmd {
+            ClusterCommand::Request(_) => unreachable!("handled by request"),
+            ClusterCommand::StartProvisioning { operation_id, workflow_id } => {
+                self.check_operation(operation_id)?;
+                match self.status {
+                    Requested => Ok(Some(ClusterEvent::ClusterProvisioningStarted(ClusterProvisioningStarted {
+                        operation_id,
+                        workflow_id,
+                    }))),
+                    _ => Ok(None),
+                }
+            }
+            ClusterCommand::RecordResourcesApplied { operation_id, namespace, resources } => {
+                self.check_operation(operation_id)?;
+                match self.status {
+                    Provisioning if !self.resources_applied => {
+                        Ok(Some(ClusterEvent::StrimziResourcesApplied(StrimziResourcesApplied {
+                            operation_id,
+                            namespace,
+                            resources,
+                        })))
+                    }
+                    Provisioning => Ok(None),
+                    s if ended(s) => Ok(None),
+                    status => Err(ClusterError::InvalidTransition { status, action: "recording applied resources" }),
+                }
+            }
+            ClusterCommand::MarkReady { operation_id, broker_ids, controller_ids, bootstrap_servers } => {
+                self.check_operation(operation_id)?;
+                match self.status {
+                    Provisioning => Ok(Some(ClusterEvent::ClusterReady(ClusterReady {
+                        operation_id,
+                        broker_ids,
+                        controller_ids,
+                        bootstrap_servers,
+                    }))),
+                    s if ended(s) => Ok(None),
+                    status => Err(ClusterError::InvalidTransition { status, action: "marking ready" }),
+                }
+            }
+            ClusterCommand::MarkStalled { operation_id, step, reason } => {
+                self.check_operation(operation_id)?;
+                match self.status {
+                    Requested | Provisioning => {
+                        Ok(Some(ClusterEvent::ClusterStalled(ClusterStalled { operation_id, step, reason })))
+                    }
+                    _ => Ok(None),
+                }
+            }
+            ClusterCommand::MarkFailed { operation_id, step, reason } => {
+                self.check_operation(operation_id)?;
+                match self.status {
+                    Requested | Provisioning => {
+                        Ok(Some(ClusterEvent::OperationFailed(OperationFailed { operation_id, step, reason })))
+                    }
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+
     fn request(&self, cmd: RequestCluster) -> Result<ClusterRequested, ClusterError> {
         if self.id.is_some() {
             return Err(ClusterError::AlreadyExists(cmd.cluster_id));
@@ -213,10 +368,14 @@ impl Cluster {
         if let Some(key) = cmd.config.keys().find(|k| !valid_key(k)) {
             return Err(ClusterError::InvalidConfigKey { key: key.clone() });
         }
+        let target_id = cmd
+            .target_id
+            .ok_or_else(|| ClusterError::NoTarget { provider: provider.to_string(), region: region.to_string() })?;
         Ok(ClusterRequested {
             cluster_id: cmd.cluster_id,
             org_id: cmd.org_id,
             operation_id: cmd.operation_id,
+            target_id,
             name,
             provider,
             region,
@@ -246,6 +405,11 @@ impl Aggregate for Cluster {
                 let event = self.request(cmd)?;
                 sink.write(ClusterEvent::ClusterRequested(event), self).await;
             }
+            report => {
+                if let Some(event) = self.report(report)? {
+                    sink.write(event, self).await;
+                }
+            }
         }
         Ok(())
     }
@@ -259,7 +423,16 @@ impl Aggregate for Cluster {
                 self.status = ClusterStatus::Requested;
                 self.brokers = e.brokers;
                 self.kafka_version = e.kafka_version;
+                self.current_operation = Some(e.operation_id);
             }
+            ClusterEvent::ClusterProvisioningStarted(_) => self.status = ClusterStatus::Provisioning,
+            ClusterEvent::StrimziResourcesApplied(_) => self.resources_applied = true,
+            ClusterEvent::ClusterReady(e) => {
+                self.status = ClusterStatus::Ready;
+                self.brokers = e.broker_ids.len() as u32;
+            }
+            ClusterEvent::ClusterStalled(_) => self.status = ClusterStatus::Stalled,
+            ClusterEvent::OperationFailed(_) => self.status = ClusterStatus::Failed,
         }
     }
 }
@@ -280,6 +453,7 @@ mod tests {
             cluster_id: id(),
             org_id: OrgId::from_uuid(Uuid::from_u128(2)),
             operation_id: OperationId::from_uuid(Uuid::from_u128(3)),
+            target_id: Some(TargetId::from_uuid(Uuid::from_u128(4))),
             name: "orders".into(),
             provider: "aws".into(),
             region: "eu-west-1".into(),
@@ -308,6 +482,7 @@ mod tests {
             cluster_id: id(),
             org_id: OrgId::from_uuid(Uuid::from_u128(2)),
             operation_id: OperationId::from_uuid(Uuid::from_u128(3)),
+            target_id: TargetId::from_uuid(Uuid::from_u128(4)),
             name: ClusterName::parse("orders").unwrap(),
             provider: Provider::Aws,
             region: Region::parse("eu-west-1").unwrap(),
@@ -396,6 +571,136 @@ mod tests {
         let config = BTreeMap::from([("bad key".into(), "1".into())]);
         given_nothing_when(RequestCluster { config, ..request() })
             .then_expect_error(ClusterError::InvalidConfigKey { key: "bad key".into() });
+    }
+
+    #[test]
+    fn given_no_cluster_when_request_without_a_matching_target_then_no_target() {
+        given_nothing_when(RequestCluster { target_id: None, ..request() })
+            .then_expect_error(ClusterError::NoTarget { provider: "aws".into(), region: "eu-west-1".into() });
+    }
+
+    fn op() -> OperationId {
+        OperationId::from_uuid(Uuid::from_u128(3))
+    }
+
+    fn started() -> ClusterEvent {
+        ClusterEvent::ClusterProvisioningStarted(ClusterProvisioningStarted {
+            operation_id: op(),
+            workflow_id: "provision-1-1".into(),
+        })
+    }
+
+    fn applied() -> ClusterEvent {
+        ClusterEvent::StrimziResourcesApplied(StrimziResourcesApplied {
+            operation_id: op(),
+            namespace: "polaris-orders".into(),
+            resources: vec!["Kafka/orders".into()],
+        })
+    }
+
+    fn ready_cmd() -> ClusterCommand {
+        ClusterCommand::MarkReady {
+            operation_id: op(),
+            broker_ids: vec![3, 4, 5],
+            controller_ids: vec![0, 1, 2],
+            bootstrap_servers: "orders-kafka-bootstrap.polaris-orders.svc:9092".into(),
+        }
+    }
+
+    #[test]
+    fn given_requested_when_start_provisioning_then_provisioning_started() {
+        TestFramework::<Cluster>::with(())
+            .given(vec![requested()])
+            .when(ClusterCommand::StartProvisioning { operation_id: op(), workflow_id: "provision-1-1".into() })
+            .then_expect_events(vec![started()]);
+    }
+
+    #[test]
+    fn given_provisioning_when_start_provisioning_again_then_nothing_new() {
+        TestFramework::<Cluster>::with(())
+            .given(vec![requested(), started()])
+            .when(ClusterCommand::StartProvisioning { operation_id: op(), workflow_id: "provision-1-1".into() })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_requested_when_report_for_another_operation_then_not_current_operation() {
+        let other = OperationId::from_uuid(Uuid::from_u128(99));
+        TestFramework::<Cluster>::with(())
+            .given(vec![requested()])
+            .when(ClusterCommand::StartProvisioning { operation_id: other, workflow_id: "x".into() })
+            .then_expect_error(ClusterError::NotCurrentOperation { got: other, current: Some(op()) });
+    }
+
+    #[test]
+    fn given_no_cluster_when_report_then_not_found() {
+        TestFramework::<Cluster>::with(())
+            .given_no_previous_events()
+            .when(ready_cmd())
+            .then_expect_error(ClusterError::NotFound);
+    }
+
+    #[test]
+    fn given_resources_applied_when_recorded_again_then_nothing_new() {
+        TestFramework::<Cluster>::with(())
+            .given(vec![requested(), started(), applied()])
+            .when(ClusterCommand::RecordResourcesApplied {
+                operation_id: op(),
+                namespace: "polaris-orders".into(),
+                resources: vec![],
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_provisioning_when_mark_ready_then_ready_with_node_ids_and_bootstrap() {
+        TestFramework::<Cluster>::with(())
+            .given(vec![requested(), started(), applied()])
+            .when(ready_cmd())
+            .then_expect_events(vec![ClusterEvent::ClusterReady(ClusterReady {
+                operation_id: op(),
+                broker_ids: vec![3, 4, 5],
+                controller_ids: vec![0, 1, 2],
+                bootstrap_servers: "orders-kafka-bootstrap.polaris-orders.svc:9092".into(),
+            })]);
+    }
+
+    #[test]
+    fn given_requested_when_mark_ready_before_provisioning_then_invalid_transition() {
+        TestFramework::<Cluster>::with(()).given(vec![requested()]).when(ready_cmd()).then_expect_error(
+            ClusterError::InvalidTransition { status: ClusterStatus::Requested, action: "marking ready" },
+        );
+    }
+
+    #[test]
+    fn given_provisioning_when_mark_stalled_then_stalled_once() {
+        let stall =
+            || ClusterCommand::MarkStalled { operation_id: op(), step: "wait-ready".into(), reason: "deadline".into() };
+        let stalled = ClusterEvent::ClusterStalled(ClusterStalled {
+            operation_id: op(),
+            step: "wait-ready".into(),
+            reason: "deadline".into(),
+        });
+        TestFramework::<Cluster>::with(())
+            .given(vec![requested(), started()])
+            .when(stall())
+            .then_expect_events(vec![stalled.clone()]);
+        TestFramework::<Cluster>::with(())
+            .given(vec![requested(), started(), stalled])
+            .when(stall())
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_provisioning_when_mark_failed_then_operation_failed() {
+        TestFramework::<Cluster>::with(())
+            .given(vec![requested(), started()])
+            .when(ClusterCommand::MarkFailed { operation_id: op(), step: "apply".into(), reason: "refused".into() })
+            .then_expect_events(vec![ClusterEvent::OperationFailed(OperationFailed {
+                operation_id: op(),
+                step: "apply".into(),
+                reason: "refused".into(),
+            })]);
     }
 
     #[test]

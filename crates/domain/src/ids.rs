@@ -50,6 +50,10 @@ uuid_id!(
     /// A long-running operation (provision, scale, ...).
     OperationId
 );
+uuid_id!(
+    /// A Kubernetes cluster Polaris deploys into.
+    TargetId
+);
 
 /// Why a name was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -10,5 +10,5 @@ pub mod metadata;
 
 pub use cluster::{Cluster, ClusterCommand, ClusterError, ClusterEvent, RequestCluster};
 pub use envelope::EventEnvelope;
-pub use ids::{ClusterId, ClusterName, OperationId, OrgId, Provider, Region};
+pub use ids::{ClusterId, ClusterName, OperationId, OrgId, Provider, Region, TargetId};
 pub use metadata::CommandMetadata;

@@ -11,7 +11,10 @@
 use std::time::Duration;
 
 use polaris_domain::EventEnvelope;
-use polaris_domain::cluster::ClusterRequested;
+use polaris_domain::cluster::{
+    ClusterProvisioningStarted, ClusterReady, ClusterRequested, ClusterStalled, OperationFailed,
+    StrimziResourcesApplied,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -119,52 +122,244 @@ pub async fn apply_message(
 
 /// Applies an envelope to the read models inside the caller's transaction.
 pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
-    match (env.aggregate_type.as_str(), env.event_type.as_str()) {
-        ("cluster", "ClusterRequested") => {
-            let e: ClusterRequested = payload(env)?;
-            let inserted = sqlx::query(
-                "INSERT INTO clusters (id, org_id, name, provider, region, kafka_version, metadata_version, brokers, \
-                   controllers, storage_gib, config, deletion_protection, status, version, current_operation_id, \
-                   created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'REQUESTED', $13, $14, $15, $15) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(e.cluster_id.as_uuid())
-            .bind(e.org_id.as_uuid())
-            .bind(e.name.as_str())
-            .bind(e.provider.as_str())
-            .bind(e.region.as_str())
-            .bind(&e.kafka_version)
-            .bind(&e.metadata_version)
-            .bind(e.brokers as i32)
-            .bind(e.controllers as i32)
-            .bind(e.storage_gib as i32)
-            .bind(sqlx::types::Json(&e.config))
-            .bind(e.deletion_protection)
-            .bind(env.sequence as i64)
-            .bind(e.operation_id.as_uuid())
-            .bind(env.occurred_at)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
+    if env.aggregate_type != "cluster" {
+        return Ok(Outcome::Skipped);
+    }
+    match env.event_type.as_str() {
+        "ClusterRequested" => cluster_requested(conn, env, payload(env)?).await,
+        "ClusterProvisioningStarted" => {
+            let e: ClusterProvisioningStarted = payload(env)?;
+            if !advance(conn, env, "status = 'PROVISIONING', status_reason = NULL").await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            sqlx::query(
-                "INSERT INTO operations (id, org_id, kind, cluster_id, state, requested_by, started_at) \
-                 VALUES ($1, $2, 'provision', $3, 'pending', $4, $5) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(e.operation_id.as_uuid())
-            .bind(e.org_id.as_uuid())
-            .bind(e.cluster_id.as_uuid())
-            .bind(&e.requested_by)
-            .bind(env.occurred_at)
-            .execute(&mut *conn)
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.state = "running".into();
+                op.start_step("apply-resources", env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "StrimziResourcesApplied" => {
+            let e: StrimziResourcesApplied = payload(env)?;
+            if !advance(conn, env, "status = status").await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step("apply-resources", "succeeded", Some(e.resources.join(", ")), env.occurred_at);
+                op.start_step("wait-ready", env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "ClusterReady" => {
+            let e: ClusterReady = payload(env)?;
+            let set = "status = 'READY', status_reason = NULL, current_operation_id = NULL, brokers = $4, \
+                       bootstrap_servers = $5";
+            let applied = sqlx::query(&advance_sql(set))
+                .bind(env.aggregate_id)
+                .bind(env.sequence as i64)
+                .bind(env.occurred_at)
+                .bind(e.broker_ids.len() as i32)
+                .bind(&e.bootstrap_servers)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0;
+            if !applied {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            sqlx::query("DELETE FROM brokers WHERE cluster_id = $1").bind(env.aggregate_id).execute(&mut *conn).await?;
+            for (ids, role) in [(&e.broker_ids, "broker"), (&e.controller_ids, "controller")] {
+                for id in ids {
+                    sqlx::query("INSERT INTO brokers (cluster_id, node_id, role, status) VALUES ($1, $2, $3, 'READY')")
+                        .bind(env.aggregate_id)
+                        .bind(id)
+                        .bind(role)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step(
+                    "wait-ready",
+                    "succeeded",
+                    Some(format!("bootstrap {}", e.bootstrap_servers)),
+                    env.occurred_at,
+                );
+                op.state = "succeeded".into();
+                op.finished_at = Some(env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "ClusterStalled" | "OperationFailed" => {
+            let (operation_id, step, reason, cluster_status, op_state) = if env.event_type == "ClusterStalled" {
+                let e: ClusterStalled = payload(env)?;
+                (e.operation_id, e.step, e.reason, "STALLED", "stalled")
+            } else {
+                let e: OperationFailed = payload(env)?;
+                (e.operation_id, e.step, e.reason, "FAILED", "failed")
+            };
+            let applied = sqlx::query(&advance_sql("status = $4, status_reason = $5"))
+                .bind(env.aggregate_id)
+                .bind(env.sequence as i64)
+                .bind(env.occurred_at)
+                .bind(cluster_status)
+                .bind(&reason)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0;
+            if !applied {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, operation_id.as_uuid(), env, |op| {
+                op.finish_step(&step, op_state, Some(reason.clone()), env.occurred_at);
+                op.state = op_state.into();
+                op.error = Some(reason.clone());
+                op.finished_at = Some(env.occurred_at);
+            })
             .await?;
             Ok(Outcome::Applied)
         }
         _ => Ok(Outcome::Skipped),
     }
+}
+
+/// `UPDATE clusters` guarded by the aggregate's sequence: `$1` id, `$2` sequence, `$3` time.
+fn advance_sql(set: &str) -> String {
+    format!("UPDATE clusters SET {set}, version = $2, updated_at = $3 WHERE id = $1 AND version < $2")
+}
+
+/// Moves the cluster row to this event's sequence; false when it is already there (a redelivery).
+async fn advance(conn: &mut PgConnection, env: &EventEnvelope, set: &str) -> Result<bool, ProjectorError> {
+    let rows = sqlx::query(&advance_sql(set))
+        .bind(env.aggregate_id)
+        .bind(env.sequence as i64)
+        .bind(env.occurred_at)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(rows > 0)
+}
+
+async fn cluster_requested(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    e: ClusterRequested,
+) -> Result<Outcome, ProjectorError> {
+    let inserted = sqlx::query(
+        "INSERT INTO clusters (id, org_id, name, provider, region, target_id, kafka_version, metadata_version, \
+           brokers, controllers, storage_gib, config, deletion_protection, status, version, current_operation_id, \
+           created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'REQUESTED', $14, $15, $16, $16) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(e.cluster_id.as_uuid())
+    .bind(e.org_id.as_uuid())
+    .bind(e.name.as_str())
+    .bind(e.provider.as_str())
+    .bind(e.region.as_str())
+    .bind(e.target_id.as_uuid())
+    .bind(&e.kafka_version)
+    .bind(&e.metadata_version)
+    .bind(e.brokers as i32)
+    .bind(e.controllers as i32)
+    .bind(e.storage_gib as i32)
+    .bind(sqlx::types::Json(&e.config))
+    .bind(e.deletion_protection)
+    .bind(env.sequence as i64)
+    .bind(e.operation_id.as_uuid())
+    .bind(env.occurred_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    sqlx::query(
+        "INSERT INTO operations (id, org_id, kind, cluster_id, state, requested_by, started_at) \
+         VALUES ($1, $2, 'provision', $3, 'pending', $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(e.operation_id.as_uuid())
+    .bind(e.org_id.as_uuid())
+    .bind(e.cluster_id.as_uuid())
+    .bind(&e.requested_by)
+    .bind(env.occurred_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Outcome::Applied)
+}
+
+/// An operation's step as stored in `operations.steps`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub state: String,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub detail: Option<String>,
+}
+
+struct OperationState {
+    state: String,
+    steps: Vec<Step>,
+    error: Option<String>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl OperationState {
+    fn start_step(&mut self, name: &str, at: chrono::DateTime<chrono::Utc>) {
+        if !self.steps.iter().any(|s| s.name == name) {
+            self.steps.push(Step {
+                name: name.into(),
+                state: "running".into(),
+                started_at: Some(at),
+                finished_at: None,
+                detail: None,
+            });
+        }
+    }
+
+    fn finish_step(&mut self, name: &str, state: &str, detail: Option<String>, at: chrono::DateTime<chrono::Utc>) {
+        if !self.steps.iter().any(|s| s.name == name) {
+            self.start_step(name, at);
+        }
+        if let Some(step) = self.steps.iter_mut().find(|s| s.name == name) {
+            step.state = state.into();
+            step.finished_at = Some(at);
+            step.detail = detail;
+        }
+    }
+}
+
+async fn update_operation(
+    conn: &mut PgConnection,
+    operation_id: uuid::Uuid,
+    env: &EventEnvelope,
+    change: impl FnOnce(&mut OperationState),
+) -> Result<(), ProjectorError> {
+    type Row = (String, sqlx::types::Json<Vec<Step>>, Option<String>, Option<chrono::DateTime<chrono::Utc>>);
+    let row: Option<Row> =
+        sqlx::query_as("SELECT state, steps, error, finished_at FROM operations WHERE id = $1 FOR UPDATE")
+            .bind(operation_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((state, steps, error, finished_at)) = row else {
+        tracing::warn!(%operation_id, aggregate_id = %env.aggregate_id, "projector: event names an unknown operation");
+        return Ok(());
+    };
+    let mut op = OperationState { state, steps: steps.0, error, finished_at };
+    change(&mut op);
+    sqlx::query("UPDATE operations SET state = $2, steps = $3, error = $4, finished_at = $5 WHERE id = $1")
+        .bind(operation_id)
+        .bind(&op.state)
+        .bind(sqlx::types::Json(&op.steps))
+        .bind(&op.error)
+        .bind(op.finished_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 fn payload<T: serde::de::DeserializeOwned>(env: &EventEnvelope) -> Result<T, ProjectorError> {

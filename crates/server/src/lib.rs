@@ -39,6 +39,32 @@ pub struct Settings {
     pub projector_group: String,
     #[arg(long, env = "POLARIS_RELAY_NAME", default_value = "default")]
     pub relay_name: String,
+    /// `host:port` of the Temporal frontend.
+    #[arg(long, env = "TEMPORAL_ADDRESS", default_value = "127.0.0.1:7233")]
+    pub temporal_address: String,
+    #[arg(long, env = "TEMPORAL_NAMESPACE", default_value = "default")]
+    pub temporal_namespace: String,
+    #[arg(long, env = "POLARIS_TASK_QUEUE", default_value = "polaris-workers")]
+    pub task_queue: String,
+    #[arg(long, env = "POLARIS_WORKER_GROUP", default_value = "polaris-workers")]
+    pub worker_group: String,
+    /// Seconds a cluster may take to become Ready before its operation is marked stalled.
+    #[arg(long, env = "POLARIS_READY_TIMEOUT_SECS", default_value_t = 600)]
+    pub ready_timeout_secs: u64,
+}
+
+impl Settings {
+    pub fn worker_config(&self) -> polaris_workers::WorkerConfig {
+        polaris_workers::WorkerConfig {
+            temporal_address: self.temporal_address.clone(),
+            namespace: self.temporal_namespace.clone(),
+            task_queue: self.task_queue.clone(),
+            kafka_bootstrap: self.kafka_bootstrap.clone(),
+            events_topic: self.events_topic.clone(),
+            subscriber_group: self.worker_group.clone(),
+            ready_timeout: Duration::from_secs(self.ready_timeout_secs),
+        }
+    }
 }
 
 /// Checks that the Kafka cluster answers a metadata request for the events topic.
@@ -143,7 +169,15 @@ impl Server {
             tasks.push(tokio::spawn(self.projector()?.run(shutdown.clone())));
         }
         if roles.contains(&Role::Worker) {
-            tasks.push(tokio::spawn(polaris_workers::run(shutdown.clone())));
+            let (pool, config, stop) = (self.pool.clone(), self.settings.worker_config(), shutdown.clone());
+            // The Temporal worker's run future is not Send; it gets a thread of its own that drives it on the
+            // shared runtime.
+            let handle = tokio::runtime::Handle::current();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                if let Err(e) = handle.block_on(polaris_workers::run(pool, config, stop)) {
+                    tracing::error!(error = %e, "worker role stopped");
+                }
+            }));
         }
         if roles.contains(&Role::Api) {
             let listener = match listener {

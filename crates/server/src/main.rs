@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use polaris_api::auth::{self, Role as TokenRole};
-use polaris_domain::OrgId;
+use polaris_domain::{OrgId, Provider, Region};
 use polaris_server::{Role, Server, Settings};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -40,6 +40,9 @@ enum Command {
         database_url: String,
         #[arg(long)]
         token_file: PathBuf,
+        /// A local target, `provider/region=kubeconfig-path`; repeat for each.
+        #[arg(long = "target")]
+        targets: Vec<String>,
     },
     /// Print the OpenAPI document (the checked-in `schemas/openapi.json`).
     Openapi,
@@ -60,7 +63,9 @@ async fn main() -> anyhow::Result<()> {
             polaris_store::MIGRATOR.run(&pool).await?;
             Ok(())
         }
-        Command::BootstrapDev { database_url, token_file } => bootstrap_dev(&database_url, &token_file).await,
+        Command::BootstrapDev { database_url, token_file, targets } => {
+            bootstrap_dev(&database_url, &token_file, &targets).await
+        }
         Command::Openapi => {
             print!("{}", polaris_api::openapi::openapi_document());
             Ok(())
@@ -104,7 +109,7 @@ async fn shutdown_signal() {
 
 const DEV_ORG_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_d001);
 
-async fn bootstrap_dev(database_url: &str, token_file: &PathBuf) -> anyhow::Result<()> {
+async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[String]) -> anyhow::Result<()> {
     let pool = polaris_store::connect(database_url, 2).await.context("connecting to PostgreSQL")?;
     polaris_store::MIGRATOR.run(&pool).await?;
     sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, 'dev') ON CONFLICT DO NOTHING")
@@ -120,6 +125,26 @@ async fn bootstrap_dev(database_url: &str, token_file: &PathBuf) -> anyhow::Resu
         }
     };
     auth::store_token(&pool, OrgId::from_uuid(DEV_ORG_ID), "dev-admin", TokenRole::Admin, true, &secret).await?;
+    for t in targets {
+        let (place, kubeconfig) = t.split_once('=').context("--target is provider/region=kubeconfig")?;
+        let (provider, region) = place.split_once('/').context("--target is provider/region=kubeconfig")?;
+        let provider = Provider::parse(provider).with_context(|| format!("unknown provider {provider}"))?;
+        let region = Region::parse(region).map_err(|e| anyhow::anyhow!("region {region}: {e}"))?;
+        let name = format!("{provider}-{region}");
+        let registered = polaris_api::targets::register(
+            &pool,
+            OrgId::from_uuid(DEV_ORG_ID),
+            &name,
+            provider,
+            &region,
+            None,
+            Some(kubeconfig.to_owned()),
+        )
+        .await?;
+        if registered.is_some() {
+            println!("registered target {name} ({kubeconfig})");
+        }
+    }
     println!("dev org {DEV_ORG_ID}; admin token in {}", token_file.display());
     Ok(())
 }

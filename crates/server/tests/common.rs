@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 pub struct Harness {
+    pub settings: Settings,
     pub db: TestDb,
     pub topic: String,
     pub base: String,
@@ -24,6 +25,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(roles: &[Role]) -> Self {
+        Self::start_with(roles, 60).await
+    }
+
+    /// Like `start`, with the deadline for a cluster to become Ready.
+    pub async fn start_with(roles: &[Role], ready_timeout_secs: u64) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,rdkafka=error".into()),
@@ -39,15 +45,21 @@ impl Harness {
             listen: "127.0.0.1:0".into(),
             projector_group: format!("projector-{}", Uuid::new_v4().simple()),
             relay_name: "default".into(),
+            temporal_address: std::env::var("TEMPORAL_ADDRESS").unwrap_or_else(|_| "127.0.0.1:57233".into()),
+            temporal_namespace: "default".into(),
+            task_queue: format!("polaris-test-{}", Uuid::new_v4().simple()),
+            worker_group: format!("workers-{}", Uuid::new_v4().simple()),
+            ready_timeout_secs,
         };
-        let server = Server::connect(settings).await.expect("server connects");
+        let server = Server::connect(settings.clone()).await.expect("server connects");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stop_rx) = watch::channel(false);
         let tasks = server.spawn_roles(roles, Some(listener), stop_rx).await.expect("roles start");
         let org = new_org(&db, "acme").await;
         let admin_token = new_token(&db, org, TokenRole::Admin).await;
-        Self { db, topic, base, http: reqwest::Client::new(), org, admin_token, stop, tasks }
+        register_local_targets(&db, org).await;
+        Self { settings, db, topic, base, http: reqwest::Client::new(), org, admin_token, stop, tasks }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -81,4 +93,43 @@ pub async fn new_token(db: &TestDb, org: OrgId, role: TokenRole) -> String {
 
 pub fn cluster_body(name: &str) -> serde_json::Value {
     serde_json::json!({"name": name, "provider": "aws", "region": "eu-west-1", "brokers": 3})
+}
+
+/// The two local Kubernetes API servers `./dev/up` starts, as this org's targets.
+pub fn kubeconfig_dir() -> String {
+    std::env::var("POLARIS_KUBECONFIG_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../.polaris/kube").into())
+}
+
+pub async fn kube_client(target: &str) -> kube::Client {
+    let path = format!("{}/{target}.kubeconfig", kubeconfig_dir());
+    let kc = kube::config::Kubeconfig::read_from(&path)
+        .unwrap_or_else(|e| panic!("kubeconfig {path}: {e}; {}", polaris_test_support::START_HINT));
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kube config");
+    kube::Client::try_from(config).expect("kube client")
+}
+
+pub async fn register_local_targets(db: &TestDb, org: OrgId) {
+    let dir = kubeconfig_dir();
+    for (provider, region, file) in [("aws", "eu-west-1", "aws-eu-west-1"), ("gcp", "europe-west1", "gcp-europe-west1")]
+    {
+        let path = format!("{dir}/{file}.kubeconfig");
+        assert!(
+            std::path::Path::new(&path).exists(),
+            "kubeconfig {path} missing; {}",
+            polaris_test_support::START_HINT
+        );
+        polaris_api::targets::register(
+            &db.pool,
+            org,
+            file,
+            polaris_domain::Provider::parse(provider).expect("provider"),
+            &polaris_domain::Region::parse(region).expect("region"),
+            None,
+            Some(path),
+        )
+        .await
+        .expect("register target")
+        .expect("target is new");
+    }
 }

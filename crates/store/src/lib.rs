@@ -14,6 +14,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+pub use cqrs_es;
 pub use relay::{Relay, RelayConfig, RelayError};
 
 /// The SQL migrations under `migrations/`, embedded at compile time.

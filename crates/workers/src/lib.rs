@@ -1,11 +1,72 @@
-//! Temporal workers. The walking skeleton has no workflows yet (provisioning arrives with issue #3); the
-//! role exists so deployments and scripts already run it, and it says plainly that it does nothing.
+//! Temporal workers: they react to events by running durable workflows that drive Strimzi resources on the
+//! target Kubernetes clusters, and report every step back through the command path.
 
+pub mod provision;
+pub mod resources;
 pub mod strimzi;
+pub mod subscriber;
+pub mod target;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::watch;
 
-pub async fn run(mut shutdown: watch::Receiver<bool>) {
-    tracing::warn!("worker role: no workflows are registered in this build; requested clusters stay REQUESTED");
-    let _ = shutdown.wait_for(|s| *s).await;
+use crate::provision::{ClusterActivities, ProvisionCluster};
+use crate::subscriber::Subscriber;
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// `host:port` of the Temporal frontend.
+    pub temporal_address: String,
+    pub namespace: String,
+    pub task_queue: String,
+    pub kafka_bootstrap: String,
+    pub events_topic: String,
+    pub subscriber_group: String,
+    /// How long a cluster may take to become Ready before its operation is marked stalled.
+    pub ready_timeout: Duration,
+}
+
+pub async fn temporal_client(config: &WorkerConfig) -> anyhow::Result<Client> {
+    let url = format!("http://{}", config.temporal_address);
+    let conn_opts = ConnectionOptions::new(url.parse::<temporalio_client::Url>()?)
+        .identity(format!("polaris-worker@{}", std::process::id()))
+        .build();
+    let connection = Connection::connect(conn_opts)
+        .await
+        .with_context(|| format!("connecting to Temporal at {}; ./dev/up starts it", config.temporal_address))?;
+    Ok(Client::new(connection, ClientOptions::new(config.namespace.clone()).build())?)
+}
+
+/// Runs the Temporal worker and the event subscriber until `shutdown` turns true.
+pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let client = temporal_client(&config).await?;
+    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let activities = ClusterActivities { cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone())) };
+    let options = WorkerOptions::new(config.task_queue.clone())
+        .register_workflow::<ProvisionCluster>()?
+        .register_activities(activities)
+        .build();
+    let mut worker = Worker::new(&runtime, client.clone(), options)?;
+    let subscriber = Subscriber { pool, client: Arc::new(client), config: config.clone() };
+    let mut sub_shutdown = shutdown.clone();
+    let sub = tokio::spawn(async move {
+        if let Err(e) = subscriber.run(sub_shutdown.clone()).await {
+            tracing::error!(error = %e, "event subscriber stopped");
+        }
+        let _ = sub_shutdown.wait_for(|s| *s).await;
+    });
+    tracing::info!(task_queue = %config.task_queue, "temporal worker started");
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        r = worker.run() => r?,
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    let _ = sub.await;
+    Ok(())
 }

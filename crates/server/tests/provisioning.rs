@@ -1,0 +1,162 @@
+//! Provisioning on the real services: Temporal runs the workflow, the worker applies Strimzi resources to the
+//! target's real kube-apiserver, strimzi-sim (the Strimzi stand-in `./dev/test` starts) reports status, and
+//! every step comes back as events.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Harness, kube_client};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use polaris_server::Role;
+use polaris_test_support::eventually;
+use polaris_workers::strimzi::{Kafka, KafkaNodePool};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const ALL: [Role; 4] = [Role::Api, Role::Relay, Role::Projector, Role::Worker];
+
+fn unique_name() -> String {
+    format!("t{}", &Uuid::new_v4().simple().to_string()[..10])
+}
+
+async fn create(h: &Harness, name: &str, region: (&str, &str)) -> (String, String) {
+    let resp = h
+        .http
+        .post(h.url("/v1/clusters"))
+        .bearer_auth(&h.admin_token)
+        .json(&json!({"name": name, "provider": region.0, "region": region.1, "brokers": 3}))
+        .send()
+        .await
+        .expect("POST /v1/clusters");
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let body: Value = resp.json().await.expect("json");
+    (body["cluster"]["id"].as_str().expect("id").to_owned(), body["operation"]["id"].as_str().expect("op").to_owned())
+}
+
+async fn get(h: &Harness, path: &str) -> Value {
+    let resp = h.http.get(h.url(path)).bearer_auth(&h.admin_token).send().await.expect("GET");
+    assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+    resp.json().await.expect("json")
+}
+
+async fn wait_for_status(h: &Harness, id: &str, status: &str, deadline: Duration) -> Value {
+    eventually(&format!("cluster {id} to be {status}"), deadline, || async {
+        let r = h.http.get(h.url(&format!("/v1/clusters/{id}"))).bearer_auth(&h.admin_token).send().await.ok()?;
+        let c: Value = r.json().await.ok()?;
+        (c["status"] == status).then_some(c)
+    })
+    .await
+}
+
+/// Creates the cluster's namespace ahead of time with strimzi-sim fault annotations.
+async fn prepare_namespace(target: &str, name: &str, annotations: &[(&str, &str)]) {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(format!("polaris-{name}")),
+            annotations: Some(
+                annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(kube_client(target).await).create(&PostParams::default(), &ns).await.expect("namespace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_three_broker_cluster_is_provisioned_on_its_target_only() {
+    let h = Harness::start(&ALL).await;
+    let name = unique_name();
+    let (id, op) = create(&h, &name, ("aws", "eu-west-1")).await;
+
+    let cluster = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
+    assert_eq!(cluster["bootstrap_servers"], format!("{name}-kafka-bootstrap.polaris-{name}.svc:9092"));
+    assert!(cluster["current_operation_id"].is_null());
+
+    // On the aws target: the namespace (labelled with the cluster id), both node pools and the Kafka resource.
+    let aws = kube_client("aws-eu-west-1").await;
+    let ns_name = format!("polaris-{name}");
+    let ns = Api::<Namespace>::all(aws.clone()).get(&ns_name).await.expect("namespace on aws");
+    assert_eq!(ns.metadata.labels.expect("labels")["polaris.dev/cluster-id"], id);
+    let pools = Api::<KafkaNodePool>::namespaced(aws.clone(), &ns_name);
+    let controllers = pools.get("controllers").await.expect("controller pool");
+    let brokers = pools.get("brokers").await.expect("broker pool");
+    assert_eq!((controllers.spec.replicas, brokers.spec.replicas), (3, 3));
+    let kafka = Api::<Kafka>::namespaced(aws, &ns_name).get(&name).await.expect("kafka");
+    assert_eq!(kafka.spec.kafka.version.as_deref(), Some("4.3.1"));
+    assert!(kafka.spec.cruise_control.is_some());
+    // ... and nothing on the gcp target.
+    let gcp = kube_client("gcp-europe-west1").await;
+    assert!(Api::<Namespace>::all(gcp).get_opt(&ns_name).await.expect("gcp reachable").is_none());
+
+    // Brokers by Kafka node id: controllers took 0..2 (their pool is applied first), brokers 3..5.
+    let nodes = get(&h, &format!("/v1/clusters/{id}/brokers")).await;
+    let ids: Vec<(i64, &str)> = nodes["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|b| (b["id"].as_i64().expect("id"), b["role"].as_str().expect("role")))
+        .collect();
+    assert_eq!(
+        ids,
+        [(0, "controller"), (1, "controller"), (2, "controller"), (3, "broker"), (4, "broker"), (5, "broker")]
+    );
+
+    // The history: every step in order, once, all with one correlation id.
+    let history = get(&h, &format!("/v1/clusters/{id}/history")).await;
+    let items = history["items"].as_array().expect("items");
+    let types: Vec<&str> = items.iter().map(|e| e["event_type"].as_str().expect("type")).collect();
+    assert_eq!(types, ["ClusterRequested", "ClusterProvisioningStarted", "StrimziResourcesApplied", "ClusterReady"]);
+    let correlation = &items[0]["correlation_id"];
+    assert!(items.iter().all(|e| &e["correlation_id"] == correlation), "one correlation id: {history}");
+    assert!(items.iter().all(|e| e["operation_id"] == op.as_str()));
+    assert!(items[1]["actor"].as_str().expect("actor").starts_with("worker:"));
+
+    let operation = get(&h, &format!("/v1/operations/{op}")).await;
+    assert_eq!(operation["state"], "succeeded");
+    let steps: Vec<(&str, &str)> = operation["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["name"].as_str().expect("name"), s["state"].as_str().expect("state")))
+        .collect();
+    assert_eq!(steps, [("apply-resources", "succeeded"), ("wait-ready", "succeeded")]);
+    let listed = get(&h, &format!("/v1/operations?cluster_id={id}")).await;
+    assert_eq!(listed["items"].as_array().expect("items").len(), 1);
+
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_strimzi_never_reports_ready_is_stalled_at_its_deadline_and_nothing_else_changes() {
+    let h = Harness::start_with(&ALL, 6).await;
+    let name = unique_name();
+    prepare_namespace("gcp-europe-west1", &name, &[("strimzi-sim.polaris.dev/fault", "stall")]).await;
+    let (id, op) = create(&h, &name, ("gcp", "europe-west1")).await;
+
+    let cluster = wait_for_status(&h, &id, "STALLED", Duration::from_secs(60)).await;
+    let reason = cluster["status_reason"].as_str().expect("reason");
+    assert!(reason.contains("not Ready before the deadline"), "{reason}");
+    let operation = get(&h, &format!("/v1/operations/{op}")).await;
+    assert_eq!(operation["state"], "stalled");
+    assert_eq!(operation["error"], reason);
+
+    // Nothing else was touched: each resource is still at the generation Polaris first applied.
+    let gcp = kube_client("gcp-europe-west1").await;
+    let ns = format!("polaris-{name}");
+    let kafka = Api::<Kafka>::namespaced(gcp.clone(), &ns).get(&name).await.expect("kafka");
+    assert_eq!(kafka.metadata.generation, Some(1));
+    for pool in ["controllers", "brokers"] {
+        let p = Api::<KafkaNodePool>::namespaced(gcp.clone(), &ns).get(pool).await.expect("pool");
+        assert_eq!(p.metadata.generation, Some(1), "{pool}");
+    }
+    let history = get(&h, &format!("/v1/clusters/{id}/history")).await;
+    let last = history["items"].as_array().expect("items").last().expect("an event").clone();
+    assert_eq!(last["event_type"], "ClusterStalled");
+    h.stop().await;
+}

@@ -1,0 +1,265 @@
+//! `strimzi-sim`: a clearly named stand-in for the Strimzi cluster operator, for development and tests only.
+//!
+//! The local Kubernetes API servers have no kubelets, so the real operator cannot run its pods. This program
+//! watches Kafka, KafkaNodePool and KafkaTopic resources on each API server it is given and writes their status
+//! the way Strimzi does (field names from the real CRDs): node ids per pool, the `Ready` condition with
+//! `observedGeneration`, listener bootstrap addresses, `kafkaVersion` and `kafkaMetadataVersion`.
+//!
+//! Tests drive faults with annotations on a resource or on its namespace:
+//! - `strimzi-sim.polaris.dev/fault: stall`: never becomes Ready (stays `NotReady`, reason `Creating`);
+//! - `strimzi-sim.polaris.dev/fault: fail`: reports `NotReady` with a failure reason and message;
+//! - `strimzi-sim.polaris.dev/delay-seconds: "N"`: becomes Ready N seconds after it is first seen at its
+//!   current generation (slow).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, ResourceExt};
+use polaris_workers::strimzi::{
+    CLUSTER_LABEL, Condition, Kafka, KafkaNodePool, KafkaNodePoolStatus, KafkaStatus, KafkaTopic, KafkaTopicStatus,
+    ListenerStatus, ProcessRole, UsedNodePoolStatus,
+};
+use serde_json::json;
+
+pub const FAULT: &str = "strimzi-sim.polaris.dev/fault";
+pub const DELAY: &str = "strimzi-sim.polaris.dev/delay-seconds";
+const OPERATOR_VERSION: &str = "1.3.0-strimzi-sim";
+
+#[derive(Parser)]
+#[command(name = "strimzi-sim", about = "Strimzi stand-in for local API servers (development and tests only)")]
+struct Args {
+    /// Kubeconfig of an API server to reconcile; repeat for each target.
+    #[arg(long = "kubeconfig", required = true)]
+    kubeconfigs: Vec<String>,
+    /// Milliseconds between reconcile passes.
+    #[arg(long, default_value_t = 200)]
+    interval_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let args = Args::parse();
+    let mut sims = Vec::new();
+    for path in &args.kubeconfigs {
+        let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {path}"))?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+        sims.push(Sim { name: path.clone(), client: Client::try_from(config)?, first_seen: HashMap::new() });
+    }
+    tracing::info!(targets = sims.len(), "strimzi-sim reconciling");
+    loop {
+        for sim in &mut sims {
+            if let Err(e) = sim.pass().await {
+                tracing::warn!(target = %sim.name, error = %e, "reconcile pass failed");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
+    }
+}
+
+struct Sim {
+    name: String,
+    client: Client,
+    /// When each (uid, generation) was first seen, for `delay-seconds`.
+    first_seen: HashMap<(String, i64), Instant>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Keeps a condition's `lastTransitionTime` when its type and status did not change, as Strimzi does.
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+) -> Condition {
+    let since = previous
+        .iter()
+        .find(|c| c.type_.as_deref() == Some(type_) && c.status.as_deref() == Some(status))
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(now);
+    Condition {
+        type_: Some(type_.into()),
+        status: Some(status.into()),
+        reason: reason.map(Into::into),
+        message: message.map(Into::into),
+        last_transition_time: Some(since),
+    }
+}
+
+impl Sim {
+    async fn pass(&mut self) -> anyhow::Result<()> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let ns_annotations: HashMap<String, BTreeMap<String, String>> = namespaces
+            .list(&ListParams::default())
+            .await?
+            .into_iter()
+            .map(|n| (n.name_any(), n.annotations().clone()))
+            .collect();
+        let kafkas: Api<Kafka> = Api::all(self.client.clone());
+        for kafka in kafkas.list(&ListParams::default()).await? {
+            let ns = kafka.namespace().unwrap_or_default();
+            let mut annotations = ns_annotations.get(&ns).cloned().unwrap_or_default();
+            annotations.extend(kafka.annotations().clone());
+            if let Err(e) = self.reconcile_kafka(&kafka, &ns, &annotations).await {
+                tracing::warn!(kafka = %kafka.name_any(), namespace = %ns, error = %e, "reconcile failed");
+            }
+        }
+        let topics: Api<KafkaTopic> = Api::all(self.client.clone());
+        for topic in topics.list(&ListParams::default()).await? {
+            self.reconcile_topic(&topic).await?;
+        }
+        Ok(())
+    }
+
+    /// Node ids are unique within a cluster, kept for as long as a node exists, and new nodes take the lowest
+    /// free ids. Pools are numbered controller pools first, then by creation time and name, so ids are
+    /// deterministic (a 3+3 cluster has controllers 0-2 and brokers 3-5).
+    async fn reconcile_pools(&self, ns: &str, cluster: &str) -> anyhow::Result<Vec<KafkaNodePool>> {
+        let api: Api<KafkaNodePool> = Api::namespaced(self.client.clone(), ns);
+        let mut pools = api.list(&ListParams::default().labels(&format!("{CLUSTER_LABEL}={cluster}"))).await?.items;
+        pools.sort_by_key(|p| {
+            let controller = p.spec.roles.contains(&ProcessRole::Controller);
+            (!controller, p.metadata.creation_timestamp.clone().map(|t| t.0), p.name_any())
+        });
+        let mut taken: Vec<i32> =
+            pools.iter().flat_map(|p| p.status.as_ref().map(|s| s.node_ids.clone()).unwrap_or_default()).collect();
+        for pool in &mut pools {
+            let status = pool.status.clone().unwrap_or_default();
+            let mut ids = status.node_ids.clone();
+            let replicas = pool.spec.replicas.max(0) as usize;
+            while ids.len() < replicas {
+                let next = (0..).find(|i| !taken.contains(i)).unwrap_or(0);
+                taken.push(next);
+                ids.push(next);
+            }
+            ids.sort_unstable();
+            while ids.len() > replicas {
+                if let Some(highest) = ids.pop() {
+                    taken.retain(|i| *i != highest);
+                }
+            }
+            let desired = KafkaNodePoolStatus {
+                conditions: vec![],
+                observed_generation: pool.metadata.generation,
+                node_ids: ids,
+                cluster_id: Some(cluster_id(ns, cluster)),
+                roles: pool.spec.roles.clone(),
+                replicas: Some(pool.spec.replicas),
+            };
+            if pool.status.as_ref() != Some(&desired) {
+                api.patch_status(&pool.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": desired})))
+                    .await?;
+                pool.status = Some(desired);
+            }
+        }
+        Ok(pools)
+    }
+
+    async fn reconcile_kafka(
+        &mut self,
+        kafka: &Kafka,
+        ns: &str,
+        annotations: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let name = kafka.name_any();
+        let pools = self.reconcile_pools(ns, &name).await?;
+        let previous = kafka.status.clone().unwrap_or_default();
+        let generation = kafka.metadata.generation.unwrap_or(0);
+        let key = (kafka.uid().unwrap_or_default(), generation);
+        let first_seen = *self.first_seen.entry(key).or_insert_with(Instant::now);
+        let delay = annotations.get(DELAY).and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+        let has_role = |role: ProcessRole| pools.iter().any(|p| p.spec.roles.contains(&role) && p.spec.replicas > 0);
+
+        let cond = match annotations.get(FAULT).map(String::as_str) {
+            Some("stall") => condition(&previous.conditions, "NotReady", "True", Some("Creating"), None),
+            Some("fail") => condition(
+                &previous.conditions,
+                "NotReady",
+                "True",
+                Some("FatalProblem"),
+                Some("strimzi-sim was told to fail this resource"),
+            ),
+            _ if !has_role(ProcessRole::Controller) || !has_role(ProcessRole::Broker) => condition(
+                &previous.conditions,
+                "NotReady",
+                "True",
+                Some("InvalidResourceException"),
+                Some("The Kafka cluster needs node pools with the controller and broker roles"),
+            ),
+            _ if first_seen.elapsed() < Duration::from_secs(delay) => {
+                condition(&previous.conditions, "NotReady", "True", Some("Creating"), None)
+            }
+            _ => condition(&previous.conditions, "Ready", "True", None, None),
+        };
+        let ready = cond.type_.as_deref() == Some("Ready");
+        let bootstrap = |port: u16| format!("{name}-kafka-bootstrap.{ns}.svc:{port}");
+        let desired = KafkaStatus {
+            conditions: vec![cond],
+            observed_generation: Some(generation),
+            listeners: if ready {
+                vec![
+                    ListenerStatus { name: Some("plain".into()), bootstrap_servers: Some(bootstrap(9092)) },
+                    ListenerStatus { name: Some("tls".into()), bootstrap_servers: Some(bootstrap(9093)) },
+                ]
+            } else {
+                previous.listeners.clone()
+            },
+            kafka_node_pools: pools.iter().map(|p| UsedNodePoolStatus { name: Some(p.name_any()) }).collect(),
+            cluster_id: Some(cluster_id(ns, &name)),
+            // Strimzi reports the version it has rolled the brokers to, so it only moves once Ready.
+            kafka_version: if ready { kafka.spec.kafka.version.clone() } else { previous.kafka_version.clone() },
+            kafka_metadata_version: if ready {
+                kafka.spec.kafka.metadata_version.clone()
+            } else {
+                previous.kafka_metadata_version.clone()
+            },
+            operator_last_successful_version: Some(OPERATOR_VERSION.into()),
+        };
+        if kafka.status.as_ref() != Some(&desired) {
+            let api: Api<Kafka> = Api::namespaced(self.client.clone(), ns);
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await?;
+            tracing::info!(kafka = %name, namespace = %ns, ready, "status written");
+        }
+        Ok(())
+    }
+
+    async fn reconcile_topic(&self, topic: &KafkaTopic) -> anyhow::Result<()> {
+        let desired = KafkaTopicStatus {
+            conditions: vec![condition(
+                &topic.status.clone().unwrap_or_default().conditions,
+                "Ready",
+                "True",
+                None,
+                None,
+            )],
+            observed_generation: topic.metadata.generation,
+            topic_name: Some(topic.spec.topic_name.clone().unwrap_or_else(|| topic.name_any())),
+            topic_id: Some(
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, topic.uid().unwrap_or_default().as_bytes()).to_string(),
+            ),
+        };
+        if topic.status.as_ref() != Some(&desired) {
+            let api: Api<KafkaTopic> = Api::namespaced(self.client.clone(), &topic.namespace().unwrap_or_default());
+            api.patch_status(&topic.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": desired})))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A stable cluster id per Kafka resource, like the one Strimzi generates once.
+fn cluster_id(ns: &str, name: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{ns}/{name}").as_bytes()).simple().to_string()[..22]
+        .to_owned()
+}

@@ -1,0 +1,315 @@
+//! The ProvisionCluster workflow and the activities it runs.
+//!
+//! Every activity is safe to run twice: resources are applied with server-side apply under one field manager
+//! (`polaris`), and reports go through the command path, where the aggregate records a step once and ignores
+//! its repetition. A killed worker resumes from Temporal history; a retried wait keeps the original deadline,
+//! because the deadline travels as an absolute time.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::Utc;
+use cqrs_es_compat::AggregateError;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use polaris_domain::{ClusterCommand, ClusterError, CommandMetadata, OperationId, OrgId};
+use polaris_store::ClusterCqrs;
+use serde::{Deserialize, Serialize};
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{activities, workflow, workflow_methods};
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_sdk::{ActivityOptions, ApplicationFailure, WorkflowContext, WorkflowResult};
+use uuid::Uuid;
+
+use crate::resources::{BROKER_POOL, CONTROLLER_POOL, ClusterSpec, PLAIN_LISTENER};
+use crate::strimzi::{Kafka, KafkaNodePool};
+use crate::target::TargetRef;
+
+mod cqrs_es_compat {
+    pub use polaris_store::cqrs_es::AggregateError;
+}
+
+pub const FIELD_MANAGER: &str = "polaris";
+
+/// Everything the workflow needs, fixed when it starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionInput {
+    pub spec: ClusterSpec,
+    pub target: TargetRef,
+    pub org_id: Uuid,
+    pub operation_id: Uuid,
+    pub correlation_id: Uuid,
+    /// The event that caused this workflow (its `event_id`).
+    pub causation_id: Uuid,
+    /// How long the cluster may take to become Ready before the operation is marked stalled.
+    pub ready_timeout_secs: u64,
+}
+
+/// A step's outcome, reported back through the command path.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Report {
+    Started { workflow_id: String },
+    ResourcesApplied { namespace: String, resources: Vec<String> },
+    Ready { broker_ids: Vec<i32>, controller_ids: Vec<i32>, bootstrap_servers: String },
+    Stalled { step: String, reason: String },
+    Failed { step: String, reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportInput {
+    pub cluster_id: Uuid,
+    pub org_id: Uuid,
+    pub operation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    pub report: Report,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WaitInput {
+    pub spec: ClusterSpec,
+    pub target: TargetRef,
+    /// Unix milliseconds; the same for every attempt of the activity.
+    pub deadline_unix_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WaitOutcome {
+    Ready { broker_ids: Vec<i32>, controller_ids: Vec<i32>, bootstrap_servers: String },
+    Stalled { reason: String },
+}
+
+pub struct ClusterActivities {
+    pub cqrs: Arc<ClusterCqrs>,
+}
+
+fn retryable(e: impl std::fmt::Display) -> ActivityError {
+    ActivityError::application(ApplicationFailure::new(anyhow::anyhow!("{e}")))
+}
+
+fn non_retryable(e: impl std::fmt::Display) -> ActivityError {
+    ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!("{e}")))
+}
+
+/// The API server refusing a resource (invalid, forbidden) will refuse it again; anything else may pass later.
+fn classify_kube(e: kube::Error) -> ActivityError {
+    match &e {
+        kube::Error::Api(status) if (400..500).contains(&status.code) && ![409, 429].contains(&status.code) => {
+            non_retryable(format!("the API server refused the resource: {e}"))
+        }
+        _ => retryable(e),
+    }
+}
+
+async fn apply<K>(api: &Api<K>, name: &str, obj: &K) -> Result<(), ActivityError>
+where
+    K: kube::Resource + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await.map_err(classify_kube)?;
+    Ok(())
+}
+
+fn is_ready(kafka: &Kafka) -> Option<(String, bool)> {
+    let status = kafka.status.as_ref()?;
+    let generation = kafka.metadata.generation;
+    let ready =
+        status.conditions.iter().any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"));
+    let current = status.observed_generation == generation;
+    let last = status
+        .conditions
+        .last()
+        .map(|c| {
+            format!(
+                "{}={} {}",
+                c.type_.as_deref().unwrap_or("?"),
+                c.status.as_deref().unwrap_or("?"),
+                c.message.as_deref().or(c.reason.as_deref()).unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    Some((last, ready && current))
+}
+
+#[activities]
+impl ClusterActivities {
+    /// Turns a step's outcome into a command on the cluster aggregate. Repeating a report records nothing.
+    #[activity]
+    pub async fn report(self: Arc<Self>, _ctx: ActivityContext, input: ReportInput) -> Result<(), ActivityError> {
+        let operation_id = OperationId::from_uuid(input.operation_id);
+        let command = match input.report {
+            Report::Started { workflow_id } => ClusterCommand::StartProvisioning { operation_id, workflow_id },
+            Report::ResourcesApplied { namespace, resources } => {
+                ClusterCommand::RecordResourcesApplied { operation_id, namespace, resources }
+            }
+            Report::Ready { broker_ids, controller_ids, bootstrap_servers } => {
+                ClusterCommand::MarkReady { operation_id, broker_ids, controller_ids, bootstrap_servers }
+            }
+            Report::Stalled { step, reason } => ClusterCommand::MarkStalled { operation_id, step, reason },
+            Report::Failed { step, reason } => ClusterCommand::MarkFailed { operation_id, step, reason },
+        };
+        let metadata = CommandMetadata {
+            org_id: OrgId::from_uuid(input.org_id),
+            actor: "worker:polaris".into(),
+            correlation_id: input.correlation_id,
+            causation_id: input.causation_id,
+            operation_id: Some(operation_id),
+            occurred_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
+        };
+        match self.cqrs.execute_with_metadata(&input.cluster_id.to_string(), command, metadata.to_map()).await {
+            Ok(()) => Ok(()),
+            Err(AggregateError::UserError(e @ (ClusterError::NotCurrentOperation { .. } | ClusterError::NotFound))) => {
+                Err(non_retryable(e))
+            }
+            Err(AggregateError::UserError(e)) => Err(non_retryable(e)),
+            // A concurrent report on the same cluster: run again against the new state.
+            Err(e) => Err(retryable(e)),
+        }
+    }
+
+    /// Applies the namespace, both node pools, then the Kafka resource. Returns `Kind/name` of each.
+    #[activity]
+    pub async fn apply_resources(
+        _ctx: ActivityContext,
+        input: (ClusterSpec, TargetRef),
+    ) -> Result<Vec<String>, ActivityError> {
+        let (spec, target) = input;
+        let client = target.client().await.map_err(retryable)?;
+        let ns = spec.namespace();
+        apply(&Api::<Namespace>::all(client.clone()), &ns, &spec.namespace_object()).await?;
+        let mut applied = vec![format!("Namespace/{ns}")];
+        let pools: Api<KafkaNodePool> = Api::namespaced(client.clone(), &ns);
+        for pool in spec.node_pools() {
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            apply(&pools, &name, &pool).await?;
+            applied.push(format!("KafkaNodePool/{name}"));
+        }
+        let kafkas: Api<Kafka> = Api::namespaced(client, &ns);
+        apply(&kafkas, &spec.name, &spec.kafka()).await?;
+        applied.push(format!("Kafka/{}", spec.name));
+        Ok(applied)
+    }
+
+    /// Waits until Strimzi reports the Kafka resource Ready for its current generation and the broker pool has
+    /// its node ids; or until the deadline, which is a stall, not an error.
+    #[activity]
+    pub async fn wait_ready(ctx: ActivityContext, input: WaitInput) -> Result<WaitOutcome, ActivityError> {
+        let client = input.target.client().await.map_err(retryable)?;
+        let ns = input.spec.namespace();
+        let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
+        let pools: Api<KafkaNodePool> = Api::namespaced(client, &ns);
+        let mut last = "no status yet".to_owned();
+        loop {
+            let _ = ctx.record_heartbeat(last.clone()).await;
+            if let Some(kafka) = kafkas.get_opt(&input.spec.name).await.map_err(classify_kube)? {
+                if let Some((condition, ready)) = is_ready(&kafka) {
+                    last = condition;
+                    if ready {
+                        let ids =
+                            |p: Option<KafkaNodePool>| p.and_then(|p| p.status).map(|s| s.node_ids).unwrap_or_default();
+                        let broker_ids = ids(pools.get_opt(BROKER_POOL).await.map_err(classify_kube)?);
+                        let controller_ids = ids(pools.get_opt(CONTROLLER_POOL).await.map_err(classify_kube)?);
+                        let bootstrap = kafka
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.listeners.iter().find(|l| l.name.as_deref() == Some(PLAIN_LISTENER)))
+                            .and_then(|l| l.bootstrap_servers.clone());
+                        if let Some(bootstrap_servers) = bootstrap
+                            && broker_ids.len() == input.spec.brokers as usize
+                        {
+                            return Ok(WaitOutcome::Ready { broker_ids, controller_ids, bootstrap_servers });
+                        }
+                        last = format!(
+                            "Ready, but broker pool reports {} of {} node ids",
+                            broker_ids.len(),
+                            input.spec.brokers
+                        );
+                    }
+                }
+            } else {
+                last = format!("Kafka {ns}/{} not found", input.spec.name);
+            }
+            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+            if now_ms >= input.deadline_unix_ms {
+                return Ok(WaitOutcome::Stalled {
+                    reason: format!(
+                        "Kafka {ns}/{} was not Ready before the deadline; last status: {last}",
+                        input.spec.name
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+fn report_options() -> ActivityOptions {
+    let mut o = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
+    o.retry_policy = Some(RetryPolicy::builder().maximum_interval(Duration::from_secs(10)).build());
+    o
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct ProvisionCluster;
+
+#[workflow_methods]
+impl ProvisionCluster {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: ProvisionInput) -> WorkflowResult<String> {
+        let workflow_id = ctx.workflow_id().to_owned();
+        report(ctx, &input, Report::Started { workflow_id }).await?;
+
+        let mut apply_opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(60));
+        apply_opts.retry_policy =
+            Some(RetryPolicy::builder().maximum_attempts(10).maximum_interval(Duration::from_secs(10)).build());
+        let applied = ctx
+            .execute_activity(
+                ClusterActivities::apply_resources,
+                (input.spec.clone(), input.target.clone()),
+                apply_opts,
+            )
+            .await;
+        let resources = match applied {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("applying Strimzi resources failed: {e}");
+                report(ctx, &input, Report::Failed { step: "apply-resources".into(), reason }).await?;
+                return Ok("failed".into());
+            }
+        };
+        let namespace = input.spec.namespace();
+        report(ctx, &input, Report::ResourcesApplied { namespace, resources }).await?;
+
+        let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
+        let deadline = now + Duration::from_secs(input.ready_timeout_secs);
+        let deadline_unix_ms = deadline.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut wait_opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(input.ready_timeout_secs + 60));
+        wait_opts.heartbeat_timeout = Some(Duration::from_secs(10));
+        wait_opts.retry_policy = Some(RetryPolicy::builder().maximum_interval(Duration::from_secs(5)).build());
+        let wait = WaitInput { spec: input.spec.clone(), target: input.target.clone(), deadline_unix_ms };
+        match ctx.execute_activity(ClusterActivities::wait_ready, wait, wait_opts).await? {
+            WaitOutcome::Ready { broker_ids, controller_ids, bootstrap_servers } => {
+                report(ctx, &input, Report::Ready { broker_ids, controller_ids, bootstrap_servers }).await?;
+                Ok("ready".into())
+            }
+            WaitOutcome::Stalled { reason } => {
+                report(ctx, &input, Report::Stalled { step: "wait-ready".into(), reason }).await?;
+                Ok("stalled".into())
+            }
+        }
+    }
+}
+
+async fn report(ctx: &WorkflowContext<ProvisionCluster>, input: &ProvisionInput, report: Report) -> WorkflowResult<()> {
+    let r = ReportInput {
+        cluster_id: input.spec.cluster_id,
+        org_id: input.org_id,
+        operation_id: input.operation_id,
+        correlation_id: input.correlation_id,
+        causation_id: input.causation_id,
+        report,
+    };
+    ctx.execute_activity(ClusterActivities::report, r, report_options()).await?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! The Strimzi resources a cluster consists of, built from its spec. Pure functions, so the exact objects
+//! Polaris applies can be checked against the real CRDs without running a workflow.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+use crate::strimzi::{
+    CLUSTER_LABEL, Enabled, EntityOperatorSpec, GenericKafkaListener, Kafka, KafkaClusterSpec, KafkaNodePool,
+    KafkaNodePoolSpec, KafkaSpec, ProcessRole, Storage,
+};
+
+/// Label on every resource Polaris creates, naming the cluster it belongs to.
+pub const CLUSTER_ID_LABEL: &str = "polaris.dev/cluster-id";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const CONTROLLER_POOL: &str = "controllers";
+pub const BROKER_POOL: &str = "brokers";
+pub const PLAIN_LISTENER: &str = "plain";
+
+/// What a cluster should look like on its target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    pub cluster_id: uuid::Uuid,
+    pub name: String,
+    pub kafka_version: String,
+    pub metadata_version: String,
+    pub brokers: u32,
+    pub controllers: u32,
+    pub storage_gib: u32,
+    pub config: BTreeMap<String, String>,
+}
+
+impl ClusterSpec {
+    pub fn namespace(&self) -> String {
+        format!("polaris-{}", self.name)
+    }
+
+    fn labels(&self, with_cluster: bool) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([
+            (CLUSTER_ID_LABEL.to_owned(), self.cluster_id.to_string()),
+            (MANAGED_BY_LABEL.to_owned(), "polaris".to_owned()),
+        ]);
+        if with_cluster {
+            labels.insert(CLUSTER_LABEL.to_owned(), self.name.clone());
+        }
+        labels
+    }
+
+    fn meta(&self, name: &str, with_cluster: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(self.namespace()),
+            labels: Some(self.labels(with_cluster)),
+            ..Default::default()
+        }
+    }
+
+    pub fn namespace_object(&self) -> Namespace {
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some(self.namespace()),
+                labels: Some(self.labels(false)),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The controller pool and the broker pool. Both are applied before the Kafka resource: Strimzi needs the
+    /// pools to exist when it reconciles the cluster, or it reports the cluster invalid.
+    pub fn node_pools(&self) -> [KafkaNodePool; 2] {
+        let pool = |name: &str, replicas: u32, role: ProcessRole, size: String| KafkaNodePool {
+            metadata: self.meta(name, true),
+            spec: KafkaNodePoolSpec {
+                replicas: replicas as i32,
+                roles: vec![role],
+                storage: Storage { type_: "persistent-claim".into(), size: Some(size), delete_claim: Some(true) },
+            },
+            status: None,
+        };
+        [
+            pool(CONTROLLER_POOL, self.controllers, ProcessRole::Controller, "10Gi".into()),
+            pool(BROKER_POOL, self.brokers, ProcessRole::Broker, format!("{}Gi", self.storage_gib)),
+        ]
+    }
+
+    pub fn kafka(&self) -> Kafka {
+        let config = self
+            .config
+            .iter()
+            .map(|(k, v)| {
+                // Strimzi's config is typed JSON; numbers and booleans go in as such.
+                let value = serde_json::from_str::<serde_json::Value>(v)
+                    .ok()
+                    .filter(|j| j.is_number() || j.is_boolean())
+                    .unwrap_or_else(|| serde_json::Value::String(v.clone()));
+                (k.clone(), value)
+            })
+            .collect();
+        Kafka {
+            metadata: self.meta(&self.name, false),
+            spec: KafkaSpec {
+                kafka: KafkaClusterSpec {
+                    version: Some(self.kafka_version.clone()),
+                    metadata_version: Some(self.metadata_version.clone()),
+                    listeners: vec![
+                        GenericKafkaListener {
+                            name: PLAIN_LISTENER.into(),
+                            port: 9092,
+                            type_: "internal".into(),
+                            tls: false,
+                        },
+                        GenericKafkaListener { name: "tls".into(), port: 9093, type_: "internal".into(), tls: true },
+                    ],
+                    config,
+                },
+                entity_operator: Some(EntityOperatorSpec {
+                    topic_operator: Some(Enabled::default()),
+                    user_operator: Some(Enabled::default()),
+                }),
+                cruise_control: Some(Enabled::default()),
+            },
+            status: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ClusterSpec {
+        ClusterSpec {
+            cluster_id: uuid::Uuid::from_u128(7),
+            name: "orders".into(),
+            kafka_version: "4.3.1".into(),
+            metadata_version: "4.3".into(),
+            brokers: 3,
+            controllers: 3,
+            storage_gib: 100,
+            config: BTreeMap::from([
+                ("min.insync.replicas".into(), "2".into()),
+                ("auto.create.topics.enable".into(), "false".into()),
+                ("compression.type".into(), "zstd".into()),
+            ]),
+        }
+    }
+
+    #[test]
+    fn resources_live_in_the_clusters_namespace_and_carry_its_labels() {
+        let s = spec();
+        let [controllers, brokers] = s.node_pools();
+        assert_eq!(controllers.metadata.namespace.as_deref(), Some("polaris-orders"));
+        assert_eq!(controllers.spec.roles, vec![ProcessRole::Controller]);
+        assert_eq!(brokers.spec.replicas, 3);
+        assert_eq!(brokers.spec.storage.size.as_deref(), Some("100Gi"));
+        let labels = brokers.metadata.labels.unwrap();
+        assert_eq!(labels[CLUSTER_LABEL], "orders");
+        assert_eq!(labels[CLUSTER_ID_LABEL], s.cluster_id.to_string());
+        let ns = s.namespace_object();
+        assert_eq!(ns.metadata.labels.unwrap()[CLUSTER_ID_LABEL], s.cluster_id.to_string());
+    }
+
+    #[test]
+    fn kafka_config_keeps_json_types() {
+        let k = serde_json::to_value(spec().kafka()).unwrap();
+        assert_eq!(k["spec"]["kafka"]["config"]["min.insync.replicas"], 2);
+        assert_eq!(k["spec"]["kafka"]["config"]["auto.create.topics.enable"], false);
+        assert_eq!(k["spec"]["kafka"]["config"]["compression.type"], "zstd");
+        assert_eq!(k["spec"]["kafka"]["version"], "4.3.1");
+        assert_eq!(k["spec"]["kafka"]["metadataVersion"], "4.3");
+        assert_eq!(k["spec"]["cruiseControl"], serde_json::json!({}));
+    }
+}

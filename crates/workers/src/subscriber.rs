@@ -1,0 +1,117 @@
+//! The event subscriber: follows `polaris.events` in its own consumer group and starts the workflow each event
+//! calls for. The workflow id is derived from the event (`provision-<cluster id>-<sequence>`) and ids are
+//! never reused, so a redelivered event cannot start a second workflow. The offset is committed only after
+//! Temporal accepted (or already had) the workflow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use polaris_domain::EventEnvelope;
+use polaris_domain::cluster::ClusterRequested;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use sqlx::PgPool;
+use temporalio_client::errors::WorkflowStartError;
+use temporalio_client::{Client, WorkflowIdReusePolicy, WorkflowStartOptions};
+use tokio::sync::watch;
+
+use crate::provision::{ProvisionCluster, ProvisionInput};
+use crate::resources::ClusterSpec;
+use crate::{WorkerConfig, target};
+
+pub fn provision_workflow_id(env: &EventEnvelope) -> String {
+    format!("provision-{}-{}", env.aggregate_id, env.sequence)
+}
+
+pub struct Subscriber {
+    pub pool: PgPool,
+    pub client: Arc<Client>,
+    pub config: WorkerConfig,
+}
+
+impl Subscriber {
+    /// Starts the workflow an envelope calls for, if any. Ok(None): the event needs no workflow.
+    pub async fn handle(&self, env: &EventEnvelope) -> anyhow::Result<Option<String>> {
+        if env.aggregate_type != "cluster" || env.event_type != "ClusterRequested" {
+            return Ok(None);
+        }
+        let e: ClusterRequested = serde_json::from_value(env.payload.clone())?;
+        let target = target::load(&self.pool, e.target_id.as_uuid())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("target {} of cluster {} is not registered", e.target_id, e.cluster_id))?;
+        let input = ProvisionInput {
+            spec: ClusterSpec {
+                cluster_id: e.cluster_id.as_uuid(),
+                name: e.name.to_string(),
+                kafka_version: e.kafka_version,
+                metadata_version: e.metadata_version,
+                brokers: e.brokers,
+                controllers: e.controllers,
+                storage_gib: e.storage_gib,
+                config: e.config,
+            },
+            target,
+            org_id: env.org_id,
+            operation_id: e.operation_id.as_uuid(),
+            correlation_id: env.correlation_id,
+            causation_id: env.event_id,
+            ready_timeout_secs: self.config.ready_timeout.as_secs(),
+        };
+        let id = provision_workflow_id(env);
+        let options = WorkflowStartOptions::new(self.config.task_queue.clone(), id.clone())
+            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .build();
+        match self.client.start_workflow(ProvisionCluster::run, input, options).await {
+            Ok(_) => tracing::info!(workflow_id = %id, "workflow started"),
+            Err(WorkflowStartError::AlreadyStarted { .. }) => {
+                tracing::info!(workflow_id = %id, "workflow already started for this event; nothing to do")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Some(id))
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.kafka_bootstrap)
+            .set("group.id", &self.config.subscriber_group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()?;
+        consumer.subscribe(&[&self.config.events_topic])?;
+        tracing::info!(group = %self.config.subscriber_group, "event subscriber started");
+        loop {
+            let msg = tokio::select! {
+                m = consumer.recv() => m,
+                _ = shutdown.changed() => break,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscriber: receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let envelope: Option<EventEnvelope> = msg.payload().and_then(|b| serde_json::from_slice(b).ok());
+            if let Some(env) = envelope {
+                let mut backoff = Duration::from_millis(200);
+                while let Err(e) = self.handle(&env).await {
+                    tracing::warn!(error = %e, aggregate_id = %env.aggregate_id, sequence = env.sequence, "subscriber: starting workflow failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            if let Err(e) = consumer.commit_message(&msg, CommitMode::Async) {
+                tracing::debug!(error = %e, "subscriber: offset commit failed; the event may come again (harmless)");
+            }
+        }
+        Ok(())
+    }
+}
