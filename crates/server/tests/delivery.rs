@@ -140,7 +140,7 @@ async fn the_projector_applies_a_redelivered_envelope_once() {
         causation_id: operation,
         operation_id: Some(operation),
         payload: serde_json::json!({
-            "cluster_id": cluster, "org_id": org, "operation_id": operation, "name": "orders", "provider": "gcp",
+            "cluster_id": cluster, "org_id": org, "operation_id": operation, "target_id": Uuid::new_v4(), "name": "orders", "provider": "gcp",
             "region": "europe-west1", "kafka_version": "4.3.1", "metadata_version": "4.3", "brokers": 3,
             "controllers": 3, "storage_gib": 100, "config": {}, "deletion_protection": false,
             "requested_by": "test", "requested_at": Utc::now(),
