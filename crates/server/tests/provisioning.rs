@@ -160,3 +160,69 @@ async fn a_cluster_strimzi_never_reports_ready_is_stalled_at_its_deadline_and_no
     assert_eq!(last["event_type"], "ClusterStalled");
     h.stop().await;
 }
+
+/// A worker in a process of its own, so the test can kill it the hard way.
+fn spawn_worker(h: &Harness) -> std::process::Child {
+    let s = &h.settings;
+    std::process::Command::new(env!("CARGO_BIN_EXE_polaris-server"))
+        .args(["serve", "--roles", "worker"])
+        .env("DATABASE_URL", &s.database_url)
+        .env("KAFKA_BOOTSTRAP", &s.kafka_bootstrap)
+        .env("POLARIS_EVENTS_TOPIC", &s.events_topic)
+        .env("TEMPORAL_ADDRESS", &s.temporal_address)
+        .env("POLARIS_TASK_QUEUE", &s.task_queue)
+        .env("POLARIS_WORKER_GROUP", &s.worker_group)
+        .env("POLARIS_READY_TIMEOUT_SECS", s.ready_timeout_secs.to_string())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start polaris-server --roles worker")
+}
+
+async fn event_types(h: &Harness, id: &str) -> Vec<String> {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT event_type FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(id)
+    .fetch_all(&h.db.pool)
+    .await
+    .expect("events")
+    .into_iter()
+    .map(|(t,)| t)
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_provisioning_is_replaced_and_the_workflow_completes_without_repeating_a_step() {
+    let h = Harness::start_with(&[Role::Api, Role::Relay, Role::Projector], 120).await;
+    let name = unique_name();
+    // Slow: Strimzi takes 8 s to report Ready, so the worker dies while it waits.
+    prepare_namespace("aws-eu-west-1", &name, &[("strimzi-sim.polaris.dev/delay-seconds", "8")]).await;
+    let mut first = spawn_worker(&h);
+    let (id, _op) = create(&h, &name, ("aws", "eu-west-1")).await;
+
+    eventually("the resources to be applied", Duration::from_secs(60), || async {
+        event_types(&h, &id).await.iter().any(|t| t == "StrimziResourcesApplied").then_some(())
+    })
+    .await;
+    first.kill().expect("kill -9 the worker");
+    let _ = first.wait();
+    assert!(!event_types(&h, &id).await.iter().any(|t| t == "ClusterReady"), "killed before the end");
+
+    let mut second = spawn_worker(&h);
+    wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
+    second.kill().expect("stop the second worker");
+    let _ = second.wait();
+
+    assert_eq!(
+        event_types(&h, &id).await,
+        ["ClusterRequested", "ClusterProvisioningStarted", "StrimziResourcesApplied", "ClusterReady"],
+        "no step recorded twice"
+    );
+    let aws = kube_client("aws-eu-west-1").await;
+    let ns = format!("polaris-{name}");
+    let kafka = Api::<Kafka>::namespaced(aws.clone(), &ns).get(&name).await.expect("kafka");
+    assert_eq!(kafka.metadata.generation, Some(1), "the Kafka resource was not changed again");
+    let pools = Api::<KafkaNodePool>::namespaced(aws, &ns).list(&Default::default()).await.expect("pools");
+    assert_eq!(pools.items.len(), 2, "no pool duplicated");
+    h.stop().await;
+}
