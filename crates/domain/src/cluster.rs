@@ -85,16 +85,80 @@ pub struct RequestCluster {
     pub requested_at: DateTime<Utc>,
 }
 
-/// Commands the provisioning workflow sends back through the command path. Each names the operation it
-/// belongs to; repeating one (an activity retried after a crash) records nothing new.
+/// Commands on a cluster. `Request*` come from users through the API; the others are workflows reporting a
+/// step's outcome. Each report names the operation it belongs to; repeating one (an activity retried after a
+/// crash) records nothing new.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClusterCommand {
     Request(RequestCluster),
-    StartProvisioning { operation_id: OperationId, workflow_id: String },
-    RecordResourcesApplied { operation_id: OperationId, namespace: String, resources: Vec<String> },
-    MarkReady { operation_id: OperationId, broker_ids: Vec<i32>, controller_ids: Vec<i32>, bootstrap_servers: String },
-    MarkStalled { operation_id: OperationId, step: String, reason: String },
-    MarkFailed { operation_id: OperationId, step: String, reason: String },
+    RequestScale {
+        operation_id: OperationId,
+        brokers: u32,
+        expected_version: Option<u64>,
+        requested_by: String,
+        /// The largest replication factor among the cluster's topics: the floor for scaling down.
+        largest_topic_rf: u32,
+    },
+    RequestUpgrade {
+        operation_id: OperationId,
+        kafka_version: String,
+        expected_version: Option<u64>,
+        requested_by: String,
+    },
+    RequestDeletion {
+        operation_id: OperationId,
+        expected_version: Option<u64>,
+        requested_by: String,
+    },
+    StartProvisioning {
+        operation_id: OperationId,
+        workflow_id: String,
+    },
+    RecordBrokersAdded {
+        operation_id: OperationId,
+        node_ids: Vec<i32>,
+    },
+    RecordRebalanceCompleted {
+        operation_id: OperationId,
+        mode: String,
+        node_ids: Vec<i32>,
+    },
+    RecordBrokersRemoved {
+        operation_id: OperationId,
+        node_ids: Vec<i32>,
+    },
+    RecordKafkaVersionRolled {
+        operation_id: OperationId,
+        kafka_version: String,
+    },
+    RecordMetadataVersionBumped {
+        operation_id: OperationId,
+        metadata_version: String,
+    },
+    RecordDeleted {
+        operation_id: OperationId,
+    },
+    RecordResourcesApplied {
+        operation_id: OperationId,
+        namespace: String,
+        resources: Vec<String>,
+    },
+    MarkReady {
+        operation_id: OperationId,
+        broker_ids: Vec<i32>,
+        controller_ids: Vec<i32>,
+        bootstrap_servers: String,
+    },
+    MarkStalled {
+        operation_id: OperationId,
+        step: String,
+        reason: String,
+    },
+    MarkFailed {
+        operation_id: OperationId,
+        step: String,
+        reason: String,
+    },
 }
 
 /// What happened to a cluster. Events carry resulting values, so read models never recompute them.
@@ -106,6 +170,92 @@ pub enum ClusterEvent {
     ClusterReady(ClusterReady),
     ClusterStalled(ClusterStalled),
     OperationFailed(OperationFailed),
+    ClusterScaleRequested(ClusterScaleRequested),
+    BrokersAdded(BrokersAdded),
+    RebalanceCompleted(RebalanceCompleted),
+    BrokersRemoved(BrokersRemoved),
+    ClusterUpgradeRequested(ClusterUpgradeRequested),
+    KafkaVersionRolled(KafkaVersionRolled),
+    MetadataVersionBumped(MetadataVersionBumped),
+    ClusterDeletionRequested(ClusterDeletionRequested),
+    ClusterDeleted(ClusterDeleted),
+}
+
+/// A change of broker count was accepted; `from` and `to` are broker counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterScaleRequested {
+    pub operation_id: OperationId,
+    pub from: u32,
+    pub to: u32,
+    pub requested_by: String,
+}
+
+/// The broker pool grew and Strimzi reports the new brokers, by Kafka node id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokersAdded {
+    pub operation_id: OperationId,
+    pub node_ids: Vec<i32>,
+    pub broker_ids: Vec<i32>,
+}
+
+/// A Cruise Control rebalance (`add-brokers` or `remove-brokers`) for these node ids finished.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebalanceCompleted {
+    pub operation_id: OperationId,
+    pub mode: String,
+    pub node_ids: Vec<i32>,
+}
+
+/// The emptied brokers were removed from the pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokersRemoved {
+    pub operation_id: OperationId,
+    pub node_ids: Vec<i32>,
+    pub broker_ids: Vec<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterUpgradeRequested {
+    pub operation_id: OperationId,
+    pub from: String,
+    pub to: String,
+    pub metadata_version_to: String,
+    pub requested_by: String,
+}
+
+/// Every broker runs the new Kafka version (`status.kafkaVersion`). Rollback is still possible.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaVersionRolled {
+    pub operation_id: OperationId,
+    pub kafka_version: String,
+}
+
+/// The KRaft metadata version was raised, its own step after the roll.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataVersionBumped {
+    pub operation_id: OperationId,
+    pub metadata_version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterDeletionRequested {
+    pub operation_id: OperationId,
+    pub requested_by: String,
+}
+
+/// Topics, Kafka, node pools and the namespace are gone from the target. The history stays.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterDeleted {
+    pub operation_id: OperationId,
 }
 
 /// The provisioning workflow has started working on the cluster.
@@ -184,6 +334,15 @@ impl DomainEvent for ClusterEvent {
             ClusterEvent::ClusterReady(_) => "ClusterReady",
             ClusterEvent::ClusterStalled(_) => "ClusterStalled",
             ClusterEvent::OperationFailed(_) => "OperationFailed",
+            ClusterEvent::ClusterScaleRequested(_) => "ClusterScaleRequested",
+            ClusterEvent::BrokersAdded(_) => "BrokersAdded",
+            ClusterEvent::RebalanceCompleted(_) => "RebalanceCompleted",
+            ClusterEvent::BrokersRemoved(_) => "BrokersRemoved",
+            ClusterEvent::ClusterUpgradeRequested(_) => "ClusterUpgradeRequested",
+            ClusterEvent::KafkaVersionRolled(_) => "KafkaVersionRolled",
+            ClusterEvent::MetadataVersionBumped(_) => "MetadataVersionBumped",
+            ClusterEvent::ClusterDeletionRequested(_) => "ClusterDeletionRequested",
+            ClusterEvent::ClusterDeleted(_) => "ClusterDeleted",
         }
         .to_owned()
     }
@@ -222,6 +381,20 @@ pub enum ClusterError {
     NotCurrentOperation { got: OperationId, current: Option<OperationId> },
     #[error("cluster is {status:?}; {action} is not possible now")]
     InvalidTransition { status: ClusterStatus, action: &'static str },
+    #[error("operation {operation_id} is still running on this cluster")]
+    OperationInProgress { operation_id: OperationId },
+    #[error("the cluster is at version {current}, not {expected}")]
+    VersionConflict { expected: u64, current: u64 },
+    #[error("the cluster already has {brokers} brokers")]
+    NoChange { brokers: u32 },
+    #[error("cannot scale to {requested} brokers: a topic has replication factor {largest_rf}")]
+    BelowReplicationFactor { requested: u32, largest_rf: u32 },
+    #[error("the cluster already runs Kafka {version}")]
+    SameVersion { version: String },
+    #[error("downgrading from {from} to {to} is not supported once the metadata version was raised")]
+    Downgrade { from: String, to: String },
+    #[error("deletion protection is on; turn it off first")]
+    DeletionProtected,
 }
 
 impl ClusterError {
@@ -238,9 +411,14 @@ impl ClusterError {
             ClusterError::UnsupportedKafkaVersion { .. } => Some("kafka_version"),
             ClusterError::InvalidConfigKey { .. } => Some("config"),
             ClusterError::NoTarget { .. } => Some("region"),
+            ClusterError::NoChange { .. } | ClusterError::BelowReplicationFactor { .. } => Some("brokers"),
+            ClusterError::SameVersion { .. } | ClusterError::Downgrade { .. } => Some("kafka_version"),
             ClusterError::NotFound
             | ClusterError::NotCurrentOperation { .. }
-            | ClusterError::InvalidTransition { .. } => None,
+            | ClusterError::InvalidTransition { .. }
+            | ClusterError::OperationInProgress { .. }
+            | ClusterError::VersionConflict { .. }
+            | ClusterError::DeletionProtected => None,
         }
     }
 }
@@ -253,88 +431,26 @@ pub struct Cluster {
     pub name: Option<ClusterName>,
     pub status: ClusterStatus,
     pub brokers: u32,
+    pub broker_ids: Vec<i32>,
     pub kafka_version: String,
+    pub metadata_version: String,
+    pub deletion_protection: bool,
+    /// The last event's sequence: what `If-Match` / `expected_version` is compared with.
+    pub version: u64,
     pub current_operation: Option<OperationId>,
-    pub resources_applied: bool,
+    /// The operation that finished last; late repeats of its reports are ignored.
+    pub finished_operation: Option<OperationId>,
+    /// Steps of the current operation already recorded, so a repeated report records nothing.
+    pub steps_done: Vec<String>,
+}
+
+/// What a disruptive request needs before it can start.
+struct Start {
+    operation_id: OperationId,
+    expected_version: Option<u64>,
 }
 
 impl Cluster {
-    /// A report from the workflow must be about the operation in progress.
-    fn check_operation(&self, operation_id: OperationId) -> Result<(), ClusterError> {
-        if self.id.is_none() {
-            return Err(ClusterError::NotFound);
-        }
-        if self.current_operation != Some(operation_id) {
-            return Err(ClusterError::NotCurrentOperation { got: operation_id, current: self.current_operation });
-        }
-        Ok(())
-    }
-
-    /// Decides what a workflow report records. `Ok(None)`: already recorded, nothing new.
-    fn report(&self, cmd: ClusterCommand) -> Result<Option<ClusterEvent>, ClusterError> {
-        use ClusterStatus::*;
-        let ended = |s: ClusterStatus| matches!(s, Ready | Stalled | Failed);
-        match cmd {
-            ClusterCommand::Request(_) => unreachable!("handled by request"),
-            ClusterCommand::StartProvisioning { operation_id, workflow_id } => {
-                self.check_operation(operation_id)?;
-                match self.status {
-                    Requested => Ok(Some(ClusterEvent::ClusterProvisioningStarted(ClusterProvisioningStarted {
-                        operation_id,
-                        workflow_id,
-                    }))),
-                    _ => Ok(None),
-                }
-            }
-            ClusterCommand::RecordResourcesApplied { operation_id, namespace, resources } => {
-                self.check_operation(operation_id)?;
-                match self.status {
-                    Provisioning if !self.resources_applied => {
-                        Ok(Some(ClusterEvent::StrimziResourcesApplied(StrimziResourcesApplied {
-                            operation_id,
-                            namespace,
-                            resources,
-                        })))
-                    }
-                    Provisioning => Ok(None),
-                    s if ended(s) => Ok(None),
-                    status => Err(ClusterError::InvalidTransition { status, action: "recording applied resources" }),
-                }
-            }
-            ClusterCommand::MarkReady { operation_id, broker_ids, controller_ids, bootstrap_servers } => {
-                self.check_operation(operation_id)?;
-                match self.status {
-                    Provisioning => Ok(Some(ClusterEvent::ClusterReady(ClusterReady {
-                        operation_id,
-                        broker_ids,
-                        controller_ids,
-                        bootstrap_servers,
-                    }))),
-                    s if ended(s) => Ok(None),
-                    status => Err(ClusterError::InvalidTransition { status, action: "marking ready" }),
-                }
-            }
-            ClusterCommand::MarkStalled { operation_id, step, reason } => {
-                self.check_operation(operation_id)?;
-                match self.status {
-                    Requested | Provisioning => {
-                        Ok(Some(ClusterEvent::ClusterStalled(ClusterStalled { operation_id, step, reason })))
-                    }
-                    _ => Ok(None),
-                }
-            }
-            ClusterCommand::MarkFailed { operation_id, step, reason } => {
-                self.check_operation(operation_id)?;
-                match self.status {
-                    Requested | Provisioning => {
-                        Ok(Some(ClusterEvent::OperationFailed(OperationFailed { operation_id, step, reason })))
-                    }
-                    _ => Ok(None),
-                }
-            }
-        }
-    }
-
     fn request(&self, cmd: RequestCluster) -> Result<ClusterRequested, ClusterError> {
         if self.id.is_some() {
             return Err(ClusterError::AlreadyExists(cmd.cluster_id));
@@ -390,6 +506,187 @@ impl Cluster {
             requested_at: cmd.requested_at,
         })
     }
+
+    /// One disruptive operation at a time, from a settled state, on the version the caller saw.
+    fn can_start(&self, start: &Start, action: &'static str) -> Result<(), ClusterError> {
+        if self.id.is_none() || self.status == ClusterStatus::Deleted {
+            return Err(ClusterError::NotFound);
+        }
+        if let Some(expected) = start.expected_version
+            && expected != self.version
+        {
+            return Err(ClusterError::VersionConflict { expected, current: self.version });
+        }
+        if let Some(operation_id) = self.current_operation {
+            return Err(ClusterError::OperationInProgress { operation_id });
+        }
+        let _ = start.operation_id;
+        match self.status {
+            ClusterStatus::Ready | ClusterStatus::Degraded => Ok(()),
+            ClusterStatus::Stalled | ClusterStatus::Failed if action == "deletion" => Ok(()),
+            status => Err(ClusterError::InvalidTransition { status, action }),
+        }
+    }
+
+    fn scale(&self, start: Start, to: u32, largest_rf: u32, by: String) -> Result<ClusterEvent, ClusterError> {
+        self.can_start(&start, "scaling")?;
+        if !(BROKERS_MIN..=BROKERS_MAX).contains(&to) {
+            return Err(ClusterError::BrokersOutOfRange { requested: to });
+        }
+        if to == self.brokers {
+            return Err(ClusterError::NoChange { brokers: to });
+        }
+        if to < largest_rf {
+            return Err(ClusterError::BelowReplicationFactor { requested: to, largest_rf });
+        }
+        Ok(ClusterEvent::ClusterScaleRequested(ClusterScaleRequested {
+            operation_id: start.operation_id,
+            from: self.brokers,
+            to,
+            requested_by: by,
+        }))
+    }
+
+    fn upgrade(&self, start: Start, to: String, by: String) -> Result<ClusterEvent, ClusterError> {
+        self.can_start(&start, "upgrading")?;
+        if !SUPPORTED_KAFKA_VERSIONS.contains(&to.as_str()) {
+            return Err(ClusterError::UnsupportedKafkaVersion { requested: to });
+        }
+        if to == self.kafka_version {
+            return Err(ClusterError::SameVersion { version: to });
+        }
+        let metadata_version_to = metadata_version_for(&to);
+        if release(&metadata_version_to) < release(&self.metadata_version) {
+            return Err(ClusterError::Downgrade { from: self.kafka_version.clone(), to });
+        }
+        Ok(ClusterEvent::ClusterUpgradeRequested(ClusterUpgradeRequested {
+            operation_id: start.operation_id,
+            from: self.kafka_version.clone(),
+            to,
+            metadata_version_to,
+            requested_by: by,
+        }))
+    }
+
+    fn delete(&self, start: Start, by: String) -> Result<ClusterEvent, ClusterError> {
+        self.can_start(&start, "deletion")?;
+        if self.deletion_protection {
+            return Err(ClusterError::DeletionProtected);
+        }
+        Ok(ClusterEvent::ClusterDeletionRequested(ClusterDeletionRequested {
+            operation_id: start.operation_id,
+            requested_by: by,
+        }))
+    }
+
+    /// Decides what a workflow report records. `Ok(None)`: already recorded, or a late repeat for an operation
+    /// that has finished; nothing new.
+    fn report(&self, cmd: ClusterCommand) -> Result<Option<ClusterEvent>, ClusterError> {
+        let (operation_id, step) = match &cmd {
+            ClusterCommand::StartProvisioning { operation_id, .. } => (*operation_id, "started"),
+            ClusterCommand::RecordResourcesApplied { operation_id, .. } => (*operation_id, "resources-applied"),
+            ClusterCommand::MarkReady { operation_id, .. } => (*operation_id, "ready"),
+            ClusterCommand::MarkStalled { operation_id, .. } => (*operation_id, "stalled"),
+            ClusterCommand::MarkFailed { operation_id, .. } => (*operation_id, "failed"),
+            ClusterCommand::RecordBrokersAdded { operation_id, .. } => (*operation_id, "brokers-added"),
+            ClusterCommand::RecordRebalanceCompleted { operation_id, .. } => (*operation_id, "rebalance-completed"),
+            ClusterCommand::RecordBrokersRemoved { operation_id, .. } => (*operation_id, "brokers-removed"),
+            ClusterCommand::RecordKafkaVersionRolled { operation_id, .. } => (*operation_id, "version-rolled"),
+            ClusterCommand::RecordMetadataVersionBumped { operation_id, .. } => (*operation_id, "metadata-bumped"),
+            ClusterCommand::RecordDeleted { operation_id } => (*operation_id, "deleted"),
+            ClusterCommand::Request(_)
+            | ClusterCommand::RequestScale { .. }
+            | ClusterCommand::RequestUpgrade { .. }
+            | ClusterCommand::RequestDeletion { .. } => {
+                return Err(ClusterError::InvalidTransition { status: self.status, action: "reporting" });
+            }
+        };
+        if self.id.is_none() {
+            return Err(ClusterError::NotFound);
+        }
+        if self.finished_operation == Some(operation_id) {
+            return Ok(None);
+        }
+        if self.current_operation != Some(operation_id) {
+            return Err(ClusterError::NotCurrentOperation { got: operation_id, current: self.current_operation });
+        }
+        if self.steps_done.iter().any(|s| s == step) {
+            return Ok(None);
+        }
+        let wrong = |action| ClusterError::InvalidTransition { status: self.status, action };
+        use ClusterStatus::*;
+        let event = match cmd {
+            ClusterCommand::StartProvisioning { workflow_id, .. } if self.status == Requested => {
+                ClusterEvent::ClusterProvisioningStarted(ClusterProvisioningStarted { operation_id, workflow_id })
+            }
+            ClusterCommand::RecordResourcesApplied { namespace, resources, .. } if self.status == Provisioning => {
+                ClusterEvent::StrimziResourcesApplied(StrimziResourcesApplied { operation_id, namespace, resources })
+            }
+            ClusterCommand::MarkReady { broker_ids, controller_ids, bootstrap_servers, .. }
+                if self.status == Provisioning =>
+            {
+                ClusterEvent::ClusterReady(ClusterReady { operation_id, broker_ids, controller_ids, bootstrap_servers })
+            }
+            ClusterCommand::MarkStalled { step, reason, .. } => {
+                ClusterEvent::ClusterStalled(ClusterStalled { operation_id, step, reason })
+            }
+            ClusterCommand::MarkFailed { step, reason, .. } => {
+                ClusterEvent::OperationFailed(OperationFailed { operation_id, step, reason })
+            }
+            ClusterCommand::RecordBrokersAdded { node_ids, .. } if self.status == Scaling => {
+                let mut broker_ids = self.broker_ids.clone();
+                broker_ids.extend(node_ids.iter().filter(|id| !self.broker_ids.contains(id)));
+                broker_ids.sort_unstable();
+                ClusterEvent::BrokersAdded(BrokersAdded { operation_id, node_ids, broker_ids })
+            }
+            ClusterCommand::RecordRebalanceCompleted { mode, node_ids, .. } if self.status == Scaling => {
+                ClusterEvent::RebalanceCompleted(RebalanceCompleted { operation_id, mode, node_ids })
+            }
+            ClusterCommand::RecordBrokersRemoved { node_ids, .. } if self.status == Scaling => {
+                let broker_ids = self.broker_ids.iter().copied().filter(|id| !node_ids.contains(id)).collect();
+                ClusterEvent::BrokersRemoved(BrokersRemoved { operation_id, node_ids, broker_ids })
+            }
+            ClusterCommand::RecordKafkaVersionRolled { kafka_version, .. } if self.status == Upgrading => {
+                ClusterEvent::KafkaVersionRolled(KafkaVersionRolled { operation_id, kafka_version })
+            }
+            ClusterCommand::RecordMetadataVersionBumped { metadata_version, .. } if self.status == Upgrading => {
+                ClusterEvent::MetadataVersionBumped(MetadataVersionBumped { operation_id, metadata_version })
+            }
+            ClusterCommand::RecordDeleted { .. } if self.status == Deleting => {
+                ClusterEvent::ClusterDeleted(ClusterDeleted { operation_id })
+            }
+            _ => return Err(wrong(step_action(step))),
+        };
+        Ok(Some(event))
+    }
+
+    fn finish(&mut self, status: ClusterStatus) {
+        self.status = status;
+        self.finished_operation = self.current_operation.take();
+        self.steps_done.clear();
+    }
+
+    fn done(&mut self, step: &str) {
+        self.steps_done.push(step.to_owned());
+    }
+}
+
+/// `(major, minor)` of a version string such as `4.3` or `4.3.1`, for ordering.
+fn release(v: &str) -> (u32, u32) {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+fn step_action(step: &str) -> &'static str {
+    match step {
+        "started" => "starting provisioning",
+        "resources-applied" => "recording applied resources",
+        "ready" => "marking ready",
+        "brokers-added" | "rebalance-completed" | "brokers-removed" => "recording a scaling step",
+        "version-rolled" | "metadata-bumped" => "recording an upgrade step",
+        "deleted" => "recording deletion",
+        _ => "recording a step",
+    }
 }
 
 impl Aggregate for Cluster {
@@ -400,21 +697,31 @@ impl Aggregate for Cluster {
     type Services = ();
 
     async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
-        match command {
-            ClusterCommand::Request(cmd) => {
-                let event = self.request(cmd)?;
-                sink.write(ClusterEvent::ClusterRequested(event), self).await;
+        let event = match command {
+            ClusterCommand::Request(cmd) => Some(ClusterEvent::ClusterRequested(self.request(cmd)?)),
+            ClusterCommand::RequestScale {
+                operation_id,
+                brokers,
+                expected_version,
+                requested_by,
+                largest_topic_rf,
+            } => Some(self.scale(Start { operation_id, expected_version }, brokers, largest_topic_rf, requested_by)?),
+            ClusterCommand::RequestUpgrade { operation_id, kafka_version, expected_version, requested_by } => {
+                Some(self.upgrade(Start { operation_id, expected_version }, kafka_version, requested_by)?)
             }
-            report => {
-                if let Some(event) = self.report(report)? {
-                    sink.write(event, self).await;
-                }
+            ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by } => {
+                Some(self.delete(Start { operation_id, expected_version }, requested_by)?)
             }
+            report => self.report(report)?,
+        };
+        if let Some(event) = event {
+            sink.write(event, self).await;
         }
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
         match event {
             ClusterEvent::ClusterRequested(e) => {
                 self.id = Some(e.cluster_id);
@@ -423,16 +730,60 @@ impl Aggregate for Cluster {
                 self.status = ClusterStatus::Requested;
                 self.brokers = e.brokers;
                 self.kafka_version = e.kafka_version;
+                self.metadata_version = e.metadata_version;
+                self.deletion_protection = e.deletion_protection;
                 self.current_operation = Some(e.operation_id);
             }
-            ClusterEvent::ClusterProvisioningStarted(_) => self.status = ClusterStatus::Provisioning,
-            ClusterEvent::StrimziResourcesApplied(_) => self.resources_applied = true,
-            ClusterEvent::ClusterReady(e) => {
-                self.status = ClusterStatus::Ready;
-                self.brokers = e.broker_ids.len() as u32;
+            ClusterEvent::ClusterProvisioningStarted(_) => {
+                self.status = ClusterStatus::Provisioning;
+                self.done("started");
             }
-            ClusterEvent::ClusterStalled(_) => self.status = ClusterStatus::Stalled,
-            ClusterEvent::OperationFailed(_) => self.status = ClusterStatus::Failed,
+            ClusterEvent::StrimziResourcesApplied(_) => self.done("resources-applied"),
+            ClusterEvent::ClusterReady(e) => {
+                self.brokers = e.broker_ids.len() as u32;
+                self.broker_ids = e.broker_ids;
+                self.finish(ClusterStatus::Ready);
+            }
+            ClusterEvent::ClusterStalled(_) => self.finish(ClusterStatus::Stalled),
+            ClusterEvent::OperationFailed(_) => self.finish(ClusterStatus::Failed),
+            ClusterEvent::ClusterScaleRequested(e) => {
+                self.status = ClusterStatus::Scaling;
+                self.current_operation = Some(e.operation_id);
+            }
+            ClusterEvent::BrokersAdded(e) => {
+                self.brokers = e.broker_ids.len() as u32;
+                self.broker_ids = e.broker_ids;
+                self.done("brokers-added");
+            }
+            ClusterEvent::RebalanceCompleted(e) => {
+                if e.mode == "add-brokers" {
+                    self.finish(ClusterStatus::Ready);
+                } else {
+                    self.done("rebalance-completed");
+                }
+            }
+            ClusterEvent::BrokersRemoved(e) => {
+                self.brokers = e.broker_ids.len() as u32;
+                self.broker_ids = e.broker_ids;
+                self.finish(ClusterStatus::Ready);
+            }
+            ClusterEvent::ClusterUpgradeRequested(e) => {
+                self.status = ClusterStatus::Upgrading;
+                self.current_operation = Some(e.operation_id);
+            }
+            ClusterEvent::KafkaVersionRolled(e) => {
+                self.kafka_version = e.kafka_version;
+                self.done("version-rolled");
+            }
+            ClusterEvent::MetadataVersionBumped(e) => {
+                self.metadata_version = e.metadata_version;
+                self.finish(ClusterStatus::Ready);
+            }
+            ClusterEvent::ClusterDeletionRequested(e) => {
+                self.status = ClusterStatus::Deleting;
+                self.current_operation = Some(e.operation_id);
+            }
+            ClusterEvent::ClusterDeleted(_) => self.finish(ClusterStatus::Deleted),
         }
     }
 }
@@ -701,6 +1052,205 @@ mod tests {
                 step: "apply".into(),
                 reason: "refused".into(),
             })]);
+    }
+
+    fn ready() -> ClusterEvent {
+        ClusterEvent::ClusterReady(ClusterReady {
+            operation_id: op(),
+            broker_ids: vec![3, 4, 5],
+            controller_ids: vec![0, 1, 2],
+            bootstrap_servers: "b:9092".into(),
+        })
+    }
+
+    fn op2() -> OperationId {
+        OperationId::from_uuid(Uuid::from_u128(20))
+    }
+
+    fn ready_cluster() -> Vec<ClusterEvent> {
+        vec![requested(), started(), applied(), ready()]
+    }
+
+    fn scale(brokers: u32, expected_version: Option<u64>, largest_topic_rf: u32) -> ClusterCommand {
+        ClusterCommand::RequestScale {
+            operation_id: op2(),
+            brokers,
+            expected_version,
+            requested_by: "u".into(),
+            largest_topic_rf,
+        }
+    }
+
+    fn scale_requested(from: u32, to: u32) -> ClusterEvent {
+        ClusterEvent::ClusterScaleRequested(ClusterScaleRequested {
+            operation_id: op2(),
+            from,
+            to,
+            requested_by: "u".into(),
+        })
+    }
+
+    fn given(events: Vec<ClusterEvent>, cmd: ClusterCommand) -> cqrs_es::test::AggregateResultValidator<Cluster> {
+        TestFramework::<Cluster>::with(()).given(events).when(cmd)
+    }
+
+    #[test]
+    fn given_ready_when_scale_up_then_scale_requested() {
+        given(ready_cluster(), scale(5, Some(4), 0)).then_expect_events(vec![scale_requested(3, 5)]);
+    }
+
+    #[test]
+    fn given_ready_when_scale_with_stale_version_then_version_conflict() {
+        given(ready_cluster(), scale(5, Some(2), 0))
+            .then_expect_error(ClusterError::VersionConflict { expected: 2, current: 4 });
+    }
+
+    #[test]
+    fn given_scaling_when_another_disruptive_command_then_operation_in_progress() {
+        let mut events = ready_cluster();
+        events.push(scale_requested(3, 5));
+        given(events.clone(), scale(4, None, 0))
+            .then_expect_error(ClusterError::OperationInProgress { operation_id: op2() });
+        given(
+            events,
+            ClusterCommand::RequestDeletion { operation_id: op(), expected_version: None, requested_by: "u".into() },
+        )
+        .then_expect_error(ClusterError::OperationInProgress { operation_id: op2() });
+    }
+
+    #[test]
+    fn given_provisioning_when_scale_then_operation_in_progress() {
+        given(vec![requested(), started()], scale(5, None, 0))
+            .then_expect_error(ClusterError::OperationInProgress { operation_id: op() });
+    }
+
+    #[test]
+    fn given_ready_when_scale_to_same_count_then_no_change() {
+        given(ready_cluster(), scale(3, None, 0)).then_expect_error(ClusterError::NoChange { brokers: 3 });
+    }
+
+    #[test]
+    fn given_ready_when_scale_below_largest_topic_rf_then_refused() {
+        given(ready_cluster(), scale(2, None, 3))
+            .then_expect_error(ClusterError::BelowReplicationFactor { requested: 2, largest_rf: 3 });
+    }
+
+    #[test]
+    fn given_ready_when_scale_out_of_range_then_out_of_range() {
+        given(ready_cluster(), scale(0, None, 0)).then_expect_error(ClusterError::BrokersOutOfRange { requested: 0 });
+    }
+
+    #[test]
+    fn given_scaling_up_when_brokers_added_and_rebalanced_then_ready_with_new_ids() {
+        let mut events = ready_cluster();
+        events.push(scale_requested(3, 5));
+        let added = ClusterEvent::BrokersAdded(BrokersAdded {
+            operation_id: op2(),
+            node_ids: vec![6, 7],
+            broker_ids: vec![3, 4, 5, 6, 7],
+        });
+        given(events.clone(), ClusterCommand::RecordBrokersAdded { operation_id: op2(), node_ids: vec![6, 7] })
+            .then_expect_events(vec![added.clone()]);
+        events.push(added.clone());
+        given(events.clone(), ClusterCommand::RecordBrokersAdded { operation_id: op2(), node_ids: vec![6, 7] })
+            .then_expect_events(vec![]);
+        let rebalanced = ClusterCommand::RecordRebalanceCompleted {
+            operation_id: op2(),
+            mode: "add-brokers".into(),
+            node_ids: vec![6, 7],
+        };
+        given(events.clone(), rebalanced.clone()).then_expect_events(vec![ClusterEvent::RebalanceCompleted(
+            RebalanceCompleted { operation_id: op2(), mode: "add-brokers".into(), node_ids: vec![6, 7] },
+        )]);
+        events.push(ClusterEvent::RebalanceCompleted(RebalanceCompleted {
+            operation_id: op2(),
+            mode: "add-brokers".into(),
+            node_ids: vec![6, 7],
+        }));
+        // The operation has finished: a late repeat of its report records nothing, and a new one may start.
+        given(events.clone(), rebalanced).then_expect_events(vec![]);
+        let mut c = Cluster::default();
+        for e in events {
+            c.apply(e);
+        }
+        assert_eq!((c.status, c.brokers, c.current_operation), (ClusterStatus::Ready, 5, None));
+    }
+
+    #[test]
+    fn given_scaling_down_when_brokers_removed_then_ready_without_them() {
+        let mut events = ready_cluster();
+        events.push(scale_requested(3, 2));
+        events.push(ClusterEvent::RebalanceCompleted(RebalanceCompleted {
+            operation_id: op2(),
+            mode: "remove-brokers".into(),
+            node_ids: vec![5],
+        }));
+        given(events, ClusterCommand::RecordBrokersRemoved { operation_id: op2(), node_ids: vec![5] })
+            .then_expect_events(vec![ClusterEvent::BrokersRemoved(BrokersRemoved {
+                operation_id: op2(),
+                node_ids: vec![5],
+                broker_ids: vec![3, 4],
+            })]);
+    }
+
+    #[test]
+    fn given_ready_when_upgrade_then_upgrade_requested_and_same_or_unknown_version_refused() {
+        let upgrade = |v: &str| ClusterCommand::RequestUpgrade {
+            operation_id: op2(),
+            kafka_version: v.into(),
+            expected_version: None,
+            requested_by: "u".into(),
+        };
+        let events = vec![
+            ClusterEvent::ClusterRequested(
+                Cluster::default()
+                    .request(RequestCluster { kafka_version: Some("4.2.1".into()), ..request() })
+                    .unwrap(),
+            ),
+            started(),
+            applied(),
+            ready(),
+        ];
+        given(events.clone(), upgrade("4.3.1")).then_expect_events(vec![ClusterEvent::ClusterUpgradeRequested(
+            ClusterUpgradeRequested {
+                operation_id: op2(),
+                from: "4.2.1".into(),
+                to: "4.3.1".into(),
+                metadata_version_to: "4.3".into(),
+                requested_by: "u".into(),
+            },
+        )]);
+        given(events.clone(), upgrade("4.2.1"))
+            .then_expect_error(ClusterError::SameVersion { version: "4.2.1".into() });
+        given(events, upgrade("9.9.9"))
+            .then_expect_error(ClusterError::UnsupportedKafkaVersion { requested: "9.9.9".into() });
+        given(ready_cluster(), upgrade("4.2.0"))
+            .then_expect_error(ClusterError::Downgrade { from: "4.3.1".into(), to: "4.2.0".into() });
+    }
+
+    #[test]
+    fn given_deletion_protection_when_delete_then_deletion_protected() {
+        let protected = ClusterEvent::ClusterRequested(
+            Cluster::default().request(RequestCluster { deletion_protection: true, ..request() }).unwrap(),
+        );
+        given(
+            vec![protected, started(), applied(), ready()],
+            ClusterCommand::RequestDeletion { operation_id: op2(), expected_version: None, requested_by: "u".into() },
+        )
+        .then_expect_error(ClusterError::DeletionProtected);
+    }
+
+    #[test]
+    fn given_deleting_when_deleted_then_deleted_and_further_commands_not_found() {
+        let mut events = ready_cluster();
+        events.push(ClusterEvent::ClusterDeletionRequested(ClusterDeletionRequested {
+            operation_id: op2(),
+            requested_by: "u".into(),
+        }));
+        given(events.clone(), ClusterCommand::RecordDeleted { operation_id: op2() })
+            .then_expect_events(vec![ClusterEvent::ClusterDeleted(ClusterDeleted { operation_id: op2() })]);
+        events.push(ClusterEvent::ClusterDeleted(ClusterDeleted { operation_id: op2() }));
+        given(events, scale(5, None, 0)).then_expect_error(ClusterError::NotFound);
     }
 
     #[test]
