@@ -294,6 +294,17 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
 
 fn command_error(e: AggregateError<ClusterError>) -> ApiError {
     match e {
+        AggregateError::UserError(ClusterError::VersionConflict { expected, current }) => {
+            ApiError::VersionConflict { expected, current }
+        }
+        AggregateError::UserError(ClusterError::OperationInProgress { operation_id }) => {
+            ApiError::OperationInProgress(operation_id.as_uuid())
+        }
+        AggregateError::UserError(ClusterError::DeletionProtected) => ApiError::DeletionProtected,
+        AggregateError::UserError(ClusterError::NotFound) => ApiError::NotFound("cluster"),
+        AggregateError::UserError(e @ ClusterError::InvalidTransition { .. }) => {
+            ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
+        }
         AggregateError::UserError(ClusterError::AlreadyExists(id)) => {
             ApiError::Conflict(format!("cluster {id} already exists"))
         }
@@ -431,6 +442,220 @@ pub async fn get_cluster(
     let etag = HeaderValue::from_str(&format!("\"{}\"", row.version)).map_err(|e| ApiError::Internal(e.to_string()))?;
     headers.insert(header::ETAG, etag);
     Ok((headers, Json(row.into())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleCluster {
+    /// The new broker count, 1 to 100.
+    #[schema(example = 5, minimum = 0, maximum = 4294967295_u64)]
+    pub brokers: u32,
+    /// The version the change is based on; same as `If-Match`.
+    pub expected_version: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeCluster {
+    #[schema(example = "4.3.1")]
+    pub kafka_version: String,
+    pub expected_version: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationAccepted {
+    pub operation: OperationView,
+}
+
+/// `If-Match: "<version>"` (or `W/"<version>"`), or `expected_version` in the body; both must agree.
+fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option<u64>, ApiError> {
+    let header = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(v) => {
+            let raw = v.to_str().unwrap_or("").trim();
+            let raw = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+            Some(raw.parse::<u64>().map_err(|_| {
+                ApiError::validation("If-Match must be a quoted version, for example \"3\"", Some("If-Match"))
+            })?)
+        }
+    };
+    match (header, body) {
+        (Some(h), Some(b)) if h != b => {
+            Err(ApiError::validation("If-Match and expected_version disagree", Some("expected_version")))
+        }
+        (h, b) => Ok(h.or(b)),
+    }
+}
+
+/// Runs a disruptive command on a cluster of the caller's org and answers `202` with the operation.
+async fn disruptive(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    kind: &'static str,
+    command_name: &'static str,
+    make: impl FnOnce(OperationId, String) -> ClusterCommand,
+) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
+    caller.require(Role::Operator)?;
+    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM clusters WHERE id = $1 AND org_id = $2")
+        .bind(id)
+        .bind(caller.org_id.as_uuid())
+        .fetch_optional(&state.pool)
+        .await?;
+    if exists.is_none() {
+        return Err(ApiError::NotFound("cluster"));
+    }
+    let started = Instant::now();
+    let operation_id = OperationId::from_uuid(Uuid::new_v4());
+    let now = Utc::now().trunc_subsecs(6);
+    let correlation_id = Uuid::new_v4();
+    let metadata = CommandMetadata {
+        org_id: caller.org_id,
+        actor: caller.actor(),
+        correlation_id,
+        causation_id: correlation_id,
+        operation_id: Some(operation_id),
+        occurred_at: now,
+    };
+    let result = state
+        .cqrs
+        .execute_with_metadata(&id.to_string(), make(operation_id, caller.actor()), metadata.to_map())
+        .await
+        .map_err(command_error);
+    let outcome = if result.is_ok() { "accepted" } else { "rejected" };
+    state.metrics.observe_command(command_name, outcome, started.elapsed());
+    result?;
+    let operation = OperationView {
+        id: operation_id.as_uuid(),
+        kind: kind.into(),
+        cluster_id: id,
+        topic_id: None,
+        state: "pending".into(),
+        steps: vec![],
+        error: None,
+        requested_by: caller.actor(),
+        started_at: now,
+        finished_at: None,
+    };
+    let mut headers = HeaderMap::new();
+    let location = HeaderValue::from_str(&format!("/v1/operations/{}", operation.id))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    headers.insert(header::LOCATION, location);
+    Ok((StatusCode::ACCEPTED, headers, Json(OperationAccepted { operation })))
+}
+
+/// Scale the broker count.
+///
+/// Scaling up raises the broker pool, then rebalances partitions onto the new brokers (`add-brokers`).
+/// Scaling down first moves partitions off the brokers to remove (`remove-brokers`), and lowers the pool only
+/// once they are empty; never below the largest topic replication factor.
+#[utoipa::path(
+    post, path = "/v1/clusters/{id}/scale", operation_id = "clusters_scale", tag = "clusters",
+    params(("id" = Uuid, Path, description = "Cluster id"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+    request_body = ScaleCluster,
+    responses(
+        (status = 202, description = "Accepted", body = OperationAccepted),
+        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`VERSION_CONFLICT` or `OPERATION_IN_PROGRESS`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not possible in the cluster's state", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn scale_cluster(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ScaleCluster>,
+) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
+    let expected_version = expected_version(&headers, body.expected_version)?;
+    disruptive(&state, &caller, id, "scale", "RequestScale", |operation_id, requested_by| {
+        ClusterCommand::RequestScale {
+            operation_id,
+            brokers: body.brokers,
+            expected_version,
+            requested_by,
+            // Topics arrive with issue #4; until then no topic constrains the floor.
+            largest_topic_rf: 0,
+        }
+    })
+    .await
+}
+
+/// Upgrade Kafka: roll the brokers to the new version, then raise the metadata version as its own step.
+#[utoipa::path(
+    post, path = "/v1/clusters/{id}/upgrade", operation_id = "clusters_upgrade", tag = "clusters",
+    params(("id" = Uuid, Path, description = "Cluster id"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+    request_body = UpgradeCluster,
+    responses(
+        (status = 202, description = "Accepted", body = OperationAccepted),
+        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`VERSION_CONFLICT` or `OPERATION_IN_PROGRESS`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not possible in the cluster's state", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn upgrade_cluster(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<UpgradeCluster>,
+) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
+    let expected_version = expected_version(&headers, body.expected_version)?;
+    disruptive(&state, &caller, id, "upgrade", "RequestUpgrade", |operation_id, requested_by| {
+        ClusterCommand::RequestUpgrade {
+            operation_id,
+            kafka_version: body.kafka_version,
+            expected_version,
+            requested_by,
+        }
+    })
+    .await
+}
+
+/// Delete a cluster: its topics, the Kafka resource and node pools, then its namespace. The history stays.
+#[utoipa::path(
+    delete, path = "/v1/clusters/{id}", operation_id = "clusters_delete", tag = "clusters",
+    params(("id" = Uuid, Path, description = "Cluster id"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+    responses(
+        (status = 202, description = "Accepted", body = OperationAccepted),
+        (status = 400, description = "Invalid If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`VERSION_CONFLICT`, `OPERATION_IN_PROGRESS` or `DELETION_PROTECTED`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not possible in the cluster's state", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_cluster(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
+    let expected_version = expected_version(&headers, None)?;
+    disruptive(&state, &caller, id, "delete", "RequestDeletion", |operation_id, requested_by| {
+        ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by }
+    })
+    .await
 }
 
 /// One event in a cluster's history.

@@ -22,6 +22,12 @@ pub struct Problem {
     /// The request field the problem is about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// With `VERSION_CONFLICT`: the resource's current version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+    /// With `OPERATION_IN_PROGRESS`: the running operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +42,12 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    #[error("the resource is at version {current}; your If-Match or expected_version was {expected}")]
+    VersionConflict { expected: u64, current: u64 },
+    #[error("operation {0} is still running on this cluster; wait for it to finish")]
+    OperationInProgress(uuid::Uuid),
+    #[error("deletion protection is on; turn it off with PATCH first")]
+    DeletionProtected,
     /// A well-formed request the current state cannot honour (`422`), with its stable code.
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String, field: Option<String> },
@@ -63,6 +75,11 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "ALREADY_EXISTS", "Already exists"),
+            ApiError::VersionConflict { .. } => (StatusCode::CONFLICT, "VERSION_CONFLICT", "Version conflict"),
+            ApiError::OperationInProgress(_) => {
+                (StatusCode::CONFLICT, "OPERATION_IN_PROGRESS", "Operation in progress")
+            }
+            ApiError::DeletionProtected => (StatusCode::CONFLICT, "DELETION_PROTECTED", "Deletion protected"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Unprocessable request"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large"),
             ApiError::UnsupportedMediaType(_) => {
@@ -107,6 +124,14 @@ impl IntoResponse for ApiError {
             detail,
             code: code.to_owned(),
             field,
+            current_version: match &self {
+                ApiError::VersionConflict { current, .. } => Some(*current),
+                _ => None,
+            },
+            operation_id: match &self {
+                ApiError::OperationInProgress(id) => Some(*id),
+                _ => None,
+            },
         };
         let mut resp = (status, Json(problem)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

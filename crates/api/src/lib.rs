@@ -40,7 +40,9 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/clusters", post(clusters::create_cluster).get(clusters::list_clusters))
-        .route("/v1/clusters/{id}", get(clusters::get_cluster))
+        .route("/v1/clusters/{id}", get(clusters::get_cluster).delete(clusters::delete_cluster))
+        .route("/v1/clusters/{id}/scale", post(clusters::scale_cluster))
+        .route("/v1/clusters/{id}/upgrade", post(clusters::upgrade_cluster))
         .route("/v1/clusters/{id}/history", get(clusters::cluster_history))
         .route("/v1/clusters/{id}/brokers", get(clusters::cluster_brokers))
         .route("/v1/operations", get(operations::list_operations))

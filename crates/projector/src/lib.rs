@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use polaris_domain::EventEnvelope;
 use polaris_domain::cluster::{
-    ClusterProvisioningStarted, ClusterReady, ClusterRequested, ClusterStalled, OperationFailed,
-    StrimziResourcesApplied,
+    BrokersAdded, BrokersRemoved, ClusterDeleted, ClusterDeletionRequested, ClusterProvisioningStarted, ClusterReady,
+    ClusterRequested, ClusterScaleRequested, ClusterStalled, ClusterUpgradeRequested, KafkaVersionRolled,
+    MetadataVersionBumped, OperationFailed, RebalanceCompleted, StrimziResourcesApplied,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -200,7 +201,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
                 let e: OperationFailed = payload(env)?;
                 (e.operation_id, e.step, e.reason, "FAILED", "failed")
             };
-            let applied = sqlx::query(&advance_sql("status = $4, status_reason = $5"))
+            let applied = sqlx::query(&advance_sql("status = $4, status_reason = $5, current_operation_id = NULL"))
                 .bind(env.aggregate_id)
                 .bind(env.sequence as i64)
                 .bind(env.occurred_at)
@@ -222,8 +223,244 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
+        "ClusterScaleRequested" => {
+            let e: ClusterScaleRequested = payload(env)?;
+            let first = if e.to > e.from { "scale-broker-pool" } else { "rebalance-remove-brokers" };
+            start_operation(conn, env, e.operation_id.as_uuid(), "SCALING", "scale", first, &e.requested_by).await
+        }
+        "BrokersAdded" => {
+            let e: BrokersAdded = payload(env)?;
+            let applied = sqlx::query(&advance_sql("brokers = $4"))
+                .bind(env.aggregate_id)
+                .bind(env.sequence as i64)
+                .bind(env.occurred_at)
+                .bind(e.broker_ids.len() as i32)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0;
+            if !applied {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            set_brokers(conn, env.aggregate_id, &e.broker_ids).await?;
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step(
+                    "scale-broker-pool",
+                    "succeeded",
+                    Some(format!("added node ids {:?}", e.node_ids)),
+                    env.occurred_at,
+                );
+                op.start_step("rebalance-add-brokers", env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "RebalanceCompleted" => {
+            let e: RebalanceCompleted = payload(env)?;
+            let adding = e.mode == "add-brokers";
+            let set = if adding { "status = 'READY', current_operation_id = NULL" } else { "status = status" };
+            if !advance(conn, env, set).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                let detail = Some(format!("{} for node ids {:?}", e.mode, e.node_ids));
+                op.finish_step(&format!("rebalance-{}", e.mode), "succeeded", detail, env.occurred_at);
+                if adding {
+                    op.succeed(env.occurred_at);
+                } else {
+                    op.start_step("scale-broker-pool", env.occurred_at);
+                }
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "BrokersRemoved" => {
+            let e: BrokersRemoved = payload(env)?;
+            let applied = sqlx::query(&advance_sql("status = 'READY', current_operation_id = NULL, brokers = $4"))
+                .bind(env.aggregate_id)
+                .bind(env.sequence as i64)
+                .bind(env.occurred_at)
+                .bind(e.broker_ids.len() as i32)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0;
+            if !applied {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            set_brokers(conn, env.aggregate_id, &e.broker_ids).await?;
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step(
+                    "scale-broker-pool",
+                    "succeeded",
+                    Some(format!("removed node ids {:?}", e.node_ids)),
+                    env.occurred_at,
+                );
+                op.succeed(env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "ClusterUpgradeRequested" => {
+            let e: ClusterUpgradeRequested = payload(env)?;
+            start_operation(
+                conn,
+                env,
+                e.operation_id.as_uuid(),
+                "UPGRADING",
+                "upgrade",
+                "roll-kafka-version",
+                &e.requested_by,
+            )
+            .await
+        }
+        "KafkaVersionRolled" => {
+            let e: KafkaVersionRolled = payload(env)?;
+            let applied = sqlx::query(&advance_sql("kafka_version = $4"))
+                .bind(env.aggregate_id)
+                .bind(env.sequence as i64)
+                .bind(env.occurred_at)
+                .bind(&e.kafka_version)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0;
+            if !applied {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step(
+                    "roll-kafka-version",
+                    "succeeded",
+                    Some(format!("brokers run {}", e.kafka_version)),
+                    env.occurred_at,
+                );
+                op.start_step("bump-metadata-version", env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "MetadataVersionBumped" => {
+            let e: MetadataVersionBumped = payload(env)?;
+            let applied =
+                sqlx::query(&advance_sql("status = 'READY', current_operation_id = NULL, metadata_version = $4"))
+                    .bind(env.aggregate_id)
+                    .bind(env.sequence as i64)
+                    .bind(env.occurred_at)
+                    .bind(&e.metadata_version)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                    > 0;
+            if !applied {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step(
+                    "bump-metadata-version",
+                    "succeeded",
+                    Some(format!("metadata version {}", e.metadata_version)),
+                    env.occurred_at,
+                );
+                op.succeed(env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "ClusterDeletionRequested" => {
+            let e: ClusterDeletionRequested = payload(env)?;
+            start_operation(
+                conn,
+                env,
+                e.operation_id.as_uuid(),
+                "DELETING",
+                "delete",
+                "delete-resources",
+                &e.requested_by,
+            )
+            .await
+        }
+        "ClusterDeleted" => {
+            let e: ClusterDeleted = payload(env)?;
+            if !advance(conn, env, "status = 'DELETED', current_operation_id = NULL, bootstrap_servers = NULL").await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            sqlx::query("DELETE FROM brokers WHERE cluster_id = $1").bind(env.aggregate_id).execute(&mut *conn).await?;
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step("delete-resources", "succeeded", None, env.occurred_at);
+                op.succeed(env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
         _ => Ok(Outcome::Skipped),
     }
+}
+
+/// A disruptive operation was accepted: the cluster enters `status` and the operation starts at `first_step`.
+async fn start_operation(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    operation_id: uuid::Uuid,
+    status: &str,
+    kind: &str,
+    first_step: &str,
+    requested_by: &str,
+) -> Result<Outcome, ProjectorError> {
+    let applied = sqlx::query(&advance_sql("status = $4, status_reason = NULL, current_operation_id = $5"))
+        .bind(env.aggregate_id)
+        .bind(env.sequence as i64)
+        .bind(env.occurred_at)
+        .bind(status)
+        .bind(operation_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0;
+    if !applied {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let steps = vec![Step {
+        name: first_step.into(),
+        state: "running".into(),
+        started_at: Some(env.occurred_at),
+        finished_at: None,
+        detail: None,
+    }];
+    sqlx::query(
+        "INSERT INTO operations (id, org_id, kind, cluster_id, state, steps, requested_by, started_at) \
+         VALUES ($1, $2, $3, $4, 'running', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(operation_id)
+    .bind(env.org_id)
+    .bind(kind)
+    .bind(env.aggregate_id)
+    .bind(sqlx::types::Json(&steps))
+    .bind(requested_by)
+    .bind(env.occurred_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Outcome::Applied)
+}
+
+/// Replaces the cluster's broker rows with these node ids, keeping its controllers.
+async fn set_brokers(
+    conn: &mut PgConnection,
+    cluster_id: uuid::Uuid,
+    broker_ids: &[i32],
+) -> Result<(), ProjectorError> {
+    sqlx::query("DELETE FROM brokers WHERE cluster_id = $1 AND role = 'broker'")
+        .bind(cluster_id)
+        .execute(&mut *conn)
+        .await?;
+    for id in broker_ids {
+        sqlx::query("INSERT INTO brokers (cluster_id, node_id, role, status) VALUES ($1, $2, 'broker', 'READY')")
+            .bind(cluster_id)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// `UPDATE clusters` guarded by the aggregate's sequence: `$1` id, `$2` sequence, `$3` time.
@@ -319,6 +556,11 @@ impl OperationState {
                 detail: None,
             });
         }
+    }
+
+    fn succeed(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.state = "succeeded".into();
+        self.finished_at = Some(at);
     }
 
     fn finish_step(&mut self, name: &str, state: &str, detail: Option<String>, at: chrono::DateTime<chrono::Utc>) {

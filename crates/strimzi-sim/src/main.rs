@@ -5,6 +5,12 @@
 //! the way Strimzi does (field names from the real CRDs): node ids per pool, the `Ready` condition with
 //! `observedGeneration`, listener bootstrap addresses, `kafkaVersion` and `kafkaMetadataVersion`.
 //!
+//! It refuses to lower a broker pool whose brokers still hold partition replicas, as Strimzi does: a broker is
+//! empty once a `remove-brokers` KafkaRebalance naming it is Ready. KafkaRebalances go through Strimzi's states
+//! (`PendingProposal`, `ProposalReady`, then `Rebalancing` once approved with `strimzi.io/rebalance=approve`,
+//! then `Ready`). It also finalizes deleted namespaces, the part of kube-controller-manager a namespace
+//! deletion needs, since none runs locally.
+//!
 //! Tests drive faults with annotations on a resource or on its namespace:
 //! - `strimzi-sim.polaris.dev/fault: stall`: never becomes Ready (stays `NotReady`, reason `Creating`);
 //! - `strimzi-sim.polaris.dev/fault: fail`: reports `NotReady` with a failure reason and message;
@@ -17,12 +23,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Namespace;
+use kube::api::PostParams;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, ResourceExt};
 use polaris_workers::strimzi::{
-    CLUSTER_LABEL, Condition, Kafka, KafkaNodePool, KafkaNodePoolStatus, KafkaStatus, KafkaTopic, KafkaTopicStatus,
-    ListenerStatus, ProcessRole, UsedNodePoolStatus,
+    CLUSTER_LABEL, Condition, Kafka, KafkaNodePool, KafkaNodePoolStatus, KafkaRebalance, KafkaRebalanceStatus,
+    KafkaStatus, KafkaTopic, KafkaTopicStatus, ListenerStatus, ProcessRole, UsedNodePoolStatus,
 };
 use serde_json::json;
 
@@ -100,12 +107,19 @@ fn condition(
 impl Sim {
     async fn pass(&mut self) -> anyhow::Result<()> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let ns_annotations: HashMap<String, BTreeMap<String, String>> = namespaces
-            .list(&ListParams::default())
-            .await?
-            .into_iter()
-            .map(|n| (n.name_any(), n.annotations().clone()))
-            .collect();
+        let all_namespaces = namespaces.list(&ListParams::default()).await?;
+        for ns in all_namespaces.iter().filter(|n| n.metadata.deletion_timestamp.is_some()) {
+            finalize_namespace(&namespaces, ns).await?;
+        }
+        let ns_annotations: HashMap<String, BTreeMap<String, String>> =
+            all_namespaces.into_iter().map(|n| (n.name_any(), n.annotations().clone())).collect();
+        let rebalances: Api<KafkaRebalance> = Api::all(self.client.clone());
+        for rebalance in rebalances.list(&ListParams::default()).await? {
+            let ns = rebalance.namespace().unwrap_or_default();
+            let mut annotations = ns_annotations.get(&ns).cloned().unwrap_or_default();
+            annotations.extend(rebalance.annotations().clone());
+            self.reconcile_rebalance(&rebalance, &ns, &annotations).await?;
+        }
         let kafkas: Api<Kafka> = Api::all(self.client.clone());
         for kafka in kafkas.list(&ListParams::default()).await? {
             let ns = kafka.namespace().unwrap_or_default();
@@ -125,7 +139,21 @@ impl Sim {
     /// Node ids are unique within a cluster, kept for as long as a node exists, and new nodes take the lowest
     /// free ids. Pools are numbered controller pools first, then by creation time and name, so ids are
     /// deterministic (a 3+3 cluster has controllers 0-2 and brokers 3-5).
-    async fn reconcile_pools(&self, ns: &str, cluster: &str) -> anyhow::Result<Vec<KafkaNodePool>> {
+    /// Brokers a Ready `remove-brokers` rebalance has emptied.
+    async fn emptied_brokers(&self, ns: &str, cluster: &str) -> anyhow::Result<Vec<i32>> {
+        let api: Api<KafkaRebalance> = Api::namespaced(self.client.clone(), ns);
+        let list = api.list(&ListParams::default().labels(&format!("{CLUSTER_LABEL}={cluster}"))).await?;
+        Ok(list
+            .into_iter()
+            .filter(|r| r.spec.mode.as_deref() == Some("remove-brokers") && state(r) == Some("Ready"))
+            .flat_map(|r| r.spec.brokers)
+            .collect())
+    }
+
+    /// Returns the pools, and why the cluster cannot be reconciled if a pool may not shrink.
+    async fn reconcile_pools(&self, ns: &str, cluster: &str) -> anyhow::Result<(Vec<KafkaNodePool>, Option<String>)> {
+        let emptied = self.emptied_brokers(ns, cluster).await?;
+        let mut blocked = None;
         let api: Api<KafkaNodePool> = Api::namespaced(self.client.clone(), ns);
         let mut pools = api.list(&ListParams::default().labels(&format!("{CLUSTER_LABEL}={cluster}"))).await?.items;
         pools.sort_by_key(|p| {
@@ -144,14 +172,28 @@ impl Sim {
                 ids.push(next);
             }
             ids.sort_unstable();
-            while ids.len() > replicas {
-                if let Some(highest) = ids.pop() {
-                    taken.retain(|i| *i != highest);
+            let removing: Vec<i32> = ids.iter().rev().take(ids.len().saturating_sub(replicas)).copied().collect();
+            let holding: Vec<i32> = removing.iter().copied().filter(|id| !emptied.contains(id)).collect();
+            if pool.spec.roles.contains(&ProcessRole::Broker) && !holding.is_empty() {
+                // As Strimzi: brokers that still hold partition replicas are not removed.
+                let mut holding = holding;
+                holding.sort_unstable();
+                blocked = Some(format!(
+                    "Cannot scale-down Kafka brokers {holding:?} because they have assigned partition-replicas"
+                ));
+            } else {
+                for id in removing {
+                    ids.retain(|i| *i != id);
+                    taken.retain(|i| *i != id);
                 }
             }
             let desired = KafkaNodePoolStatus {
                 conditions: vec![],
-                observed_generation: pool.metadata.generation,
+                observed_generation: if blocked.is_some() {
+                    status.observed_generation
+                } else {
+                    pool.metadata.generation
+                },
                 node_ids: ids,
                 cluster_id: Some(cluster_id(ns, cluster)),
                 roles: pool.spec.roles.clone(),
@@ -163,7 +205,7 @@ impl Sim {
                 pool.status = Some(desired);
             }
         }
-        Ok(pools)
+        Ok((pools, blocked))
     }
 
     async fn reconcile_kafka(
@@ -173,7 +215,7 @@ impl Sim {
         annotations: &BTreeMap<String, String>,
     ) -> anyhow::Result<()> {
         let name = kafka.name_any();
-        let pools = self.reconcile_pools(ns, &name).await?;
+        let (pools, blocked) = self.reconcile_pools(ns, &name).await?;
         let previous = kafka.status.clone().unwrap_or_default();
         let generation = kafka.metadata.generation.unwrap_or(0);
         let key = (kafka.uid().unwrap_or_default(), generation);
@@ -189,6 +231,13 @@ impl Sim {
                 "True",
                 Some("FatalProblem"),
                 Some("strimzi-sim was told to fail this resource"),
+            ),
+            _ if blocked.is_some() => condition(
+                &previous.conditions,
+                "NotReady",
+                "True",
+                Some("InvalidResourceException"),
+                blocked.as_deref(),
             ),
             _ if !has_role(ProcessRole::Controller) || !has_role(ProcessRole::Broker) => condition(
                 &previous.conditions,
@@ -234,6 +283,51 @@ impl Sim {
         Ok(())
     }
 
+    /// PendingProposal -> ProposalReady -> (approved) Rebalancing -> Ready, one step per pass.
+    async fn reconcile_rebalance(
+        &self,
+        rebalance: &KafkaRebalance,
+        ns: &str,
+        annotations: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let api: Api<KafkaRebalance> = Api::namespaced(self.client.clone(), ns);
+        let name = rebalance.name_any();
+        let previous = rebalance.status.clone().unwrap_or_default();
+        let approved = rebalance.annotations().get("strimzi.io/rebalance").map(String::as_str) == Some("approve");
+        let next = match (state(rebalance), annotations.get(FAULT).map(String::as_str)) {
+            (_, Some("stall")) | (None, _) => "PendingProposal",
+            (Some("PendingProposal"), _) => "ProposalReady",
+            (Some("ProposalReady"), _) if approved => "Rebalancing",
+            (Some("Rebalancing"), _) => "Ready",
+            (Some(other), _) => other,
+        }
+        .to_owned();
+        if next == "Rebalancing" {
+            // Strimzi consumes the approval annotation.
+            let clear = json!({"metadata": {"annotations": {"strimzi.io/rebalance": null}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(clear)).await?;
+        }
+        let optimization = if next == "PendingProposal" {
+            None
+        } else {
+            Some(BTreeMap::from([
+                ("numReplicaMovements".to_owned(), json!(12)),
+                ("dataToMoveMB".to_owned(), json!(0)),
+                ("brokers".to_owned(), json!(rebalance.spec.brokers)),
+            ]))
+        };
+        let desired = KafkaRebalanceStatus {
+            conditions: vec![condition(&previous.conditions, &next, "True", None, None)],
+            observed_generation: rebalance.metadata.generation,
+            session_id: previous.session_id.clone().or_else(|| Some(uuid::Uuid::new_v4().to_string())),
+            optimization_result: optimization,
+        };
+        if rebalance.status.as_ref() != Some(&desired) {
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await?;
+        }
+        Ok(())
+    }
+
     async fn reconcile_topic(&self, topic: &KafkaTopic) -> anyhow::Result<()> {
         let desired = KafkaTopicStatus {
             conditions: vec![condition(
@@ -256,6 +350,26 @@ impl Sim {
         }
         Ok(())
     }
+}
+
+/// The rebalance's current state: the type of its condition with status True.
+fn state(r: &KafkaRebalance) -> Option<&str> {
+    r.status.as_ref()?.conditions.iter().find(|c| c.status.as_deref() == Some("True"))?.type_.as_deref()
+}
+
+/// What kube-controller-manager's namespace controller does once a namespace is empty: drop the `kubernetes`
+/// finalizer so the namespace goes away.
+async fn finalize_namespace(api: &Api<Namespace>, ns: &Namespace) -> anyhow::Result<()> {
+    let finalizers = ns.spec.as_ref().and_then(|s| s.finalizers.clone()).unwrap_or_default();
+    if finalizers.is_empty() {
+        return Ok(());
+    }
+    let mut finalized = ns.clone();
+    if let Some(spec) = finalized.spec.as_mut() {
+        spec.finalizers = Some(vec![]);
+    }
+    let _: Namespace = api.replace_subresource("finalize", &ns.name_any(), &PostParams::default(), &finalized).await?;
+    Ok(())
 }
 
 /// A stable cluster id per Kafka resource, like the one Strimzi generates once.

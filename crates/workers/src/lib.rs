@@ -1,6 +1,8 @@
 //! Temporal workers: they react to events by running durable workflows that drive Strimzi resources on the
 //! target Kubernetes clusters, and report every step back through the command path.
 
+pub mod facts;
+pub mod operations;
 pub mod provision;
 pub mod resources;
 pub mod strimzi;
@@ -16,6 +18,7 @@ use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::watch;
 
+use crate::operations::{DeleteCluster, OperationActivities, ScaleCluster, UpgradeCluster};
 use crate::provision::{ClusterActivities, ProvisionCluster};
 use crate::subscriber::Subscriber;
 
@@ -50,7 +53,11 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
     let activities = ClusterActivities { cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone())) };
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<ProvisionCluster>()?
+        .register_workflow::<ScaleCluster>()?
+        .register_workflow::<UpgradeCluster>()?
+        .register_workflow::<DeleteCluster>()?
         .register_activities(activities)
+        .register_activities(OperationActivities)
         .build();
     let mut worker = Worker::new(&runtime, client.clone(), options)?;
     let subscriber = Subscriber { pool, client: Arc::new(client), config: config.clone() };

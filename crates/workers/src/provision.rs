@@ -54,6 +54,12 @@ pub enum Report {
     Ready { broker_ids: Vec<i32>, controller_ids: Vec<i32>, bootstrap_servers: String },
     Stalled { step: String, reason: String },
     Failed { step: String, reason: String },
+    BrokersAdded { node_ids: Vec<i32> },
+    RebalanceCompleted { mode: String, node_ids: Vec<i32> },
+    BrokersRemoved { node_ids: Vec<i32> },
+    VersionRolled { kafka_version: String },
+    MetadataBumped { metadata_version: String },
+    Deleted,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,7 +90,7 @@ pub struct ClusterActivities {
     pub cqrs: Arc<ClusterCqrs>,
 }
 
-fn retryable(e: impl std::fmt::Display) -> ActivityError {
+pub(crate) fn retryable(e: impl std::fmt::Display) -> ActivityError {
     ActivityError::application(ApplicationFailure::new(anyhow::anyhow!("{e}")))
 }
 
@@ -93,7 +99,7 @@ fn non_retryable(e: impl std::fmt::Display) -> ActivityError {
 }
 
 /// The API server refusing a resource (invalid, forbidden) will refuse it again; anything else may pass later.
-fn classify_kube(e: kube::Error) -> ActivityError {
+pub(crate) fn classify_kube(e: kube::Error) -> ActivityError {
     match &e {
         kube::Error::Api(status) if (400..500).contains(&status.code) && ![409, 429].contains(&status.code) => {
             non_retryable(format!("the API server refused the resource: {e}"))
@@ -147,6 +153,18 @@ impl ClusterActivities {
             }
             Report::Stalled { step, reason } => ClusterCommand::MarkStalled { operation_id, step, reason },
             Report::Failed { step, reason } => ClusterCommand::MarkFailed { operation_id, step, reason },
+            Report::BrokersAdded { node_ids } => ClusterCommand::RecordBrokersAdded { operation_id, node_ids },
+            Report::RebalanceCompleted { mode, node_ids } => {
+                ClusterCommand::RecordRebalanceCompleted { operation_id, mode, node_ids }
+            }
+            Report::BrokersRemoved { node_ids } => ClusterCommand::RecordBrokersRemoved { operation_id, node_ids },
+            Report::VersionRolled { kafka_version } => {
+                ClusterCommand::RecordKafkaVersionRolled { operation_id, kafka_version }
+            }
+            Report::MetadataBumped { metadata_version } => {
+                ClusterCommand::RecordMetadataVersionBumped { operation_id, metadata_version }
+            }
+            Report::Deleted => ClusterCommand::RecordDeleted { operation_id },
         };
         let metadata = CommandMetadata {
             org_id: OrgId::from_uuid(input.org_id),

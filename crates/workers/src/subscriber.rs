@@ -16,12 +16,16 @@ use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{Client, WorkflowIdReusePolicy, WorkflowStartOptions};
 use tokio::sync::watch;
 
+use polaris_domain::ClusterEvent;
+
+use crate::operations::{DeleteCluster, OperationInput, ScaleCluster, UpgradeCluster};
 use crate::provision::{ProvisionCluster, ProvisionInput};
 use crate::resources::ClusterSpec;
-use crate::{WorkerConfig, target};
+use crate::{WorkerConfig, facts, target};
 
-pub fn provision_workflow_id(env: &EventEnvelope) -> String {
-    format!("provision-{}-{}", env.aggregate_id, env.sequence)
+/// `<kind>-<aggregate id>-<sequence>`: one workflow per triggering event, ever.
+pub fn workflow_id(kind: &str, env: &EventEnvelope) -> String {
+    format!("{kind}-{}-{}", env.aggregate_id, env.sequence)
 }
 
 pub struct Subscriber {
@@ -33,9 +37,85 @@ pub struct Subscriber {
 impl Subscriber {
     /// Starts the workflow an envelope calls for, if any. Ok(None): the event needs no workflow.
     pub async fn handle(&self, env: &EventEnvelope) -> anyhow::Result<Option<String>> {
-        if env.aggregate_type != "cluster" || env.event_type != "ClusterRequested" {
+        if env.aggregate_type != "cluster" {
             return Ok(None);
         }
+        match env.event_type.as_str() {
+            "ClusterRequested" => self.provision(env).await.map(Some),
+            "ClusterScaleRequested" | "ClusterUpgradeRequested" | "ClusterDeletionRequested" => {
+                self.day2(env).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn start<W: temporalio_common::HasWorkflowDefinition>(
+        &self,
+        workflow: W,
+        input: W::Input,
+        id: String,
+    ) -> anyhow::Result<String>
+    where
+        W::Input: Send,
+    {
+        let options = WorkflowStartOptions::new(self.config.task_queue.clone(), id.clone())
+            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .build();
+        match self.client.start_workflow(workflow, input, options).await {
+            Ok(_) => tracing::info!(workflow_id = %id, "workflow started"),
+            Err(WorkflowStartError::AlreadyStarted { .. }) => {
+                tracing::info!(workflow_id = %id, "workflow already started for this event; nothing to do")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(id)
+    }
+
+    /// Scale, upgrade and delete: the cluster as it stood before the request, from the event store.
+    async fn day2(&self, env: &EventEnvelope) -> anyhow::Result<String> {
+        let facts = facts::load(&self.pool, env.aggregate_id, env.sequence.saturating_sub(1)).await?;
+        let (Some(spec), Some(target_id)) = (facts.spec, facts.target_id) else {
+            anyhow::bail!("cluster {} has no ClusterRequested before sequence {}", env.aggregate_id, env.sequence);
+        };
+        let target = target::load(&self.pool, target_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("target {target_id} of cluster {} is not registered", env.aggregate_id))?;
+        let mut input = OperationInput {
+            brokers: spec.brokers,
+            kafka_version: spec.kafka_version.clone(),
+            metadata_version: spec.metadata_version.clone(),
+            spec,
+            broker_ids: facts.broker_ids,
+            target,
+            org_id: env.org_id,
+            operation_id: env.operation_id.unwrap_or_default(),
+            correlation_id: env.correlation_id,
+            causation_id: env.event_id,
+            timeout_secs: self.config.ready_timeout.as_secs(),
+        };
+        let event: ClusterEvent =
+            serde_json::from_value(serde_json::json!({ env.event_type.clone(): env.payload.clone() }))?;
+        match event {
+            ClusterEvent::ClusterScaleRequested(e) => {
+                input.brokers = e.to;
+                input.operation_id = e.operation_id.as_uuid();
+                self.start(ScaleCluster::run, input, workflow_id("scale", env)).await
+            }
+            ClusterEvent::ClusterUpgradeRequested(e) => {
+                input.kafka_version = e.to;
+                input.metadata_version = e.metadata_version_to;
+                input.operation_id = e.operation_id.as_uuid();
+                self.start(UpgradeCluster::run, input, workflow_id("upgrade", env)).await
+            }
+            ClusterEvent::ClusterDeletionRequested(e) => {
+                input.operation_id = e.operation_id.as_uuid();
+                self.start(DeleteCluster::run, input, workflow_id("delete", env)).await
+            }
+            other => anyhow::bail!("no workflow for {other:?}"),
+        }
+    }
+
+    async fn provision(&self, env: &EventEnvelope) -> anyhow::Result<String> {
         let e: ClusterRequested = serde_json::from_value(env.payload.clone())?;
         let target = target::load(&self.pool, e.target_id.as_uuid())
             .await?
@@ -58,18 +138,7 @@ impl Subscriber {
             causation_id: env.event_id,
             ready_timeout_secs: self.config.ready_timeout.as_secs(),
         };
-        let id = provision_workflow_id(env);
-        let options = WorkflowStartOptions::new(self.config.task_queue.clone(), id.clone())
-            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-            .build();
-        match self.client.start_workflow(ProvisionCluster::run, input, options).await {
-            Ok(_) => tracing::info!(workflow_id = %id, "workflow started"),
-            Err(WorkflowStartError::AlreadyStarted { .. }) => {
-                tracing::info!(workflow_id = %id, "workflow already started for this event; nothing to do")
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Ok(Some(id))
+        self.start(ProvisionCluster::run, input, workflow_id("provision", env)).await
     }
 
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {

@@ -6,10 +6,20 @@ use std::time::Duration;
 
 use polaris_api::auth::{self, Role as TokenRole};
 use polaris_domain::OrgId;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
 use polaris_server::{Role, Server, Settings};
+use polaris_test_support::eventually;
 use polaris_test_support::{TestDb, kafka_bootstrap, unique_topic};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
+
+pub const ALL: [Role; 4] = [Role::Api, Role::Relay, Role::Projector, Role::Worker];
 
 pub struct Harness {
     pub settings: Settings,
@@ -132,4 +142,52 @@ pub async fn register_local_targets(db: &TestDb, org: OrgId) {
         .expect("register target")
         .expect("target is new");
     }
+}
+
+pub fn unique_name() -> String {
+    format!("t{}", &Uuid::new_v4().simple().to_string()[..10])
+}
+
+pub async fn create(h: &Harness, name: &str, region: (&str, &str)) -> (String, String) {
+    let resp = h
+        .http
+        .post(h.url("/v1/clusters"))
+        .bearer_auth(&h.admin_token)
+        .json(&json!({"name": name, "provider": region.0, "region": region.1, "brokers": 3}))
+        .send()
+        .await
+        .expect("POST /v1/clusters");
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let body: Value = resp.json().await.expect("json");
+    (body["cluster"]["id"].as_str().expect("id").to_owned(), body["operation"]["id"].as_str().expect("op").to_owned())
+}
+
+pub async fn get(h: &Harness, path: &str) -> Value {
+    let resp = h.http.get(h.url(path)).bearer_auth(&h.admin_token).send().await.expect("GET");
+    assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+    resp.json().await.expect("json")
+}
+
+pub async fn wait_for_status(h: &Harness, id: &str, status: &str, deadline: Duration) -> Value {
+    eventually(&format!("cluster {id} to be {status}"), deadline, || async {
+        let r = h.http.get(h.url(&format!("/v1/clusters/{id}"))).bearer_auth(&h.admin_token).send().await.ok()?;
+        let c: Value = r.json().await.ok()?;
+        (c["status"] == status).then_some(c)
+    })
+    .await
+}
+
+/// Creates the cluster's namespace ahead of time with strimzi-sim fault annotations.
+pub async fn prepare_namespace(target: &str, name: &str, annotations: &[(&str, &str)]) {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(format!("polaris-{name}")),
+            annotations: Some(
+                annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(kube_client(target).await).create(&PostParams::default(), &ns).await.expect("namespace");
 }

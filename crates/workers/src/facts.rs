@@ -1,0 +1,65 @@
+//! What a workflow needs to know about a cluster, folded from the event store up to the triggering event.
+//! Read from the events themselves (not a read model), so it is exact however far the projector has got.
+
+use polaris_domain::ClusterEvent;
+use sqlx::PgPool;
+
+use crate::resources::ClusterSpec;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterFacts {
+    pub spec: Option<ClusterSpec>,
+    pub target_id: Option<uuid::Uuid>,
+    pub broker_ids: Vec<i32>,
+}
+
+pub async fn load(pool: &PgPool, cluster_id: uuid::Uuid, up_to: u64) -> anyhow::Result<ClusterFacts> {
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT payload::jsonb FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 AND sequence <= $2 \
+         ORDER BY sequence",
+    )
+    .bind(cluster_id.to_string())
+    .bind(up_to as i64)
+    .fetch_all(pool)
+    .await?;
+    let mut facts = ClusterFacts::default();
+    for (payload,) in rows {
+        let event: ClusterEvent = serde_json::from_value(payload)?;
+        match event {
+            ClusterEvent::ClusterRequested(e) => {
+                facts.target_id = Some(e.target_id.as_uuid());
+                facts.spec = Some(ClusterSpec {
+                    cluster_id: e.cluster_id.as_uuid(),
+                    name: e.name.to_string(),
+                    kafka_version: e.kafka_version,
+                    metadata_version: e.metadata_version,
+                    brokers: e.brokers,
+                    controllers: e.controllers,
+                    storage_gib: e.storage_gib,
+                    config: e.config,
+                });
+            }
+            ClusterEvent::ClusterReady(e) => facts.broker_ids = e.broker_ids,
+            ClusterEvent::BrokersAdded(e) => facts.broker_ids = e.broker_ids,
+            ClusterEvent::BrokersRemoved(e) => facts.broker_ids = e.broker_ids,
+            ClusterEvent::KafkaVersionRolled(e) => {
+                if let Some(s) = facts.spec.as_mut() {
+                    s.kafka_version = e.kafka_version;
+                }
+            }
+            ClusterEvent::MetadataVersionBumped(e) => {
+                if let Some(s) = facts.spec.as_mut() {
+                    s.metadata_version = e.metadata_version;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Once the cluster has run, its broker count is what Strimzi reported, not what was first requested.
+    if let Some(s) = facts.spec.as_mut()
+        && !facts.broker_ids.is_empty()
+    {
+        s.brokers = facts.broker_ids.len() as u32;
+    }
+    Ok(facts)
+}

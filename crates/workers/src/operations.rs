@@ -1,0 +1,420 @@
+//! The day-2 workflows: ScaleCluster, UpgradeCluster and DeleteCluster, with the Kubernetes activities they
+//! use. Same rules as provisioning: server-side apply under one field manager, absolute deadlines that survive
+//! a retried activity, every outcome reported through the command path, a missed deadline is a stall that
+//! touches nothing else.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{activities, workflow, workflow_methods};
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
+use uuid::Uuid;
+
+use crate::provision::{ClusterActivities, FIELD_MANAGER, Report, ReportInput, classify_kube, retryable};
+use crate::resources::{BROKER_POOL, ClusterSpec};
+use crate::strimzi::{CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaRebalanceSpec, KafkaTopic};
+use crate::target::TargetRef;
+
+/// Common input of the day-2 workflows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperationInput {
+    /// The cluster as it is before the operation.
+    pub spec: ClusterSpec,
+    pub broker_ids: Vec<i32>,
+    pub target: TargetRef,
+    pub org_id: Uuid,
+    pub operation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    /// Deadline of each wait.
+    pub timeout_secs: u64,
+    /// Scale: the new broker count. Upgrade: ignored.
+    pub brokers: u32,
+    /// Upgrade: the new Kafka version and metadata version.
+    pub kafka_version: String,
+    pub metadata_version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KubeStep {
+    pub spec: ClusterSpec,
+    pub target: TargetRef,
+    pub deadline_unix_ms: u64,
+    /// Rebalance mode and node ids, for `rebalance`.
+    pub mode: String,
+    pub node_ids: Vec<i32>,
+    /// The rebalance's name (derived from the operation, so a retry finds the same one).
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StepOutcome {
+    Done { node_ids: Vec<i32> },
+    Stalled { reason: String },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn condition_summary(conditions: &[crate::strimzi::Condition]) -> String {
+    conditions
+        .last()
+        .map(|c| {
+            format!(
+                "{}={} {}",
+                c.type_.as_deref().unwrap_or("?"),
+                c.status.as_deref().unwrap_or("?"),
+                c.message.as_deref().or(c.reason.as_deref()).unwrap_or("")
+            )
+        })
+        .unwrap_or_else(|| "no status yet".into())
+}
+
+pub struct OperationActivities;
+
+#[activities]
+impl OperationActivities {
+    /// Applies the broker pool at `spec.brokers` replicas (server-side apply: the same call twice is a no-op).
+    #[activity]
+    pub async fn apply_broker_pool(_ctx: ActivityContext, step: KubeStep) -> Result<(), ActivityError> {
+        let client = step.target.client().await.map_err(retryable)?;
+        let pools: Api<KafkaNodePool> = Api::namespaced(client, &step.spec.namespace());
+        let [_, brokers] = step.spec.node_pools();
+        pools
+            .patch(BROKER_POOL, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&brokers))
+            .await
+            .map_err(classify_kube)?;
+        Ok(())
+    }
+
+    /// Applies the Kafka resource with `spec`'s versions.
+    #[activity]
+    pub async fn apply_kafka(_ctx: ActivityContext, step: KubeStep) -> Result<(), ActivityError> {
+        let client = step.target.client().await.map_err(retryable)?;
+        let kafkas: Api<Kafka> = Api::namespaced(client, &step.spec.namespace());
+        kafkas
+            .patch(&step.spec.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&step.spec.kafka()))
+            .await
+            .map_err(classify_kube)?;
+        Ok(())
+    }
+
+    /// Waits until Kafka is Ready for its current generation, reports `spec`'s versions, and the broker pool has
+    /// exactly `spec.brokers` node ids. Returns the broker node ids.
+    #[activity]
+    pub async fn wait_converged(ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
+        let client = step.target.client().await.map_err(retryable)?;
+        let ns = step.spec.namespace();
+        let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
+        let pools: Api<KafkaNodePool> = Api::namespaced(client, &ns);
+        loop {
+            let kafka = kafkas.get(&step.spec.name).await.map_err(classify_kube)?;
+            let pool = pools.get(BROKER_POOL).await.map_err(classify_kube)?;
+            let status = kafka.status.clone().unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"))
+                && status.observed_generation == kafka.metadata.generation;
+            let ids = pool.status.as_ref().map(|s| s.node_ids.clone()).unwrap_or_default();
+            let pool_current = pool.status.as_ref().and_then(|s| s.observed_generation) == pool.metadata.generation;
+            let versions = status.kafka_version.as_deref() == Some(step.spec.kafka_version.as_str())
+                && status.kafka_metadata_version.as_deref() == Some(step.spec.metadata_version.as_str());
+            let last = format!(
+                "{}; broker pool has {} of {} node ids; kafkaVersion {:?}, kafkaMetadataVersion {:?}",
+                condition_summary(&status.conditions),
+                ids.len(),
+                step.spec.brokers,
+                status.kafka_version,
+                status.kafka_metadata_version
+            );
+            if ready && pool_current && versions && ids.len() == step.spec.brokers as usize {
+                return Ok(StepOutcome::Done { node_ids: ids });
+            }
+            let _ = ctx.record_heartbeat(last.clone()).await;
+            if now_ms() >= step.deadline_unix_ms {
+                return Ok(StepOutcome::Stalled {
+                    reason: format!("Kafka {ns}/{} did not converge before the deadline: {last}", step.spec.name),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Creates (or finds) a KafkaRebalance for `node_ids`, approves its proposal, and waits until it is Ready.
+    #[activity]
+    pub async fn rebalance(ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
+        let client = step.target.client().await.map_err(retryable)?;
+        let ns = step.spec.namespace();
+        let api: Api<KafkaRebalance> = Api::namespaced(client, &ns);
+        let mut rebalance = KafkaRebalance::new(
+            &step.name,
+            KafkaRebalanceSpec { mode: Some(step.mode.clone()), brokers: step.node_ids.clone() },
+        );
+        rebalance.metadata.namespace = Some(ns.clone());
+        rebalance.metadata.labels = Some([(CLUSTER_LABEL.to_owned(), step.spec.name.clone())].into());
+        api.patch(&step.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&rebalance))
+            .await
+            .map_err(classify_kube)?;
+        loop {
+            let current = api.get(&step.name).await.map_err(classify_kube)?;
+            let conditions = current.status.map(|s| s.conditions).unwrap_or_default();
+            let state = conditions
+                .iter()
+                .find(|c| c.status.as_deref() == Some("True"))
+                .and_then(|c| c.type_.clone())
+                .unwrap_or_default();
+            match state.as_str() {
+                "Ready" => return Ok(StepOutcome::Done { node_ids: step.node_ids.clone() }),
+                "ProposalReady" => {
+                    let approve = serde_json::json!({"metadata": {"annotations": {"strimzi.io/rebalance": "approve"}}});
+                    api.patch(&step.name, &PatchParams::default(), &Patch::Merge(approve))
+                        .await
+                        .map_err(classify_kube)?;
+                }
+                _ => {}
+            }
+            let last = condition_summary(&conditions);
+            let _ = ctx.record_heartbeat(last.clone()).await;
+            if now_ms() >= step.deadline_unix_ms {
+                return Ok(StepOutcome::Stalled {
+                    reason: format!(
+                        "KafkaRebalance {ns}/{} ({}) was not Ready before the deadline: {last}",
+                        step.name, step.mode
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Deletes the cluster's topics, then Kafka, rebalances and node pools, then the namespace, and waits until
+    /// the namespace is gone.
+    #[activity]
+    pub async fn delete_resources(ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
+        let client = step.target.client().await.map_err(retryable)?;
+        let ns = step.spec.namespace();
+        let dp = DeleteParams::background();
+        let all = ListParams::default();
+        let topics: Api<KafkaTopic> = Api::namespaced(client.clone(), &ns);
+        topics.delete_collection(&dp, &all).await.map_err(classify_kube)?;
+        let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
+        kafkas.delete_collection(&dp, &all).await.map_err(classify_kube)?;
+        let rebalances: Api<KafkaRebalance> = Api::namespaced(client.clone(), &ns);
+        rebalances.delete_collection(&dp, &all).await.map_err(classify_kube)?;
+        let pools: Api<KafkaNodePool> = Api::namespaced(client.clone(), &ns);
+        pools.delete_collection(&dp, &all).await.map_err(classify_kube)?;
+        let namespaces: Api<Namespace> = Api::all(client);
+        loop {
+            match namespaces.get_opt(&ns).await.map_err(classify_kube)? {
+                None => return Ok(StepOutcome::Done { node_ids: vec![] }),
+                Some(n) if n.metadata.deletion_timestamp.is_none() => {
+                    namespaces.delete(&ns, &dp).await.map_err(classify_kube)?;
+                }
+                Some(_) => {}
+            }
+            let _ = ctx.record_heartbeat(format!("waiting for namespace {ns} to go")).await;
+            if now_ms() >= step.deadline_unix_ms {
+                return Ok(StepOutcome::Stalled { reason: format!("namespace {ns} was not gone before the deadline") });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+fn kube_options(timeout_secs: u64) -> ActivityOptions {
+    let mut o = ActivityOptions::start_to_close_timeout(Duration::from_secs(timeout_secs + 60));
+    o.heartbeat_timeout = Some(Duration::from_secs(10));
+    o.retry_policy = Some(RetryPolicy::builder().maximum_interval(Duration::from_secs(5)).maximum_attempts(20).build());
+    o
+}
+
+fn report_options() -> ActivityOptions {
+    let mut o = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
+    o.retry_policy = Some(RetryPolicy::builder().maximum_interval(Duration::from_secs(10)).build());
+    o
+}
+
+async fn report<W>(ctx: &WorkflowContext<W>, input: &OperationInput, report: Report) -> WorkflowResult<()> {
+    let r = ReportInput {
+        cluster_id: input.spec.cluster_id,
+        org_id: input.org_id,
+        operation_id: input.operation_id,
+        correlation_id: input.correlation_id,
+        causation_id: input.causation_id,
+        report,
+    };
+    ctx.execute_activity(ClusterActivities::report, r, report_options()).await?;
+    Ok(())
+}
+
+fn step<W>(ctx: &WorkflowContext<W>, input: &OperationInput, spec: ClusterSpec) -> KubeStep {
+    let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
+    let deadline = now + Duration::from_secs(input.timeout_secs);
+    KubeStep {
+        spec,
+        target: input.target.clone(),
+        deadline_unix_ms: deadline.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        mode: String::new(),
+        node_ids: vec![],
+        name: String::new(),
+    }
+}
+
+/// Reports a stall for `step_name` and ends the workflow; nothing else is touched.
+async fn stalled<W>(
+    ctx: &WorkflowContext<W>,
+    input: &OperationInput,
+    step_name: &str,
+    reason: String,
+) -> WorkflowResult<String> {
+    report(ctx, input, Report::Stalled { step: step_name.into(), reason }).await?;
+    Ok("stalled".into())
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct ScaleCluster;
+
+#[workflow_methods]
+impl ScaleCluster {
+    /// Up: raise the broker pool, wait, then `add-brokers` for the new node ids. Down: `remove-brokers` for the
+    /// highest node ids first, and only when it is done lower the pool.
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: OperationInput) -> WorkflowResult<String> {
+        let opts = kube_options(input.timeout_secs);
+        let rebalance_name =
+            |mode: &str| format!("{}-{}-{}", input.spec.name, mode, &input.operation_id.simple().to_string()[..8]);
+        let target_spec = ClusterSpec { brokers: input.brokers, ..input.spec.clone() };
+        if input.brokers > input.spec.brokers {
+            ctx.execute_activity(
+                OperationActivities::apply_broker_pool,
+                step(ctx, &input, target_spec.clone()),
+                opts.clone(),
+            )
+            .await?;
+            let node_ids = match ctx
+                .execute_activity(
+                    OperationActivities::wait_converged,
+                    step(ctx, &input, target_spec.clone()),
+                    opts.clone(),
+                )
+                .await?
+            {
+                StepOutcome::Done { node_ids } => node_ids,
+                StepOutcome::Stalled { reason } => return stalled(ctx, &input, "scale-broker-pool", reason).await,
+            };
+            let added: Vec<i32> = node_ids.into_iter().filter(|id| !input.broker_ids.contains(id)).collect();
+            report(ctx, &input, Report::BrokersAdded { node_ids: added.clone() }).await?;
+            let mut rb = step(ctx, &input, target_spec);
+            (rb.mode, rb.node_ids, rb.name) = ("add-brokers".into(), added.clone(), rebalance_name("add"));
+            match ctx.execute_activity(OperationActivities::rebalance, rb, opts).await? {
+                StepOutcome::Done { .. } => {
+                    report(ctx, &input, Report::RebalanceCompleted { mode: "add-brokers".into(), node_ids: added })
+                        .await?;
+                    Ok("scaled up".into())
+                }
+                StepOutcome::Stalled { reason } => stalled(ctx, &input, "rebalance-add-brokers", reason).await,
+            }
+        } else {
+            let mut ids = input.broker_ids.clone();
+            ids.sort_unstable();
+            let removed: Vec<i32> = ids.split_off(input.brokers as usize);
+            let mut rb = step(ctx, &input, input.spec.clone());
+            (rb.mode, rb.node_ids, rb.name) = ("remove-brokers".into(), removed.clone(), rebalance_name("remove"));
+            match ctx.execute_activity(OperationActivities::rebalance, rb, opts.clone()).await? {
+                StepOutcome::Done { .. } => {
+                    report(
+                        ctx,
+                        &input,
+                        Report::RebalanceCompleted { mode: "remove-brokers".into(), node_ids: removed.clone() },
+                    )
+                    .await?
+                }
+                StepOutcome::Stalled { reason } => {
+                    return stalled(ctx, &input, "rebalance-remove-brokers", reason).await;
+                }
+            }
+            // The rebalance is Ready: the brokers hold no replicas any more, so the pool may shrink.
+            ctx.execute_activity(
+                OperationActivities::apply_broker_pool,
+                step(ctx, &input, target_spec.clone()),
+                opts.clone(),
+            )
+            .await?;
+            match ctx
+                .execute_activity(OperationActivities::wait_converged, step(ctx, &input, target_spec), opts)
+                .await?
+            {
+                StepOutcome::Done { .. } => {
+                    report(ctx, &input, Report::BrokersRemoved { node_ids: removed }).await?;
+                    Ok("scaled down".into())
+                }
+                StepOutcome::Stalled { reason } => stalled(ctx, &input, "scale-broker-pool", reason).await,
+            }
+        }
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct UpgradeCluster;
+
+#[workflow_methods]
+impl UpgradeCluster {
+    /// Roll the brokers to the new version first; raise the metadata version only once every broker runs it,
+    /// as a step of its own (until then a rollback is still possible).
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: OperationInput) -> WorkflowResult<String> {
+        let opts = kube_options(input.timeout_secs);
+        let rolled = ClusterSpec { kafka_version: input.kafka_version.clone(), ..input.spec.clone() };
+        ctx.execute_activity(OperationActivities::apply_kafka, step(ctx, &input, rolled.clone()), opts.clone()).await?;
+        match ctx
+            .execute_activity(OperationActivities::wait_converged, step(ctx, &input, rolled.clone()), opts.clone())
+            .await?
+        {
+            StepOutcome::Done { .. } => {
+                report(ctx, &input, Report::VersionRolled { kafka_version: input.kafka_version.clone() }).await?
+            }
+            StepOutcome::Stalled { reason } => return stalled(ctx, &input, "roll-kafka-version", reason).await,
+        }
+        let bumped = ClusterSpec { metadata_version: input.metadata_version.clone(), ..rolled };
+        ctx.execute_activity(OperationActivities::apply_kafka, step(ctx, &input, bumped.clone()), opts.clone()).await?;
+        match ctx.execute_activity(OperationActivities::wait_converged, step(ctx, &input, bumped), opts).await? {
+            StepOutcome::Done { .. } => {
+                report(ctx, &input, Report::MetadataBumped { metadata_version: input.metadata_version.clone() })
+                    .await?;
+                Ok("upgraded".into())
+            }
+            StepOutcome::Stalled { reason } => stalled(ctx, &input, "bump-metadata-version", reason).await,
+        }
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct DeleteCluster;
+
+#[workflow_methods]
+impl DeleteCluster {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: OperationInput) -> WorkflowResult<String> {
+        let opts = kube_options(input.timeout_secs);
+        match ctx
+            .execute_activity(OperationActivities::delete_resources, step(ctx, &input, input.spec.clone()), opts)
+            .await?
+        {
+            StepOutcome::Done { .. } => {
+                report(ctx, &input, Report::Deleted).await?;
+                Ok("deleted".into())
+            }
+            StepOutcome::Stalled { reason } => stalled(ctx, &input, "delete-resources", reason).await,
+        }
+    }
+}
