@@ -87,6 +87,38 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Reads the body here, up to the 1 MiB limit. A larger body is read to its end (up to 64 MiB, within 10 s) and
+/// discarded before the `413` goes out: answering while the client is still sending makes many clients see a
+/// reset connection instead of the answer.
+pub async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures::StreamExt;
+    const DRAIN_CAP: usize = 64 * 1024 * 1024;
+    let (parts, body) = req.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { return Err(()) };
+            total += chunk.len();
+            if total <= crate::BODY_LIMIT_BYTES {
+                buf.extend_from_slice(&chunk);
+            } else if total > DRAIN_CAP {
+                break;
+            }
+        }
+        Ok(())
+    };
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+    if total > crate::BODY_LIMIT_BYTES {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    match outcome {
+        Ok(Ok(())) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(buf))).await,
+        Ok(Err(())) | Err(_) => ApiError::validation("the request body could not be read", None).into_response(),
+    }
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route")
 }

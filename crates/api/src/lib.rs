@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn(health::limit_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(health::panic_response))
         .with_state(state)
 }

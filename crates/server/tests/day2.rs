@@ -1,13 +1,11 @@
 //! Scale, upgrade and delete on the real services, one disruptive operation at a time.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{ALL, Harness, get, kube_client, unique_name, wait_for_status};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use polaris_test_support::eventually;
+use polaris_test_support::harness::{ALL, Harness, get, kube_client, unique_name, wait_for_status};
 use polaris_workers::strimzi::{Kafka, KafkaRebalance};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -2,15 +2,15 @@
 //! target's real kube-apiserver, strimzi-sim (the Strimzi stand-in `./dev/test` starts) reports status, and
 //! every step comes back as events.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{ALL, Harness, create, get, kube_client, prepare_namespace, unique_name, wait_for_status};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use polaris_server::Role;
 use polaris_test_support::eventually;
+use polaris_test_support::harness::{
+    ALL, Harness, create, get, kube_client, prepare_namespace, unique_name, wait_for_status,
+};
 use polaris_workers::strimzi::{Kafka, KafkaNodePool};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,14 +1,12 @@
 //! The first slice end to end on the real services: API -> event store -> relay -> Kafka -> projector ->
 //! read model -> API.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Harness, cluster_body, new_org, new_token};
 use polaris_api::auth::Role as TokenRole;
 use polaris_domain::EventEnvelope;
 use polaris_server::Role;
+use polaris_test_support::harness::{Harness, cluster_body, new_org, new_token};
 use polaris_test_support::{eventually, read_all};
 use rdkafka::Message;
 use rdkafka::message::Headers;
@@ -167,10 +165,17 @@ async fn bad_requests_get_problem_json_with_stable_codes_and_write_nothing() {
     let (s, p) = problem(post(wrong_type.to_string().into(), token).await.expect("send")).await;
     assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_FAILED")));
 
+    let mut negative = cluster_body("orders");
+    negative["brokers"] = (-3).into();
+    let (s, p) = problem(post(negative.to_string().into(), token).await.expect("send")).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_FAILED")), "negative brokers");
+
     for (field, value) in [
         ("brokers", Value::from(0)),
         ("brokers", Value::from(101)),
         ("name", Value::from("Orders_EU")),
+        ("name", Value::from("a".repeat(55))),
+        ("name", Value::from("")),
         ("provider", Value::from("ibm")),
         ("region", Value::from("")),
     ] {
@@ -181,7 +186,7 @@ async fn bad_requests_get_problem_json_with_stable_codes_and_write_nothing() {
         assert_eq!(p["field"], field, "{p}");
     }
 
-    let big = format!("{{\"name\": \"{}\"}}", "a".repeat(1024 * 1024 + 10));
+    let big = format!("{{\"name\": \"{}\"}}", "a".repeat(2 * 1024 * 1024));
     let (s, p) = problem(post(big.into(), token).await.expect("send")).await;
     assert_eq!((s, p["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));
 

@@ -2,6 +2,8 @@
 //! its own Kafka topic; waits poll a condition until a deadline. A service that cannot be reached fails the
 //! test with its name and the command that starts it, never a silent pass.
 
+pub mod harness;
+
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;

@@ -1,6 +1,5 @@
-//! A whole Polaris (chosen roles) on the real local services, with its own database and topic.
-
-#![allow(dead_code)]
+//! A whole Polaris (chosen roles) on the real local services, with its own database, topic, task queue and
+//! consumer groups, plus the helpers the end-to-end tests and the benchmarks share.
 
 use std::time::Duration;
 
@@ -8,12 +7,12 @@ use polaris_api::auth::{self, Role as TokenRole};
 use polaris_domain::OrgId;
 use std::collections::BTreeMap;
 
+use crate::eventually;
+use crate::{TestDb, kafka_bootstrap, unique_topic};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use polaris_server::{Role, Server, Settings};
-use polaris_test_support::eventually;
-use polaris_test_support::{TestDb, kafka_bootstrap, unique_topic};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -114,7 +113,7 @@ pub fn kubeconfig_dir() -> String {
 pub async fn kube_client(target: &str) -> kube::Client {
     let path = format!("{}/{target}.kubeconfig", kubeconfig_dir());
     let kc = kube::config::Kubeconfig::read_from(&path)
-        .unwrap_or_else(|e| panic!("kubeconfig {path}: {e}; {}", polaris_test_support::START_HINT));
+        .unwrap_or_else(|e| panic!("kubeconfig {path}: {e}; {}", crate::START_HINT));
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kube config");
     kube::Client::try_from(config).expect("kube client")
 }
@@ -124,11 +123,7 @@ pub async fn register_local_targets(db: &TestDb, org: OrgId) {
     for (provider, region, file) in [("aws", "eu-west-1", "aws-eu-west-1"), ("gcp", "europe-west1", "gcp-europe-west1")]
     {
         let path = format!("{dir}/{file}.kubeconfig");
-        assert!(
-            std::path::Path::new(&path).exists(),
-            "kubeconfig {path} missing; {}",
-            polaris_test_support::START_HINT
-        );
+        assert!(std::path::Path::new(&path).exists(), "kubeconfig {path} missing; {}", crate::START_HINT);
         polaris_api::targets::register(
             &db.pool,
             org,
