@@ -95,6 +95,52 @@ impl ProjectorMetrics {
     }
 }
 
+/// Applies a batch (`(topic, partition, offset, envelope)`; `None` for a message that is not an envelope) and
+/// records each partition's position, in one transaction.
+pub async fn apply_batch(
+    pool: &PgPool,
+    group: &str,
+    batch: &[(&str, i32, i64, Option<EventEnvelope>)],
+) -> Result<Vec<Outcome>, ProjectorError> {
+    let mut tx = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut next: std::collections::BTreeMap<(&str, i32), i64> = std::collections::BTreeMap::new();
+    for (topic, partition, offset, envelope) in batch {
+        outcomes.push(match envelope {
+            Some(env) => apply_envelope(&mut tx, env).await?,
+            None => Outcome::Skipped,
+        });
+        let entry = next.entry((topic, *partition)).or_insert(offset + 1);
+        *entry = (*entry).max(offset + 1);
+    }
+    for ((topic, partition), next_offset) in next {
+        record_offset(&mut tx, group, topic, partition, next_offset).await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn record_offset(
+    conn: &mut PgConnection,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+) -> Result<(), ProjectorError> {
+    sqlx::query(
+        "INSERT INTO projector_offsets (consumer_group, topic, partition, next_offset, updated_at) \
+         VALUES ($1, $2, $3, $4, now()) ON CONFLICT (consumer_group, topic, partition) \
+         DO UPDATE SET next_offset = GREATEST(projector_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
+    )
+    .bind(group)
+    .bind(topic)
+    .bind(partition)
+    .bind(next_offset)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Applies one envelope and records the consumer position, in one transaction.
 pub async fn apply_message(
     pool: &PgPool,
@@ -104,21 +150,8 @@ pub async fn apply_message(
     offset: i64,
     envelope: &EventEnvelope,
 ) -> Result<Outcome, ProjectorError> {
-    let mut tx = pool.begin().await?;
-    let outcome = apply_envelope(&mut tx, envelope).await?;
-    sqlx::query(
-        "INSERT INTO projector_offsets (consumer_group, topic, partition, next_offset, updated_at) \
-         VALUES ($1, $2, $3, $4, now()) ON CONFLICT (consumer_group, topic, partition) \
-         DO UPDATE SET next_offset = GREATEST(projector_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
-    )
-    .bind(group)
-    .bind(topic)
-    .bind(partition)
-    .bind(offset + 1)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(outcome)
+    let outcomes = apply_batch(pool, group, &[(topic, partition, offset, Some(envelope.clone()))]).await?;
+    Ok(outcomes.first().copied().unwrap_or(Outcome::Skipped))
 }
 
 /// Applies an envelope to the read models inside the caller's transaction.
@@ -465,7 +498,10 @@ async fn set_brokers(
 
 /// `UPDATE clusters` guarded by the aggregate's sequence: `$1` id, `$2` sequence, `$3` time.
 fn advance_sql(set: &str) -> String {
-    format!("UPDATE clusters SET {set}, version = $2, updated_at = $3 WHERE id = $1 AND version < $2")
+    format!(
+        "UPDATE clusters SET {set}, version = $2, updated_at = $3, projected_at = clock_timestamp() \
+         WHERE id = $1 AND version < $2"
+    )
 }
 
 /// Moves the cluster row to this event's sequence; false when it is already there (a redelivery).
@@ -634,56 +670,65 @@ impl Projector {
         Ok(Self { pool, config, consumer, metrics })
     }
 
-    async fn handle(&self, msg: &BorrowedMessage<'_>) -> Result<(), ProjectorError> {
-        let Some(body) = msg.payload() else {
-            tracing::warn!(partition = msg.partition(), offset = msg.offset(), "projector: empty message skipped");
-            return Ok(());
-        };
-        let envelope: EventEnvelope = match serde_json::from_slice(body) {
-            Ok(e) => e,
-            Err(e) => {
-                // A message that is not an envelope can never become one; holding the partition for it would
-                // stop every later event. It is logged with its coordinates and passed over.
-                tracing::error!(partition = msg.partition(), offset = msg.offset(), error = %e, "projector: not an event envelope");
-                return Ok(());
-            }
-        };
-        let outcome =
-            apply_message(&self.pool, &self.config.group_id, msg.topic(), msg.partition(), msg.offset(), &envelope)
-                .await?;
-        self.metrics.events.get_or_create(&OutcomeLabels { outcome: outcome.label() }).inc();
-        if outcome == Outcome::Applied {
-            let lag = (chrono::Utc::now() - envelope.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-            for read_model in ["clusters", "operations"] {
-                self.metrics.lag_seconds.get_or_create(&ReadModelLabels { read_model }).set(lag);
+    /// Applies a batch of messages in one transaction, with the position of each partition.
+    async fn handle(&self, batch: &[BorrowedMessage<'_>]) -> Result<(), ProjectorError> {
+        let mut items = Vec::with_capacity(batch.len());
+        for msg in batch {
+            let envelope = msg.payload().and_then(|body| match serde_json::from_slice::<EventEnvelope>(body) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    // A message that is not an envelope can never become one; holding the partition for it would
+                    // stop every later event. It is logged with its coordinates and passed over.
+                    tracing::error!(partition = msg.partition(), offset = msg.offset(), error = %e, "projector: not an event envelope");
+                    None
+                }
+            });
+            items.push((msg.topic(), msg.partition(), msg.offset(), envelope));
+        }
+        let outcomes = apply_batch(&self.pool, &self.config.group_id, &items).await?;
+        let now = chrono::Utc::now();
+        for (outcome, (_, _, _, envelope)) in outcomes.iter().zip(&items) {
+            self.metrics.events.get_or_create(&OutcomeLabels { outcome: outcome.label() }).inc();
+            if let (Outcome::Applied, Some(envelope)) = (outcome, envelope) {
+                let lag = (now - envelope.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                for read_model in ["clusters", "operations"] {
+                    self.metrics.lag_seconds.get_or_create(&ReadModelLabels { read_model }).set(lag);
+                }
             }
         }
         Ok(())
     }
 
-    /// Consumes until `shutdown` turns true. A failed apply (Postgres away) is retried for the same message
-    /// with backoff; the offset does not move past an event that was not applied.
+    /// Consumes until `shutdown` turns true, in batches of whatever has arrived (up to 500 messages) so a burst
+    /// costs one transaction, not one per event. A failed apply (Postgres away) is retried for the same batch
+    /// with backoff; the offsets do not move past an event that was not applied.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        use futures::StreamExt;
         tracing::info!(topic = %self.config.topic, group = %self.config.group_id, "projector started");
+        let mut stream = self.consumer.stream().ready_chunks(500);
         loop {
-            let msg = tokio::select! {
-                m = self.consumer.recv() => m,
+            let batch = tokio::select! {
+                b = stream.next() => b,
                 _ = shutdown.changed() => break,
             };
-            let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "projector: receive failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+            let Some(batch) = batch else { break };
+            let mut messages = Vec::with_capacity(batch.len());
+            for m in batch {
+                match m {
+                    Ok(m) => messages.push(m),
+                    Err(e) => tracing::warn!(error = %e, "projector: receive failed"),
                 }
-            };
+            }
+            if messages.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             let mut backoff = Duration::from_millis(100);
             loop {
-                match self.handle(&msg).await {
+                match self.handle(&messages).await {
                     Ok(()) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, partition = msg.partition(), offset = msg.offset(), "projector: apply failed; retrying");
+                        tracing::warn!(error = %e, messages = messages.len(), "projector: apply failed; retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = shutdown.changed() => return,
@@ -692,8 +737,10 @@ impl Projector {
                     }
                 }
             }
-            if let Err(e) = self.consumer.commit_message(&msg, CommitMode::Async) {
-                tracing::debug!(error = %e, "projector: kafka offset commit failed (Postgres holds the position)");
+            if let Some(last) = messages.last()
+                && let Err(e) = self.consumer.commit_consumer_state(CommitMode::Async)
+            {
+                tracing::debug!(error = %e, offset = last.offset(), "projector: kafka offset commit failed (Postgres holds the position)");
             }
         }
         tracing::info!("projector stopped");

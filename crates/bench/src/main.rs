@@ -1,0 +1,193 @@
+//! `polaris-bench`: measures Polaris on the real local services (start them with `./dev/up`) and prints
+//! figures. Each run gets its own database, topic and consumer groups, like the tests.
+//!
+//! - `append`: N cluster requests through the HTTP API at a given concurrency: commands per second with events
+//!   committed, p50/p99 command latency, and commit-to-read-model lag p50/p99 (event `recorded_at` to read-model
+//!   `projected_at`), checking that every event reached Kafka and the read model.
+//! - `provision`: N clusters from POST to READY through Temporal, the workers, a real kube-apiserver and
+//!   strimzi-sim; p50/p99 time to READY, and how fast the subscriber started the workflows.
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use polaris_server::Role;
+use polaris_test_support::harness::{ALL, Harness};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(name = "polaris-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Cluster requests through the API: throughput, latency, commit-to-read-model lag.
+    Append {
+        #[arg(long, default_value_t = 10_000)]
+        commands: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+    /// Clusters from POST to READY on the local stack.
+    Provision {
+        #[arg(long, default_value_t = 20)]
+        clusters: usize,
+        #[arg(long, default_value_t = 10)]
+        concurrency: usize,
+    },
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+async fn post_cluster(h: &Harness, name: &str, provider: &str, region: &str) -> anyhow::Result<Value> {
+    let resp = h
+        .http
+        .post(h.url("/v1/clusters"))
+        .bearer_auth(&h.admin_token)
+        .json(&json!({"name": name, "provider": provider, "region": region, "brokers": 3}))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status() == 202, "POST /v1/clusters answered {}: {}", resp.status(), resp.text().await?);
+    Ok(resp.json().await?)
+}
+
+async fn append(commands: usize, concurrency: usize) -> anyhow::Result<()> {
+    let h = Harness::start(&[Role::Api, Role::Relay, Role::Projector]).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    // Warm-up: connections, prepared statements, the consumer group join.
+    for i in 0..50 {
+        post_cluster(&h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
+    }
+    let started = Instant::now();
+    let latencies: Vec<f64> = futures::stream::iter(0..commands)
+        .map(|i| {
+            let h = &h;
+            let run = &run;
+            async move {
+                let t = Instant::now();
+                post_cluster(h, &format!("b{run}-{i}"), "aws", "eu-west-1")
+                    .await
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let elapsed = started.elapsed();
+    let total = commands + 50;
+    polaris_test_support::eventually("every request in the read model", Duration::from_secs(300), || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM clusters").fetch_one(&h.db.pool).await.ok()?;
+        (n as usize == total).then_some(())
+    })
+    .await;
+    let lags: Vec<(f64,)> = sqlx::query_as(
+        "SELECT EXTRACT(EPOCH FROM c.projected_at - e.recorded_at)::float8 * 1000 FROM clusters c \
+         JOIN events e ON e.aggregate_type = 'cluster' AND e.aggregate_id = c.id::text AND e.sequence = 1 \
+         WHERE c.name LIKE 'b%'",
+    )
+    .fetch_all(&h.db.pool)
+    .await?;
+    let (events,): (i64,) = sqlx::query_as("SELECT count(*) FROM events").fetch_one(&h.db.pool).await?;
+    let messages = polaris_test_support::read_all(&h.topic).len();
+    let lat = sorted(latencies);
+    let lag = sorted(lags.into_iter().map(|(l,)| l).collect());
+    println!("append: {commands} cluster requests through POST /v1/clusters, concurrency {concurrency}");
+    println!(
+        "  throughput        {:.0} commands/s ({:.2} s)",
+        commands as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  command latency   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        lat.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  commit->read lag  p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        percentile(&lag, 50.0),
+        percentile(&lag, 99.0),
+        lag.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  events {events}, Kafka messages {messages}, read-model rows {total}, lost {}",
+        total as i64 - events.min(messages as i64)
+    );
+    h.stop().await;
+    Ok(())
+}
+
+async fn provision(clusters: usize, concurrency: usize) -> anyhow::Result<()> {
+    let h = Harness::start(&ALL).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    let started = Instant::now();
+    let times: Vec<f64> = futures::stream::iter(0..clusters)
+        .map(|i| {
+            let h = &h;
+            let run = &run;
+            async move {
+                let (provider, region) = if i % 2 == 0 { ("aws", "eu-west-1") } else { ("gcp", "europe-west1") };
+                let t = Instant::now();
+                let body = post_cluster(h, &format!("p{run}-{i}"), provider, region).await?;
+                let id = body["cluster"]["id"].as_str().unwrap_or_default().to_owned();
+                polaris_test_support::harness::wait_for_status(h, &id, "READY", Duration::from_secs(300)).await;
+                Ok(t.elapsed().as_secs_f64())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<anyhow::Result<f64>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let wall = started.elapsed().as_secs_f64();
+    // Subscriber rate: from each ClusterRequested being recorded to its ClusterProvisioningStarted (the first
+    // thing the workflow does), over the whole burst.
+    let (first, last): (Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT EXTRACT(EPOCH FROM min(recorded_at))::float8, EXTRACT(EPOCH FROM max(recorded_at))::float8 \
+         FROM events WHERE event_type = 'ClusterProvisioningStarted'",
+    )
+    .fetch_one(&h.db.pool)
+    .await?;
+    let t = sorted(times);
+    println!("provision: {clusters} clusters of 3 brokers, {concurrency} at a time, both targets");
+    println!(
+        "  POST -> READY     p50 {:.2} s   p99 {:.2} s   max {:.2} s",
+        percentile(&t, 50.0),
+        percentile(&t, 99.0),
+        t.last().copied().unwrap_or(f64::NAN)
+    );
+    println!("  wall time         {wall:.2} s ({:.1} clusters/s)", clusters as f64 / wall);
+    if let (Some(first), Some(last)) = (first, last) {
+        let span = (last - first).max(1e-3);
+        println!(
+            "  workflows started {clusters} in {span:.2} s between the first and last start ({:.1}/s)",
+            (clusters - 1).max(1) as f64 / span
+        );
+    }
+    h.stop().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Append { commands, concurrency } => append(commands, concurrency).await,
+        Command::Provision { clusters, concurrency } => provision(clusters, concurrency).await,
+    }
+}
