@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{ALL, Harness, get, kube_client, unique_name, wait_for_status};
-use polaris_workers::strimzi::{Kafka, KafkaRebalance};
+use polaris_workers::strimzi::{Kafka, KafkaRebalance, KafkaTopic, KafkaTopicSpec};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -121,10 +121,27 @@ async fn scale_up_then_down_upgrade_and_delete_one_operation_at_a_time() {
     let types = history_types(&h, &id).await;
     assert!(pos_of(&types, "KafkaVersionRolled") < pos_of(&types, "MetadataVersionBumped"));
 
+    // A topic on the cluster (Polaris' own topic API comes with issue #4; here it is created directly), so the
+    // deletion has topics to remove first.
+    let topic = KafkaTopic::new(
+        "orders-events",
+        KafkaTopicSpec {
+            topic_name: Some("orders.events".into()),
+            partitions: Some(3),
+            replicas: Some(3),
+            config: Default::default(),
+        },
+    );
+    let mut topic = topic;
+    topic.metadata.labels = Some([("strimzi.io/cluster".to_owned(), name.clone())].into());
+    let topics = Api::<KafkaTopic>::namespaced(aws.clone(), &ns);
+    topics.create(&Default::default(), &topic).await.expect("topic");
+
     // Delete: everything goes from the target; the history stays readable.
     let (s, accepted) = send(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
     wait_for_status(&h, &id, "DELETED", Duration::from_secs(60)).await;
+    assert!(topics.get_opt("orders-events").await.expect("aws").is_none(), "topic gone");
     assert!(Api::<Namespace>::all(aws).get_opt(&ns).await.expect("aws").is_none(), "namespace gone");
     let types = history_types(&h, &id).await;
     assert_eq!(types.last().map(String::as_str), Some("ClusterDeleted"));

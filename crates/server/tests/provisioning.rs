@@ -171,3 +171,53 @@ async fn a_worker_killed_mid_provisioning_is_replaced_and_the_workflow_completes
     assert_eq!(pools.items.len(), 2, "no pool duplicated");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stand_in_refuses_to_drop_brokers_that_still_hold_partitions_as_strimzi_does() {
+    use kube::api::{Patch, PatchParams};
+    use polaris_workers::resources::ClusterSpec;
+
+    let name = unique_name();
+    let spec = ClusterSpec {
+        cluster_id: uuid::Uuid::new_v4(),
+        name: name.clone(),
+        kafka_version: "4.3.1".into(),
+        metadata_version: "4.3".into(),
+        brokers: 3,
+        controllers: 1,
+        storage_gib: 10,
+        config: Default::default(),
+    };
+    let client = kube_client("gcp-europe-west1").await;
+    let ns = spec.namespace();
+    let ssa = PatchParams::apply("polaris-test").force();
+    Api::<Namespace>::all(client.clone()).patch(&ns, &ssa, &Patch::Apply(spec.namespace_object())).await.expect("ns");
+    let pools = Api::<KafkaNodePool>::namespaced(client.clone(), &ns);
+    for pool in spec.node_pools() {
+        let pool_name = pool.metadata.name.clone().expect("name");
+        pools.patch(&pool_name, &ssa, &Patch::Apply(&pool)).await.expect("pool");
+    }
+    let kafkas = Api::<Kafka>::namespaced(client.clone(), &ns);
+    kafkas.patch(&name, &ssa, &Patch::Apply(spec.kafka())).await.expect("kafka");
+    let ready =
+        |k: &Kafka| k.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_.as_deref() == Some("Ready")));
+    eventually("the stand-in to report the cluster Ready", Duration::from_secs(30), || async {
+        kafkas.get(&name).await.ok().filter(|k| ready(k)).map(|_| ())
+    })
+    .await;
+
+    // Lower the broker pool without a remove-brokers rebalance: the brokers still hold replicas.
+    let [_, mut brokers] = spec.node_pools();
+    brokers.spec.replicas = 2;
+    pools.patch("brokers", &ssa, &Patch::Apply(&brokers)).await.expect("lower replicas");
+    let message = eventually("the stand-in to refuse", Duration::from_secs(30), || async {
+        let k = kafkas.get(&name).await.ok()?;
+        let c = k.status?.conditions.into_iter().find(|c| c.type_.as_deref() == Some("NotReady"))?;
+        c.message
+    })
+    .await;
+    assert_eq!(message, "Cannot scale-down Kafka brokers [3] because they have assigned partition-replicas");
+    let pool = pools.get("brokers").await.expect("pool");
+    assert_eq!(pool.status.expect("status").node_ids, [1, 2, 3], "no broker was removed");
+    Api::<Namespace>::all(client).delete(&ns, &Default::default()).await.expect("clean up");
+}
