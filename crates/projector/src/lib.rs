@@ -189,16 +189,9 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             let e: ClusterReady = payload(env)?;
             let set = "status = 'READY', status_reason = NULL, current_operation_id = NULL, brokers = $4, \
                        bootstrap_servers = $5";
-            let applied = sqlx::query(&advance_sql(set))
-                .bind(env.aggregate_id)
-                .bind(env.sequence as i64)
-                .bind(env.occurred_at)
-                .bind(e.broker_ids.len() as i32)
-                .bind(&e.bootstrap_servers)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0;
+            let applied =
+                advance_with(conn, env, set, |q| q.bind(e.broker_ids.len() as i32).bind(e.bootstrap_servers.clone()))
+                    .await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -234,16 +227,11 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
                 let e: OperationFailed = payload(env)?;
                 (e.operation_id, e.step, e.reason, "FAILED", "failed")
             };
-            let applied = sqlx::query(&advance_sql("status = $4, status_reason = $5, current_operation_id = NULL"))
-                .bind(env.aggregate_id)
-                .bind(env.sequence as i64)
-                .bind(env.occurred_at)
-                .bind(cluster_status)
-                .bind(&reason)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0;
+            let applied =
+                advance_with(conn, env, "status = $4, status_reason = $5, current_operation_id = NULL", |q| {
+                    q.bind(cluster_status).bind(reason.clone())
+                })
+                .await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -263,15 +251,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
         }
         "BrokersAdded" => {
             let e: BrokersAdded = payload(env)?;
-            let applied = sqlx::query(&advance_sql("brokers = $4"))
-                .bind(env.aggregate_id)
-                .bind(env.sequence as i64)
-                .bind(env.occurred_at)
-                .bind(e.broker_ids.len() as i32)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0;
+            let applied = advance_with(conn, env, "brokers = $4", |q| q.bind(e.broker_ids.len() as i32)).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -309,15 +289,10 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
         }
         "BrokersRemoved" => {
             let e: BrokersRemoved = payload(env)?;
-            let applied = sqlx::query(&advance_sql("status = 'READY', current_operation_id = NULL, brokers = $4"))
-                .bind(env.aggregate_id)
-                .bind(env.sequence as i64)
-                .bind(env.occurred_at)
-                .bind(e.broker_ids.len() as i32)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0;
+            let applied = advance_with(conn, env, "status = 'READY', current_operation_id = NULL, brokers = $4", |q| {
+                q.bind(e.broker_ids.len() as i32)
+            })
+            .await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -349,15 +324,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
         }
         "KafkaVersionRolled" => {
             let e: KafkaVersionRolled = payload(env)?;
-            let applied = sqlx::query(&advance_sql("kafka_version = $4"))
-                .bind(env.aggregate_id)
-                .bind(env.sequence as i64)
-                .bind(env.occurred_at)
-                .bind(&e.kafka_version)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0;
+            let applied = advance_with(conn, env, "kafka_version = $4", |q| q.bind(e.kafka_version.clone())).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -375,16 +342,8 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
         }
         "MetadataVersionBumped" => {
             let e: MetadataVersionBumped = payload(env)?;
-            let applied =
-                sqlx::query(&advance_sql("status = 'READY', current_operation_id = NULL, metadata_version = $4"))
-                    .bind(env.aggregate_id)
-                    .bind(env.sequence as i64)
-                    .bind(env.occurred_at)
-                    .bind(&e.metadata_version)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected()
-                    > 0;
+            let set = "status = 'READY', current_operation_id = NULL, metadata_version = $4";
+            let applied = advance_with(conn, env, set, |q| q.bind(e.metadata_version.clone())).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -440,16 +399,10 @@ async fn start_operation(
     first_step: &str,
     requested_by: &str,
 ) -> Result<Outcome, ProjectorError> {
-    let applied = sqlx::query(&advance_sql("status = $4, status_reason = NULL, current_operation_id = $5"))
-        .bind(env.aggregate_id)
-        .bind(env.sequence as i64)
-        .bind(env.occurred_at)
-        .bind(status)
-        .bind(operation_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-        > 0;
+    let applied = advance_with(conn, env, "status = $4, status_reason = NULL, current_operation_id = $5", |q| {
+        q.bind(status.to_owned()).bind(operation_id)
+    })
+    .await?;
     if !applied {
         return Ok(Outcome::AlreadyApplied);
     }
@@ -506,14 +459,21 @@ fn advance_sql(set: &str) -> String {
 
 /// Moves the cluster row to this event's sequence; false when it is already there (a redelivery).
 async fn advance(conn: &mut PgConnection, env: &EventEnvelope, set: &str) -> Result<bool, ProjectorError> {
-    let rows = sqlx::query(&advance_sql(set))
-        .bind(env.aggregate_id)
-        .bind(env.sequence as i64)
-        .bind(env.occurred_at)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    Ok(rows > 0)
+    advance_with(conn, env, set, |q| q).await
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// `advance` with more values for `set` to use, bound as `$4`, `$5`, ...
+async fn advance_with(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    set: &str,
+    extra: impl for<'q> FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+) -> Result<bool, ProjectorError> {
+    let sql = advance_sql(set);
+    let query = sqlx::query(&sql).bind(env.aggregate_id).bind(env.sequence as i64).bind(env.occurred_at);
+    Ok(extra(query).execute(&mut *conn).await?.rows_affected() > 0)
 }
 
 async fn cluster_requested(

@@ -28,16 +28,7 @@ pub async fn load(pool: &PgPool, cluster_id: uuid::Uuid, up_to: u64) -> anyhow::
         match event {
             ClusterEvent::ClusterRequested(e) => {
                 facts.target_id = Some(e.target_id.as_uuid());
-                facts.spec = Some(ClusterSpec {
-                    cluster_id: e.cluster_id.as_uuid(),
-                    name: e.name.to_string(),
-                    kafka_version: e.kafka_version,
-                    metadata_version: e.metadata_version,
-                    brokers: e.brokers,
-                    controllers: e.controllers,
-                    storage_gib: e.storage_gib,
-                    config: e.config,
-                });
+                facts.spec = Some(ClusterSpec::from_requested(&e));
             }
             ClusterEvent::ClusterReady(e) => facts.broker_ids = e.broker_ids,
             ClusterEvent::BrokersAdded(e) => facts.broker_ids = e.broker_ids,

@@ -15,7 +15,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
-use crate::provision::{ClusterActivities, FIELD_MANAGER, Report, ReportInput, classify_kube, retryable};
+use crate::provision::{FIELD_MANAGER, Report, ReportTo, classify_kube, report, retryable};
 use crate::resources::{BROKER_POOL, ClusterSpec};
 use crate::strimzi::{CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaRebalanceSpec, KafkaTopic};
 use crate::target::TargetRef;
@@ -56,6 +56,18 @@ pub struct KubeStep {
 pub enum StepOutcome {
     Done { node_ids: Vec<i32> },
     Stalled { reason: String },
+}
+
+impl OperationInput {
+    fn to(&self) -> ReportTo {
+        ReportTo {
+            cluster_id: self.spec.cluster_id,
+            org_id: self.org_id,
+            operation_id: self.operation_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+        }
+    }
 }
 
 fn now_ms() -> u64 {
@@ -235,25 +247,6 @@ fn kube_options(timeout_secs: u64) -> ActivityOptions {
     o
 }
 
-fn report_options() -> ActivityOptions {
-    let mut o = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
-    o.retry_policy = Some(RetryPolicy::builder().maximum_interval(Duration::from_secs(10)).build());
-    o
-}
-
-async fn report<W>(ctx: &WorkflowContext<W>, input: &OperationInput, report: Report) -> WorkflowResult<()> {
-    let r = ReportInput {
-        cluster_id: input.spec.cluster_id,
-        org_id: input.org_id,
-        operation_id: input.operation_id,
-        correlation_id: input.correlation_id,
-        causation_id: input.causation_id,
-        report,
-    };
-    ctx.execute_activity(ClusterActivities::report, r, report_options()).await?;
-    Ok(())
-}
-
 fn step<W>(ctx: &WorkflowContext<W>, input: &OperationInput, spec: ClusterSpec) -> KubeStep {
     let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
     let deadline = now + Duration::from_secs(input.timeout_secs);
@@ -274,7 +267,7 @@ async fn stalled<W>(
     step_name: &str,
     reason: String,
 ) -> WorkflowResult<String> {
-    report(ctx, input, Report::Stalled { step: step_name.into(), reason }).await?;
+    report(ctx, input.to(), Report::Stalled { step: step_name.into(), reason }).await?;
     Ok("stalled".into())
 }
 
@@ -311,12 +304,12 @@ impl ScaleCluster {
                 StepOutcome::Stalled { reason } => return stalled(ctx, &input, "scale-broker-pool", reason).await,
             };
             let added: Vec<i32> = node_ids.into_iter().filter(|id| !input.broker_ids.contains(id)).collect();
-            report(ctx, &input, Report::BrokersAdded { node_ids: added.clone() }).await?;
+            report(ctx, input.to(), Report::BrokersAdded { node_ids: added.clone() }).await?;
             let mut rb = step(ctx, &input, target_spec);
             (rb.mode, rb.node_ids, rb.name) = ("add-brokers".into(), added.clone(), rebalance_name("add"));
             match ctx.execute_activity(OperationActivities::rebalance, rb, opts).await? {
                 StepOutcome::Done { .. } => {
-                    report(ctx, &input, Report::RebalanceCompleted { mode: "add-brokers".into(), node_ids: added })
+                    report(ctx, input.to(), Report::RebalanceCompleted { mode: "add-brokers".into(), node_ids: added })
                         .await?;
                     Ok("scaled up".into())
                 }
@@ -332,7 +325,7 @@ impl ScaleCluster {
                 StepOutcome::Done { .. } => {
                     report(
                         ctx,
-                        &input,
+                        input.to(),
                         Report::RebalanceCompleted { mode: "remove-brokers".into(), node_ids: removed.clone() },
                     )
                     .await?
@@ -353,7 +346,7 @@ impl ScaleCluster {
                 .await?
             {
                 StepOutcome::Done { .. } => {
-                    report(ctx, &input, Report::BrokersRemoved { node_ids: removed }).await?;
+                    report(ctx, input.to(), Report::BrokersRemoved { node_ids: removed }).await?;
                     Ok("scaled down".into())
                 }
                 StepOutcome::Stalled { reason } => stalled(ctx, &input, "scale-broker-pool", reason).await,
@@ -380,7 +373,7 @@ impl UpgradeCluster {
             .await?
         {
             StepOutcome::Done { .. } => {
-                report(ctx, &input, Report::VersionRolled { kafka_version: input.kafka_version.clone() }).await?
+                report(ctx, input.to(), Report::VersionRolled { kafka_version: input.kafka_version.clone() }).await?
             }
             StepOutcome::Stalled { reason } => return stalled(ctx, &input, "roll-kafka-version", reason).await,
         }
@@ -388,7 +381,7 @@ impl UpgradeCluster {
         ctx.execute_activity(OperationActivities::apply_kafka, step(ctx, &input, bumped.clone()), opts.clone()).await?;
         match ctx.execute_activity(OperationActivities::wait_converged, step(ctx, &input, bumped), opts).await? {
             StepOutcome::Done { .. } => {
-                report(ctx, &input, Report::MetadataBumped { metadata_version: input.metadata_version.clone() })
+                report(ctx, input.to(), Report::MetadataBumped { metadata_version: input.metadata_version.clone() })
                     .await?;
                 Ok("upgraded".into())
             }
@@ -411,7 +404,7 @@ impl DeleteCluster {
             .await?
         {
             StepOutcome::Done { .. } => {
-                report(ctx, &input, Report::Deleted).await?;
+                report(ctx, input.to(), Report::Deleted).await?;
                 Ok("deleted".into())
             }
             StepOutcome::Stalled { reason } => stalled(ctx, &input, "delete-resources", reason).await,

@@ -46,6 +46,18 @@ pub struct ProvisionInput {
     pub ready_timeout_secs: u64,
 }
 
+impl ProvisionInput {
+    fn to(&self) -> ReportTo {
+        ReportTo {
+            cluster_id: self.spec.cluster_id,
+            org_id: self.org_id,
+            operation_id: self.operation_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+        }
+    }
+}
+
 /// A step's outcome, reported back through the command path.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Report {
@@ -261,7 +273,7 @@ impl ClusterActivities {
     }
 }
 
-fn report_options() -> ActivityOptions {
+pub(crate) fn report_options() -> ActivityOptions {
     let mut o = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
     o.retry_policy = Some(RetryPolicy::builder().maximum_interval(Duration::from_secs(10)).build());
     o
@@ -276,7 +288,7 @@ impl ProvisionCluster {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: ProvisionInput) -> WorkflowResult<String> {
         let workflow_id = ctx.workflow_id().to_owned();
-        report(ctx, &input, Report::Started { workflow_id }).await?;
+        report(ctx, input.to(), Report::Started { workflow_id }).await?;
 
         let mut apply_opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(60));
         apply_opts.retry_policy =
@@ -292,12 +304,12 @@ impl ProvisionCluster {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("applying Strimzi resources failed: {e}");
-                report(ctx, &input, Report::Failed { step: "apply-resources".into(), reason }).await?;
+                report(ctx, input.to(), Report::Failed { step: "apply-resources".into(), reason }).await?;
                 return Ok("failed".into());
             }
         };
         let namespace = input.spec.namespace();
-        report(ctx, &input, Report::ResourcesApplied { namespace, resources }).await?;
+        report(ctx, input.to(), Report::ResourcesApplied { namespace, resources }).await?;
 
         let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
         let deadline = now + Duration::from_secs(input.ready_timeout_secs);
@@ -308,24 +320,35 @@ impl ProvisionCluster {
         let wait = WaitInput { spec: input.spec.clone(), target: input.target.clone(), deadline_unix_ms };
         match ctx.execute_activity(ClusterActivities::wait_ready, wait, wait_opts).await? {
             WaitOutcome::Ready { broker_ids, controller_ids, bootstrap_servers } => {
-                report(ctx, &input, Report::Ready { broker_ids, controller_ids, bootstrap_servers }).await?;
+                report(ctx, input.to(), Report::Ready { broker_ids, controller_ids, bootstrap_servers }).await?;
                 Ok("ready".into())
             }
             WaitOutcome::Stalled { reason } => {
-                report(ctx, &input, Report::Stalled { step: "wait-ready".into(), reason }).await?;
+                report(ctx, input.to(), Report::Stalled { step: "wait-ready".into(), reason }).await?;
                 Ok("stalled".into())
             }
         }
     }
 }
 
-async fn report(ctx: &WorkflowContext<ProvisionCluster>, input: &ProvisionInput, report: Report) -> WorkflowResult<()> {
+/// Who a report is about: the cluster, its operation, and the chain of cause it belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportTo {
+    pub cluster_id: Uuid,
+    pub org_id: Uuid,
+    pub operation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+}
+
+/// Records a step's outcome through the command path (retried until the store takes it).
+pub(crate) async fn report<W>(ctx: &WorkflowContext<W>, to: ReportTo, report: Report) -> WorkflowResult<()> {
     let r = ReportInput {
-        cluster_id: input.spec.cluster_id,
-        org_id: input.org_id,
-        operation_id: input.operation_id,
-        correlation_id: input.correlation_id,
-        causation_id: input.causation_id,
+        cluster_id: to.cluster_id,
+        org_id: to.org_id,
+        operation_id: to.operation_id,
+        correlation_id: to.correlation_id,
+        causation_id: to.causation_id,
         report,
     };
     ctx.execute_activity(ClusterActivities::report, r, report_options()).await?;

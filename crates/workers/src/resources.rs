@@ -33,6 +33,20 @@ pub struct ClusterSpec {
 }
 
 impl ClusterSpec {
+    /// The cluster as it was requested.
+    pub fn from_requested(e: &polaris_domain::cluster::ClusterRequested) -> Self {
+        ClusterSpec {
+            cluster_id: e.cluster_id.as_uuid(),
+            name: e.name.to_string(),
+            kafka_version: e.kafka_version.clone(),
+            metadata_version: e.metadata_version.clone(),
+            brokers: e.brokers,
+            controllers: e.controllers,
+            storage_gib: e.storage_gib,
+            config: e.config.clone(),
+        }
+    }
+
     pub fn namespace(&self) -> String {
         format!("polaris-{}", self.name)
     }

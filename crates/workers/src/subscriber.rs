@@ -121,16 +121,7 @@ impl Subscriber {
             .await?
             .ok_or_else(|| anyhow::anyhow!("target {} of cluster {} is not registered", e.target_id, e.cluster_id))?;
         let input = ProvisionInput {
-            spec: ClusterSpec {
-                cluster_id: e.cluster_id.as_uuid(),
-                name: e.name.to_string(),
-                kafka_version: e.kafka_version,
-                metadata_version: e.metadata_version,
-                brokers: e.brokers,
-                controllers: e.controllers,
-                storage_gib: e.storage_gib,
-                config: e.config,
-            },
+            spec: ClusterSpec::from_requested(&e),
             target,
             org_id: env.org_id,
             operation_id: e.operation_id.as_uuid(),
