@@ -74,6 +74,20 @@ async fn a_three_broker_cluster_is_provisioned_on_its_target_only() {
     let listed = get(&h, &format!("/v1/operations?cluster_id={id}")).await;
     assert_eq!(listed["items"].as_array().expect("items").len(), 1);
 
+    // The same event delivered again starts nothing: the workflow id comes from the event.
+    let sql =
+        format!("SELECT {} FROM events WHERE aggregate_id = $1 AND sequence = 1", polaris_store::STORED_EVENT_COLUMNS);
+    let stored: polaris_store::StoredEvent =
+        sqlx::query_as(&sql).bind(&id).fetch_one(&h.db.pool).await.expect("ClusterRequested");
+    let config = h.settings.worker_config();
+    let subscriber = polaris_workers::subscriber::Subscriber {
+        pool: h.db.pool.clone(),
+        client: std::sync::Arc::new(polaris_workers::temporal_client(&config).await.expect("temporal")),
+        config,
+    };
+    let again = subscriber.handle(&stored.to_envelope().expect("envelope")).await.expect("handled");
+    assert_eq!(again, Some(polaris_workers::subscriber::Started::AlreadyStarted(format!("provision-{id}-1"))));
+
     h.stop().await;
 }
 

@@ -186,6 +186,14 @@ async fn bad_requests_get_problem_json_with_stable_codes_and_write_nothing() {
         assert_eq!(p["field"], field, "{p}");
     }
 
+    // Well-formed, but no target serves the place: 422 NO_TARGET, naming the field.
+    let mut nowhere = cluster_body("orders");
+    nowhere["provider"] = "azure".into();
+    nowhere["region"] = "westeurope".into();
+    let (s, p) = problem(post(nowhere.to_string().into(), token).await.expect("send")).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("NO_TARGET")), "{p}");
+    assert_eq!(p["field"], "region");
+
     let big = format!("{{\"name\": \"{}\"}}", "a".repeat(2 * 1024 * 1024));
     let (s, p) = problem(post(big.into(), token).await.expect("send")).await;
     assert_eq!((s, p["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));

@@ -28,6 +28,15 @@ pub fn workflow_id(kind: &str, env: &EventEnvelope) -> String {
     format!("{kind}-{}-{}", env.aggregate_id, env.sequence)
 }
 
+/// What handling an event did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Started {
+    /// A new workflow with this id.
+    New(String),
+    /// The event had already started this workflow (a redelivery): nothing was started.
+    AlreadyStarted(String),
+}
+
 pub struct Subscriber {
     pub pool: PgPool,
     pub client: Arc<Client>,
@@ -36,7 +45,7 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// Starts the workflow an envelope calls for, if any. Ok(None): the event needs no workflow.
-    pub async fn handle(&self, env: &EventEnvelope) -> anyhow::Result<Option<String>> {
+    pub async fn handle(&self, env: &EventEnvelope) -> anyhow::Result<Option<Started>> {
         if env.aggregate_type != "cluster" {
             return Ok(None);
         }
@@ -54,7 +63,7 @@ impl Subscriber {
         workflow: W,
         input: W::Input,
         id: String,
-    ) -> anyhow::Result<String>
+    ) -> anyhow::Result<Started>
     where
         W::Input: Send,
     {
@@ -62,17 +71,20 @@ impl Subscriber {
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
             .build();
         match self.client.start_workflow(workflow, input, options).await {
-            Ok(_) => tracing::info!(workflow_id = %id, "workflow started"),
-            Err(WorkflowStartError::AlreadyStarted { .. }) => {
-                tracing::info!(workflow_id = %id, "workflow already started for this event; nothing to do")
+            Ok(_) => {
+                tracing::info!(workflow_id = %id, "workflow started");
+                Ok(Started::New(id))
             }
-            Err(e) => return Err(e.into()),
+            Err(WorkflowStartError::AlreadyStarted { .. }) => {
+                tracing::info!(workflow_id = %id, "workflow already started for this event; nothing to do");
+                Ok(Started::AlreadyStarted(id))
+            }
+            Err(e) => Err(e.into()),
         }
-        Ok(id)
     }
 
     /// Scale, upgrade and delete: the cluster as it stood before the request, from the event store.
-    async fn day2(&self, env: &EventEnvelope) -> anyhow::Result<String> {
+    async fn day2(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
         let facts = facts::load(&self.pool, env.aggregate_id, env.sequence.saturating_sub(1)).await?;
         let (Some(spec), Some(target_id)) = (facts.spec, facts.target_id) else {
             anyhow::bail!("cluster {} has no ClusterRequested before sequence {}", env.aggregate_id, env.sequence);
@@ -115,7 +127,7 @@ impl Subscriber {
         }
     }
 
-    async fn provision(&self, env: &EventEnvelope) -> anyhow::Result<String> {
+    async fn provision(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
         let e: ClusterRequested = serde_json::from_value(env.payload.clone())?;
         let target = target::load(&self.pool, e.target_id.as_uuid())
             .await?
