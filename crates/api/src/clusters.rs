@@ -576,14 +576,14 @@ pub async fn scale_cluster(
     ApiJson(body): ApiJson<ScaleCluster>,
 ) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
     let expected_version = expected_version(&headers, body.expected_version)?;
+    let largest_topic_rf = crate::topics::largest_replication_factor(&state.pool, id).await?;
     disruptive(&state, &caller, id, "scale", "RequestScale", |operation_id, requested_by| {
         ClusterCommand::RequestScale {
             operation_id,
             brokers: body.brokers,
             expected_version,
             requested_by,
-            // Topics arrive with issue #4; until then no topic constrains the floor.
-            largest_topic_rf: 0,
+            largest_topic_rf,
         }
     })
     .await

@@ -10,13 +10,14 @@ pub mod metrics;
 pub mod openapi;
 pub mod operations;
 pub mod targets;
+pub mod topics;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use polaris_store::ClusterCqrs;
+use polaris_store::{ClusterCqrs, TopicCqrs};
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
@@ -31,6 +32,7 @@ pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub cqrs: Arc<ClusterCqrs>,
+    pub topics: Arc<TopicCqrs>,
     pub metrics: ApiMetrics,
     pub registry: Arc<Registry>,
     /// Dependencies `/readyz` checks besides PostgreSQL (Kafka, Temporal), supplied by the server.
@@ -43,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/clusters/{id}", get(clusters::get_cluster).delete(clusters::delete_cluster))
         .route("/v1/clusters/{id}/scale", post(clusters::scale_cluster))
         .route("/v1/clusters/{id}/upgrade", post(clusters::upgrade_cluster))
+        .route("/v1/clusters/{id}/topics", post(topics::create_topic).get(topics::list_topics))
+        .route("/v1/clusters/{id}/topics/{name}", get(topics::get_topic))
         .route("/v1/clusters/{id}/history", get(clusters::cluster_history))
         .route("/v1/clusters/{id}/brokers", get(clusters::cluster_brokers))
         .route("/v1/operations", get(operations::list_operations))

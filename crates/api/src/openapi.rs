@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{clusters, error, health, operations, targets};
+use crate::{clusters, error, health, operations, targets, topics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,9 @@ use crate::{clusters, error, health, operations, targets};
         clusters::delete_cluster,
         clusters::cluster_history,
         clusters::cluster_brokers,
+        topics::create_topic,
+        topics::list_topics,
+        topics::get_topic,
         operations::list_operations,
         operations::get_operation,
         targets::create_target,
@@ -38,6 +41,7 @@ use crate::{clusters, error, health, operations, targets};
     tags(
         (name = "clusters", description = "Kafka clusters"),
         (name = "operations", description = "Long-running changes"),
+        (name = "topics", description = "Kafka topics"),
         (name = "targets", description = "Kubernetes clusters Polaris deploys into"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )

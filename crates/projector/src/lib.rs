@@ -16,6 +16,7 @@ use polaris_domain::cluster::{
     ClusterRequested, ClusterScaleRequested, ClusterStalled, ClusterUpgradeRequested, KafkaVersionRolled,
     MetadataVersionBumped, OperationFailed, RebalanceCompleted, StrimziResourcesApplied,
 };
+use polaris_domain::topic::{TopicReady, TopicRequested};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -156,6 +157,9 @@ pub async fn apply_message(
 
 /// Applies an envelope to the read models inside the caller's transaction.
 pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
+    if env.aggregate_type == "topic" {
+        return apply_topic(conn, env).await;
+    }
     if env.aggregate_type != "cluster" {
         return Ok(Outcome::Skipped);
     }
@@ -378,8 +382,85 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
                 return Ok(Outcome::AlreadyApplied);
             }
             sqlx::query("DELETE FROM brokers WHERE cluster_id = $1").bind(env.aggregate_id).execute(&mut *conn).await?;
+            sqlx::query("UPDATE topics SET status = 'DELETED', updated_at = $2 WHERE cluster_id = $1")
+                .bind(env.aggregate_id)
+                .bind(env.occurred_at)
+                .execute(&mut *conn)
+                .await?;
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("delete-resources", "succeeded", None, env.occurred_at);
+                op.succeed(env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        _ => Ok(Outcome::Skipped),
+    }
+}
+
+async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
+    match env.event_type.as_str() {
+        "TopicRequested" => {
+            let e: TopicRequested = payload(env)?;
+            let inserted = sqlx::query(
+                "INSERT INTO topics (id, org_id, cluster_id, name, partitions, replication_factor, config, \
+                   deletion_protection, status, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'REQUESTED', $9, $10, $10) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(e.topic_id)
+            .bind(e.org_id.as_uuid())
+            .bind(e.cluster_id.as_uuid())
+            .bind(e.name.as_str())
+            .bind(e.partitions as i32)
+            .bind(e.replication_factor as i32)
+            .bind(sqlx::types::Json(&e.config))
+            .bind(e.deletion_protection)
+            .bind(env.sequence as i64)
+            .bind(env.occurred_at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            let steps = vec![Step {
+                name: "apply-kafkatopic".into(),
+                state: "running".into(),
+                started_at: Some(env.occurred_at),
+                finished_at: None,
+                detail: None,
+            }];
+            sqlx::query(
+                "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, state, steps, requested_by, started_at) \
+                 VALUES ($1, $2, 'topic_apply', $3, $4, 'running', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(e.operation_id.as_uuid())
+            .bind(e.org_id.as_uuid())
+            .bind(e.cluster_id.as_uuid())
+            .bind(e.topic_id)
+            .bind(sqlx::types::Json(&steps))
+            .bind(&e.requested_by)
+            .bind(env.occurred_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "TopicReady" => {
+            let e: TopicReady = payload(env)?;
+            let rows = sqlx::query(
+                "UPDATE topics SET status = 'READY', version = $2, updated_at = $3 WHERE id = $1 AND version < $2",
+            )
+            .bind(env.aggregate_id)
+            .bind(env.sequence as i64)
+            .bind(env.occurred_at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if rows == 0 {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step("apply-kafkatopic", "succeeded", None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
             .await?;

@@ -133,6 +133,7 @@ impl Server {
         Ok(AppState {
             pool: self.pool.clone(),
             cqrs: Arc::new(polaris_store::cluster_cqrs(self.pool.clone())),
+            topics: Arc::new(polaris_store::topic_cqrs(self.pool.clone())),
             metrics: self.api_metrics.clone(),
             registry: self.registry.clone(),
             probes: Arc::new(vec![Box::new(probe)]),

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{ALL, Harness, get, kube_client, unique_name, wait_for_status};
-use polaris_workers::strimzi::{Kafka, KafkaRebalance, KafkaTopic, KafkaTopicSpec};
+use polaris_workers::strimzi::{Kafka, KafkaRebalance, KafkaTopic};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -60,9 +60,35 @@ async fn scale_up_then_down_upgrade_and_delete_one_operation_at_a_time() {
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let id = body["cluster"]["id"].as_str().expect("id").to_owned();
     let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
-    let version = ready["version"].as_i64().expect("version");
+    // A topic with replication factor 3: the floor for scaling down.
+    let (s, t) = send(
+        &h,
+        h.http.post(h.url(&format!("/v1/clusters/{id}/topics"))).json(&json!({
+            "name": "orders.events", "partitions": 6, "replication_factor": 3
+        })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+    let (s, p) = send(
+        &h,
+        h.http.post(h.url(&format!("/v1/clusters/{id}/topics"))).json(&json!({
+            "name": "too.wide", "partitions": 1, "replication_factor": 4
+        })),
+    )
+    .await;
+    assert_eq!((s, p["field"].as_str()), (StatusCode::BAD_REQUEST, Some("replication_factor")), "{p}");
+    let topic_op = t["operation"]["id"].as_str().expect("op").to_owned();
+    wait_operation(&h, &topic_op, "succeeded").await;
+    let topic = get(&h, &format!("/v1/clusters/{id}/topics/orders.events")).await;
+    assert_eq!(topic["status"], "READY");
+    let version = get(&h, &format!("/v1/clusters/{id}")).await["version"].as_i64().expect("version");
+    assert_eq!(version, ready["version"].as_i64().expect("version"), "a topic is not a change of the cluster");
+    let (s, p) = send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": 2}))).await;
+    assert_eq!((s, p["field"].as_str()), (StatusCode::BAD_REQUEST, Some("brokers")), "{p}");
+    assert!(p["detail"].as_str().expect("detail").contains("replication factor 3"), "{p}");
 
     // A stale If-Match loses, naming the current version.
+    let version = ready["version"].as_i64().expect("version");
     let scale = |n: u32| h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": n}));
     let (s, p) = send(&h, scale(5).header("If-Match", format!("\"{}\"", version - 1))).await;
     assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("VERSION_CONFLICT")));
@@ -121,21 +147,8 @@ async fn scale_up_then_down_upgrade_and_delete_one_operation_at_a_time() {
     let types = history_types(&h, &id).await;
     assert!(pos_of(&types, "KafkaVersionRolled") < pos_of(&types, "MetadataVersionBumped"));
 
-    // A topic on the cluster (Polaris' own topic API comes with issue #4; here it is created directly), so the
-    // deletion has topics to remove first.
-    let topic = KafkaTopic::new(
-        "orders-events",
-        KafkaTopicSpec {
-            topic_name: Some("orders.events".into()),
-            partitions: Some(3),
-            replicas: Some(3),
-            config: Default::default(),
-        },
-    );
-    let mut topic = topic;
-    topic.metadata.labels = Some([("strimzi.io/cluster".to_owned(), name.clone())].into());
     let topics = Api::<KafkaTopic>::namespaced(aws.clone(), &ns);
-    topics.create(&Default::default(), &topic).await.expect("topic");
+    assert_eq!(topics.list(&Default::default()).await.expect("topics").items.len(), 1, "the topic is on the cluster");
 
     // Delete: everything goes from the target; the history stays readable.
     let (s, accepted) = send(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await;

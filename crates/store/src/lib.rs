@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use cqrs_es::CqrsFramework;
 use cqrs_es::persist::PersistedEventStore;
+use polaris_domain::topic::Topic;
 use polaris_domain::{Cluster, CommandMetadata, EventEnvelope};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
@@ -34,6 +35,13 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
         .acquire_timeout(Duration::from_secs(5))
         .connect(database_url)
         .await
+}
+
+pub type TopicCqrs = CqrsFramework<Topic, PersistedEventStore<PostgresEventRepository, Topic>>;
+
+/// The command path for topics.
+pub fn topic_cqrs(pool: PgPool) -> TopicCqrs {
+    postgres_es::postgres_cqrs(pool, vec![], ())
 }
 
 /// A stored event that cannot be turned into an envelope: a bug or a tampered row, never user input.

@@ -19,7 +19,7 @@ pub async fn load(pool: &PgPool, cluster_id: uuid::Uuid, up_to: u64) -> anyhow::
          ORDER BY sequence",
     )
     .bind(cluster_id.to_string())
-    .bind(up_to as i64)
+    .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await?;
     let mut facts = ClusterFacts::default();

@@ -18,7 +18,9 @@ use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::watch;
 
-use crate::operations::{DeleteCluster, OperationActivities, ScaleCluster, UpgradeCluster};
+use crate::operations::{
+    ApplyTopic, DeleteCluster, OperationActivities, ScaleCluster, TopicActivities, UpgradeCluster,
+};
 use crate::provision::{ClusterActivities, ProvisionCluster};
 use crate::subscriber::Subscriber;
 
@@ -50,14 +52,19 @@ pub async fn temporal_client(config: &WorkerConfig) -> anyhow::Result<Client> {
 pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let client = temporal_client(&config).await?;
     let runtime = Runtime::from_current_tokio(Default::default())?;
-    let activities = ClusterActivities { cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone())) };
+    let activities = ClusterActivities {
+        cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone())),
+        topics: Arc::new(polaris_store::topic_cqrs(pool.clone())),
+    };
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<ProvisionCluster>()?
         .register_workflow::<ScaleCluster>()?
         .register_workflow::<UpgradeCluster>()?
         .register_workflow::<DeleteCluster>()?
+        .register_workflow::<ApplyTopic>()?
         .register_activities(activities)
         .register_activities(OperationActivities)
+        .register_activities(TopicActivities)
         .build();
     let mut worker = Worker::new(&runtime, client.clone(), options)?;
     let subscriber = Subscriber { pool, client: Arc::new(client), config: config.clone() };

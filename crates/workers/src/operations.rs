@@ -411,3 +411,105 @@ impl DeleteCluster {
         }
     }
 }
+
+/// Input of the topic workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicInput {
+    pub cluster: ClusterSpec,
+    pub target: TargetRef,
+    pub topic_id: Uuid,
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub config: std::collections::BTreeMap<String, String>,
+    pub org_id: Uuid,
+    pub operation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    pub timeout_secs: u64,
+    pub deadline_unix_ms: u64,
+}
+
+#[activities]
+impl TopicActivities {
+    /// Applies the KafkaTopic, then waits until the Topic Operator reports it Ready for its generation.
+    #[activity]
+    pub async fn apply_topic(ctx: ActivityContext, input: TopicInput) -> Result<StepOutcome, ActivityError> {
+        let client = input.target.client().await.map_err(retryable)?;
+        let api: Api<KafkaTopic> = Api::namespaced(client, &input.cluster.namespace());
+        let topic = input.cluster.kafka_topic(
+            input.topic_id,
+            &input.name,
+            input.partitions,
+            input.replication_factor,
+            &input.config,
+        );
+        let name = topic.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&topic))
+            .await
+            .map_err(classify_kube)?;
+        loop {
+            let current = api.get(&name).await.map_err(classify_kube)?;
+            let status = current.status.clone().unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"))
+                && status.observed_generation == current.metadata.generation;
+            if ready {
+                return Ok(StepOutcome::Done { node_ids: vec![] });
+            }
+            let last = condition_summary(&status.conditions);
+            let _ = ctx.record_heartbeat(last.clone()).await;
+            if now_ms() >= input.deadline_unix_ms {
+                return Ok(StepOutcome::Stalled {
+                    reason: format!("KafkaTopic {name} was not Ready before the deadline: {last}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+pub struct TopicActivities;
+
+#[workflow]
+#[derive(Default)]
+pub struct ApplyTopic;
+
+#[workflow_methods]
+impl ApplyTopic {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, mut input: TopicInput) -> WorkflowResult<String> {
+        let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
+        input.deadline_unix_ms = (now + Duration::from_secs(input.timeout_secs))
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        match ctx
+            .execute_activity(TopicActivities::apply_topic, input.clone(), kube_options(input.timeout_secs))
+            .await?
+        {
+            StepOutcome::Done { .. } => {
+                let report = crate::provision::TopicReportInput {
+                    topic_id: input.topic_id,
+                    org_id: input.org_id,
+                    operation_id: input.operation_id,
+                    correlation_id: input.correlation_id,
+                    causation_id: input.causation_id,
+                };
+                ctx.execute_activity(
+                    crate::provision::ClusterActivities::report_topic_ready,
+                    report,
+                    crate::provision::report_options(),
+                )
+                .await?;
+                Ok("ready".into())
+            }
+            StepOutcome::Stalled { reason } => {
+                tracing::warn!(topic = %input.name, %reason, "topic stalled");
+                Ok("stalled".into())
+            }
+        }
+    }
+}

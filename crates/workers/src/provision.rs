@@ -100,6 +100,17 @@ pub enum WaitOutcome {
 
 pub struct ClusterActivities {
     pub cqrs: Arc<ClusterCqrs>,
+    pub topics: Arc<polaris_store::TopicCqrs>,
+}
+
+/// Who a topic report is about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicReportInput {
+    pub topic_id: Uuid,
+    pub org_id: Uuid,
+    pub operation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
 }
 
 pub(crate) fn retryable(e: impl std::fmt::Display) -> ActivityError {
@@ -193,6 +204,30 @@ impl ClusterActivities {
             }
             Err(AggregateError::UserError(e)) => Err(non_retryable(e)),
             // A concurrent report on the same cluster: run again against the new state.
+            Err(e) => Err(retryable(e)),
+        }
+    }
+
+    /// Records the topic Ready through the command path; a repeat records nothing.
+    #[activity]
+    pub async fn report_topic_ready(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: TopicReportInput,
+    ) -> Result<(), ActivityError> {
+        let operation_id = OperationId::from_uuid(input.operation_id);
+        let metadata = CommandMetadata {
+            org_id: OrgId::from_uuid(input.org_id),
+            actor: "worker:polaris".into(),
+            correlation_id: input.correlation_id,
+            causation_id: input.causation_id,
+            operation_id: Some(operation_id),
+            occurred_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
+        };
+        let command = polaris_domain::topic::TopicCommand::MarkReady { operation_id };
+        match self.topics.execute_with_metadata(&input.topic_id.to_string(), command, metadata.to_map()).await {
+            Ok(()) => Ok(()),
+            Err(AggregateError::UserError(e)) => Err(non_retryable(e)),
             Err(e) => Err(retryable(e)),
         }
     }

@@ -101,18 +101,7 @@ impl ClusterSpec {
     }
 
     pub fn kafka(&self) -> Kafka {
-        let config = self
-            .config
-            .iter()
-            .map(|(k, v)| {
-                // Strimzi's config is typed JSON; numbers and booleans go in as such.
-                let value = serde_json::from_str::<serde_json::Value>(v)
-                    .ok()
-                    .filter(|j| j.is_number() || j.is_boolean())
-                    .unwrap_or_else(|| serde_json::Value::String(v.clone()));
-                (k.clone(), value)
-            })
-            .collect();
+        let config = self.config.iter().map(|(k, v)| (k.clone(), typed_config_value(v))).collect();
         Kafka {
             metadata: self.meta(&self.name, false),
             spec: KafkaSpec {
@@ -139,6 +128,49 @@ impl ClusterSpec {
             status: None,
         }
     }
+}
+
+/// A DNS-safe `metadata.name` for a KafkaTopic: Kafka names may hold `.`, `_` and capitals, Kubernetes names
+/// may not. The topic id's first 8 hex digits keep two names that map alike (`a.b`, `a_b`) apart; the real
+/// name goes in `spec.topicName`.
+pub fn kafka_topic_resource_name(topic_name: &str, topic_id: uuid::Uuid) -> String {
+    let mut base: String =
+        topic_name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    base.truncate(50);
+    let base = base.trim_matches('-');
+    let suffix = &topic_id.simple().to_string()[..8];
+    if base.is_empty() { format!("topic-{suffix}") } else { format!("{base}-{suffix}") }
+}
+
+impl ClusterSpec {
+    pub fn kafka_topic(
+        &self,
+        topic_id: uuid::Uuid,
+        name: &str,
+        partitions: u32,
+        replicas: u32,
+        config: &BTreeMap<String, String>,
+    ) -> crate::strimzi::KafkaTopic {
+        let config = config.iter().map(|(k, v)| (k.clone(), typed_config_value(v))).collect();
+        crate::strimzi::KafkaTopic {
+            metadata: self.meta(&kafka_topic_resource_name(name, topic_id), true),
+            spec: crate::strimzi::KafkaTopicSpec {
+                topic_name: Some(name.to_owned()),
+                partitions: Some(partitions as i32),
+                replicas: Some(replicas as i32),
+                config,
+            },
+            status: None,
+        }
+    }
+}
+
+/// Strimzi's config is typed JSON; numbers and booleans go in as such.
+fn typed_config_value(v: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(v)
+        .ok()
+        .filter(|j| j.is_number() || j.is_boolean())
+        .unwrap_or_else(|| serde_json::Value::String(v.to_owned()))
 }
 
 #[cfg(test)]
@@ -175,6 +207,17 @@ mod tests {
         assert_eq!(labels[CLUSTER_ID_LABEL], s.cluster_id.to_string());
         let ns = s.namespace_object();
         assert_eq!(ns.metadata.labels.unwrap()[CLUSTER_ID_LABEL], s.cluster_id.to_string());
+    }
+
+    #[test]
+    fn kafka_topic_names_are_dns_safe_and_keep_the_real_name() {
+        let id = uuid::Uuid::from_u128(0xabcdef12_0000_0000_0000_000000000000);
+        assert_eq!(kafka_topic_resource_name("Orders.Events_v1", id), "orders-events-v1-abcdef12");
+        assert_eq!(kafka_topic_resource_name("__consumer", id), "consumer-abcdef12");
+        assert_eq!(kafka_topic_resource_name("...", id), "topic-abcdef12");
+        let t = spec().kafka_topic(id, "Orders.Events_v1", 6, 3, &BTreeMap::new());
+        assert_eq!(t.spec.topic_name.as_deref(), Some("Orders.Events_v1"));
+        assert_eq!(t.metadata.labels.unwrap()[CLUSTER_LABEL], "orders");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use polaris_domain::ClusterEvent;
 
-use crate::operations::{DeleteCluster, OperationInput, ScaleCluster, UpgradeCluster};
+use crate::operations::{ApplyTopic, DeleteCluster, OperationInput, ScaleCluster, TopicInput, UpgradeCluster};
 use crate::provision::{ProvisionCluster, ProvisionInput};
 use crate::resources::ClusterSpec;
 use crate::{WorkerConfig, facts, target};
@@ -46,6 +46,9 @@ pub struct Subscriber {
 impl Subscriber {
     /// Starts the workflow an envelope calls for, if any. Ok(None): the event needs no workflow.
     pub async fn handle(&self, env: &EventEnvelope) -> anyhow::Result<Option<Started>> {
+        if env.aggregate_type == "topic" && env.event_type == "TopicRequested" {
+            return self.topic(env).await.map(Some);
+        }
         if env.aggregate_type != "cluster" {
             return Ok(None);
         }
@@ -125,6 +128,34 @@ impl Subscriber {
             }
             other => anyhow::bail!("no workflow for {other:?}"),
         }
+    }
+
+    /// A topic: applied on its cluster's namespace, on the cluster's target.
+    async fn topic(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
+        let e: polaris_domain::topic::TopicRequested = serde_json::from_value(env.payload.clone())?;
+        let facts = facts::load(&self.pool, e.cluster_id.as_uuid(), u64::MAX).await?;
+        let (Some(cluster), Some(target_id)) = (facts.spec, facts.target_id) else {
+            anyhow::bail!("topic {} names cluster {} that was never requested", e.topic_id, e.cluster_id);
+        };
+        let target = target::load(&self.pool, target_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("target {target_id} is not registered"))?;
+        let input = TopicInput {
+            cluster,
+            target,
+            topic_id: e.topic_id,
+            name: e.name.as_str().to_owned(),
+            partitions: e.partitions,
+            replication_factor: e.replication_factor,
+            config: e.config,
+            org_id: env.org_id,
+            operation_id: e.operation_id.as_uuid(),
+            correlation_id: env.correlation_id,
+            causation_id: env.event_id,
+            timeout_secs: self.config.ready_timeout.as_secs(),
+            deadline_unix_ms: 0,
+        };
+        self.start(ApplyTopic::run, input, workflow_id("topic", env)).await
     }
 
     async fn provision(&self, env: &EventEnvelope) -> anyhow::Result<Started> {

@@ -1,0 +1,287 @@
+//! Topic endpoints. A topic is requested on a READY cluster of the caller's org; the topic workflow applies
+//! its KafkaTopic and reports it Ready.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use chrono::{DateTime, SubsecRound, Utc};
+use cqrs_es::AggregateError;
+use polaris_domain::topic::{CreateTopic, TopicCommand, TopicError, TopicEvent, topic_id};
+use polaris_domain::{ClusterId, CommandMetadata, OperationId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, IdPath};
+use crate::operations::OperationView;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopicRequest {
+    /// A Kafka topic name (letters, digits, `.`, `_`, `-`).
+    #[schema(example = "orders.events")]
+    pub name: String,
+    #[schema(example = 6, minimum = 0, maximum = 4294967295_u64)]
+    pub partitions: u32,
+    /// At most the cluster's broker count.
+    #[schema(example = 3, minimum = 0, maximum = 4294967295_u64)]
+    pub replication_factor: u32,
+    pub config: Option<BTreeMap<String, String>>,
+    pub deletion_protection: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TopicView {
+    pub id: Uuid,
+    pub cluster_id: Uuid,
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub config: BTreeMap<String, String>,
+    pub deletion_protection: bool,
+    /// REQUESTED, READY, DELETED.
+    pub status: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicAccepted {
+    pub topic: TopicView,
+    pub operation: OperationView,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicList {
+    pub items: Vec<TopicView>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TopicRow {
+    id: Uuid,
+    cluster_id: Uuid,
+    name: String,
+    partitions: i32,
+    replication_factor: i32,
+    config: sqlx::types::Json<BTreeMap<String, String>>,
+    deletion_protection: bool,
+    status: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<TopicRow> for TopicView {
+    fn from(r: TopicRow) -> Self {
+        TopicView {
+            id: r.id,
+            cluster_id: r.cluster_id,
+            name: r.name,
+            partitions: r.partitions.max(0) as u32,
+            replication_factor: r.replication_factor.max(0) as u32,
+            config: r.config.0,
+            deletion_protection: r.deletion_protection,
+            status: r.status,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const TOPIC_COLUMNS: &str = "id, cluster_id, name, partitions, replication_factor, config, deletion_protection, \
+     status, version, created_at, updated_at";
+
+/// The cluster's status and broker count, if it is the caller's.
+async fn cluster_of(state: &AppState, caller: &Caller, id: Uuid) -> Result<(String, i32), ApiError> {
+    sqlx::query_as("SELECT status, brokers FROM clusters WHERE id = $1 AND org_id = $2")
+        .bind(id)
+        .bind(caller.org_id.as_uuid())
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(ApiError::NotFound("cluster"))
+}
+
+/// The largest replication factor among a cluster's live topics: the floor for scaling it down.
+pub async fn largest_replication_factor(pool: &sqlx::PgPool, cluster: Uuid) -> Result<u32, sqlx::Error> {
+    let (rf,): (Option<i32>,) =
+        sqlx::query_as("SELECT max(replication_factor) FROM topics WHERE cluster_id = $1 AND status <> 'DELETED'")
+            .bind(cluster)
+            .fetch_one(pool)
+            .await?;
+    Ok(rf.unwrap_or(0).max(0) as u32)
+}
+
+fn topic_error(e: AggregateError<TopicError>) -> ApiError {
+    match e {
+        AggregateError::UserError(e @ TopicError::AlreadyExists(_)) => ApiError::Conflict(e.to_string()),
+        AggregateError::UserError(e) => ApiError::validation(e.to_string(), e.field()),
+        AggregateError::AggregateConflict => {
+            ApiError::Conflict("the topic changed while the command ran; retry".into())
+        }
+        AggregateError::DatabaseConnectionError(e) => ApiError::Unavailable(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// Create a topic on a cluster.
+#[utoipa::path(
+    post, path = "/v1/clusters/{id}/topics", operation_id = "topics_create", tag = "topics",
+    params(("id" = Uuid, Path, description = "Cluster id")),
+    request_body = CreateTopicRequest,
+    responses(
+        (status = 202, description = "Accepted; the KafkaTopic is being applied", body = TopicAccepted,
+            headers(("Location" = String, description = "The operation to follow"))),
+        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The topic exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The cluster is not READY", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_topic(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(cluster): IdPath,
+    ApiJson(body): ApiJson<CreateTopicRequest>,
+) -> Result<(StatusCode, HeaderMap, Json<TopicAccepted>), ApiError> {
+    caller.require(Role::Operator)?;
+    let (status, brokers) = cluster_of(&state, &caller, cluster).await?;
+    if status != "READY" {
+        return Err(ApiError::Unprocessable {
+            code: "INVALID_STATE",
+            detail: format!("the cluster is {status}; topics can be created on READY clusters"),
+            field: None,
+        });
+    }
+    let cluster_id = ClusterId::from_uuid(cluster);
+    let id = topic_id(cluster_id, &body.name);
+    let operation_id = OperationId::from_uuid(Uuid::new_v4());
+    let now = Utc::now().trunc_subsecs(6);
+    let correlation_id = Uuid::new_v4();
+    let metadata = CommandMetadata {
+        org_id: caller.org_id,
+        actor: caller.actor(),
+        correlation_id,
+        causation_id: correlation_id,
+        operation_id: Some(operation_id),
+        occurred_at: now,
+    };
+    let command = TopicCommand::Create(CreateTopic {
+        cluster_id,
+        org_id: caller.org_id,
+        operation_id,
+        name: body.name,
+        partitions: body.partitions,
+        replication_factor: body.replication_factor,
+        config: body.config.unwrap_or_default(),
+        deletion_protection: body.deletion_protection.unwrap_or(false),
+        cluster_brokers: brokers.max(0) as u32,
+        requested_by: caller.actor(),
+        requested_at: now,
+    });
+    state.topics.execute_with_metadata(&id.to_string(), command, metadata.to_map()).await.map_err(topic_error)?;
+    let (payload,): (serde_json::Value,) = sqlx::query_as(
+        "SELECT payload::jsonb FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(id.to_string())
+    .fetch_one(&state.pool)
+    .await?;
+    let e = match serde_json::from_value(payload) {
+        Ok(TopicEvent::TopicRequested(e)) => e,
+        other => return Err(ApiError::Internal(format!("expected TopicRequested, found {other:?}"))),
+    };
+    let topic = TopicView {
+        id,
+        cluster_id: cluster,
+        name: e.name.as_str().to_owned(),
+        partitions: e.partitions,
+        replication_factor: e.replication_factor,
+        config: e.config,
+        deletion_protection: e.deletion_protection,
+        status: "REQUESTED".into(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let operation = OperationView {
+        id: operation_id.as_uuid(),
+        kind: "topic_apply".into(),
+        cluster_id: cluster,
+        topic_id: Some(id),
+        state: "pending".into(),
+        steps: vec![],
+        error: None,
+        requested_by: caller.actor(),
+        started_at: now,
+        finished_at: None,
+    };
+    let mut headers = HeaderMap::new();
+    let location = HeaderValue::from_str(&format!("/v1/operations/{}", operation.id))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    headers.insert(header::LOCATION, location);
+    Ok((StatusCode::ACCEPTED, headers, Json(TopicAccepted { topic, operation })))
+}
+
+/// List a cluster's topics.
+#[utoipa::path(
+    get, path = "/v1/clusters/{id}/topics", operation_id = "topics_list", tag = "topics",
+    params(("id" = Uuid, Path, description = "Cluster id")),
+    responses(
+        (status = 200, description = "Topics", body = TopicList),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_topics(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(cluster): IdPath,
+) -> Result<Json<TopicList>, ApiError> {
+    cluster_of(&state, &caller, cluster).await?;
+    let sql = format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 ORDER BY name LIMIT 1000");
+    let rows: Vec<TopicRow> = sqlx::query_as(&sql).bind(cluster).fetch_all(&state.pool).await?;
+    Ok(Json(TopicList { items: rows.into_iter().map(TopicView::from).collect() }))
+}
+
+/// Get one topic by name.
+#[utoipa::path(
+    get, path = "/v1/clusters/{id}/topics/{name}", operation_id = "topics_get", tag = "topics",
+    params(("id" = Uuid, Path, description = "Cluster id"), ("name" = String, Path, description = "Topic name")),
+    responses(
+        (status = 200, description = "The topic", body = TopicView),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic on a cluster of this org", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_topic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((cluster, name)): Path<(String, String)>,
+) -> Result<Json<TopicView>, ApiError> {
+    let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
+    cluster_of(&state, &caller, cluster).await?;
+    let sql = format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 AND name = $2");
+    let row: TopicRow = sqlx::query_as(&sql)
+        .bind(cluster)
+        .bind(&name)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(ApiError::NotFound("topic"))?;
+    Ok(Json(row.into()))
+}
