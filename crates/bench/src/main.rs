@@ -22,6 +22,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Via {
+    Api,
+    Handler,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Cluster requests through the API: throughput, latency, commit-to-read-model lag.
@@ -30,6 +36,10 @@ enum Command {
         commands: usize,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// `api`: HTTP requests to POST /v1/clusters. `handler`: the command handler (aggregate + event store)
+        /// called in-process, without HTTP, auth and the read-back.
+        #[arg(long, value_enum, default_value = "api")]
+        via: Via,
     },
     /// Clusters from POST to READY on the local stack.
     Provision {
@@ -65,23 +75,70 @@ async fn post_cluster(h: &Harness, name: &str, provider: &str, region: &str) -> 
     Ok(resp.json().await?)
 }
 
-async fn append(commands: usize, concurrency: usize) -> anyhow::Result<()> {
+/// One RequestCluster straight into the command handler, as the API would send it.
+async fn handle_directly(
+    cqrs: &polaris_store::ClusterCqrs,
+    h: &Harness,
+    target: uuid::Uuid,
+    name: String,
+) -> anyhow::Result<()> {
+    use polaris_domain::{ClusterCommand, ClusterId, CommandMetadata, OperationId, RequestCluster, TargetId};
+    let id = ClusterId::from_uuid(uuid::Uuid::new_v4());
+    let op = OperationId::from_uuid(uuid::Uuid::new_v4());
+    let now = chrono::Utc::now();
+    let correlation = uuid::Uuid::new_v4();
+    let md = CommandMetadata {
+        org_id: h.org,
+        actor: "bench".into(),
+        correlation_id: correlation,
+        causation_id: correlation,
+        operation_id: Some(op),
+        occurred_at: now,
+    };
+    let cmd = ClusterCommand::Request(RequestCluster {
+        cluster_id: id,
+        org_id: h.org,
+        operation_id: op,
+        target_id: Some(TargetId::from_uuid(target)),
+        name,
+        provider: "aws".into(),
+        region: "eu-west-1".into(),
+        kafka_version: None,
+        brokers: 3,
+        controllers: None,
+        storage_gib: None,
+        config: Default::default(),
+        deletion_protection: false,
+        requested_by: "bench".into(),
+        requested_at: now,
+    });
+    cqrs.execute_with_metadata(&id.to_string(), cmd, md.to_map()).await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn append(commands: usize, concurrency: usize, via: Via) -> anyhow::Result<()> {
     let h = Harness::start(&[Role::Api, Role::Relay, Role::Projector]).await;
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     // Warm-up: connections, prepared statements, the consumer group join.
     for i in 0..50 {
         post_cluster(&h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
     }
+    let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone());
+    let (target,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM targets WHERE org_id = $1 AND provider = 'aws'")
+        .bind(h.org.as_uuid())
+        .fetch_one(&h.db.pool)
+        .await?;
     let started = Instant::now();
     let latencies: Vec<f64> = futures::stream::iter(0..commands)
         .map(|i| {
-            let h = &h;
-            let run = &run;
+            let (h, run, cqrs) = (&h, &run, &cqrs);
             async move {
                 let t = Instant::now();
-                post_cluster(h, &format!("b{run}-{i}"), "aws", "eu-west-1")
-                    .await
-                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
+                let name = format!("b{run}-{i}");
+                match via {
+                    Via::Api => post_cluster(h, &name, "aws", "eu-west-1").await.map(|_| ())?,
+                    Via::Handler => handle_directly(cqrs, h, target, name).await?,
+                }
+                Ok(t.elapsed().as_secs_f64() * 1e3)
             }
         })
         .buffer_unordered(concurrency)
@@ -107,7 +164,11 @@ async fn append(commands: usize, concurrency: usize) -> anyhow::Result<()> {
     let messages = polaris_test_support::read_all(&h.topic).len();
     let lat = sorted(latencies);
     let lag = sorted(lags.into_iter().map(|(l,)| l).collect());
-    println!("append: {commands} cluster requests through POST /v1/clusters, concurrency {concurrency}");
+    let path = match via {
+        Via::Api => "POST /v1/clusters",
+        Via::Handler => "the command handler",
+    };
+    println!("append: {commands} cluster requests through {path}, concurrency {concurrency}");
     println!(
         "  throughput        {:.0} commands/s ({:.2} s)",
         commands as f64 / elapsed.as_secs_f64(),
@@ -187,7 +248,7 @@ async fn provision(clusters: usize, concurrency: usize) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Append { commands, concurrency } => append(commands, concurrency).await,
+        Command::Append { commands, concurrency, via } => append(commands, concurrency, via).await,
         Command::Provision { clusters, concurrency } => provision(clusters, concurrency).await,
     }
 }
