@@ -41,6 +41,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "api")]
         via: Via,
     },
+    /// How fast the event subscriber starts workflows: a burst of recorded ClusterRequested events, handled one
+    /// after another as the subscriber's loop does (the workflows go to a task queue no worker polls).
+    Subscriber {
+        #[arg(long, default_value_t = 200)]
+        workflows: usize,
+    },
     /// Clusters from POST to READY on the local stack.
     Provision {
         #[arg(long, default_value_t = 20)]
@@ -245,10 +251,49 @@ async fn provision(clusters: usize, concurrency: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn subscriber(workflows: usize) -> anyhow::Result<()> {
+    let h = Harness::start(&[Role::Api]).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    for i in 0..workflows {
+        post_cluster(&h, &format!("s{run}-{i}"), "aws", "eu-west-1").await?;
+    }
+    let sql = format!(
+        "SELECT {} FROM events WHERE event_type = 'ClusterRequested' ORDER BY position",
+        polaris_store::STORED_EVENT_COLUMNS
+    );
+    let stored: Vec<polaris_store::StoredEvent> = sqlx::query_as(&sql).fetch_all(&h.db.pool).await?;
+    let envelopes = stored.iter().map(|e| e.to_envelope()).collect::<Result<Vec<_>, _>>()?;
+    let config = h.settings.worker_config();
+    let sub = polaris_workers::subscriber::Subscriber {
+        pool: h.db.pool.clone(),
+        client: std::sync::Arc::new(polaris_workers::temporal_client(&config).await?),
+        config,
+    };
+    let started = Instant::now();
+    let mut new = 0;
+    for env in &envelopes {
+        if let Some(polaris_workers::subscriber::Started::New(_)) = sub.handle(env).await? {
+            new += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    // Handled again: every one is recognised as already started.
+    let again = Instant::now();
+    for env in &envelopes {
+        sub.handle(env).await?;
+    }
+    println!("subscriber: {} ClusterRequested events handled in order, as the subscriber loop does", envelopes.len());
+    println!("  workflow starts   {new} in {secs:.2} s = {:.0} starts/s", new as f64 / secs);
+    println!("  redelivered       {} in {:.2} s, 0 new workflows", envelopes.len(), again.elapsed().as_secs_f64());
+    h.stop().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Append { commands, concurrency, via } => append(commands, concurrency, via).await,
         Command::Provision { clusters, concurrency } => provision(clusters, concurrency).await,
+        Command::Subscriber { workflows } => subscriber(workflows).await,
     }
 }
