@@ -413,15 +413,81 @@ const KNOWN_STATUSES: [&str; 11] = [
     "DEGRADED",
 ];
 
-/// Get one cluster.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetClusterQuery {
+    /// RFC 3339 instant: the cluster as it was then, computed from its events (time travel).
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+impl From<polaris_domain::snapshot::ClusterSnapshot> for ClusterView {
+    fn from(s: polaris_domain::snapshot::ClusterSnapshot) -> Self {
+        ClusterView {
+            id: s.id,
+            org: s.org_id,
+            name: s.name,
+            provider: s.provider,
+            region: s.region,
+            target_id: Some(s.target_id),
+            kafka_version: s.kafka_version,
+            metadata_version: s.metadata_version,
+            brokers: s.brokers,
+            controllers: s.controllers,
+            storage_gib: s.storage_gib,
+            config: s.config,
+            deletion_protection: s.deletion_protection,
+            status: s.status.as_str().to_owned(),
+            status_reason: s.status_reason,
+            version: s.version as i64,
+            current_operation_id: s.current_operation_id,
+            bootstrap_servers: s.bootstrap_servers,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// The cluster as it was at `as_of`, folded from its events in the event store.
+async fn cluster_as_of(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    as_of: DateTime<Utc>,
+) -> Result<ClusterView, ApiError> {
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 ORDER BY sequence",
+        polaris_store::STORED_EVENT_COLUMNS
+    );
+    let rows: Vec<polaris_store::StoredEvent> =
+        sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&state.pool).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        let envelope = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;
+        if envelope.org_id != caller.org_id.as_uuid() {
+            return Err(ApiError::NotFound("cluster"));
+        }
+        if envelope.occurred_at > as_of {
+            break;
+        }
+        let event: ClusterEvent = serde_json::from_value(row.payload)
+            .map_err(|e| ApiError::Internal(format!("stored event unreadable: {e}")))?;
+        events.push((event, envelope.occurred_at));
+    }
+    polaris_domain::snapshot::ClusterSnapshot::fold(events.iter().map(|(e, at)| (e, *at)))
+        .map(ClusterView::from)
+        .ok_or(ApiError::NotFound("cluster"))
+}
+
+/// Get one cluster, now or (with `as_of`) at any past instant.
 #[utoipa::path(
     get, path = "/v1/clusters/{id}", operation_id = "clusters_get", tag = "clusters",
-    params(("id" = Uuid, Path, description = "Cluster id")),
+    params(("id" = Uuid, Path, description = "Cluster id"), GetClusterQuery),
     responses(
         (status = 200, description = "The cluster", body = ClusterView,
             headers(("ETag" = String, description = "The cluster's version, quoted"))),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`as_of` is not an RFC 3339 instant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org (or not yet at `as_of`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -430,18 +496,26 @@ pub async fn get_cluster(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(id): IdPath,
+    ApiQuery(q): ApiQuery<GetClusterQuery>,
 ) -> Result<(HeaderMap, Json<ClusterView>), ApiError> {
-    let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 AND org_id = $2");
-    let row: ClusterRow = sqlx::query_as(&sql)
-        .bind(id)
-        .bind(caller.org_id.as_uuid())
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::NotFound("cluster"))?;
+    let view = match q.as_of {
+        Some(as_of) => cluster_as_of(&state, &caller, id, as_of).await?,
+        None => {
+            let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 AND org_id = $2");
+            let row: ClusterRow = sqlx::query_as(&sql)
+                .bind(id)
+                .bind(caller.org_id.as_uuid())
+                .fetch_optional(&state.pool)
+                .await?
+                .ok_or(ApiError::NotFound("cluster"))?;
+            row.into()
+        }
+    };
     let mut headers = HeaderMap::new();
-    let etag = HeaderValue::from_str(&format!("\"{}\"", row.version)).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let etag =
+        HeaderValue::from_str(&format!("\"{}\"", view.version)).map_err(|e| ApiError::Internal(e.to_string()))?;
     headers.insert(header::ETAG, etag);
-    Ok((headers, Json(row.into())))
+    Ok((headers, Json(view)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

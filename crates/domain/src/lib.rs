@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod envelope;
 pub mod ids;
 pub mod metadata;
+pub mod snapshot;
 pub mod topic;
 
 pub use cluster::{Cluster, ClusterCommand, ClusterError, ClusterEvent, RequestCluster};

@@ -111,6 +111,23 @@ async fn scale_up_then_down_upgrade_and_delete_one_operation_at_a_time() {
     let cluster = wait_for_status(&h, &id, "READY", Duration::from_secs(30)).await;
     assert_eq!(cluster["brokers"], 5);
     assert_eq!(node_ids(&h, &id, "broker").await, [3, 4, 5, 6, 7]);
+    // Time travel: as of the moment the cluster became READY it had 3 brokers; now it has 5.
+    let history = get(&h, &format!("/v1/clusters/{id}/history")).await;
+    let ready_at = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["event_type"] == "ClusterReady")
+        .and_then(|e| e["occurred_at"].as_str())
+        .expect("ClusterReady")
+        .to_owned();
+    let then = get(&h, &format!("/v1/clusters/{id}?as_of={ready_at}")).await;
+    assert_eq!((then["brokers"].as_i64(), then["status"].as_str()), (Some(3), Some("READY")), "{then}");
+    let (s, p) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}?as_of=yesterday")))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_FAILED")));
+    let (s, _) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}?as_of=2000-01-01T00:00:00Z")))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "the cluster did not exist yet");
+
     let ns = format!("polaris-{name}");
     let aws = kube_client("aws-eu-west-1").await;
     let rebalances = Api::<KafkaRebalance>::namespaced(aws.clone(), &ns).list(&Default::default()).await.expect("list");
