@@ -1,7 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations. It is checked in at
 //! `schemas/openapi.json`; a test fails when the two differ.
 
-use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -63,8 +62,4 @@ pub fn openapi_document() -> String {
     let mut doc = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     doc.push('\n');
     doc
-}
-
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
 }

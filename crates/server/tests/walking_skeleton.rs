@@ -253,5 +253,8 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     let doc: Value = h.http.get(h.url("/openapi.json")).send().await.expect("openapi").json().await.expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/clusters"]["post"].is_object());
+    let docs = h.http.get(h.url("/docs/")).send().await.expect("docs");
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.expect("html").contains("swagger-ui"), "Swagger UI is served at /docs");
     h.stop().await;
 }
