@@ -42,7 +42,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/clusters", post(clusters::create_cluster).get(clusters::list_clusters))
-        .route("/v1/clusters/{id}", get(clusters::get_cluster).delete(clusters::delete_cluster))
+        .route(
+            "/v1/clusters/{id}",
+            get(clusters::get_cluster).delete(clusters::delete_cluster).patch(clusters::patch_cluster),
+        )
         .route("/v1/clusters/{id}/scale", post(clusters::scale_cluster))
         .route("/v1/clusters/{id}/upgrade", post(clusters::upgrade_cluster))
         .route("/v1/clusters/{id}/topics", post(topics::create_topic).get(topics::list_topics))

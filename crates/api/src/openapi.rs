@@ -22,6 +22,7 @@ use crate::{clusters, error, health, operations, targets, topics};
         clusters::scale_cluster,
         clusters::upgrade_cluster,
         clusters::delete_cluster,
+        clusters::patch_cluster,
         clusters::cluster_history,
         clusters::cluster_brokers,
         topics::create_topic,

@@ -110,6 +110,12 @@ pub enum ClusterCommand {
         expected_version: Option<u64>,
         requested_by: String,
     },
+    /// Turn deletion protection on or off. Not disruptive: allowed while an operation runs.
+    SetDeletionProtection {
+        enabled: bool,
+        expected_version: Option<u64>,
+        requested_by: String,
+    },
     StartProvisioning {
         operation_id: OperationId,
         workflow_id: String,
@@ -179,6 +185,14 @@ pub enum ClusterEvent {
     MetadataVersionBumped(MetadataVersionBumped),
     ClusterDeletionRequested(ClusterDeletionRequested),
     ClusterDeleted(ClusterDeleted),
+    DeletionProtectionChanged(DeletionProtectionChanged),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionProtectionChanged {
+    pub enabled: bool,
+    pub changed_by: String,
 }
 
 /// A change of broker count was accepted; `from` and `to` are broker counts.
@@ -343,6 +357,7 @@ impl DomainEvent for ClusterEvent {
             ClusterEvent::MetadataVersionBumped(_) => "MetadataVersionBumped",
             ClusterEvent::ClusterDeletionRequested(_) => "ClusterDeletionRequested",
             ClusterEvent::ClusterDeleted(_) => "ClusterDeleted",
+            ClusterEvent::DeletionProtectionChanged(_) => "DeletionProtectionChanged",
         }
         .to_owned()
     }
@@ -597,7 +612,8 @@ impl Cluster {
             ClusterCommand::Request(_)
             | ClusterCommand::RequestScale { .. }
             | ClusterCommand::RequestUpgrade { .. }
-            | ClusterCommand::RequestDeletion { .. } => {
+            | ClusterCommand::RequestDeletion { .. }
+            | ClusterCommand::SetDeletionProtection { .. } => {
                 return Err(ClusterError::InvalidTransition { status: self.status, action: "reporting" });
             }
         };
@@ -712,6 +728,19 @@ impl Aggregate for Cluster {
             ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by } => {
                 Some(self.delete(Start { operation_id, expected_version }, requested_by)?)
             }
+            ClusterCommand::SetDeletionProtection { enabled, expected_version, requested_by } => {
+                if self.id.is_none() || self.status == ClusterStatus::Deleted {
+                    return Err(ClusterError::NotFound);
+                }
+                if let Some(expected) = expected_version
+                    && expected != self.version
+                {
+                    return Err(ClusterError::VersionConflict { expected, current: self.version });
+                }
+                (enabled != self.deletion_protection).then_some(ClusterEvent::DeletionProtectionChanged(
+                    DeletionProtectionChanged { enabled, changed_by: requested_by },
+                ))
+            }
             report => self.report(report)?,
         };
         if let Some(event) = event {
@@ -784,6 +813,7 @@ impl Aggregate for Cluster {
                 self.current_operation = Some(e.operation_id);
             }
             ClusterEvent::ClusterDeleted(_) => self.finish(ClusterStatus::Deleted),
+            ClusterEvent::DeletionProtectionChanged(e) => self.deletion_protection = e.enabled,
         }
     }
 }
@@ -1251,6 +1281,39 @@ mod tests {
             .then_expect_events(vec![ClusterEvent::ClusterDeleted(ClusterDeleted { operation_id: op2() })]);
         events.push(ClusterEvent::ClusterDeleted(ClusterDeleted { operation_id: op2() }));
         given(events, scale(5, None, 0)).then_expect_error(ClusterError::NotFound);
+    }
+
+    #[test]
+    fn given_protected_when_protection_turned_off_then_changed_and_deletion_allowed() {
+        let protected = ClusterEvent::ClusterRequested(
+            Cluster::default().request(RequestCluster { deletion_protection: true, ..request() }).unwrap(),
+        );
+        let mut events = vec![protected, started(), applied(), ready()];
+        let off = ClusterCommand::SetDeletionProtection {
+            enabled: false,
+            expected_version: Some(4),
+            requested_by: "u".into(),
+        };
+        let changed = ClusterEvent::DeletionProtectionChanged(DeletionProtectionChanged {
+            enabled: false,
+            changed_by: "u".into(),
+        });
+        given(events.clone(), off.clone()).then_expect_events(vec![changed.clone()]);
+        events.push(changed);
+        given(
+            events.clone(),
+            ClusterCommand::SetDeletionProtection { enabled: false, expected_version: None, requested_by: "u".into() },
+        )
+        .then_expect_events(vec![]);
+        given(events.clone(), off).then_expect_error(ClusterError::VersionConflict { expected: 4, current: 5 });
+        given(
+            events,
+            ClusterCommand::RequestDeletion { operation_id: op2(), expected_version: None, requested_by: "u".into() },
+        )
+        .then_expect_events(vec![ClusterEvent::ClusterDeletionRequested(ClusterDeletionRequested {
+            operation_id: op2(),
+            requested_by: "u".into(),
+        })]);
     }
 
     #[test]

@@ -132,6 +132,7 @@ impl ClusterSnapshot {
                 self.bootstrap_servers = None;
                 self.finish(ClusterStatus::Deleted);
             }
+            ClusterEvent::DeletionProtectionChanged(e) => self.deletion_protection = e.enabled,
         }
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use polaris_domain::EventEnvelope;
 use polaris_domain::cluster::{
     BrokersAdded, BrokersRemoved, ClusterDeleted, ClusterDeletionRequested, ClusterProvisioningStarted, ClusterReady,
-    ClusterRequested, ClusterScaleRequested, ClusterStalled, ClusterUpgradeRequested, KafkaVersionRolled,
-    MetadataVersionBumped, OperationFailed, RebalanceCompleted, StrimziResourcesApplied,
+    ClusterRequested, ClusterScaleRequested, ClusterStalled, ClusterUpgradeRequested, DeletionProtectionChanged,
+    KafkaVersionRolled, MetadataVersionBumped, OperationFailed, RebalanceCompleted, StrimziResourcesApplied,
 };
 use polaris_domain::topic::{TopicReady, TopicRequested};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -393,6 +393,11 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             })
             .await?;
             Ok(Outcome::Applied)
+        }
+        "DeletionProtectionChanged" => {
+            let e: DeletionProtectionChanged = payload(env)?;
+            let applied = advance_with(conn, env, "deletion_protection = $4", |q| q.bind(e.enabled)).await?;
+            Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
         }
         _ => Ok(Outcome::Skipped),
     }

@@ -167,6 +167,16 @@ async fn scale_up_then_down_upgrade_and_delete_one_operation_at_a_time() {
     let topics = Api::<KafkaTopic>::namespaced(aws.clone(), &ns);
     assert_eq!(topics.list(&Default::default()).await.expect("topics").items.len(), 1, "the topic is on the cluster");
 
+    // Deletion protection: on, a delete is refused; off again, it goes ahead.
+    let protect =
+        |on: bool| h.http.patch(h.url(&format!("/v1/clusters/{id}"))).json(&json!({"deletion_protection": on}));
+    let (s, c) = send(&h, protect(true)).await;
+    assert_eq!((s, c["deletion_protection"].as_bool()), (StatusCode::OK, Some(true)), "{c}");
+    let (s, p) = send(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("DELETION_PROTECTED")), "{p}");
+    let (s, c) = send(&h, protect(false)).await;
+    assert_eq!((s, c["deletion_protection"].as_bool()), (StatusCode::OK, Some(false)), "{c}");
+
     // Delete: everything goes from the target; the history stays readable.
     let (s, accepted) = send(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
