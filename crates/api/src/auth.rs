@@ -4,7 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use polaris_domain::OrgId;
+use polaris_domain::{CommandMetadata, OperationId, OrgId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -55,6 +55,20 @@ impl Caller {
     /// The actor recorded in events and audit entries: the token, never its secret.
     pub fn actor(&self) -> String {
         format!("token:{}:{}", self.token_name, self.token_id)
+    }
+
+    /// Metadata for a command this caller starts: a new correlation, and the time now to the microsecond (what
+    /// PostgreSQL keeps, so a `202` body and later reads agree to the digit).
+    pub fn command_metadata(&self, operation_id: Option<OperationId>) -> CommandMetadata {
+        let correlation_id = Uuid::new_v4();
+        CommandMetadata {
+            org_id: self.org_id,
+            actor: self.actor(),
+            correlation_id,
+            causation_id: correlation_id,
+            operation_id,
+            occurred_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
+        }
     }
 
     pub fn require(&self, role: Role) -> Result<(), ApiError> {

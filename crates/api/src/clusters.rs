@@ -8,10 +8,10 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStatus};
-use polaris_domain::{ClusterCommand, ClusterError, ClusterId, CommandMetadata, OperationId, Provider, RequestCluster};
+use polaris_domain::{ClusterCommand, ClusterError, ClusterId, OperationId, Provider, RequestCluster};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -220,10 +220,7 @@ pub async fn create_cluster(
     };
     state.metrics.observe_command("RequestCluster", outcome, started.elapsed());
     let accepted = result?;
-    let mut headers = HeaderMap::new();
-    let location = format!("/v1/operations/{}", accepted.operation.id);
-    headers.insert(header::LOCATION, HeaderValue::from_str(&location).map_err(|e| ApiError::Internal(e.to_string()))?);
-    Ok((StatusCode::ACCEPTED, headers, Json(accepted)))
+    Ok((StatusCode::ACCEPTED, crate::operations::location(accepted.operation.id)?, Json(accepted)))
 }
 
 async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster) -> Result<ClusterAccepted, ApiError> {
@@ -239,17 +236,8 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
     let target_id = crate::targets::place(&state.pool, caller.org_id, &body.provider, &body.region).await?;
     let cluster_id = ClusterId::from_uuid(Uuid::new_v4());
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    // Microseconds: what PostgreSQL keeps, so the 202 body and later reads agree to the digit.
-    let now = Utc::now().trunc_subsecs(6);
-    let correlation_id = Uuid::new_v4();
-    let metadata = CommandMetadata {
-        org_id: caller.org_id,
-        actor: caller.actor(),
-        correlation_id,
-        causation_id: correlation_id,
-        operation_id: Some(operation_id),
-        occurred_at: now,
-    };
+    let metadata = caller.command_metadata(Some(operation_id));
+    let now = metadata.occurred_at;
     let command = ClusterCommand::Request(RequestCluster {
         cluster_id,
         org_id: caller.org_id,
@@ -581,16 +569,8 @@ async fn disruptive(
     }
     let started = Instant::now();
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let now = Utc::now().trunc_subsecs(6);
-    let correlation_id = Uuid::new_v4();
-    let metadata = CommandMetadata {
-        org_id: caller.org_id,
-        actor: caller.actor(),
-        correlation_id,
-        causation_id: correlation_id,
-        operation_id: Some(operation_id),
-        occurred_at: now,
-    };
+    let metadata = caller.command_metadata(Some(operation_id));
+    let now = metadata.occurred_at;
     let result = state
         .cqrs
         .execute_with_metadata(&id.to_string(), make(operation_id, caller.actor()), metadata.to_map())
@@ -599,23 +579,8 @@ async fn disruptive(
     let outcome = if result.is_ok() { "accepted" } else { "rejected" };
     state.metrics.observe_command(command_name, outcome, started.elapsed());
     result?;
-    let operation = OperationView {
-        id: operation_id.as_uuid(),
-        kind: kind.into(),
-        cluster_id: id,
-        topic_id: None,
-        state: "pending".into(),
-        steps: vec![],
-        error: None,
-        requested_by: caller.actor(),
-        started_at: now,
-        finished_at: None,
-    };
-    let mut headers = HeaderMap::new();
-    let location = HeaderValue::from_str(&format!("/v1/operations/{}", operation.id))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    headers.insert(header::LOCATION, location);
-    Ok((StatusCode::ACCEPTED, headers, Json(OperationAccepted { operation })))
+    let operation = OperationView::pending(operation_id.as_uuid(), kind, id, None, caller.actor(), now);
+    Ok((StatusCode::ACCEPTED, crate::operations::location(operation.id)?, Json(OperationAccepted { operation })))
 }
 
 /// Scale the broker count.
@@ -781,15 +746,7 @@ pub async fn patch_cluster(
         return Err(ApiError::NotFound("cluster"));
     }
     if let Some(enabled) = body.deletion_protection {
-        let correlation_id = Uuid::new_v4();
-        let metadata = CommandMetadata {
-            org_id: caller.org_id,
-            actor: caller.actor(),
-            correlation_id,
-            causation_id: correlation_id,
-            operation_id: None,
-            occurred_at: Utc::now().trunc_subsecs(6),
-        };
+        let metadata = caller.command_metadata(None);
         let command = ClusterCommand::SetDeletionProtection { enabled, expected_version, requested_by: caller.actor() };
         state.cqrs.execute_with_metadata(&id.to_string(), command, metadata.to_map()).await.map_err(command_error)?;
     }

@@ -38,20 +38,48 @@ pub struct OperationView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// `Location: /v1/operations/{id}` for a `202`.
+pub fn location(operation_id: Uuid) -> Result<axum::http::HeaderMap, ApiError> {
+    let mut headers = axum::http::HeaderMap::new();
+    let value = axum::http::HeaderValue::from_str(&format!("/v1/operations/{operation_id}"))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    headers.insert(axum::http::header::LOCATION, value);
+    Ok(headers)
+}
+
 impl OperationView {
-    pub fn pending_provision(e: &ClusterRequested) -> Self {
+    /// An operation just accepted, before any worker has touched it.
+    pub fn pending(
+        id: Uuid,
+        kind: &str,
+        cluster_id: Uuid,
+        topic_id: Option<Uuid>,
+        requested_by: String,
+        at: DateTime<Utc>,
+    ) -> Self {
         OperationView {
-            id: e.operation_id.as_uuid(),
-            kind: "provision".into(),
-            cluster_id: e.cluster_id.as_uuid(),
-            topic_id: None,
+            id,
+            kind: kind.into(),
+            cluster_id,
+            topic_id,
             state: "pending".into(),
             steps: vec![],
             error: None,
-            requested_by: e.requested_by.clone(),
-            started_at: e.requested_at,
+            requested_by,
+            started_at: at,
             finished_at: None,
         }
+    }
+
+    pub fn pending_provision(e: &ClusterRequested) -> Self {
+        Self::pending(
+            e.operation_id.as_uuid(),
+            "provision",
+            e.cluster_id.as_uuid(),
+            None,
+            e.requested_by.clone(),
+            e.requested_at,
+        )
     }
 }
 

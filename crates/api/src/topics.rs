@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use chrono::{DateTime, SubsecRound, Utc};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use polaris_domain::topic::{CreateTopic, TopicCommand, TopicError, TopicEvent, topic_id};
-use polaris_domain::{ClusterId, CommandMetadata, OperationId};
+use polaris_domain::{ClusterId, OperationId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -168,16 +168,8 @@ pub async fn create_topic(
     let cluster_id = ClusterId::from_uuid(cluster);
     let id = topic_id(cluster_id, &body.name);
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let now = Utc::now().trunc_subsecs(6);
-    let correlation_id = Uuid::new_v4();
-    let metadata = CommandMetadata {
-        org_id: caller.org_id,
-        actor: caller.actor(),
-        correlation_id,
-        causation_id: correlation_id,
-        operation_id: Some(operation_id),
-        occurred_at: now,
-    };
+    let metadata = caller.command_metadata(Some(operation_id));
+    let now = metadata.occurred_at;
     let command = TopicCommand::Create(CreateTopic {
         cluster_id,
         org_id: caller.org_id,
@@ -215,23 +207,9 @@ pub async fn create_topic(
         created_at: now,
         updated_at: now,
     };
-    let operation = OperationView {
-        id: operation_id.as_uuid(),
-        kind: "topic_apply".into(),
-        cluster_id: cluster,
-        topic_id: Some(id),
-        state: "pending".into(),
-        steps: vec![],
-        error: None,
-        requested_by: caller.actor(),
-        started_at: now,
-        finished_at: None,
-    };
-    let mut headers = HeaderMap::new();
-    let location = HeaderValue::from_str(&format!("/v1/operations/{}", operation.id))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    headers.insert(header::LOCATION, location);
-    Ok((StatusCode::ACCEPTED, headers, Json(TopicAccepted { topic, operation })))
+    let operation =
+        OperationView::pending(operation_id.as_uuid(), "topic_apply", cluster, Some(id), caller.actor(), now);
+    Ok((StatusCode::ACCEPTED, crate::operations::location(operation.id)?, Json(TopicAccepted { topic, operation })))
 }
 
 /// List a cluster's topics.

@@ -15,7 +15,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
-use crate::provision::{FIELD_MANAGER, Report, ReportTo, classify_kube, report, retryable};
+use crate::provision::{Cause, FIELD_MANAGER, Report, classify_kube, report, retryable};
 use crate::resources::{BROKER_POOL, ClusterSpec};
 use crate::strimzi::{CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaRebalanceSpec, KafkaTopic};
 use crate::target::TargetRef;
@@ -27,10 +27,7 @@ pub struct OperationInput {
     pub spec: ClusterSpec,
     pub broker_ids: Vec<i32>,
     pub target: TargetRef,
-    pub org_id: Uuid,
-    pub operation_id: Uuid,
-    pub correlation_id: Uuid,
-    pub causation_id: Uuid,
+    pub cause: Cause,
     /// Deadline of each wait.
     pub timeout_secs: u64,
     /// Scale: the new broker count. Upgrade: ignored.
@@ -56,18 +53,6 @@ pub struct KubeStep {
 pub enum StepOutcome {
     Done { node_ids: Vec<i32> },
     Stalled { reason: String },
-}
-
-impl OperationInput {
-    fn to(&self) -> ReportTo {
-        ReportTo {
-            cluster_id: self.spec.cluster_id,
-            org_id: self.org_id,
-            operation_id: self.operation_id,
-            correlation_id: self.correlation_id,
-            causation_id: self.causation_id,
-        }
-    }
 }
 
 fn now_ms() -> u64 {
@@ -267,7 +252,7 @@ async fn stalled<W>(
     step_name: &str,
     reason: String,
 ) -> WorkflowResult<String> {
-    report(ctx, input.to(), Report::Stalled { step: step_name.into(), reason }).await?;
+    report(ctx, input.spec.cluster_id, &input.cause, Report::Stalled { step: step_name.into(), reason }).await?;
     Ok("stalled".into())
 }
 
@@ -282,8 +267,9 @@ impl ScaleCluster {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: OperationInput) -> WorkflowResult<String> {
         let opts = kube_options(input.timeout_secs);
-        let rebalance_name =
-            |mode: &str| format!("{}-{}-{}", input.spec.name, mode, &input.operation_id.simple().to_string()[..8]);
+        let rebalance_name = |mode: &str| {
+            format!("{}-{}-{}", input.spec.name, mode, &input.cause.operation_id.simple().to_string()[..8])
+        };
         let target_spec = ClusterSpec { brokers: input.brokers, ..input.spec.clone() };
         if input.brokers > input.spec.brokers {
             ctx.execute_activity(
@@ -304,13 +290,18 @@ impl ScaleCluster {
                 StepOutcome::Stalled { reason } => return stalled(ctx, &input, "scale-broker-pool", reason).await,
             };
             let added: Vec<i32> = node_ids.into_iter().filter(|id| !input.broker_ids.contains(id)).collect();
-            report(ctx, input.to(), Report::BrokersAdded { node_ids: added.clone() }).await?;
+            report(ctx, input.spec.cluster_id, &input.cause, Report::BrokersAdded { node_ids: added.clone() }).await?;
             let mut rb = step(ctx, &input, target_spec);
             (rb.mode, rb.node_ids, rb.name) = ("add-brokers".into(), added.clone(), rebalance_name("add"));
             match ctx.execute_activity(OperationActivities::rebalance, rb, opts).await? {
                 StepOutcome::Done { .. } => {
-                    report(ctx, input.to(), Report::RebalanceCompleted { mode: "add-brokers".into(), node_ids: added })
-                        .await?;
+                    report(
+                        ctx,
+                        input.spec.cluster_id,
+                        &input.cause,
+                        Report::RebalanceCompleted { mode: "add-brokers".into(), node_ids: added },
+                    )
+                    .await?;
                     Ok("scaled up".into())
                 }
                 StepOutcome::Stalled { reason } => stalled(ctx, &input, "rebalance-add-brokers", reason).await,
@@ -325,7 +316,8 @@ impl ScaleCluster {
                 StepOutcome::Done { .. } => {
                     report(
                         ctx,
-                        input.to(),
+                        input.spec.cluster_id,
+                        &input.cause,
                         Report::RebalanceCompleted { mode: "remove-brokers".into(), node_ids: removed.clone() },
                     )
                     .await?
@@ -346,7 +338,8 @@ impl ScaleCluster {
                 .await?
             {
                 StepOutcome::Done { .. } => {
-                    report(ctx, input.to(), Report::BrokersRemoved { node_ids: removed }).await?;
+                    report(ctx, input.spec.cluster_id, &input.cause, Report::BrokersRemoved { node_ids: removed })
+                        .await?;
                     Ok("scaled down".into())
                 }
                 StepOutcome::Stalled { reason } => stalled(ctx, &input, "scale-broker-pool", reason).await,
@@ -373,7 +366,13 @@ impl UpgradeCluster {
             .await?
         {
             StepOutcome::Done { .. } => {
-                report(ctx, input.to(), Report::VersionRolled { kafka_version: input.kafka_version.clone() }).await?
+                report(
+                    ctx,
+                    input.spec.cluster_id,
+                    &input.cause,
+                    Report::VersionRolled { kafka_version: input.kafka_version.clone() },
+                )
+                .await?
             }
             StepOutcome::Stalled { reason } => return stalled(ctx, &input, "roll-kafka-version", reason).await,
         }
@@ -381,8 +380,13 @@ impl UpgradeCluster {
         ctx.execute_activity(OperationActivities::apply_kafka, step(ctx, &input, bumped.clone()), opts.clone()).await?;
         match ctx.execute_activity(OperationActivities::wait_converged, step(ctx, &input, bumped), opts).await? {
             StepOutcome::Done { .. } => {
-                report(ctx, input.to(), Report::MetadataBumped { metadata_version: input.metadata_version.clone() })
-                    .await?;
+                report(
+                    ctx,
+                    input.spec.cluster_id,
+                    &input.cause,
+                    Report::MetadataBumped { metadata_version: input.metadata_version.clone() },
+                )
+                .await?;
                 Ok("upgraded".into())
             }
             StepOutcome::Stalled { reason } => stalled(ctx, &input, "bump-metadata-version", reason).await,
@@ -404,7 +408,7 @@ impl DeleteCluster {
             .await?
         {
             StepOutcome::Done { .. } => {
-                report(ctx, input.to(), Report::Deleted).await?;
+                report(ctx, input.spec.cluster_id, &input.cause, Report::Deleted).await?;
                 Ok("deleted".into())
             }
             StepOutcome::Stalled { reason } => stalled(ctx, &input, "delete-resources", reason).await,
@@ -422,10 +426,7 @@ pub struct TopicInput {
     pub partitions: u32,
     pub replication_factor: u32,
     pub config: std::collections::BTreeMap<String, String>,
-    pub org_id: Uuid,
-    pub operation_id: Uuid,
-    pub correlation_id: Uuid,
-    pub causation_id: Uuid,
+    pub cause: Cause,
     pub timeout_secs: u64,
     pub deadline_unix_ms: u64,
 }
@@ -491,13 +492,8 @@ impl ApplyTopic {
             .await?
         {
             StepOutcome::Done { .. } => {
-                let report = crate::provision::TopicReportInput {
-                    topic_id: input.topic_id,
-                    org_id: input.org_id,
-                    operation_id: input.operation_id,
-                    correlation_id: input.correlation_id,
-                    causation_id: input.causation_id,
-                };
+                let report =
+                    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() };
                 ctx.execute_activity(
                     crate::provision::ClusterActivities::report_topic_ready,
                     report,

@@ -37,23 +37,35 @@ pub const FIELD_MANAGER: &str = "polaris";
 pub struct ProvisionInput {
     pub spec: ClusterSpec,
     pub target: TargetRef,
-    pub org_id: Uuid,
-    pub operation_id: Uuid,
-    pub correlation_id: Uuid,
-    /// The event that caused this workflow (its `event_id`).
-    pub causation_id: Uuid,
+    pub cause: Cause,
     /// How long the cluster may take to become Ready before the operation is marked stalled.
     pub ready_timeout_secs: u64,
 }
 
-impl ProvisionInput {
-    fn to(&self) -> ReportTo {
-        ReportTo {
-            cluster_id: self.spec.cluster_id,
-            org_id: self.org_id,
-            operation_id: self.operation_id,
+/// The operation a workflow works for and the chain of cause its reports belong to: the org, the operation, the
+/// request's correlation id, and the event that started the workflow (its `event_id`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cause {
+    pub org_id: Uuid,
+    pub operation_id: Uuid,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+}
+
+impl Cause {
+    pub fn operation(&self) -> OperationId {
+        OperationId::from_uuid(self.operation_id)
+    }
+
+    /// Metadata of a report: the worker as actor, at the time of reporting.
+    fn metadata(&self) -> CommandMetadata {
+        CommandMetadata {
+            org_id: OrgId::from_uuid(self.org_id),
+            actor: "worker:polaris".into(),
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
+            operation_id: Some(self.operation()),
+            occurred_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
         }
     }
 }
@@ -77,10 +89,7 @@ pub enum Report {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReportInput {
     pub cluster_id: Uuid,
-    pub org_id: Uuid,
-    pub operation_id: Uuid,
-    pub correlation_id: Uuid,
-    pub causation_id: Uuid,
+    pub cause: Cause,
     pub report: Report,
 }
 
@@ -107,10 +116,7 @@ pub struct ClusterActivities {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopicReportInput {
     pub topic_id: Uuid,
-    pub org_id: Uuid,
-    pub operation_id: Uuid,
-    pub correlation_id: Uuid,
-    pub causation_id: Uuid,
+    pub cause: Cause,
 }
 
 pub(crate) fn retryable(e: impl std::fmt::Display) -> ActivityError {
@@ -165,7 +171,7 @@ impl ClusterActivities {
     /// Turns a step's outcome into a command on the cluster aggregate. Repeating a report records nothing.
     #[activity]
     pub async fn report(self: Arc<Self>, _ctx: ActivityContext, input: ReportInput) -> Result<(), ActivityError> {
-        let operation_id = OperationId::from_uuid(input.operation_id);
+        let operation_id = input.cause.operation();
         let command = match input.report {
             Report::Started { workflow_id } => ClusterCommand::StartProvisioning { operation_id, workflow_id },
             Report::ResourcesApplied { namespace, resources } => {
@@ -189,14 +195,7 @@ impl ClusterActivities {
             }
             Report::Deleted => ClusterCommand::RecordDeleted { operation_id },
         };
-        let metadata = CommandMetadata {
-            org_id: OrgId::from_uuid(input.org_id),
-            actor: "worker:polaris".into(),
-            correlation_id: input.correlation_id,
-            causation_id: input.causation_id,
-            operation_id: Some(operation_id),
-            occurred_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
-        };
+        let metadata = input.cause.metadata();
         match self.cqrs.execute_with_metadata(&input.cluster_id.to_string(), command, metadata.to_map()).await {
             Ok(()) => Ok(()),
             Err(AggregateError::UserError(e @ (ClusterError::NotCurrentOperation { .. } | ClusterError::NotFound))) => {
@@ -215,16 +214,8 @@ impl ClusterActivities {
         _ctx: ActivityContext,
         input: TopicReportInput,
     ) -> Result<(), ActivityError> {
-        let operation_id = OperationId::from_uuid(input.operation_id);
-        let metadata = CommandMetadata {
-            org_id: OrgId::from_uuid(input.org_id),
-            actor: "worker:polaris".into(),
-            correlation_id: input.correlation_id,
-            causation_id: input.causation_id,
-            operation_id: Some(operation_id),
-            occurred_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
-        };
-        let command = polaris_domain::topic::TopicCommand::MarkReady { operation_id };
+        let metadata = input.cause.metadata();
+        let command = polaris_domain::topic::TopicCommand::MarkReady { operation_id: input.cause.operation() };
         match self.topics.execute_with_metadata(&input.topic_id.to_string(), command, metadata.to_map()).await {
             Ok(()) => Ok(()),
             Err(AggregateError::UserError(e)) => Err(non_retryable(e)),
@@ -323,7 +314,7 @@ impl ProvisionCluster {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: ProvisionInput) -> WorkflowResult<String> {
         let workflow_id = ctx.workflow_id().to_owned();
-        report(ctx, input.to(), Report::Started { workflow_id }).await?;
+        report(ctx, input.spec.cluster_id, &input.cause, Report::Started { workflow_id }).await?;
 
         let mut apply_opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(60));
         apply_opts.retry_policy =
@@ -339,12 +330,18 @@ impl ProvisionCluster {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("applying Strimzi resources failed: {e}");
-                report(ctx, input.to(), Report::Failed { step: "apply-resources".into(), reason }).await?;
+                report(
+                    ctx,
+                    input.spec.cluster_id,
+                    &input.cause,
+                    Report::Failed { step: "apply-resources".into(), reason },
+                )
+                .await?;
                 return Ok("failed".into());
             }
         };
         let namespace = input.spec.namespace();
-        report(ctx, input.to(), Report::ResourcesApplied { namespace, resources }).await?;
+        report(ctx, input.spec.cluster_id, &input.cause, Report::ResourcesApplied { namespace, resources }).await?;
 
         let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
         let deadline = now + Duration::from_secs(input.ready_timeout_secs);
@@ -355,37 +352,32 @@ impl ProvisionCluster {
         let wait = WaitInput { spec: input.spec.clone(), target: input.target.clone(), deadline_unix_ms };
         match ctx.execute_activity(ClusterActivities::wait_ready, wait, wait_opts).await? {
             WaitOutcome::Ready { broker_ids, controller_ids, bootstrap_servers } => {
-                report(ctx, input.to(), Report::Ready { broker_ids, controller_ids, bootstrap_servers }).await?;
+                report(
+                    ctx,
+                    input.spec.cluster_id,
+                    &input.cause,
+                    Report::Ready { broker_ids, controller_ids, bootstrap_servers },
+                )
+                .await?;
                 Ok("ready".into())
             }
             WaitOutcome::Stalled { reason } => {
-                report(ctx, input.to(), Report::Stalled { step: "wait-ready".into(), reason }).await?;
+                report(ctx, input.spec.cluster_id, &input.cause, Report::Stalled { step: "wait-ready".into(), reason })
+                    .await?;
                 Ok("stalled".into())
             }
         }
     }
 }
 
-/// Who a report is about: the cluster, its operation, and the chain of cause it belongs to.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReportTo {
-    pub cluster_id: Uuid,
-    pub org_id: Uuid,
-    pub operation_id: Uuid,
-    pub correlation_id: Uuid,
-    pub causation_id: Uuid,
-}
-
-/// Records a step's outcome through the command path (retried until the store takes it).
-pub(crate) async fn report<W>(ctx: &WorkflowContext<W>, to: ReportTo, report: Report) -> WorkflowResult<()> {
-    let r = ReportInput {
-        cluster_id: to.cluster_id,
-        org_id: to.org_id,
-        operation_id: to.operation_id,
-        correlation_id: to.correlation_id,
-        causation_id: to.causation_id,
-        report,
-    };
+/// Records a step's outcome on a cluster through the command path (retried until the store takes it).
+pub(crate) async fn report<W>(
+    ctx: &WorkflowContext<W>,
+    cluster_id: Uuid,
+    cause: &Cause,
+    report: Report,
+) -> WorkflowResult<()> {
+    let r = ReportInput { cluster_id, cause: cause.clone(), report };
     ctx.execute_activity(ClusterActivities::report, r, report_options()).await?;
     Ok(())
 }

@@ -19,9 +19,14 @@ use tokio::sync::watch;
 use polaris_domain::ClusterEvent;
 
 use crate::operations::{ApplyTopic, DeleteCluster, OperationInput, ScaleCluster, TopicInput, UpgradeCluster};
-use crate::provision::{ProvisionCluster, ProvisionInput};
+use crate::provision::{Cause, ProvisionCluster, ProvisionInput};
 use crate::resources::ClusterSpec;
 use crate::{WorkerConfig, facts, target};
+
+/// The cause a workflow started by `env` reports under: the request's correlation, the event as causation.
+fn cause(env: &EventEnvelope, operation_id: uuid::Uuid) -> Cause {
+    Cause { org_id: env.org_id, operation_id, correlation_id: env.correlation_id, causation_id: env.event_id }
+}
 
 /// `<kind>-<aggregate id>-<sequence>`: one workflow per triggering event, ever.
 pub fn workflow_id(kind: &str, env: &EventEnvelope) -> String {
@@ -102,10 +107,7 @@ impl Subscriber {
             spec,
             broker_ids: facts.broker_ids,
             target,
-            org_id: env.org_id,
-            operation_id: env.operation_id.unwrap_or_default(),
-            correlation_id: env.correlation_id,
-            causation_id: env.event_id,
+            cause: cause(env, env.operation_id.unwrap_or_default()),
             timeout_secs: self.config.ready_timeout.as_secs(),
         };
         let event: ClusterEvent =
@@ -113,17 +115,17 @@ impl Subscriber {
         match event {
             ClusterEvent::ClusterScaleRequested(e) => {
                 input.brokers = e.to;
-                input.operation_id = e.operation_id.as_uuid();
+                input.cause.operation_id = e.operation_id.as_uuid();
                 self.start(ScaleCluster::run, input, workflow_id("scale", env)).await
             }
             ClusterEvent::ClusterUpgradeRequested(e) => {
                 input.kafka_version = e.to;
                 input.metadata_version = e.metadata_version_to;
-                input.operation_id = e.operation_id.as_uuid();
+                input.cause.operation_id = e.operation_id.as_uuid();
                 self.start(UpgradeCluster::run, input, workflow_id("upgrade", env)).await
             }
             ClusterEvent::ClusterDeletionRequested(e) => {
-                input.operation_id = e.operation_id.as_uuid();
+                input.cause.operation_id = e.operation_id.as_uuid();
                 self.start(DeleteCluster::run, input, workflow_id("delete", env)).await
             }
             other => anyhow::bail!("no workflow for {other:?}"),
@@ -148,10 +150,7 @@ impl Subscriber {
             partitions: e.partitions,
             replication_factor: e.replication_factor,
             config: e.config,
-            org_id: env.org_id,
-            operation_id: e.operation_id.as_uuid(),
-            correlation_id: env.correlation_id,
-            causation_id: env.event_id,
+            cause: cause(env, e.operation_id.as_uuid()),
             timeout_secs: self.config.ready_timeout.as_secs(),
             deadline_unix_ms: 0,
         };
@@ -166,10 +165,7 @@ impl Subscriber {
         let input = ProvisionInput {
             spec: ClusterSpec::from_requested(&e),
             target,
-            org_id: env.org_id,
-            operation_id: e.operation_id.as_uuid(),
-            correlation_id: env.correlation_id,
-            causation_id: env.event_id,
+            cause: cause(env, e.operation_id.as_uuid()),
             ready_timeout_secs: self.config.ready_timeout.as_secs(),
         };
         self.start(ProvisionCluster::run, input, workflow_id("provision", env)).await
