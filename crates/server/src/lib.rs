@@ -54,6 +54,7 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The worker role's configuration; its metrics are not registered anywhere (see `Server::worker_config`).
     pub fn worker_config(&self) -> polaris_workers::WorkerConfig {
         polaris_workers::WorkerConfig {
             temporal_address: self.temporal_address.clone(),
@@ -63,6 +64,7 @@ impl Settings {
             events_topic: self.events_topic.clone(),
             subscriber_group: self.worker_group.clone(),
             ready_timeout: Duration::from_secs(self.ready_timeout_secs),
+            metrics: polaris_workers::WorkerMetrics::default(),
         }
     }
 }
@@ -110,6 +112,7 @@ pub struct Server {
     pub api_metrics: ApiMetrics,
     pub relay_metrics: RelayMetrics,
     pub projector_metrics: ProjectorMetrics,
+    pub worker_metrics: polaris_workers::WorkerMetrics,
 }
 
 impl Server {
@@ -122,10 +125,20 @@ impl Server {
         let api_metrics = ApiMetrics::default();
         let relay_metrics = RelayMetrics::new();
         let projector_metrics = ProjectorMetrics::default();
+        let worker_metrics = polaris_workers::WorkerMetrics::default();
+        worker_metrics.register(&mut registry);
         api_metrics.register(&mut registry);
         relay_metrics.register(&mut registry);
         projector_metrics.register(&mut registry);
-        Ok(Self { pool, settings, registry: Arc::new(registry), api_metrics, relay_metrics, projector_metrics })
+        Ok(Self {
+            pool,
+            settings,
+            registry: Arc::new(registry),
+            api_metrics,
+            relay_metrics,
+            projector_metrics,
+            worker_metrics,
+        })
     }
 
     pub fn app_state(&self) -> anyhow::Result<AppState> {
@@ -170,7 +183,9 @@ impl Server {
             tasks.push(tokio::spawn(self.projector()?.run(shutdown.clone())));
         }
         if roles.contains(&Role::Worker) {
-            let (pool, config, stop) = (self.pool.clone(), self.settings.worker_config(), shutdown.clone());
+            let mut config = self.settings.worker_config();
+            config.metrics = self.worker_metrics.clone();
+            let (pool, stop) = (self.pool.clone(), shutdown.clone());
             // The Temporal worker's run future is not Send; it gets a thread of its own that drives it on the
             // shared runtime.
             let handle = tokio::runtime::Handle::current();

@@ -74,6 +74,12 @@ async fn a_three_broker_cluster_is_provisioned_on_its_target_only() {
     let listed = get(&h, &format!("/v1/operations?cluster_id={id}")).await;
     assert_eq!(listed["items"].as_array().expect("items").len(), 1);
 
+    let metrics = h.http.get(h.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(
+        metrics.contains(r#"polaris_workflow_starts_total{kind="provision",outcome="started"} 1"#),
+        "{metrics}"
+    );
+
     // The same event delivered again starts nothing: the workflow id comes from the event.
     let sql =
         format!("SELECT {} FROM events WHERE aggregate_id = $1 AND sequence = 1", polaris_store::STORED_EVENT_COLUMNS);

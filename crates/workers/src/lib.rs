@@ -24,6 +24,30 @@ use crate::operations::{
 use crate::provision::{ClusterActivities, ProvisionCluster};
 use crate::subscriber::Subscriber;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct StartLabels {
+    pub kind: String,
+    /// `started` or `duplicate` (a redelivered event whose workflow already exists).
+    pub outcome: &'static str,
+}
+
+/// Metrics of the worker role.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerMetrics {
+    pub workflow_starts:
+        prometheus_client::metrics::family::Family<StartLabels, prometheus_client::metrics::counter::Counter>,
+}
+
+impl WorkerMetrics {
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "polaris_workflow_starts",
+            "Workflows the event subscriber started, by kind and outcome",
+            self.workflow_starts.clone(),
+        );
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
     /// `host:port` of the Temporal frontend.
@@ -35,6 +59,7 @@ pub struct WorkerConfig {
     pub subscriber_group: String,
     /// How long a cluster may take to become Ready before its operation is marked stalled.
     pub ready_timeout: Duration,
+    pub metrics: WorkerMetrics,
 }
 
 pub async fn temporal_client(config: &WorkerConfig) -> anyhow::Result<Client> {

@@ -78,12 +78,18 @@ impl Subscriber {
         let options = WorkflowStartOptions::new(self.config.task_queue.clone(), id.clone())
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
             .build();
+        let kind = id.split('-').next().unwrap_or_default().to_owned();
+        let count = |outcome| {
+            self.config.metrics.workflow_starts.get_or_create(&crate::StartLabels { kind: kind.clone(), outcome }).inc()
+        };
         match self.client.start_workflow(workflow, input, options).await {
             Ok(_) => {
+                count("started");
                 tracing::info!(workflow_id = %id, "workflow started");
                 Ok(Started::New(id))
             }
             Err(WorkflowStartError::AlreadyStarted { .. }) => {
+                count("duplicate");
                 tracing::info!(workflow_id = %id, "workflow already started for this event; nothing to do");
                 Ok(Started::AlreadyStarted(id))
             }
