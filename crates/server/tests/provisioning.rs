@@ -75,10 +75,7 @@ async fn a_three_broker_cluster_is_provisioned_on_its_target_only() {
     assert_eq!(listed["items"].as_array().expect("items").len(), 1);
 
     let metrics = h.http.get(h.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    assert!(
-        metrics.contains(r#"polaris_workflow_starts_total{kind="provision",outcome="started"} 1"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"polaris_workflow_starts_total{kind="provision",outcome="started"} 1"#), "{metrics}");
 
     // The same event delivered again starts nothing: the workflow id comes from the event.
     let sql =
