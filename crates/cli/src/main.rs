@@ -30,9 +30,28 @@ enum Output {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Store a token for later commands (in the user's config directory, readable only by the user).
+    ///
+    /// Example: polaris login --token "$(cat .polaris/dev-admin-token)"
+    Login,
     /// Kafka clusters.
     #[command(subcommand)]
     Clusters(Clusters),
+    /// Long-running operations.
+    #[command(subcommand)]
+    Operations(Operations),
+}
+
+#[derive(Subcommand)]
+enum Operations {
+    /// Show one operation.
+    ///
+    /// Example: polaris operations get 5e4c...
+    Get { id: String },
+    /// Follow an operation to its end; exit non-zero if it fails or stalls.
+    ///
+    /// Example: polaris operations watch 5e4c...
+    Watch { id: String },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +81,63 @@ enum Clusters {
         #[arg(long)]
         wait: bool,
     },
+    /// Change the broker count.
+    ///
+    /// Example: polaris clusters scale 0b6f... --brokers 5 --wait
+    Scale {
+        id: String,
+        #[arg(long)]
+        brokers: u32,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Upgrade Kafka (the brokers roll, then the metadata version).
+    ///
+    /// Example: polaris clusters upgrade 0b6f... --kafka-version 4.3.1 --wait
+    Upgrade {
+        id: String,
+        #[arg(long)]
+        kafka_version: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Delete a cluster (its history stays).
+    ///
+    /// Example: polaris clusters delete 0b6f... --wait
+    Delete {
+        id: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The cluster's events, oldest first.
+    ///
+    /// Example: polaris clusters history 0b6f...
+    History { id: String },
+}
+
+/// Where `polaris login` keeps the token.
+fn token_file() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))?;
+    Some(dir.join("polaris").join("token"))
+}
+
+fn save_token(token: &str) -> Result<std::path::PathBuf, Failure> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = token_file().ok_or_else(|| failure(1, "no config directory (set HOME or XDG_CONFIG_HOME)"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| failure(1, format!("{}: {e}", dir.display())))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(&path).map_err(|e| failure(1, format!("{}: {e}", path.display())))?;
+    writeln!(f, "{token}").map_err(|e| failure(1, format!("{}: {e}", path.display())))?;
+    Ok(path)
 }
 
 /// A failed call, with the exit code it maps to.
@@ -169,8 +245,28 @@ async fn wait(client: &Client, operation_id: &str) -> Result<Value, Failure> {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let client = Client { http: reqwest::Client::new(), base: cli.api_url, token: cli.token };
+    if let Command::Login = cli.command {
+        let token = cli.token.ok_or_else(|| failure(2, "polaris login needs --token or POLARIS_TOKEN"))?;
+        let client = Client { http: reqwest::Client::new(), base: cli.api_url, token: Some(token.clone()) };
+        client.call(reqwest::Method::GET, "/v1/clusters?page_size=1", None).await?;
+        let path = save_token(&token)?;
+        println!("logged in; token stored in {}", path.display());
+        return Ok(());
+    }
+    let token =
+        cli.token.or_else(|| token_file().and_then(|p| std::fs::read_to_string(p).ok()).map(|t| t.trim().to_owned()));
+    let client = Client { http: reqwest::Client::new(), base: cli.api_url, token };
+    let disruptive = |method: reqwest::Method, path: String, body: Option<Value>, follow: bool| {
+        let client = &client;
+        async move {
+            let accepted = client.call(method, &path, body).await?;
+            let op = accepted["operation"]["id"].as_str().unwrap_or_default().to_owned();
+            let result = if follow { wait(client, &op).await? } else { accepted["operation"].clone() };
+            Ok::<Value, Failure>(result)
+        }
+    };
     match cli.command {
+        Command::Login => {}
         Command::Clusters(Clusters::List) => {
             let page = client.call(reqwest::Method::GET, "/v1/clusters?page_size=100", None).await?;
             print_clusters(cli.output, page["items"].as_array().map(Vec::as_slice).unwrap_or_default());
@@ -196,8 +292,74 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 println!("requested cluster {id}; operation {}", accepted["operation"]["id"].as_str().unwrap_or(""));
             }
         }
+        Command::Clusters(Clusters::Scale { id, brokers, wait }) => {
+            let op = disruptive(
+                reqwest::Method::POST,
+                format!("/v1/clusters/{id}/scale"),
+                Some(json!({"brokers": brokers})),
+                wait,
+            )
+            .await?;
+            print_operation(cli.output, &op);
+        }
+        Command::Clusters(Clusters::Upgrade { id, kafka_version, wait }) => {
+            let body = json!({"kafka_version": kafka_version});
+            let op = disruptive(reqwest::Method::POST, format!("/v1/clusters/{id}/upgrade"), Some(body), wait).await?;
+            print_operation(cli.output, &op);
+        }
+        Command::Clusters(Clusters::Delete { id, wait }) => {
+            let op = disruptive(reqwest::Method::DELETE, format!("/v1/clusters/{id}"), None, wait).await?;
+            print_operation(cli.output, &op);
+        }
+        Command::Clusters(Clusters::History { id }) => {
+            let history = client.call(reqwest::Method::GET, &format!("/v1/clusters/{id}/history"), None).await?;
+            let items = history["items"].as_array().cloned().unwrap_or_default();
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+            } else {
+                println!("{:>4}  {:<32}  {:<30}  {:<36}", "SEQ", "OCCURRED", "EVENT", "ACTOR");
+                for e in items {
+                    println!(
+                        "{:>4}  {:<32}  {:<30}  {:<36}",
+                        e["sequence"],
+                        e["occurred_at"].as_str().unwrap_or(""),
+                        e["event_type"].as_str().unwrap_or(""),
+                        e["actor"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        Command::Operations(Operations::Get { id }) => {
+            let op = client.call(reqwest::Method::GET, &format!("/v1/operations/{id}"), None).await?;
+            print_operation(cli.output, &op);
+        }
+        Command::Operations(Operations::Watch { id }) => {
+            let op = wait(&client, &id).await?;
+            print_operation(cli.output, &op);
+        }
     }
     Ok(())
+}
+
+fn print_operation(output: Output, op: &Value) {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(op).unwrap_or_default());
+        return;
+    }
+    println!(
+        "operation {} ({}) {}",
+        op["id"].as_str().unwrap_or(""),
+        op["kind"].as_str().unwrap_or(""),
+        op["state"].as_str().unwrap_or("")
+    );
+    for s in op["steps"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<28} {:<10} {}",
+            s["name"].as_str().unwrap_or(""),
+            s["state"].as_str().unwrap_or(""),
+            s["detail"].as_str().unwrap_or("")
+        );
+    }
 }
 
 #[tokio::main]
