@@ -17,7 +17,10 @@ use uuid::Uuid;
 
 use crate::provision::{Cause, FIELD_MANAGER, Report, classify_kube, report, retryable};
 use crate::resources::{BROKER_POOL, ClusterSpec};
-use crate::strimzi::{CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaRebalanceSpec, KafkaTopic};
+use crate::strimzi::{
+    CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaRebalanceSpec, KafkaTopic, condition_summary,
+    ready_for_generation,
+};
 use crate::target::TargetRef;
 
 /// Common input of the day-2 workflows.
@@ -57,20 +60,6 @@ pub enum StepOutcome {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-fn condition_summary(conditions: &[crate::strimzi::Condition]) -> String {
-    conditions
-        .last()
-        .map(|c| {
-            format!(
-                "{}={} {}",
-                c.type_.as_deref().unwrap_or("?"),
-                c.status.as_deref().unwrap_or("?"),
-                c.message.as_deref().or(c.reason.as_deref()).unwrap_or("")
-            )
-        })
-        .unwrap_or_else(|| "no status yet".into())
 }
 
 pub struct OperationActivities;
@@ -114,11 +103,7 @@ impl OperationActivities {
             let kafka = kafkas.get(&step.spec.name).await.map_err(classify_kube)?;
             let pool = pools.get(BROKER_POOL).await.map_err(classify_kube)?;
             let status = kafka.status.clone().unwrap_or_default();
-            let ready = status
-                .conditions
-                .iter()
-                .any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"))
-                && status.observed_generation == kafka.metadata.generation;
+            let ready = ready_for_generation(&status.conditions, status.observed_generation, kafka.metadata.generation);
             let ids = pool.status.as_ref().map(|s| s.node_ids.clone()).unwrap_or_default();
             let pool_current = pool.status.as_ref().and_then(|s| s.observed_generation) == pool.metadata.generation;
             let versions = status.kafka_version.as_deref() == Some(step.spec.kafka_version.as_str())
@@ -452,11 +437,8 @@ impl TopicActivities {
         loop {
             let current = api.get(&name).await.map_err(classify_kube)?;
             let status = current.status.clone().unwrap_or_default();
-            let ready = status
-                .conditions
-                .iter()
-                .any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"))
-                && status.observed_generation == current.metadata.generation;
+            let ready =
+                ready_for_generation(&status.conditions, status.observed_generation, current.metadata.generation);
             if ready {
                 return Ok(StepOutcome::Done { node_ids: vec![] });
             }

@@ -23,7 +23,7 @@ use temporalio_sdk::{ActivityOptions, ApplicationFailure, WorkflowContext, Workf
 use uuid::Uuid;
 
 use crate::resources::{BROKER_POOL, CONTROLLER_POOL, ClusterSpec, PLAIN_LISTENER};
-use crate::strimzi::{Kafka, KafkaNodePool};
+use crate::strimzi::{Kafka, KafkaNodePool, condition_summary, ready_for_generation};
 use crate::target::TargetRef;
 
 mod cqrs_es_compat {
@@ -145,25 +145,11 @@ where
     Ok(())
 }
 
+/// The Kafka resource's last condition, and whether it is Ready for its current generation.
 fn is_ready(kafka: &Kafka) -> Option<(String, bool)> {
     let status = kafka.status.as_ref()?;
-    let generation = kafka.metadata.generation;
-    let ready =
-        status.conditions.iter().any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"));
-    let current = status.observed_generation == generation;
-    let last = status
-        .conditions
-        .last()
-        .map(|c| {
-            format!(
-                "{}={} {}",
-                c.type_.as_deref().unwrap_or("?"),
-                c.status.as_deref().unwrap_or("?"),
-                c.message.as_deref().or(c.reason.as_deref()).unwrap_or("")
-            )
-        })
-        .unwrap_or_default();
-    Some((last, ready && current))
+    let ready = ready_for_generation(&status.conditions, status.observed_generation, kafka.metadata.generation);
+    Some((condition_summary(&status.conditions), ready))
 }
 
 #[activities]

@@ -228,6 +228,27 @@ pub struct KafkaRebalanceStatus {
     pub optimization_result: Option<BTreeMap<String, serde_json::Value>>,
 }
 
+/// The last condition as `Type=Status message`, for stall reasons and heartbeats.
+pub fn condition_summary(conditions: &[Condition]) -> String {
+    conditions
+        .last()
+        .map(|c| {
+            format!(
+                "{}={} {}",
+                c.type_.as_deref().unwrap_or("?"),
+                c.status.as_deref().unwrap_or("?"),
+                c.message.as_deref().or(c.reason.as_deref()).unwrap_or("")
+            )
+        })
+        .unwrap_or_else(|| "no status yet".into())
+}
+
+/// Strimzi's "done": `Ready=True` reported for the resource's current generation, not an older one.
+pub fn ready_for_generation(conditions: &[Condition], observed: Option<i64>, generation: Option<i64>) -> bool {
+    observed == generation
+        && conditions.iter().any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"))
+}
+
 /// The CRDs of the kinds above, as a `v1/List` a client can apply in one request.
 pub fn generated_crds() -> serde_json::Value {
     use kube::CustomResourceExt;
