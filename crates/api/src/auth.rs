@@ -10,7 +10,13 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
+use axum::http::HeaderMap;
+use polaris_store::repository::{IDEMPOTENCY_KEY, REQUEST_HASH};
+
 use crate::AppState;
+use crate::audit::{AuditDraft, AuditSlot, IdempotencyClaim};
 use crate::error::ApiError;
 
 /// Roles in increasing power: viewer reads; operator changes clusters and topics; admin manages policies,
@@ -49,6 +55,10 @@ pub struct Caller {
     pub org_id: OrgId,
     pub role: Role,
     pub platform_admin: bool,
+    /// The audit entry this request will write (mutating requests only).
+    pub audit: Option<AuditSlot>,
+    /// The request's `Idempotency-Key`, recorded with the command's events in their transaction.
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 impl Caller {
@@ -59,7 +69,7 @@ impl Caller {
 
     /// Metadata for a command this caller starts: a new correlation, and the time now to the microsecond (what
     /// PostgreSQL keeps, so a `202` body and later reads agree to the digit).
-    pub fn command_metadata(&self, operation_id: Option<OperationId>) -> CommandMetadata {
+    pub fn command_metadata(&self, operation_id: Option<OperationId>, policy_version: Option<i64>) -> CommandMetadata {
         let correlation_id = Uuid::new_v4();
         CommandMetadata {
             org_id: self.org_id,
@@ -68,6 +78,25 @@ impl Caller {
             causation_id: correlation_id,
             operation_id,
             occurred_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
+            policy_version,
+        }
+    }
+
+    /// The metadata map a command is executed with: the metadata, plus the idempotency claim the event
+    /// repository takes out and stores beside the events.
+    pub fn metadata_map(&self, md: &CommandMetadata) -> HashMap<String, String> {
+        let mut map = md.to_map();
+        if let Some(claim) = &self.idempotency {
+            map.insert(IDEMPOTENCY_KEY.to_owned(), claim.key.clone());
+            map.insert(REQUEST_HASH.to_owned(), claim.request_hash.clone());
+        }
+        map
+    }
+
+    /// Notes something about this request for its audit entry.
+    pub fn note(&self, f: impl FnOnce(&mut AuditDraft)) {
+        if let Some(slot) = &self.audit {
+            slot.update(f);
         }
     }
 
@@ -112,27 +141,46 @@ pub async fn store_token(
     Ok(id)
 }
 
+/// Finds the caller a request's bearer token belongs to.
+pub async fn authenticate(pool: &PgPool, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let header = headers.get(AUTHORIZATION).ok_or(ApiError::Unauthenticated)?;
+    let value = header.to_str().map_err(|_| ApiError::Unauthenticated)?;
+    let secret = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::Unauthenticated)?;
+    let row: Option<(Uuid, String, Uuid, String, bool)> = sqlx::query_as(
+        "SELECT id, name, org_id, role, platform_admin FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash_token(secret))
+    .fetch_optional(pool)
+    .await?;
+    let (token_id, token_name, org_id, role, platform_admin) = row.ok_or(ApiError::Unauthenticated)?;
+    let role = Role::parse(&role).ok_or_else(|| ApiError::Internal(format!("token {token_id} has role {role}")))?;
+    Ok(Caller {
+        token_id,
+        token_name,
+        org_id: OrgId::from_uuid(org_id),
+        role,
+        platform_admin,
+        audit: None,
+        idempotency: None,
+    })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::Unauthenticated)?;
-        let value = header.to_str().map_err(|_| ApiError::Unauthenticated)?;
-        let secret = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or(ApiError::Unauthenticated)?;
-        let row: Option<(Uuid, String, Uuid, String, bool)> = sqlx::query_as(
-            "SELECT id, name, org_id, role, platform_admin FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(hash_token(secret))
-        .fetch_optional(&state.pool)
-        .await?;
-        let (token_id, token_name, org_id, role, platform_admin) = row.ok_or(ApiError::Unauthenticated)?;
-        let role = Role::parse(&role).ok_or_else(|| ApiError::Internal(format!("token {token_id} has role {role}")))?;
-        Ok(Caller { token_id, token_name, org_id: OrgId::from_uuid(org_id), role, platform_admin })
+        let mut caller = authenticate(&state.pool, &parts.headers).await?;
+        caller.audit = parts.extensions.get::<AuditSlot>().cloned();
+        caller.idempotency = parts.extensions.get::<IdempotencyClaim>().cloned();
+        let (id, actor, org) = (caller.token_id, caller.actor(), caller.org_id);
+        caller.note(|d| d.caller = Some((org.as_uuid(), actor, id)));
+        crate::ratelimit::check(&state.rate_limiter, caller.token_id)?;
+        Ok(caller)
     }
 }
 

@@ -10,7 +10,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
-use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStatus};
+use polaris_domain::cluster::{
+    ClusterEvent, ClusterRequested, ClusterStatus, DEFAULT_KAFKA_VERSION, DEFAULT_STORAGE_GIB,
+};
+use polaris_domain::policy::Subject;
 use polaris_domain::{ClusterCommand, ClusterError, ClusterId, OperationId, Provider, RequestCluster};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -215,7 +218,12 @@ pub async fn create_cluster(
     let result = request_cluster(&state, &caller, body).await;
     let outcome = match &result {
         Ok(_) => "accepted",
-        Err(ApiError::Validation { .. } | ApiError::Conflict(_) | ApiError::Unprocessable { .. }) => "rejected",
+        Err(
+            ApiError::Validation { .. }
+            | ApiError::Conflict(_)
+            | ApiError::Unprocessable { .. }
+            | ApiError::PolicyViolation(_),
+        ) => "rejected",
         Err(_) => "error",
     };
     state.metrics.observe_command("RequestCluster", outcome, started.elapsed());
@@ -224,6 +232,20 @@ pub async fn create_cluster(
 }
 
 async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster) -> Result<ClusterAccepted, ApiError> {
+    let policy_version = crate::policies::judge(
+        state,
+        caller,
+        &Subject::Cluster {
+            name: &body.name,
+            provider: &body.provider,
+            region: &body.region,
+            kafka_version: Some(body.kafka_version.as_deref().unwrap_or(DEFAULT_KAFKA_VERSION)),
+            brokers: body.brokers,
+            storage_gib: Some(body.storage_gib.unwrap_or(DEFAULT_STORAGE_GIB)),
+            deletion_protection: body.deletion_protection.unwrap_or(false),
+        },
+    )
+    .await?;
     let taken: Option<(Uuid,)> =
         sqlx::query_as("SELECT id FROM clusters WHERE org_id = $1 AND name = $2 AND status <> 'DELETED' LIMIT 1")
             .bind(caller.org_id.as_uuid())
@@ -236,8 +258,9 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
     let target_id = crate::targets::place(&state.pool, caller.org_id, &body.provider, &body.region).await?;
     let cluster_id = ClusterId::from_uuid(Uuid::new_v4());
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let metadata = caller.command_metadata(Some(operation_id));
+    let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));
     let now = metadata.occurred_at;
+    caller.note(|d| d.resource = Some(format!("/v1/clusters/{cluster_id}")));
     let command = ClusterCommand::Request(RequestCluster {
         cluster_id,
         org_id: caller.org_id,
@@ -255,11 +278,7 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
         requested_by: caller.actor(),
         requested_at: now,
     });
-    state
-        .cqrs
-        .execute_with_metadata(&cluster_id.to_string(), command, metadata.to_map())
-        .await
-        .map_err(command_error)?;
+    execute(state, caller, cluster_id.as_uuid(), command, &metadata, None).await?;
 
     // The response describes exactly what was recorded: read the event back rather than re-deriving defaults.
     let (payload, sequence): (serde_json::Value, i64) = sqlx::query_as(
@@ -278,6 +297,33 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
         cluster: ClusterView::requested(&event, sequence),
         operation: OperationView::pending_provision(&event),
     })
+}
+
+/// Executes a cluster command. A race lost to a concurrent command is a `VERSION_CONFLICT` naming the version
+/// that won.
+async fn execute(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    command: ClusterCommand,
+    metadata: &polaris_domain::CommandMetadata,
+    expected: Option<u64>,
+) -> Result<(), ApiError> {
+    let result = state.cqrs.execute_with_metadata(&id.to_string(), command, caller.metadata_map(metadata)).await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(AggregateError::AggregateConflict) => {
+            let (current,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MAX(sequence) FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_one(&state.pool)
+            .await?;
+            let current = current.unwrap_or(0).max(0) as u64;
+            Err(ApiError::VersionConflict { expected: expected.unwrap_or(current.saturating_sub(1)), current })
+        }
+        Err(e) => Err(command_error(e)),
+    }
 }
 
 fn command_error(e: AggregateError<ClusterError>) -> ApiError {
@@ -324,6 +370,18 @@ fn decode_page_token(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
 }
 
 pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// A requested page size, checked: 1 to 100, default 50.
+pub fn page_size(requested: Option<u32>) -> Result<u32, ApiError> {
+    let page_size = requested.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::validation(
+            format!("page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"),
+            Some("page_size"),
+        ));
+    }
+    Ok(page_size)
+}
 const DEFAULT_PAGE_SIZE: u32 = 50;
 
 /// List the org's clusters, oldest first.
@@ -343,13 +401,7 @@ pub async fn list_clusters(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListClustersQuery>,
 ) -> Result<Json<ClusterList>, ApiError> {
-    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(ApiError::validation(
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"),
-            Some("page_size"),
-        ));
-    }
+    let page_size = page_size(q.page_size)?;
     if let Some(s) = &q.status
         && !KNOWN_STATUSES.contains(&s.as_str())
     {
@@ -530,7 +582,7 @@ pub struct OperationAccepted {
 }
 
 /// `If-Match: "<version>"` (or `W/"<version>"`), or `expected_version` in the body; both must agree.
-fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option<u64>, ApiError> {
+pub fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option<u64>, ApiError> {
     let header = match headers.get(header::IF_MATCH) {
         None => None,
         Some(v) => {
@@ -556,6 +608,7 @@ async fn disruptive(
     id: Uuid,
     kind: &'static str,
     command_name: &'static str,
+    subject: Option<Subject<'_>>,
     make: impl FnOnce(OperationId, String) -> ClusterCommand,
 ) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
     caller.require(Role::Operator)?;
@@ -568,14 +621,21 @@ async fn disruptive(
         return Err(ApiError::NotFound("cluster"));
     }
     let started = Instant::now();
+    let policy_version = match subject {
+        Some(subject) => Some(crate::policies::judge(state, caller, &subject).await?),
+        None => None,
+    };
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let metadata = caller.command_metadata(Some(operation_id));
+    let metadata = caller.command_metadata(Some(operation_id), policy_version);
     let now = metadata.occurred_at;
-    let result = state
-        .cqrs
-        .execute_with_metadata(&id.to_string(), make(operation_id, caller.actor()), metadata.to_map())
-        .await
-        .map_err(command_error);
+    let command = make(operation_id, caller.actor());
+    let expected = match &command {
+        ClusterCommand::RequestScale { expected_version, .. }
+        | ClusterCommand::RequestUpgrade { expected_version, .. }
+        | ClusterCommand::RequestDeletion { expected_version, .. } => *expected_version,
+        _ => None,
+    };
+    let result = execute(state, caller, id, command, &metadata, expected).await;
     let outcome = if result.is_ok() { "accepted" } else { "rejected" };
     state.metrics.observe_command(command_name, outcome, started.elapsed());
     result?;
@@ -616,7 +676,8 @@ pub async fn scale_cluster(
 ) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
     let expected_version = expected_version(&headers, body.expected_version)?;
     let largest_topic_rf = crate::topics::largest_replication_factor(&state.pool, id).await?;
-    disruptive(&state, &caller, id, "scale", "RequestScale", |operation_id, requested_by| {
+    let subject = Subject::Scale { brokers: body.brokers };
+    disruptive(&state, &caller, id, "scale", "RequestScale", Some(subject), |operation_id, requested_by| {
         ClusterCommand::RequestScale {
             operation_id,
             brokers: body.brokers,
@@ -656,7 +717,9 @@ pub async fn upgrade_cluster(
     ApiJson(body): ApiJson<UpgradeCluster>,
 ) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
     let expected_version = expected_version(&headers, body.expected_version)?;
-    disruptive(&state, &caller, id, "upgrade", "RequestUpgrade", |operation_id, requested_by| {
+    let wanted = body.kafka_version.clone();
+    let subject = Subject::Upgrade { kafka_version: &wanted };
+    disruptive(&state, &caller, id, "upgrade", "RequestUpgrade", Some(subject), |operation_id, requested_by| {
         ClusterCommand::RequestUpgrade {
             operation_id,
             kafka_version: body.kafka_version,
@@ -691,7 +754,7 @@ pub async fn delete_cluster(
     headers: HeaderMap,
 ) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
     let expected_version = expected_version(&headers, None)?;
-    disruptive(&state, &caller, id, "delete", "RequestDeletion", |operation_id, requested_by| {
+    disruptive(&state, &caller, id, "delete", "RequestDeletion", None, |operation_id, requested_by| {
         ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by }
     })
     .await
@@ -737,18 +800,18 @@ pub async fn patch_cluster(
         return Err(ApiError::validation("changing config is not supported yet", Some("config")));
     }
     let expected_version = expected_version(&headers, body.expected_version)?;
-    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM clusters WHERE id = $1 AND org_id = $2")
+    let name: Option<(String,)> = sqlx::query_as("SELECT name FROM clusters WHERE id = $1 AND org_id = $2")
         .bind(id)
         .bind(caller.org_id.as_uuid())
         .fetch_optional(&state.pool)
         .await?;
-    if exists.is_none() {
-        return Err(ApiError::NotFound("cluster"));
-    }
+    let (name,) = name.ok_or(ApiError::NotFound("cluster"))?;
     if let Some(enabled) = body.deletion_protection {
-        let metadata = caller.command_metadata(None);
+        let subject = Subject::ClusterProtection { name: &name, deletion_protection: enabled };
+        let policy_version = crate::policies::judge(&state, &caller, &subject).await?;
+        let metadata = caller.command_metadata(None, Some(policy_version));
         let command = ClusterCommand::SetDeletionProtection { enabled, expected_version, requested_by: caller.actor() };
-        state.cqrs.execute_with_metadata(&id.to_string(), command, metadata.to_map()).await.map_err(command_error)?;
+        execute(&state, &caller, id, command, &metadata, expected_version).await?;
     }
     // The answer reflects the change at once: folded from the events, not from the read model that follows them.
     let view = cluster_as_of(&state, &caller, id, Utc::now()).await?;
@@ -771,6 +834,8 @@ pub struct HistoryEntry {
     pub correlation_id: Uuid,
     pub causation_id: Uuid,
     pub operation_id: Option<Uuid>,
+    /// The policy bundle version that judged the command (absent for worker reports).
+    pub policy_version: Option<i64>,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
@@ -820,6 +885,7 @@ pub async fn cluster_history(
             correlation_id: e.correlation_id,
             causation_id: e.causation_id,
             operation_id: e.operation_id,
+            policy_version: e.policy_version,
             payload: e.payload,
         });
     }

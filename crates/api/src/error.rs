@@ -28,7 +28,36 @@ pub struct Problem {
     /// With `OPERATION_IN_PROGRESS`: the running operation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<uuid::Uuid>,
+    /// With `POLICY_VIOLATION`: every violated rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Vec<ViolationView>>,
 }
+
+/// One violated policy rule.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ViolationView {
+    /// The rule's name in the bundle, for example `allowed_locations`.
+    pub policy: String,
+    pub policy_version: i64,
+    /// The request field at fault.
+    pub field: String,
+    /// What the rule requires.
+    pub constraint: String,
+    /// What the request asked for.
+    pub actual: String,
+    pub message: String,
+}
+
+impl From<polaris_domain::policy::Violation> for ViolationView {
+    fn from(v: polaris_domain::policy::Violation) -> Self {
+        let polaris_domain::policy::Violation { policy, policy_version, field, constraint, actual, message } = v;
+        ViolationView { policy, policy_version, field, constraint, actual, message }
+    }
+}
+
+/// The stable code of an error response, left on the response for the audit log.
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemCode(pub &'static str);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -51,6 +80,14 @@ pub enum ApiError {
     /// A well-formed request the current state cannot honour (`422`), with its stable code.
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String, field: Option<String> },
+    #[error("the request breaks {} policy rule(s) of bundle version {}", .0.len(), .0.first().map_or(0, |v| v.policy_version))]
+    PolicyViolation(Vec<ViolationView>),
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    IdempotencyKeyInProgress,
+    #[error("too many requests for this token; retry after {0} s")]
+    RateLimited(u64),
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -81,6 +118,14 @@ impl ApiError {
             }
             ApiError::DeletionProtected => (StatusCode::CONFLICT, "DELETION_PROTECTED", "Deletion protected"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Unprocessable request"),
+            ApiError::PolicyViolation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "POLICY_VIOLATION", "Policy violation"),
+            ApiError::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "Idempotency key reused")
+            }
+            ApiError::IdempotencyKeyInProgress => {
+                (StatusCode::CONFLICT, "IDEMPOTENCY_KEY_IN_PROGRESS", "Idempotency key in progress")
+            }
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "Rate limited"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type")
@@ -132,12 +177,20 @@ impl IntoResponse for ApiError {
                 ApiError::OperationInProgress(id) => Some(*id),
                 _ => None,
             },
+            violations: match &self {
+                ApiError::PolicyViolation(v) => Some(v.clone()),
+                _ => None,
+            },
         };
         let mut resp = (status, Json(problem)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let ApiError::RateLimited(secs) = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
+        resp.extensions_mut().insert(ProblemCode(code));
         resp
     }
 }

@@ -1,6 +1,7 @@
 //! The Polaris REST API (SPEC.md §2). It records intent and reads read models; it never talks to Kafka
 //! producers, Kubernetes or Temporal (ARCHITECTURE.md). Long work returns `202` with an operation to follow.
 
+pub mod audit;
 pub mod auth;
 pub mod clusters;
 pub mod error;
@@ -9,6 +10,8 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
+pub mod policies;
+pub mod ratelimit;
 pub mod targets;
 pub mod topics;
 
@@ -37,6 +40,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Dependencies `/readyz` checks besides PostgreSQL (Kafka, Temporal), supplied by the server.
     pub probes: Arc<Vec<Box<dyn DependencyProbe>>>,
+    /// The per-token request limit.
+    pub rate_limiter: Arc<ratelimit::RateLimiter>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -55,6 +60,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operations", get(operations::list_operations))
         .route("/v1/operations/{id}", get(operations::get_operation))
         .route("/v1/targets", post(targets::create_target).get(targets::list_targets))
+        .route("/v1/policies", get(policies::get_policies).put(policies::put_policies))
+        .route("/v1/policies/evaluate", post(policies::evaluate))
+        .route("/v1/audit", get(audit::list_audit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -62,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", <ApiDoc as utoipa::OpenApi>::openapi()))
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::mutations))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn(health::limit_body))

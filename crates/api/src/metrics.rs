@@ -70,6 +70,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("request", id = %request_id, %method, %route);
     let started = Instant::now();
+    let mut req = req;
+    req.extensions_mut().insert(crate::audit::RequestId(request_id.clone()));
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
     span.in_scope(|| tracing::debug!(status, took_ms = started.elapsed().as_millis() as u64, "request done"));

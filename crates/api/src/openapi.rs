@@ -4,7 +4,10 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{clusters, error, health, operations, targets, topics};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+use crate::{audit, clusters, error, health, operations, policies, targets, topics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,17 +35,23 @@ use crate::{clusters, error, health, operations, targets, topics};
         operations::get_operation,
         targets::create_target,
         targets::list_targets,
+        policies::get_policies,
+        policies::put_policies,
+        policies::evaluate,
+        audit::list_audit,
         health::healthz,
         health::readyz,
         health::metrics,
     ),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "clusters", description = "Kafka clusters"),
         (name = "operations", description = "Long-running changes"),
         (name = "topics", description = "Kafka topics"),
         (name = "targets", description = "Kubernetes clusters Polaris deploys into"),
+        (name = "policies", description = "Policy bundles and evaluation"),
+        (name = "audit", description = "Who did what, when, and the verdict"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
@@ -54,6 +63,68 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        }
+    }
+}
+
+/// Responses every authenticated operation can give, and the `Idempotency-Key` header of every mutating one,
+/// added in one place rather than repeated on each handler.
+struct CommonResponses;
+
+fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            )
+            .build(),
+    )
+}
+
+fn add_common(op: &mut Operation, mutating: bool) {
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut add = |code: &str, description: &str| {
+        op.responses.responses.entry(code.to_owned()).or_insert_with(|| problem(description));
+    };
+    add("503", "`DEPENDENCY_UNAVAILABLE`");
+    if secured {
+        add("401", "`UNAUTHENTICATED`: missing or bad token");
+        add("403", "`FORBIDDEN`: role too low");
+        add("429", "`RATE_LIMITED`, with `Retry-After`");
+        add("400", "`VALIDATION_FAILED`");
+    }
+    if mutating {
+        add("409", "`IDEMPOTENCY_KEY_IN_PROGRESS` or a conflict");
+        add("413", "`PAYLOAD_TOO_LARGE`: body over 1 MiB");
+        add("415", "Not JSON");
+        add("422", "`IDEMPOTENCY_KEY_REUSED`");
+        let params = op.parameters.get_or_insert_with(Vec::new);
+        if !params.iter().any(|p| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key")) {
+            params.push(RefOr::T(
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .description(Some(
+                        "Repeating a request with the same key and body answers the first response again",
+                    ))
+                    .schema(Some(utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::String)))
+                    .build(),
+            ));
+        }
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get].into_iter().flatten() {
+                add_common(op, false);
+            }
+            for op in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+                add_common(op, true);
+            }
         }
     }
 }

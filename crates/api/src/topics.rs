@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
+use polaris_domain::policy::Subject;
 use polaris_domain::topic::{CreateTopic, TopicCommand, TopicError, TopicEvent, topic_id};
 use polaris_domain::{ClusterId, OperationId};
 use serde::{Deserialize, Serialize};
@@ -158,6 +159,18 @@ pub async fn create_topic(
 ) -> Result<(StatusCode, HeaderMap, Json<TopicAccepted>), ApiError> {
     caller.require(Role::Operator)?;
     let (status, brokers) = cluster_of(&state, &caller, cluster).await?;
+    let policy_version = crate::policies::judge(
+        &state,
+        &caller,
+        &Subject::Topic {
+            name: &body.name,
+            partitions: Some(body.partitions),
+            replication_factor: Some(body.replication_factor),
+            config: body.config.as_ref(),
+            cluster_brokers: Some(brokers.max(0) as u32),
+        },
+    )
+    .await?;
     if status != "READY" {
         return Err(ApiError::Unprocessable {
             code: "INVALID_STATE",
@@ -168,7 +181,7 @@ pub async fn create_topic(
     let cluster_id = ClusterId::from_uuid(cluster);
     let id = topic_id(cluster_id, &body.name);
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let metadata = caller.command_metadata(Some(operation_id));
+    let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));
     let now = metadata.occurred_at;
     let command = TopicCommand::Create(CreateTopic {
         cluster_id,
@@ -183,7 +196,11 @@ pub async fn create_topic(
         requested_by: caller.actor(),
         requested_at: now,
     });
-    state.topics.execute_with_metadata(&id.to_string(), command, metadata.to_map()).await.map_err(topic_error)?;
+    state
+        .topics
+        .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
+        .await
+        .map_err(topic_error)?;
     let (payload,): (serde_json::Value,) = sqlx::query_as(
         "SELECT payload::jsonb FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
     )

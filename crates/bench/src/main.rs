@@ -100,6 +100,7 @@ async fn handle_directly(
         causation_id: correlation,
         operation_id: Some(op),
         occurred_at: now,
+        policy_version: None,
     };
     let cmd = ClusterCommand::Request(RequestCluster {
         cluster_id: id,

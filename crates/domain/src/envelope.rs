@@ -28,5 +28,8 @@ pub struct EventEnvelope {
     pub correlation_id: Uuid,
     pub causation_id: Uuid,
     pub operation_id: Option<Uuid>,
+    /// The policy bundle version that judged the command (absent for worker reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<i64>,
     pub payload: serde_json::Value,
 }

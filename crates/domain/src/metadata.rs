@@ -16,6 +16,8 @@ pub struct CommandMetadata {
     pub causation_id: Uuid,
     pub operation_id: Option<OperationId>,
     pub occurred_at: DateTime<Utc>,
+    /// The policy bundle version that judged the command; absent for commands no policy judges (worker reports).
+    pub policy_version: Option<i64>,
 }
 
 const ORG_ID: &str = "org_id";
@@ -24,6 +26,7 @@ const CORRELATION_ID: &str = "correlation_id";
 const CAUSATION_ID: &str = "causation_id";
 const OPERATION_ID: &str = "operation_id";
 const OCCURRED_AT: &str = "occurred_at";
+const POLICY_VERSION: &str = "policy_version";
 
 /// A stored metadata map that lacks a field or holds a bad value.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,9 @@ impl CommandMetadata {
         ]);
         if let Some(op) = self.operation_id {
             m.insert(OPERATION_ID.to_owned(), op.to_string());
+        }
+        if let Some(v) = self.policy_version {
+            m.insert(POLICY_VERSION.to_owned(), v.to_string());
         }
         m
     }
@@ -66,6 +72,10 @@ impl CommandMetadata {
             occurred_at: DateTime::parse_from_rfc3339(get(m, OCCURRED_AT)?)
                 .map_err(|_| MetadataError { field: OCCURRED_AT })?
                 .with_timezone(&Utc),
+            policy_version: match m.get(POLICY_VERSION) {
+                Some(v) => Some(v.parse().map_err(|_| MetadataError { field: POLICY_VERSION })?),
+                None => None,
+            },
         })
     }
 }
@@ -83,6 +93,7 @@ mod tests {
             causation_id: Uuid::new_v4(),
             operation_id: Some(OperationId::from_uuid(Uuid::new_v4())),
             occurred_at: DateTime::parse_from_rfc3339("2026-11-26T10:00:00.123456Z").unwrap().with_timezone(&Utc),
+            policy_version: Some(3),
         };
         assert_eq!(CommandMetadata::from_map(&md.to_map()).unwrap(), md);
         let mut broken = md.to_map();

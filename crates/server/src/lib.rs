@@ -51,6 +51,9 @@ pub struct Settings {
     /// Seconds a cluster may take to become Ready before its operation is marked stalled.
     #[arg(long, env = "POLARIS_READY_TIMEOUT_SECS", default_value_t = 600)]
     pub ready_timeout_secs: u64,
+    /// API requests per second each token may make on average (bursts of twice that).
+    #[arg(long, env = "POLARIS_RATE_LIMIT_PER_SEC", default_value_t = 1000)]
+    pub rate_limit_per_sec: u32,
 }
 
 impl Settings {
@@ -150,6 +153,10 @@ impl Server {
             metrics: self.api_metrics.clone(),
             registry: self.registry.clone(),
             probes: Arc::new(vec![Box::new(probe)]),
+            rate_limiter: Arc::new(polaris_api::ratelimit::RateLimiter::new(
+                self.settings.rate_limit_per_sec,
+                self.settings.rate_limit_per_sec.saturating_mul(2),
+            )),
         })
     }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use polaris_api::auth::{self, Role as TokenRole};
+use polaris_domain::policy::{Location, PolicyRules};
 use polaris_domain::{OrgId, Provider, Region};
 use polaris_server::{Role, Server, Settings};
 use tokio::sync::watch;
@@ -23,7 +24,7 @@ enum Command {
     /// Run the server roles.
     Serve {
         #[command(flatten)]
-        settings: Settings,
+        settings: Box<Settings>,
         /// Roles to run in this process.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "api,relay,projector,worker")]
         roles: Vec<Role>,
@@ -57,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { settings, roles } => serve(settings, roles).await,
+        Command::Serve { settings, roles } => serve(*settings, roles).await,
         Command::Migrate { database_url } => {
             let pool = polaris_store::connect(&database_url, 2).await.context("connecting to PostgreSQL")?;
             polaris_store::MIGRATOR.run(&pool).await?;
@@ -144,6 +145,25 @@ async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[Stri
         if registered.is_some() {
             println!("registered target {name} ({kubeconfig})");
         }
+    }
+    // The development default bundle: clusters only where a local target serves them. Published once.
+    let (current, _) = polaris_api::policies::current_bundle(&pool, OrgId::from_uuid(DEV_ORG_ID)).await?;
+    if current.version == 0 {
+        let mut locations = Vec::new();
+        for t in targets {
+            if let Some((provider, region)) = t.split_once('=').and_then(|(place, _)| place.split_once('/')) {
+                locations.push(Location { provider: provider.to_owned(), region: region.to_owned() });
+            }
+        }
+        let rules = PolicyRules {
+            allowed_locations: (!locations.is_empty()).then_some(locations),
+            replication_factor_at_most_brokers: true,
+            ..Default::default()
+        };
+        let version = polaris_api::policies::publish(&pool, OrgId::from_uuid(DEV_ORG_ID), &rules, "bootstrap-dev")
+            .await
+            .map_err(|e| anyhow::anyhow!("publishing the development policy bundle: {e}"))?;
+        println!("published the development policy bundle, version {version}");
     }
     println!("dev org {DEV_ORG_ID}; admin token in {}", token_file.display());
     Ok(())

@@ -25,6 +25,7 @@ fn metadata(org: Uuid) -> serde_json::Value {
         causation_id: id,
         operation_id: None,
         occurred_at: Utc::now(),
+        policy_version: None,
     };
     serde_json::to_value(md.to_map()).expect("metadata json")
 }
@@ -161,6 +162,7 @@ async fn the_projector_applies_a_redelivered_envelope_once() {
         correlation_id: operation,
         causation_id: operation,
         operation_id: Some(operation),
+        policy_version: None,
         payload: serde_json::json!({
             "cluster_id": cluster, "org_id": org, "operation_id": operation, "target_id": Uuid::new_v4(), "name": "orders", "provider": "gcp",
             "region": "europe-west1", "kafka_version": "4.3.1", "metadata_version": "4.3", "brokers": 3,

@@ -3,6 +3,7 @@
 //! Kafka in commit order.
 
 pub mod relay;
+pub mod repository;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +12,6 @@ use cqrs_es::CqrsFramework;
 use cqrs_es::persist::PersistedEventStore;
 use polaris_domain::topic::Topic;
 use polaris_domain::{Cluster, CommandMetadata, EventEnvelope};
-use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -21,12 +21,14 @@ pub use relay::{Relay, RelayConfig, RelayError};
 /// The SQL migrations under `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-pub type ClusterCqrs = CqrsFramework<Cluster, PersistedEventStore<PostgresEventRepository, Cluster>>;
+pub use repository::EventRepository;
+
+pub type ClusterCqrs = CqrsFramework<Cluster, PersistedEventStore<EventRepository, Cluster>>;
 
 /// The command path for clusters: load, handle, and append events (with their outbox columns) in one
 /// transaction. No cqrs-es queries are attached: read models are fed from Kafka, never in-process.
 pub fn cluster_cqrs(pool: PgPool) -> ClusterCqrs {
-    postgres_es::postgres_cqrs(pool, vec![], ())
+    CqrsFramework::new(PersistedEventStore::new_event_store(EventRepository::new(pool)), vec![], ())
 }
 
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
@@ -37,11 +39,11 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
         .await
 }
 
-pub type TopicCqrs = CqrsFramework<Topic, PersistedEventStore<PostgresEventRepository, Topic>>;
+pub type TopicCqrs = CqrsFramework<Topic, PersistedEventStore<EventRepository, Topic>>;
 
 /// The command path for topics.
 pub fn topic_cqrs(pool: PgPool) -> TopicCqrs {
-    postgres_es::postgres_cqrs(pool, vec![], ())
+    CqrsFramework::new(PersistedEventStore::new_event_store(EventRepository::new(pool)), vec![], ())
 }
 
 /// A stored event that cannot be turned into an envelope: a bug or a tampered row, never user input.
@@ -95,6 +97,7 @@ impl StoredEvent {
             correlation_id: md.correlation_id,
             causation_id: md.causation_id,
             operation_id: md.operation_id.map(|o| o.as_uuid()),
+            policy_version: md.policy_version,
             payload,
         })
     }

@@ -39,6 +39,11 @@ impl Harness {
 
     /// Like `start`, with the deadline for a cluster to become Ready.
     pub async fn start_with(roles: &[Role], ready_timeout_secs: u64) -> Self {
+        Self::start_full(roles, ready_timeout_secs, 1000).await
+    }
+
+    /// Like `start_with`, with the per-token API rate limit.
+    pub async fn start_full(roles: &[Role], ready_timeout_secs: u64, rate_limit_per_sec: u32) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,rdkafka=error".into()),
@@ -59,6 +64,7 @@ impl Harness {
             task_queue: format!("polaris-test-{}", Uuid::new_v4().simple()),
             worker_group: format!("workers-{}", Uuid::new_v4().simple()),
             ready_timeout_secs,
+            rate_limit_per_sec,
         };
         let server = Server::connect(settings.clone()).await.expect("server connects");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

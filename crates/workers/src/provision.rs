@@ -66,6 +66,7 @@ impl Cause {
             causation_id: self.causation_id,
             operation_id: Some(self.operation()),
             occurred_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 6),
+            policy_version: None,
         }
     }
 }

@@ -1,0 +1,420 @@
+//! The audit log and idempotency keys: one middleware around every mutating request.
+//!
+//! Every `POST`/`PUT`/`PATCH`/`DELETE` under `/v1` writes one audit entry (accepted, rejected, deduplicated,
+//! dry run, or error) with actor, org, channel, request id, command, outcome and, when a policy judged it, the
+//! bundle version and its violations. Requests without a valid token have no org and are not audited (they
+//! are counted in the request metrics).
+//!
+//! `Idempotency-Key`: the same key and the same request (method, path, query, body) answer the first response
+//! again and append nothing; the same key with another request is `422 IDEMPOTENCY_KEY_REUSED`. Commands that
+//! append events store the key in the events' transaction (see `polaris_store::repository`); the response is
+//! filled in right after.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, Problem, ProblemCode, ViolationView};
+use crate::extract::ApiQuery;
+
+/// What the handler learnt about a request, for its audit entry.
+#[derive(Clone, Debug, Default)]
+pub struct AuditDraft {
+    /// Org, actor and token id, once the token is known.
+    pub caller: Option<(Uuid, String, Uuid)>,
+    pub policy_version: Option<i64>,
+    pub violations: Vec<ViolationView>,
+    pub dry_run: bool,
+    /// The resource the request created or changed, when the path does not name it (a create).
+    pub resource: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AuditSlot(Arc<Mutex<AuditDraft>>);
+
+impl AuditSlot {
+    pub fn update(&self, f: impl FnOnce(&mut AuditDraft)) {
+        if let Ok(mut d) = self.0.lock() {
+            f(&mut d);
+        }
+    }
+
+    fn take(&self) -> AuditDraft {
+        self.0.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+/// A request's `Idempotency-Key` and the hash of what it asked.
+#[derive(Clone, Debug)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The request id `metrics::track` assigned.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+fn is_mutating(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+}
+
+/// The operation id of a route, the `command` of its audit entries.
+fn command_name(method: &Method, route: &str) -> String {
+    let name = match (method.as_str(), route) {
+        ("POST", "/v1/clusters") => "clusters_create",
+        ("PATCH", "/v1/clusters/{id}") => "clusters_update",
+        ("DELETE", "/v1/clusters/{id}") => "clusters_delete",
+        ("POST", "/v1/clusters/{id}/scale") => "clusters_scale",
+        ("POST", "/v1/clusters/{id}/upgrade") => "clusters_upgrade",
+        ("POST", "/v1/clusters/{id}/topics") => "topics_create",
+        ("PATCH", "/v1/clusters/{id}/topics/{name}") => "topics_update",
+        ("DELETE", "/v1/clusters/{id}/topics/{name}") => "topics_delete",
+        ("PUT", "/v1/policies") => "policies_update",
+        ("POST", "/v1/policies/evaluate") => "policies_evaluate",
+        ("POST", "/v1/targets") => "targets_create",
+        ("POST", "/v1/orgs") => "orgs_create",
+        ("POST", "/v1/tokens") => "tokens_create",
+        ("DELETE", "/v1/tokens/{id}") => "tokens_delete",
+        _ => return format!("{} {route}", method.as_str()),
+    };
+    name.to_owned()
+}
+
+/// Which client sent the request: `X-Polaris-Channel` (the CLI and dashboard set it), else `api`.
+fn channel(headers: &HeaderMap) -> String {
+    match headers.get("x-polaris-channel").and_then(|v| v.to_str().ok()) {
+        Some(c @ ("cli" | "dashboard" | "api")) => c.to_owned(),
+        _ => "api".to_owned(),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = v.to_str().ok().map(str::trim).unwrap_or("");
+    if key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()) {
+        return Err(ApiError::validation(
+            "Idempotency-Key must be 1 to 255 printable characters",
+            Some("Idempotency-Key"),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn request_hash(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str().as_bytes());
+    h.update([0]);
+    h.update(uri.path().as_bytes());
+    h.update([0]);
+    h.update(uri.query().unwrap_or("").as_bytes());
+    h.update([0]);
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredResponse {
+    request_hash: String,
+    status: Option<i32>,
+    body: Option<serde_json::Value>,
+    location: Option<String>,
+}
+
+async fn stored(state: &AppState, org: Uuid, key: &str) -> Result<Option<StoredResponse>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT request_hash, response_status AS status, response_body AS body, response_location AS location \
+         FROM idempotency_keys WHERE org_id = $1 AND key = $2",
+    )
+    .bind(org)
+    .bind(key)
+    .fetch_optional(&state.pool)
+    .await?)
+}
+
+/// The first response for this key, once recorded (a concurrent first request may still be finishing).
+async fn replay(state: &AppState, org: Uuid, key: &str, hash: &str) -> Result<Option<Response>, ApiError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let Some(s) = stored(state, org, key).await? else { return Ok(None) };
+        if s.request_hash != hash {
+            return Err(ApiError::IdempotencyKeyReused);
+        }
+        if let Some(status) = s.status {
+            let status = StatusCode::from_u16(status as u16).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut resp = match s.body {
+                Some(body) => (status, Json(body)).into_response(),
+                None => status.into_response(),
+            };
+            if let Some(loc) = s.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                resp.headers_mut().insert(header::LOCATION, loc);
+            }
+            resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(Some(resp));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(ApiError::IdempotencyKeyInProgress);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn remember(state: &AppState, org: Uuid, claim: &IdempotencyClaim, resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::Internal("response body unreadable".into()).into_response();
+    };
+    let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let saved = sqlx::query(
+        "INSERT INTO idempotency_keys (org_id, key, request_hash, response_status, response_body, response_location) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, key) DO UPDATE SET \
+         response_status = excluded.response_status, response_body = excluded.response_body, \
+         response_location = excluded.response_location \
+         WHERE idempotency_keys.request_hash = excluded.request_hash AND idempotency_keys.response_status IS NULL",
+    )
+    .bind(org)
+    .bind(&claim.key)
+    .bind(&claim.request_hash)
+    .bind(i32::from(parts.status.as_u16()))
+    .bind(&json)
+    .bind(&location)
+    .execute(&state.pool)
+    .await;
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "idempotency response not saved; a retry with this key will wait, then get 409");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The middleware: idempotency, then the handler, then the audit entry.
+pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !is_mutating(req.method()) || !req.uri().path().starts_with("/v1/") {
+        return next.run(req).await;
+    }
+    let method = req.method().clone();
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let resource = req.uri().path().to_owned();
+    let request_id =
+        req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_else(|| Uuid::new_v4().to_string());
+    let channel = channel(req.headers());
+    let slot = AuditSlot::default();
+    let mut req = req;
+    req.extensions_mut().insert(slot.clone());
+    let mut key_used = None;
+    let mut deduplicated = false;
+
+    let resp = match idempotency_key(req.headers()) {
+        Err(e) => e.into_response(),
+        Ok(None) => next.run(req).await,
+        Ok(Some(key)) => {
+            key_used = Some(key.clone());
+            let dry_run = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "dry_run=true"));
+            match crate::auth::authenticate(&state.pool, req.headers()).await {
+                // Let the handler give the 401 (and it is not audited: no org).
+                Err(_) => next.run(req).await,
+                Ok(_) if dry_run => next.run(req).await,
+                Ok(caller) => {
+                    let org = caller.org_id.as_uuid();
+                    slot.update(|d| d.caller = Some((org, caller.actor(), caller.token_id)));
+                    let (parts, body) = req.into_parts();
+                    let bytes = axum::body::to_bytes(body, crate::BODY_LIMIT_BYTES).await.unwrap_or_default();
+                    let claim = IdempotencyClaim { key, request_hash: request_hash(&parts.method, &parts.uri, &bytes) };
+                    match replay(&state, org, &claim.key, &claim.request_hash).await {
+                        Err(e) => e.into_response(),
+                        Ok(Some(resp)) => {
+                            deduplicated = true;
+                            resp
+                        }
+                        Ok(None) => {
+                            let mut req = Request::from_parts(parts, Body::from(bytes));
+                            req.extensions_mut().insert(claim.clone());
+                            let resp = next.run(req).await;
+                            if resp.status().is_success() {
+                                remember(&state, org, &claim, resp).await
+                            } else {
+                                // A concurrent request with the same key may have won the race: answer as it did.
+                                match replay(&state, org, &claim.key, &claim.request_hash).await {
+                                    Ok(Some(replayed)) => {
+                                        deduplicated = true;
+                                        replayed
+                                    }
+                                    Ok(None) => resp,
+                                    Err(e) => e.into_response(),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    let draft = slot.take();
+    let Some((org, actor, _token)) = draft.caller.clone() else { return resp };
+    let status = resp.status();
+    let outcome = if deduplicated {
+        "deduplicated"
+    } else if status.is_success() {
+        if draft.dry_run { "dry_run" } else { "accepted" }
+    } else if status.is_server_error() {
+        "error"
+    } else {
+        "rejected"
+    };
+    let code = resp.extensions().get::<ProblemCode>().map(|c| c.0);
+    let written = sqlx::query(
+        "INSERT INTO audit_entries (id, org_id, actor, channel, at, request_id, method, resource, command, outcome, \
+         status, code, policy_version, violations, idempotency_key) \
+         VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(org)
+    .bind(&actor)
+    .bind(&channel)
+    .bind(&request_id)
+    .bind(method.as_str())
+    .bind(draft.resource.as_deref().unwrap_or(&resource))
+    .bind(command_name(&method, &route))
+    .bind(outcome)
+    .bind(i32::from(status.as_u16()))
+    .bind(code)
+    .bind(draft.policy_version)
+    .bind(sqlx::types::Json(&draft.violations))
+    .bind(&key_used)
+    .execute(&state.pool)
+    .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, request_id, "audit entry not written");
+    }
+    resp
+}
+
+/// One audited request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    /// The token that made the request (never its secret).
+    pub actor: String,
+    /// `api`, `cli` or `dashboard`.
+    pub channel: String,
+    pub at: DateTime<Utc>,
+    pub request_id: String,
+    pub method: String,
+    /// The request path: the resource the command addressed.
+    pub resource: String,
+    /// The operation id of the endpoint, for example `clusters_scale`.
+    pub command: String,
+    /// `accepted`, `rejected`, `deduplicated`, `dry_run` or `error`.
+    pub outcome: String,
+    pub status: i32,
+    /// The problem code of a refused request.
+    pub code: Option<String>,
+    /// The policy bundle version that judged the command, when one did.
+    pub policy_version: Option<i64>,
+    pub violations: Vec<ViolationView>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only entries by this actor.
+    pub actor: Option<String>,
+    /// Only entries whose resource path contains this (a cluster id, a topic name).
+    pub resource: Option<String>,
+    /// Only entries at or after this instant (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries before this instant (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// `accepted`, `rejected`, `deduplicated`, `dry_run` or `error`.
+    pub outcome: Option<String>,
+    /// 1 to 100, default 50.
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+/// The org's audit log, oldest first.
+#[utoipa::path(
+    get, path = "/v1/audit", operation_id = "audit_list", tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Audit entries, oldest first", body = AuditPage),
+        (status = 400, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    caller.require(Role::Viewer)?;
+    if let Some(o) = &q.outcome
+        && !["accepted", "rejected", "deduplicated", "dry_run", "error"].contains(&o.as_str())
+    {
+        return Err(ApiError::validation(
+            "outcome must be accepted, rejected, deduplicated, dry_run or error",
+            Some("outcome"),
+        ));
+    }
+    let page_size = crate::clusters::page_size(q.page_size)?;
+    let after: i64 = match &q.page_token {
+        None => 0,
+        Some(t) => hex::decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ApiError::validation("page_token is not a token this API issued", Some("page_token")))?,
+    };
+    let rows: Vec<(i64, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+        "SELECT position, to_jsonb(a) - 'position' FROM audit_entries a WHERE org_id = $1 AND position > $2 \
+         AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR strpos(resource, $4) > 0) \
+         AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6) \
+         AND ($7::text IS NULL OR outcome = $7) ORDER BY position LIMIT $8",
+    )
+    .bind(caller.org_id.as_uuid())
+    .bind(after)
+    .bind(&q.actor)
+    .bind(&q.resource)
+    .bind(q.from)
+    .bind(q.to)
+    .bind(&q.outcome)
+    .bind(i64::from(page_size) + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let more = rows.len() > page_size as usize;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for (position, json) in rows.into_iter().take(page_size as usize) {
+        last = Some(position);
+        items.push(serde_json::from_value(json.0).map_err(|e| ApiError::Internal(format!("audit row: {e}")))?);
+    }
+    let next_page_token = if more { last.map(|p| hex::encode(p.to_string())) } else { None };
+    Ok(Json(AuditPage { items, next_page_token }))
+}

@@ -1,0 +1,501 @@
+//! The policy engine (SPEC.md §3). A bundle is data, versioned per org; judging a command against it is a pure
+//! function that reports every violated rule, never only the first. The API judges commands before they reach
+//! an aggregate, so the same command gets the same verdict through every channel.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// An inclusive range; either end may be absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+}
+
+impl Bounds {
+    fn check(&self, value: u64) -> Option<String> {
+        match (self.min, self.max) {
+            (Some(min), _) if value < min => Some(self.describe()),
+            (_, Some(max)) if value > max => Some(self.describe()),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match (self.min, self.max) {
+            (Some(min), Some(max)) => format!("between {min} and {max}"),
+            (Some(min), None) => format!(">= {min}"),
+            (None, Some(max)) => format!("<= {max}"),
+            (None, None) => "any".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub provider: String,
+    pub region: String,
+}
+
+/// `retention.ms` rules: `finite` refuses `-1` (infinite retention); `min`/`max` bound finite values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    #[serde(default)]
+    pub finite: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+}
+
+/// The rules of a bundle. Every rule is optional; an absent rule allows everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRules {
+    /// Allowed `(provider, region)` pairs for clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_locations: Option<Vec<Location>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_kafka_versions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<Bounds>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_gib: Option<Bounds>,
+    /// A regular expression every topic name must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_name_pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replication_factor: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_partitions_per_topic: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<RetentionRule>,
+    /// Topics may not ask for more replicas than the cluster has brokers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replication_factor_at_most_brokers: bool,
+    /// Clusters whose name matches this regular expression must keep deletion protection on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_protection_required_for: Option<String>,
+}
+
+/// A rule set that cannot be used: a pattern that does not compile, or bounds upside down.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("policy rule `{field}`: {reason}")]
+pub struct InvalidPolicy {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl PolicyRules {
+    /// Checks that the rules can be applied; a bundle is refused at publication, never at judgement.
+    pub fn validate(&self) -> Result<(), InvalidPolicy> {
+        for (field, pattern) in [
+            ("topic_name_pattern", &self.topic_name_pattern),
+            ("deletion_protection_required_for", &self.deletion_protection_required_for),
+        ] {
+            if let Some(p) = pattern {
+                compile(p).map_err(|reason| InvalidPolicy { field, reason })?;
+            }
+        }
+        for (field, bounds) in [("brokers", &self.brokers), ("storage_gib", &self.storage_gib)] {
+            if let Some(Bounds { min: Some(min), max: Some(max) }) = bounds
+                && min > max
+            {
+                return Err(InvalidPolicy { field, reason: format!("min {min} is above max {max}") });
+            }
+        }
+        if let Some(RetentionRule { min: Some(min), max: Some(max), .. }) = &self.retention_ms
+            && min > max
+        {
+            return Err(InvalidPolicy { field: "retention_ms", reason: format!("min {min} is above max {max}") });
+        }
+        Ok(())
+    }
+}
+
+fn compile(pattern: &str) -> Result<Regex, String> {
+    if pattern.len() > 1024 {
+        return Err("pattern longer than 1024 characters".to_owned());
+    }
+    regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().map_err(|e| e.to_string())
+}
+
+/// A published bundle: the rules and the version that judged a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyBundle {
+    /// 0 is the empty bundle every org starts with.
+    pub version: i64,
+    pub rules: PolicyRules,
+}
+
+/// One violated rule, as SPEC.md §2 reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// The rule's name in the bundle.
+    pub policy: String,
+    pub policy_version: i64,
+    /// The request field at fault.
+    pub field: String,
+    /// What the rule requires.
+    pub constraint: String,
+    /// What the request asked for.
+    pub actual: String,
+    pub message: String,
+}
+
+/// What a command asks for, as far as policies care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject<'a> {
+    Cluster {
+        name: &'a str,
+        provider: &'a str,
+        region: &'a str,
+        kafka_version: Option<&'a str>,
+        brokers: u32,
+        storage_gib: Option<u32>,
+        deletion_protection: bool,
+    },
+    Scale {
+        brokers: u32,
+    },
+    Upgrade {
+        kafka_version: &'a str,
+    },
+    /// A cluster's deletion protection being set (`PATCH`).
+    ClusterProtection {
+        name: &'a str,
+        deletion_protection: bool,
+    },
+    Topic {
+        name: &'a str,
+        partitions: Option<u32>,
+        replication_factor: Option<u32>,
+        config: Option<&'a BTreeMap<String, String>>,
+        /// The cluster's broker count, when known.
+        cluster_brokers: Option<u32>,
+    },
+}
+
+impl PolicyBundle {
+    pub fn empty() -> Self {
+        PolicyBundle { version: 0, rules: PolicyRules::default() }
+    }
+
+    /// Every rule the subject breaks; empty means allowed.
+    pub fn evaluate(&self, subject: &Subject<'_>) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut violate = |policy: &str, field: &str, constraint: String, actual: String, message: String| {
+            out.push(Violation {
+                policy: policy.to_owned(),
+                policy_version: self.version,
+                field: field.to_owned(),
+                constraint,
+                actual,
+                message,
+            })
+        };
+        let r = &self.rules;
+        match subject {
+            Subject::Cluster { name, provider, region, kafka_version, brokers, storage_gib, deletion_protection } => {
+                if let Some(allowed) = &r.allowed_locations
+                    && !allowed.iter().any(|l| l.provider == *provider && l.region == *region)
+                {
+                    let list: Vec<String> = allowed.iter().map(|l| format!("{}/{}", l.provider, l.region)).collect();
+                    violate(
+                        "allowed_locations",
+                        "region",
+                        format!("one of [{}]", list.join(", ")),
+                        format!("{provider}/{region}"),
+                        format!("clusters may not be placed in {provider}/{region}"),
+                    );
+                }
+                if let Some(v) = kafka_version {
+                    check_version(r, v, &mut violate);
+                }
+                check_brokers(r, *brokers, &mut violate);
+                if let (Some(bounds), Some(gib)) = (&r.storage_gib, storage_gib)
+                    && let Some(constraint) = bounds.check(u64::from(*gib))
+                {
+                    violate(
+                        "storage_gib",
+                        "storage_gib",
+                        constraint.clone(),
+                        gib.to_string(),
+                        format!("storage_gib must be {constraint}"),
+                    );
+                }
+                check_protection(r, name, *deletion_protection, &mut violate);
+            }
+            Subject::Scale { brokers } => check_brokers(r, *brokers, &mut violate),
+            Subject::Upgrade { kafka_version } => check_version(r, kafka_version, &mut violate),
+            Subject::ClusterProtection { name, deletion_protection } => {
+                check_protection(r, name, *deletion_protection, &mut violate)
+            }
+            Subject::Topic { name, partitions, replication_factor, config, cluster_brokers } => {
+                if let Some(pattern) = &r.topic_name_pattern
+                    && let Ok(re) = compile(pattern)
+                    && !re.is_match(name)
+                {
+                    violate(
+                        "topic_name_pattern",
+                        "name",
+                        format!("matches {pattern}"),
+                        (*name).to_owned(),
+                        format!("topic name {name:?} does not match {pattern}"),
+                    );
+                }
+                if let (Some(min), Some(rf)) = (r.min_replication_factor, replication_factor)
+                    && *rf < min
+                {
+                    violate(
+                        "min_replication_factor",
+                        "replication_factor",
+                        format!(">= {min}"),
+                        rf.to_string(),
+                        format!("replication_factor must be at least {min}"),
+                    );
+                }
+                if let (true, Some(rf), Some(brokers)) =
+                    (r.replication_factor_at_most_brokers, replication_factor, cluster_brokers)
+                    && rf > brokers
+                {
+                    violate(
+                        "replication_factor_at_most_brokers",
+                        "replication_factor",
+                        format!("<= {brokers} (the cluster's brokers)"),
+                        rf.to_string(),
+                        format!("replication_factor {rf} is more than the cluster's {brokers} brokers"),
+                    );
+                }
+                if let (Some(max), Some(p)) = (r.max_partitions_per_topic, partitions)
+                    && *p > max
+                {
+                    violate(
+                        "max_partitions_per_topic",
+                        "partitions",
+                        format!("<= {max}"),
+                        p.to_string(),
+                        format!("a topic may have at most {max} partitions"),
+                    );
+                }
+                if let (Some(rule), Some(value)) = (&r.retention_ms, config.and_then(|c| c.get("retention.ms"))) {
+                    check_retention(rule, value, &mut violate);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn check_version(r: &PolicyRules, version: &str, violate: &mut impl FnMut(&str, &str, String, String, String)) {
+    if let Some(allowed) = &r.allowed_kafka_versions
+        && !allowed.iter().any(|v| v == version)
+    {
+        violate(
+            "allowed_kafka_versions",
+            "kafka_version",
+            format!("one of [{}]", allowed.join(", ")),
+            version.to_owned(),
+            format!("Kafka {version} is not an allowed version"),
+        );
+    }
+}
+
+fn check_brokers(r: &PolicyRules, brokers: u32, violate: &mut impl FnMut(&str, &str, String, String, String)) {
+    if let Some(bounds) = &r.brokers
+        && let Some(constraint) = bounds.check(u64::from(brokers))
+    {
+        violate("brokers", "brokers", constraint.clone(), brokers.to_string(), format!("brokers must be {constraint}"));
+    }
+}
+
+fn check_protection(
+    r: &PolicyRules,
+    name: &str,
+    deletion_protection: bool,
+    violate: &mut impl FnMut(&str, &str, String, String, String),
+) {
+    if let Some(pattern) = &r.deletion_protection_required_for
+        && let Ok(re) = compile(pattern)
+        && re.is_match(name)
+        && !deletion_protection
+    {
+        violate(
+            "deletion_protection_required_for",
+            "deletion_protection",
+            "true".to_owned(),
+            "false".to_owned(),
+            format!("clusters named like {pattern} must have deletion protection"),
+        );
+    }
+}
+
+fn check_retention(rule: &RetentionRule, value: &str, violate: &mut impl FnMut(&str, &str, String, String, String)) {
+    let field = "config.retention.ms";
+    let constraint = {
+        let mut parts = Vec::new();
+        if rule.finite {
+            parts.push("finite (not -1)".to_owned());
+        }
+        if let Some(min) = rule.min {
+            parts.push(format!(">= {min}"));
+        }
+        if let Some(max) = rule.max {
+            parts.push(format!("<= {max}"));
+        }
+        parts.join(", ")
+    };
+    match value.trim().parse::<i64>() {
+        Ok(v) if v < 0 => {
+            if rule.finite || rule.max.is_some() {
+                violate("retention_ms", field, constraint, value.to_owned(), "retention.ms must be finite".to_owned());
+            }
+        }
+        Ok(v) => {
+            let v = v as u64;
+            if rule.min.is_some_and(|m| v < m) || rule.max.is_some_and(|m| v > m) {
+                violate(
+                    "retention_ms",
+                    field,
+                    constraint.clone(),
+                    value.to_owned(),
+                    format!("retention.ms must be {constraint}"),
+                );
+            }
+        }
+        Err(_) => violate(
+            "retention_ms",
+            field,
+            constraint,
+            value.to_owned(),
+            "retention.ms must be a whole number of milliseconds".to_owned(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(rules: PolicyRules) -> PolicyBundle {
+        PolicyBundle { version: 7, rules }
+    }
+
+    fn cluster<'a>(provider: &'a str, region: &'a str) -> Subject<'a> {
+        Subject::Cluster {
+            name: "orders",
+            provider,
+            region,
+            kafka_version: Some("4.1.1"),
+            brokers: 3,
+            storage_gib: Some(100),
+            deletion_protection: false,
+        }
+    }
+
+    #[test]
+    fn a_region_outside_the_allow_list_is_one_violation_naming_the_version() {
+        let b = bundle(PolicyRules {
+            allowed_locations: Some(vec![Location { provider: "aws".into(), region: "eu-west-1".into() }]),
+            ..Default::default()
+        });
+        assert!(b.evaluate(&cluster("aws", "eu-west-1")).is_empty());
+        let v = b.evaluate(&cluster("aws", "us-east-1"));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            (v[0].policy.as_str(), v[0].policy_version, v[0].field.as_str(), v[0].actual.as_str()),
+            ("allowed_locations", 7, "region", "aws/us-east-1")
+        );
+    }
+
+    #[test]
+    fn a_topic_breaking_four_rules_gets_four_violations() {
+        let b = bundle(PolicyRules {
+            topic_name_pattern: Some("^[a-z][a-z0-9.-]+$".into()),
+            min_replication_factor: Some(3),
+            max_partitions_per_topic: Some(1000),
+            retention_ms: Some(RetentionRule { finite: true, ..Default::default() }),
+            ..Default::default()
+        });
+        let config = BTreeMap::from([("retention.ms".to_owned(), "-1".to_owned())]);
+        let v = b.evaluate(&Subject::Topic {
+            name: "Orders_Bad",
+            partitions: Some(5000),
+            replication_factor: Some(1),
+            config: Some(&config),
+            cluster_brokers: Some(3),
+        });
+        let rules: Vec<&str> = v.iter().map(|v| v.policy.as_str()).collect();
+        assert_eq!(rules, ["topic_name_pattern", "min_replication_factor", "max_partitions_per_topic", "retention_ms"]);
+        let ok = BTreeMap::from([("retention.ms".to_owned(), "604800000".to_owned())]);
+        let fine = Subject::Topic {
+            name: "orders.v1",
+            partitions: Some(12),
+            replication_factor: Some(3),
+            config: Some(&ok),
+            cluster_brokers: Some(3),
+        };
+        let too_many = PolicyBundle {
+            version: 1,
+            rules: PolicyRules { replication_factor_at_most_brokers: true, ..Default::default() },
+        };
+        assert!(too_many.evaluate(&fine).is_empty());
+        let above = Subject::Topic {
+            name: "x",
+            partitions: None,
+            replication_factor: Some(5),
+            config: None,
+            cluster_brokers: Some(3),
+        };
+        assert_eq!(too_many.evaluate(&above)[0].policy, "replication_factor_at_most_brokers");
+        assert!(b.evaluate(&fine).is_empty());
+    }
+
+    #[test]
+    fn bounds_versions_and_protection_rules_each_report() {
+        let b = bundle(PolicyRules {
+            allowed_kafka_versions: Some(vec!["4.1.1".into()]),
+            brokers: Some(Bounds { min: Some(3), max: Some(9) }),
+            storage_gib: Some(Bounds { min: Some(200), max: None }),
+            deletion_protection_required_for: Some("^ord".into()),
+            ..Default::default()
+        });
+        let v = b.evaluate(&Subject::Cluster {
+            name: "orders",
+            provider: "aws",
+            region: "x",
+            kafka_version: Some("4.0.0"),
+            brokers: 12,
+            storage_gib: Some(100),
+            deletion_protection: false,
+        });
+        let rules: Vec<&str> = v.iter().map(|v| v.policy.as_str()).collect();
+        assert_eq!(rules, ["allowed_kafka_versions", "brokers", "storage_gib", "deletion_protection_required_for"]);
+        assert!(b.evaluate(&Subject::Scale { brokers: 9 }).is_empty());
+        assert_eq!(b.evaluate(&Subject::Scale { brokers: 2 })[0].constraint, "between 3 and 9");
+        assert_eq!(b.evaluate(&Subject::Upgrade { kafka_version: "4.2.0" }).len(), 1);
+        assert_eq!(b.evaluate(&Subject::ClusterProtection { name: "orders", deletion_protection: false }).len(), 1);
+        assert!(b.evaluate(&Subject::ClusterProtection { name: "billing", deletion_protection: false }).is_empty());
+    }
+
+    #[test]
+    fn the_empty_bundle_allows_everything() {
+        assert!(PolicyBundle::empty().evaluate(&cluster("onprem", "anywhere")).is_empty());
+    }
+
+    #[test]
+    fn unusable_rules_are_refused_at_publication() {
+        let bad = PolicyRules { topic_name_pattern: Some("([a-z".into()), ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().field, "topic_name_pattern");
+        let upside_down = PolicyRules { brokers: Some(Bounds { min: Some(5), max: Some(1) }), ..Default::default() };
+        assert_eq!(upside_down.validate().unwrap_err().field, "brokers");
+        assert!(serde_json::from_str::<PolicyRules>(r#"{"max_brokers": 3}"#).is_err(), "unknown rules are refused");
+    }
+}

@@ -1,0 +1,130 @@
+//! The event repository behind both command paths: postgres-es for reading, and its own `persist` so a
+//! command's idempotency key is written in the same transaction as the command's events.
+//!
+//! The key travels in the command metadata (`IDEMPOTENCY_KEY`, `REQUEST_HASH`); it is taken out before the
+//! events are written, so events never carry it.
+
+use cqrs_es::Aggregate;
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// Metadata key carrying the request's `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY: &str = "polaris.idempotency_key";
+/// Metadata key carrying the SHA-256 of the request (method, path, body).
+pub const REQUEST_HASH: &str = "polaris.request_hash";
+
+pub struct EventRepository {
+    inner: PostgresEventRepository,
+    pool: PgPool,
+}
+
+impl EventRepository {
+    pub fn new(pool: PgPool) -> Self {
+        EventRepository { inner: PostgresEventRepository::new(pool.clone()), pool }
+    }
+}
+
+fn db_error(e: sqlx::Error) -> PersistenceError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => PersistenceError::OptimisticLockError,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            PersistenceError::ConnectionError(Box::new(e))
+        }
+        _ => PersistenceError::UnknownError(Box::new(e)),
+    }
+}
+
+/// The idempotency claim in an event's metadata, removed from it.
+fn take_claim(metadata: &mut Value) -> Option<(String, String, String)> {
+    let map = metadata.as_object_mut()?;
+    let key = map.remove(IDEMPOTENCY_KEY);
+    let hash = map.remove(REQUEST_HASH);
+    let org = map.get("org_id").and_then(Value::as_str).map(str::to_owned);
+    match (key, hash, org) {
+        (Some(Value::String(k)), Some(Value::String(h)), Some(o)) => Some((o, k, h)),
+        _ => None,
+    }
+}
+
+impl PersistedEventRepository for EventRepository {
+    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.inner.get_events::<A>(aggregate_id).await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.inner.get_last_events::<A>(aggregate_id, last_sequence).await
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        self.inner.get_snapshot::<A>(aggregate_id).await
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        if snapshot_update.is_some() {
+            return Err(PersistenceError::UnknownError("Polaris aggregates are not snapshotted".into()));
+        }
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut claim = None;
+        for event in events {
+            let mut metadata = event.metadata.clone();
+            if let Some(c) = take_claim(&mut metadata) {
+                claim.get_or_insert((c, event.aggregate_id.clone(), event.sequence));
+            }
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
+                 metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(A::TYPE)
+            .bind(&event.aggregate_id)
+            .bind(event.sequence as i64)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(&event.payload)
+            .bind(&metadata)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        if let Some(((org, key, hash), aggregate_id, sequence)) = claim {
+            let org: uuid::Uuid =
+                org.parse().map_err(|e| PersistenceError::UnknownError(format!("metadata org_id: {e}").into()))?;
+            // A key already present (a concurrent request with the same key won) fails the whole transaction:
+            // the caller sees a conflict and replays the winner's response.
+            sqlx::query(
+                "INSERT INTO idempotency_keys (org_id, key, request_hash, aggregate_type, aggregate_id, sequence) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(org)
+            .bind(&key)
+            .bind(&hash)
+            .bind(A::TYPE)
+            .bind(&aggregate_id)
+            .bind(sequence as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
+        self.inner.stream_events::<A>(aggregate_id).await
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        self.inner.stream_all_events::<A>().await
+    }
+}
