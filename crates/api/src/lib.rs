@@ -54,7 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/clusters/{id}/scale", post(clusters::scale_cluster))
         .route("/v1/clusters/{id}/upgrade", post(clusters::upgrade_cluster))
         .route("/v1/clusters/{id}/topics", post(topics::create_topic).get(topics::list_topics))
-        .route("/v1/clusters/{id}/topics/{name}", get(topics::get_topic))
+        .route(
+            "/v1/clusters/{id}/topics/{name}",
+            get(topics::get_topic).patch(topics::update_topic).delete(topics::delete_topic),
+        )
         .route("/v1/clusters/{id}/history", get(clusters::cluster_history))
         .route("/v1/clusters/{id}/brokers", get(clusters::cluster_brokers))
         .route("/v1/operations", get(operations::list_operations))

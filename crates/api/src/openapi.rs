@@ -31,6 +31,8 @@ use crate::{audit, clusters, error, health, operations, policies, targets, topic
         topics::create_topic,
         topics::list_topics,
         topics::get_topic,
+        topics::update_topic,
+        topics::delete_topic,
         operations::list_operations,
         operations::get_operation,
         targets::create_target,

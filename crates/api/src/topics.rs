@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use polaris_domain::policy::Subject;
-use polaris_domain::topic::{CreateTopic, TopicCommand, TopicError, TopicEvent, topic_id};
+use polaris_domain::topic::{CreateTopic, Topic, TopicCommand, TopicError, TopicEvent, UpdateTopic, topic_id};
 use polaris_domain::{ClusterId, OperationId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, IdPath};
+use crate::extract::{ApiJson, ApiQuery, IdPath};
 use crate::operations::OperationView;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -45,7 +45,7 @@ pub struct TopicView {
     pub replication_factor: u32,
     pub config: BTreeMap<String, String>,
     pub deletion_protection: bool,
-    /// REQUESTED, READY, DELETED.
+    /// REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED.
     pub status: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -122,6 +122,22 @@ pub async fn largest_replication_factor(pool: &sqlx::PgPool, cluster: Uuid) -> R
 fn topic_error(e: AggregateError<TopicError>) -> ApiError {
     match e {
         AggregateError::UserError(e @ TopicError::AlreadyExists(_)) => ApiError::Conflict(e.to_string()),
+        AggregateError::UserError(e @ TopicError::PartitionDecrease { .. }) => ApiError::Unprocessable {
+            code: "PARTITION_DECREASE_UNSUPPORTED",
+            detail: format!("{e}; Kafka cannot remove partitions (create a new topic instead)"),
+            field: Some("partitions".into()),
+        },
+        AggregateError::UserError(TopicError::VersionConflict { expected, current }) => {
+            ApiError::VersionConflict { expected, current }
+        }
+        AggregateError::UserError(TopicError::OperationInProgress { operation_id }) => {
+            ApiError::OperationInProgress(operation_id.as_uuid())
+        }
+        AggregateError::UserError(TopicError::DeletionProtected) => ApiError::DeletionProtected,
+        AggregateError::UserError(TopicError::NotFound) => ApiError::NotFound("topic"),
+        AggregateError::UserError(e @ TopicError::Deleting) => {
+            ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
+        }
         AggregateError::UserError(e) => ApiError::validation(e.to_string(), e.field()),
         AggregateError::AggregateConflict => {
             ApiError::Conflict("the topic changed while the command ran; retry".into())
@@ -255,9 +271,11 @@ pub async fn list_topics(
 /// Get one topic by name.
 #[utoipa::path(
     get, path = "/v1/clusters/{id}/topics/{name}", operation_id = "topics_get", tag = "topics",
-    params(("id" = Uuid, Path, description = "Cluster id"), ("name" = String, Path, description = "Topic name")),
+    params(("id" = Uuid, Path, description = "Cluster id"), ("name" = String, Path, description = "Topic name"),
+        crate::clusters::GetClusterQuery),
     responses(
-        (status = 200, description = "The topic", body = TopicView),
+        (status = 200, description = "The topic", body = TopicView,
+            headers(("ETag" = String, description = "The topic's version, quoted"))),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic on a cluster of this org", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
@@ -268,9 +286,14 @@ pub async fn get_topic(
     State(state): State<AppState>,
     caller: Caller,
     Path((cluster, name)): Path<(String, String)>,
-) -> Result<Json<TopicView>, ApiError> {
+    ApiQuery(q): ApiQuery<crate::clusters::GetClusterQuery>,
+) -> Result<(HeaderMap, Json<TopicView>), ApiError> {
     let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
     cluster_of(&state, &caller, cluster).await?;
+    if let Some(as_of) = q.as_of {
+        let view = topic_as_of(&state, &caller, cluster, &name, as_of).await?;
+        return Ok((etag(view.version)?, Json(view)));
+    }
     let sql = format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 AND name = $2");
     let row: TopicRow = sqlx::query_as(&sql)
         .bind(cluster)
@@ -278,5 +301,205 @@ pub async fn get_topic(
         .fetch_optional(&state.pool)
         .await?
         .ok_or(ApiError::NotFound("topic"))?;
-    Ok(Json(row.into()))
+    let view = TopicView::from(row);
+    Ok((etag(view.version)?, Json(view)))
+}
+
+fn etag(version: i64) -> Result<HeaderMap, ApiError> {
+    let mut headers = HeaderMap::new();
+    let v = HeaderValue::from_str(&format!("\"{version}\"")).map_err(|e| ApiError::Internal(e.to_string()))?;
+    headers.insert(header::ETAG, v);
+    Ok(headers)
+}
+
+/// A topic's state at an instant, folded from its events (time travel, and the answer right after a change).
+async fn topic_as_of(
+    state: &AppState,
+    caller: &Caller,
+    cluster: Uuid,
+    name: &str,
+    as_of: DateTime<Utc>,
+) -> Result<TopicView, ApiError> {
+    let id = topic_id(ClusterId::from_uuid(cluster), name);
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 ORDER BY sequence",
+        polaris_store::STORED_EVENT_COLUMNS
+    );
+    let rows: Vec<polaris_store::StoredEvent> =
+        sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&state.pool).await?;
+    let mut topic = Topic::default();
+    let (mut created_at, mut updated_at) = (None, None);
+    for row in rows {
+        let envelope = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;
+        if envelope.org_id != caller.org_id.as_uuid() {
+            return Err(ApiError::NotFound("topic"));
+        }
+        if envelope.occurred_at > as_of {
+            break;
+        }
+        let event: TopicEvent = serde_json::from_value(row.payload)
+            .map_err(|e| ApiError::Internal(format!("stored event unreadable: {e}")))?;
+        cqrs_es::Aggregate::apply(&mut topic, event);
+        created_at.get_or_insert(envelope.occurred_at);
+        updated_at = Some(envelope.occurred_at);
+    }
+    let (Some(name), Some(created_at), Some(updated_at)) = (topic.name.clone(), created_at, updated_at) else {
+        return Err(ApiError::NotFound("topic"));
+    };
+    Ok(TopicView {
+        id,
+        cluster_id: cluster,
+        name: name.as_str().to_owned(),
+        partitions: topic.partitions,
+        replication_factor: topic.replication_factor,
+        config: topic.config.clone(),
+        deletion_protection: topic.deletion_protection,
+        status: topic.status().to_owned(),
+        version: topic.version as i64,
+        created_at,
+        updated_at,
+    })
+}
+
+/// A change to a topic. Partitions only grow; `config` replaces the topic's whole config.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTopic {
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
+    pub partitions: Option<u32>,
+    pub config: Option<BTreeMap<String, String>>,
+    pub deletion_protection: Option<bool>,
+    /// The version the change is based on; same as `If-Match`.
+    pub expected_version: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicChanged {
+    pub topic: TopicView,
+    /// The operation applying the change to the KafkaTopic; absent when only deletion protection changed.
+    pub operation: Option<OperationView>,
+}
+
+/// Change a topic: grow its partitions, replace its config, or set deletion protection.
+#[utoipa::path(
+    patch, path = "/v1/clusters/{id}/topics/{name}", operation_id = "topics_update", tag = "topics",
+    params(("id" = Uuid, Path, description = "Cluster id"), ("name" = String, Path, description = "Topic name"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+    request_body = PatchTopic,
+    responses(
+        (status = 202, description = "Accepted; the change is being applied", body = TopicChanged),
+        (status = 200, description = "Only deletion protection changed (or nothing)", body = TopicChanged),
+        (status = 404, description = "No such topic on a cluster of this org", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`VERSION_CONFLICT` or `OPERATION_IN_PROGRESS`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`PARTITION_DECREASE_UNSUPPORTED`, `POLICY_VIOLATION` or `INVALID_STATE`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_topic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((cluster, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PatchTopic>,
+) -> Result<(StatusCode, HeaderMap, Json<TopicChanged>), ApiError> {
+    caller.require(Role::Operator)?;
+    let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
+    let (_, brokers) = cluster_of(&state, &caller, cluster).await?;
+    let expected_version = crate::clusters::expected_version(&headers, body.expected_version)?;
+    let policy_version = if body.partitions.is_some() || body.config.is_some() {
+        let subject = Subject::Topic {
+            name: &name,
+            partitions: body.partitions,
+            replication_factor: None,
+            config: body.config.as_ref(),
+            cluster_brokers: Some(brokers.max(0) as u32),
+        };
+        Some(crate::policies::judge(&state, &caller, &subject).await?)
+    } else {
+        None
+    };
+    let id = topic_id(ClusterId::from_uuid(cluster), &name);
+    let operation_id = OperationId::from_uuid(Uuid::new_v4());
+    let metadata = caller.command_metadata(Some(operation_id), policy_version);
+    let now = metadata.occurred_at;
+    let command = TopicCommand::Update(UpdateTopic {
+        operation_id,
+        partitions: body.partitions,
+        config: body.config,
+        deletion_protection: body.deletion_protection,
+        expected_version,
+        requested_by: caller.actor(),
+    });
+    state
+        .topics
+        .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
+        .await
+        .map_err(topic_error)?;
+    let topic = topic_as_of(&state, &caller, cluster, &name, Utc::now()).await?;
+    let headers = etag(topic.version)?;
+    if topic.status == "UPDATING" || topic.status == "REQUESTED" {
+        let started: Option<(i64,)> = sqlx::query_as(
+            "SELECT sequence FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 \
+             AND metadata::jsonb->>'operation_id' = $2 AND event_type IN ('TopicPartitionsIncreased', 'TopicConfigChanged') \
+             LIMIT 1",
+        )
+        .bind(id.to_string())
+        .bind(operation_id.to_string())
+        .fetch_optional(&state.pool)
+        .await?;
+        if started.is_some() {
+            let operation =
+                OperationView::pending(operation_id.as_uuid(), "topic_apply", cluster, Some(id), caller.actor(), now);
+            let mut headers = headers;
+            headers.extend(crate::operations::location(operation_id.as_uuid())?);
+            return Ok((StatusCode::ACCEPTED, headers, Json(TopicChanged { topic, operation: Some(operation) })));
+        }
+    }
+    Ok((StatusCode::OK, headers, Json(TopicChanged { topic, operation: None })))
+}
+
+/// Delete a topic (refused while deletion protection is on).
+#[utoipa::path(
+    delete, path = "/v1/clusters/{id}/topics/{name}", operation_id = "topics_delete", tag = "topics",
+    params(("id" = Uuid, Path, description = "Cluster id"), ("name" = String, Path, description = "Topic name"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+    responses(
+        (status = 202, description = "Accepted; the KafkaTopic is being deleted", body = crate::clusters::OperationAccepted),
+        (status = 404, description = "No such topic on a cluster of this org", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`DELETION_PROTECTED`, `VERSION_CONFLICT` or `OPERATION_IN_PROGRESS`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_topic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((cluster, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, HeaderMap, Json<crate::clusters::OperationAccepted>), ApiError> {
+    caller.require(Role::Operator)?;
+    let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
+    cluster_of(&state, &caller, cluster).await?;
+    let expected_version = crate::clusters::expected_version(&headers, None)?;
+    let id = topic_id(ClusterId::from_uuid(cluster), &name);
+    let operation_id = OperationId::from_uuid(Uuid::new_v4());
+    let metadata = caller.command_metadata(Some(operation_id), None);
+    let command = TopicCommand::RequestDeletion { operation_id, expected_version, requested_by: caller.actor() };
+    state
+        .topics
+        .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
+        .await
+        .map_err(topic_error)?;
+    let operation = OperationView::pending(
+        operation_id.as_uuid(),
+        "topic_delete",
+        cluster,
+        Some(id),
+        caller.actor(),
+        metadata.occurred_at,
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        crate::operations::location(operation.id)?,
+        Json(crate::clusters::OperationAccepted { operation }),
+    ))
 }

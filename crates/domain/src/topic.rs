@@ -81,12 +81,38 @@ pub struct CreateTopic {
     pub requested_at: DateTime<Utc>,
 }
 
+/// A change to a topic: any of partitions (grow only), config (replaces the whole map), deletion protection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateTopic {
+    pub operation_id: OperationId,
+    pub partitions: Option<u32>,
+    pub config: Option<BTreeMap<String, String>>,
+    pub deletion_protection: Option<bool>,
+    pub expected_version: Option<u64>,
+    pub requested_by: String,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum TopicCommand {
     Create(CreateTopic),
-    /// The topic workflow reports the KafkaTopic Ready.
+    Update(UpdateTopic),
+    RequestDeletion {
+        operation_id: OperationId,
+        expected_version: Option<u64>,
+        requested_by: String,
+    },
+    /// The topic workflow reports the KafkaTopic Ready (after a create or a change).
     MarkReady {
         operation_id: OperationId,
+    },
+    /// The topic workflow reports the KafkaTopic gone.
+    MarkDeleted {
+        operation_id: OperationId,
+    },
+    /// The topic workflow passed its deadline; the operation stops and nothing else is touched.
+    MarkStalled {
+        operation_id: OperationId,
+        reason: String,
     },
 }
 
@@ -94,6 +120,57 @@ pub enum TopicCommand {
 pub enum TopicEvent {
     TopicRequested(TopicRequested),
     TopicReady(TopicReady),
+    TopicPartitionsIncreased(TopicPartitionsIncreased),
+    TopicConfigChanged(TopicConfigChanged),
+    TopicDeletionProtectionChanged(TopicDeletionProtectionChanged),
+    TopicDeletionRequested(TopicDeletionRequested),
+    TopicDeleted(TopicDeleted),
+    TopicStalled(TopicStalled),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicStalled {
+    pub operation_id: OperationId,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicPartitionsIncreased {
+    pub operation_id: OperationId,
+    pub from: u32,
+    pub to: u32,
+    pub requested_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfigChanged {
+    pub operation_id: OperationId,
+    /// The whole new config.
+    pub config: BTreeMap<String, String>,
+    pub requested_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDeletionProtectionChanged {
+    pub enabled: bool,
+    pub requested_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDeletionRequested {
+    pub operation_id: OperationId,
+    pub requested_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDeleted {
+    pub operation_id: OperationId,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,6 +200,12 @@ impl DomainEvent for TopicEvent {
         match self {
             TopicEvent::TopicRequested(_) => "TopicRequested",
             TopicEvent::TopicReady(_) => "TopicReady",
+            TopicEvent::TopicPartitionsIncreased(_) => "TopicPartitionsIncreased",
+            TopicEvent::TopicConfigChanged(_) => "TopicConfigChanged",
+            TopicEvent::TopicDeletionProtectionChanged(_) => "TopicDeletionProtectionChanged",
+            TopicEvent::TopicDeletionRequested(_) => "TopicDeletionRequested",
+            TopicEvent::TopicDeleted(_) => "TopicDeleted",
+            TopicEvent::TopicStalled(_) => "TopicStalled",
         }
         .to_owned()
     }
@@ -148,6 +231,16 @@ pub enum TopicError {
     NotFound,
     #[error("operation {0} is not the topic's current operation")]
     NotCurrentOperation(OperationId),
+    #[error("partitions can only grow: the topic has {current}, the request asks for {requested}")]
+    PartitionDecrease { current: u32, requested: u32 },
+    #[error("the topic is at version {current}; the request expected {expected}")]
+    VersionConflict { expected: u64, current: u64 },
+    #[error("operation {operation_id} is still running on this topic")]
+    OperationInProgress { operation_id: OperationId },
+    #[error("deletion protection is on")]
+    DeletionProtected,
+    #[error("the topic is being deleted")]
+    Deleting,
 }
 
 impl TopicError {
@@ -158,7 +251,14 @@ impl TopicError {
             TopicError::ReplicationFactorAboveBrokers { .. } | TopicError::ReplicationFactorZero => {
                 Some("replication_factor")
             }
-            TopicError::AlreadyExists(_) | TopicError::NotFound | TopicError::NotCurrentOperation(_) => None,
+            TopicError::PartitionDecrease { .. } => Some("partitions"),
+            TopicError::AlreadyExists(_)
+            | TopicError::NotFound
+            | TopicError::NotCurrentOperation(_)
+            | TopicError::VersionConflict { .. }
+            | TopicError::OperationInProgress { .. }
+            | TopicError::DeletionProtected
+            | TopicError::Deleting => None,
         }
     }
 }
@@ -168,9 +268,92 @@ pub struct Topic {
     pub name: Option<TopicName>,
     pub ready: bool,
     pub current_operation: Option<OperationId>,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub config: BTreeMap<String, String>,
+    pub deletion_protection: bool,
+    pub deleting: bool,
+    pub deleted: bool,
+    /// The number of events applied: the topic's version for optimistic concurrency.
+    pub version: u64,
+    /// The last operation passed its deadline.
+    pub stalled: bool,
 }
 
 impl Topic {
+    /// REQUESTED (never applied yet), READY, UPDATING (a change is being applied), DELETING, DELETED, STALLED.
+    pub fn status(&self) -> &'static str {
+        match (self.deleted, self.deleting, self.current_operation, self.ready) {
+            (true, ..) => "DELETED",
+            _ if self.stalled => "STALLED",
+            (_, true, ..) => "DELETING",
+            (_, _, Some(_), false) => "REQUESTED",
+            (_, _, Some(_), true) => "UPDATING",
+            _ => "READY",
+        }
+    }
+
+    /// The topic exists, is not being deleted, and is at the expected version.
+    fn live(&self, expected_version: Option<u64>) -> Result<(), TopicError> {
+        if self.name.is_none() || self.deleted {
+            return Err(TopicError::NotFound);
+        }
+        if self.deleting {
+            return Err(TopicError::Deleting);
+        }
+        match expected_version {
+            Some(expected) if expected != self.version => {
+                Err(TopicError::VersionConflict { expected, current: self.version })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn update(&self, cmd: UpdateTopic) -> Result<Vec<TopicEvent>, TopicError> {
+        self.live(cmd.expected_version)?;
+        let mut events = Vec::new();
+        let mut reconfigures = false;
+        if let Some(p) = cmd.partitions {
+            if p < self.partitions {
+                return Err(TopicError::PartitionDecrease { current: self.partitions, requested: p });
+            }
+            if p > PARTITIONS_MAX {
+                return Err(TopicError::PartitionsOutOfRange { requested: p });
+            }
+            if p > self.partitions {
+                reconfigures = true;
+                events.push(TopicEvent::TopicPartitionsIncreased(TopicPartitionsIncreased {
+                    operation_id: cmd.operation_id,
+                    from: self.partitions,
+                    to: p,
+                    requested_by: cmd.requested_by.clone(),
+                }));
+            }
+        }
+        if let Some(config) = cmd.config
+            && config != self.config
+        {
+            reconfigures = true;
+            events.push(TopicEvent::TopicConfigChanged(TopicConfigChanged {
+                operation_id: cmd.operation_id,
+                config,
+                requested_by: cmd.requested_by.clone(),
+            }));
+        }
+        if reconfigures && let Some(operation_id) = self.current_operation {
+            return Err(TopicError::OperationInProgress { operation_id });
+        }
+        if let Some(enabled) = cmd.deletion_protection
+            && enabled != self.deletion_protection
+        {
+            events.push(TopicEvent::TopicDeletionProtectionChanged(TopicDeletionProtectionChanged {
+                enabled,
+                requested_by: cmd.requested_by,
+            }));
+        }
+        Ok(events)
+    }
+
     fn create(&self, cmd: CreateTopic) -> Result<TopicEvent, TopicError> {
         if let Some(name) = &self.name {
             return Err(TopicError::AlreadyExists(name.as_str().to_owned()));
@@ -213,38 +396,92 @@ impl Aggregate for Topic {
     type Services = ();
 
     async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
-        let event = match command {
-            TopicCommand::Create(cmd) => Some(self.create(cmd)?),
+        let events = match command {
+            TopicCommand::Create(cmd) => vec![self.create(cmd)?],
+            TopicCommand::Update(cmd) => self.update(cmd)?,
+            TopicCommand::RequestDeletion { operation_id, expected_version, requested_by } => {
+                // A deletion that stalled may be asked for again.
+                let retry = self.deleting && !self.deleted && self.current_operation.is_none();
+                if !retry {
+                    self.live(expected_version)?;
+                }
+                if self.deletion_protection {
+                    return Err(TopicError::DeletionProtected);
+                }
+                if let Some(operation_id) = self.current_operation {
+                    return Err(TopicError::OperationInProgress { operation_id });
+                }
+                vec![TopicEvent::TopicDeletionRequested(TopicDeletionRequested { operation_id, requested_by })]
+            }
             TopicCommand::MarkReady { operation_id } => {
                 if self.name.is_none() {
                     return Err(TopicError::NotFound);
                 }
                 match self.current_operation {
-                    Some(current) if current == operation_id => {
-                        Some(TopicEvent::TopicReady(TopicReady { operation_id }))
+                    Some(current) if current == operation_id && !self.deleting => {
+                        vec![TopicEvent::TopicReady(TopicReady { operation_id })]
                     }
                     // Already recorded (the operation finished): a repeat records nothing.
-                    None if self.ready => None,
+                    None if self.ready => vec![],
                     _ => return Err(TopicError::NotCurrentOperation(operation_id)),
                 }
             }
+            TopicCommand::MarkDeleted { operation_id } => match self.current_operation {
+                _ if self.deleted => vec![],
+                Some(current) if current == operation_id && self.deleting => {
+                    vec![TopicEvent::TopicDeleted(TopicDeleted { operation_id })]
+                }
+                _ => return Err(TopicError::NotCurrentOperation(operation_id)),
+            },
+            TopicCommand::MarkStalled { operation_id, reason } => match self.current_operation {
+                Some(current) if current == operation_id => {
+                    vec![TopicEvent::TopicStalled(TopicStalled { operation_id, reason })]
+                }
+                // Already recorded, or the operation finished after all: nothing to say.
+                _ => vec![],
+            },
         };
-        if let Some(event) = event {
+        for event in events {
             sink.write(event, self).await;
         }
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
+        self.stalled = matches!(event, TopicEvent::TopicStalled(_))
+            || (self.stalled && matches!(event, TopicEvent::TopicDeletionProtectionChanged(_)));
         match event {
             TopicEvent::TopicRequested(e) => {
                 self.name = Some(e.name);
                 self.current_operation = Some(e.operation_id);
+                self.partitions = e.partitions;
+                self.replication_factor = e.replication_factor;
+                self.config = e.config;
+                self.deletion_protection = e.deletion_protection;
             }
             TopicEvent::TopicReady(_) => {
                 self.ready = true;
                 self.current_operation = None;
             }
+            TopicEvent::TopicPartitionsIncreased(e) => {
+                self.partitions = e.to;
+                self.current_operation = Some(e.operation_id);
+            }
+            TopicEvent::TopicConfigChanged(e) => {
+                self.config = e.config;
+                self.current_operation = Some(e.operation_id);
+            }
+            TopicEvent::TopicDeletionProtectionChanged(e) => self.deletion_protection = e.enabled,
+            TopicEvent::TopicDeletionRequested(e) => {
+                self.deleting = true;
+                self.current_operation = Some(e.operation_id);
+            }
+            TopicEvent::TopicDeleted(_) => {
+                self.deleted = true;
+                self.current_operation = None;
+            }
+            TopicEvent::TopicStalled(_) => self.current_operation = None,
         }
     }
 }
@@ -307,6 +544,82 @@ mod tests {
             .given(requested)
             .when(TopicCommand::Create(create()))
             .then_expect_error(TopicError::AlreadyExists("orders.events_v1".into()));
+    }
+
+    fn update() -> UpdateTopic {
+        UpdateTopic {
+            operation_id: OperationId::from_uuid(Uuid::from_u128(9)),
+            partitions: None,
+            config: None,
+            deletion_protection: None,
+            expected_version: None,
+            requested_by: "u".into(),
+        }
+    }
+
+    fn ready_topic() -> Vec<TopicEvent> {
+        let mut events = when(create()).inspect_result().unwrap();
+        events.push(TopicEvent::TopicReady(TopicReady { operation_id: create().operation_id }));
+        events
+    }
+
+    #[test]
+    fn given_ready_topic_when_partitions_shrink_then_refused_and_when_they_grow_then_increased() {
+        TestFramework::<Topic>::with(())
+            .given(ready_topic())
+            .when(TopicCommand::Update(UpdateTopic { partitions: Some(3), ..update() }))
+            .then_expect_error(TopicError::PartitionDecrease { current: 6, requested: 3 });
+        TestFramework::<Topic>::with(())
+            .given(ready_topic())
+            .when(TopicCommand::Update(UpdateTopic { partitions: Some(12), ..update() }))
+            .then_expect_events(vec![TopicEvent::TopicPartitionsIncreased(TopicPartitionsIncreased {
+                operation_id: update().operation_id,
+                from: 6,
+                to: 12,
+                requested_by: "u".into(),
+            })]);
+        TestFramework::<Topic>::with(())
+            .given(ready_topic())
+            .when(TopicCommand::Update(UpdateTopic { partitions: Some(6), ..update() }))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_ready_topic_when_stale_version_or_running_operation_then_refused() {
+        TestFramework::<Topic>::with(())
+            .given(ready_topic())
+            .when(TopicCommand::Update(UpdateTopic { partitions: Some(7), expected_version: Some(1), ..update() }))
+            .then_expect_error(TopicError::VersionConflict { expected: 1, current: 2 });
+        let mut busy = ready_topic();
+        busy.pop();
+        TestFramework::<Topic>::with(())
+            .given(busy)
+            .when(TopicCommand::Update(UpdateTopic { partitions: Some(7), ..update() }))
+            .then_expect_error(TopicError::OperationInProgress { operation_id: create().operation_id });
+    }
+
+    #[test]
+    fn given_protected_topic_when_delete_then_refused_until_unprotected() {
+        let mut events = ready_topic();
+        events.push(TopicEvent::TopicDeletionProtectionChanged(TopicDeletionProtectionChanged {
+            enabled: true,
+            requested_by: "u".into(),
+        }));
+        let delete = TopicCommand::RequestDeletion {
+            operation_id: update().operation_id,
+            expected_version: None,
+            requested_by: "u".into(),
+        };
+        TestFramework::<Topic>::with(())
+            .given(events)
+            .when(delete.clone())
+            .then_expect_error(TopicError::DeletionProtected);
+        TestFramework::<Topic>::with(()).given(ready_topic()).when(delete).then_expect_events(vec![
+            TopicEvent::TopicDeletionRequested(TopicDeletionRequested {
+                operation_id: update().operation_id,
+                requested_by: "u".into(),
+            }),
+        ]);
     }
 
     #[test]

@@ -16,7 +16,10 @@ use polaris_domain::cluster::{
     ClusterRequested, ClusterScaleRequested, ClusterStalled, ClusterUpgradeRequested, DeletionProtectionChanged,
     KafkaVersionRolled, MetadataVersionBumped, OperationFailed, RebalanceCompleted, StrimziResourcesApplied,
 };
-use polaris_domain::topic::{TopicReady, TopicRequested};
+use polaris_domain::topic::{
+    TopicConfigChanged, TopicDeleted, TopicDeletionProtectionChanged, TopicDeletionRequested, TopicPartitionsIncreased,
+    TopicReady, TopicRequested, TopicStalled,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -471,8 +474,119 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             .await?;
             Ok(Outcome::Applied)
         }
+        "TopicPartitionsIncreased" => {
+            let e: TopicPartitionsIncreased = payload(env)?;
+            let set = "partitions = $4, status = 'UPDATING'";
+            let to = e.to as i32;
+            if !advance_topic(conn, env, set, move |q| q.bind(to)).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            topic_operation(conn, env, e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", &e.requested_by)
+                .await?;
+            Ok(Outcome::Applied)
+        }
+        "TopicConfigChanged" => {
+            let e: TopicConfigChanged = payload(env)?;
+            let set = "config = $4, status = 'UPDATING'";
+            let config = sqlx::types::Json(e.config.clone());
+            if !advance_topic(conn, env, set, move |q| q.bind(config)).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            topic_operation(conn, env, e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", &e.requested_by)
+                .await?;
+            Ok(Outcome::Applied)
+        }
+        "TopicDeletionProtectionChanged" => {
+            let e: TopicDeletionProtectionChanged = payload(env)?;
+            let enabled = e.enabled;
+            let applied = advance_topic(conn, env, "deletion_protection = $4", move |q| q.bind(enabled)).await?;
+            Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
+        }
+        "TopicDeletionRequested" => {
+            let e: TopicDeletionRequested = payload(env)?;
+            if !advance_topic(conn, env, "status = 'DELETING'", |q| q).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            topic_operation(conn, env, e.operation_id.as_uuid(), "topic_delete", "delete-kafkatopic", &e.requested_by)
+                .await?;
+            Ok(Outcome::Applied)
+        }
+        "TopicStalled" => {
+            let e: TopicStalled = payload(env)?;
+            if !advance_topic(conn, env, "status = 'STALLED'", |q| q).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                let running: Vec<String> =
+                    op.steps.iter().filter(|s| s.state == "running").map(|s| s.name.clone()).collect();
+                for step in running {
+                    op.finish_step(&step, "stalled", Some(e.reason.clone()), env.occurred_at);
+                }
+                op.state = "stalled".into();
+                op.error = Some(e.reason.clone());
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "TopicDeleted" => {
+            let e: TopicDeleted = payload(env)?;
+            if !advance_topic(conn, env, "status = 'DELETED'", |q| q).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step("delete-kafkatopic", "succeeded", None, env.occurred_at);
+                op.succeed(env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
         _ => Ok(Outcome::Skipped),
     }
+}
+
+/// Moves a topic row to the event's version with `set` (which may use `$4`, bound by `extra`). False: the row
+/// already has this event (a redelivery) or is missing.
+async fn advance_topic(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    set: &str,
+    extra: impl for<'q> FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+) -> Result<bool, ProjectorError> {
+    let sql = format!("UPDATE topics SET {set}, version = $2, updated_at = $3 WHERE id = $1 AND version < $2");
+    let query = sqlx::query(&sql).bind(env.aggregate_id).bind(env.sequence as i64).bind(env.occurred_at);
+    Ok(extra(query).execute(&mut *conn).await?.rows_affected() > 0)
+}
+
+/// The operation a topic change starts, with its one step running.
+async fn topic_operation(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    operation_id: uuid::Uuid,
+    kind: &str,
+    step: &str,
+    requested_by: &str,
+) -> Result<(), ProjectorError> {
+    let steps = vec![Step {
+        name: step.into(),
+        state: "running".into(),
+        started_at: Some(env.occurred_at),
+        finished_at: None,
+        detail: None,
+    }];
+    sqlx::query(
+        "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, state, steps, requested_by, started_at) \
+         SELECT $1, org_id, $2, cluster_id, id, 'running', $3, $4, $5 FROM topics WHERE id = $6 \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(operation_id)
+    .bind(kind)
+    .bind(sqlx::types::Json(&steps))
+    .bind(requested_by)
+    .bind(env.occurred_at)
+    .bind(env.aggregate_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// A disruptive operation was accepted: the cluster enters `status` and the operation starts at `first_step`.

@@ -4,17 +4,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use polaris_test_support::eventually;
-use polaris_test_support::harness::{ALL, Harness, get, kube_client, unique_name, wait_for_status};
+use polaris_test_support::harness::{
+    ALL, Harness, get, kube_client, send, unique_name, wait_for_status, wait_operation,
+};
 use polaris_workers::strimzi::{Kafka, KafkaRebalance, KafkaTopic};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-async fn send(h: &Harness, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let resp = req.bearer_auth(&h.admin_token).send().await.expect("request");
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
+use serde_json::json;
 
 async fn history_types(h: &Harness, id: &str) -> Vec<String> {
     let history = get(h, &format!("/v1/clusters/{id}/history")).await;
@@ -35,15 +30,6 @@ async fn node_ids(h: &Harness, id: &str, role: &str) -> Vec<i64> {
         .filter(|b| b["role"] == role)
         .map(|b| b["id"].as_i64().expect("id"))
         .collect()
-}
-
-async fn wait_operation(h: &Harness, op: &str, state: &str) -> Value {
-    eventually(&format!("operation {op} to be {state}"), Duration::from_secs(90), || async {
-        let r = h.http.get(h.url(&format!("/v1/operations/{op}"))).bearer_auth(&h.admin_token).send().await.ok()?;
-        let o: Value = r.json().await.ok()?;
-        (o["state"] == state).then_some(o)
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

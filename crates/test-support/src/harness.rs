@@ -192,3 +192,20 @@ pub async fn prepare_namespace(target: &str, name: &str, annotations: &[(&str, &
     };
     Api::<Namespace>::all(kube_client(target).await).create(&PostParams::default(), &ns).await.expect("namespace");
 }
+
+/// Sends a request as the harness admin: status and JSON body (Null when there is none).
+pub async fn send(h: &Harness, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.bearer_auth(&h.admin_token).send().await.expect("request");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits (90 s at most) until an operation reaches `state`.
+pub async fn wait_operation(h: &Harness, op: &str, state: &str) -> Value {
+    eventually(&format!("operation {op} to be {state}"), Duration::from_secs(90), || async {
+        let r = h.http.get(h.url(&format!("/v1/operations/{op}"))).bearer_auth(&h.admin_token).send().await.ok()?;
+        let o: Value = r.json().await.ok()?;
+        (o["state"] == state).then_some(o)
+    })
+    .await
+}

@@ -54,3 +54,19 @@ pub async fn load(pool: &PgPool, cluster_id: uuid::Uuid, up_to: u64) -> anyhow::
     }
     Ok(facts)
 }
+
+/// A topic's current desired state, folded from all its events.
+pub async fn topic(pool: &PgPool, topic_id: uuid::Uuid) -> anyhow::Result<polaris_domain::topic::Topic> {
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT payload::jsonb FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(topic_id.to_string())
+    .fetch_all(pool)
+    .await?;
+    let mut topic = polaris_domain::topic::Topic::default();
+    for (payload,) in rows {
+        let event: polaris_domain::topic::TopicEvent = serde_json::from_value(payload)?;
+        polaris_store::cqrs_es::Aggregate::apply(&mut topic, event);
+    }
+    Ok(topic)
+}

@@ -19,7 +19,8 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::watch;
 
 use crate::operations::{
-    ApplyTopic, DeleteCluster, OperationActivities, ScaleCluster, TopicActivities, UpgradeCluster,
+    ApplyTopic, DeleteCluster, DeleteTopic, OperationActivities, ScaleCluster, TopicActivities, TopicDeleteActivities,
+    UpgradeCluster,
 };
 use crate::provision::{ClusterActivities, ProvisionCluster};
 use crate::subscriber::Subscriber;
@@ -87,9 +88,11 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
         .register_workflow::<UpgradeCluster>()?
         .register_workflow::<DeleteCluster>()?
         .register_workflow::<ApplyTopic>()?
+        .register_workflow::<DeleteTopic>()?
         .register_activities(activities)
         .register_activities(OperationActivities)
         .register_activities(TopicActivities)
+        .register_activities(TopicDeleteActivities)
         .build();
     let mut worker = Worker::new(&runtime, client.clone(), options)?;
     let subscriber = Subscriber { pool, client: Arc::new(client), config: config.clone() };

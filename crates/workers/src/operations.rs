@@ -456,6 +456,83 @@ impl TopicActivities {
 
 pub struct TopicActivities;
 
+#[activities]
+impl TopicDeleteActivities {
+    /// Deletes the KafkaTopic and waits until it is gone (the Topic Operator removes its finalizer once the
+    /// topic is deleted in Kafka).
+    #[activity]
+    pub async fn delete_topic(ctx: ActivityContext, input: TopicInput) -> Result<StepOutcome, ActivityError> {
+        let client = input.target.client().await.map_err(retryable)?;
+        let api: Api<KafkaTopic> = Api::namespaced(client, &input.cluster.namespace());
+        let name = crate::resources::kafka_topic_resource_name(&input.name, input.topic_id);
+        match api.delete(&name, &kube::api::DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(classify_kube(e)),
+        }
+        loop {
+            match api.get_opt(&name).await.map_err(classify_kube)? {
+                None => return Ok(StepOutcome::Done { node_ids: vec![] }),
+                Some(_) => {
+                    let _ = ctx.record_heartbeat(format!("waiting for KafkaTopic {name} to go")).await;
+                    if now_ms() >= input.deadline_unix_ms {
+                        return Ok(StepOutcome::Stalled {
+                            reason: format!("KafkaTopic {name} was still present at the deadline"),
+                        });
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+pub struct TopicDeleteActivities;
+
+#[workflow]
+#[derive(Default)]
+pub struct DeleteTopic;
+
+#[workflow_methods]
+impl DeleteTopic {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, mut input: TopicInput) -> WorkflowResult<String> {
+        let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
+        input.deadline_unix_ms = (now + Duration::from_secs(input.timeout_secs))
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        match ctx
+            .execute_activity(TopicDeleteActivities::delete_topic, input.clone(), kube_options(input.timeout_secs))
+            .await?
+        {
+            StepOutcome::Done { .. } => {
+                let report =
+                    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() };
+                ctx.execute_activity(
+                    crate::provision::ClusterActivities::report_topic_deleted,
+                    report,
+                    crate::provision::report_options(),
+                )
+                .await?;
+                Ok("deleted".into())
+            }
+            StepOutcome::Stalled { reason } => {
+                tracing::warn!(topic = %input.name, %reason, "topic operation stalled");
+                let report =
+                    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() };
+                ctx.execute_activity(
+                    crate::provision::ClusterActivities::report_topic_stalled,
+                    (report, reason),
+                    crate::provision::report_options(),
+                )
+                .await?;
+                Ok("stalled".into())
+            }
+        }
+    }
+}
+
 #[workflow]
 #[derive(Default)]
 pub struct ApplyTopic;
@@ -485,7 +562,15 @@ impl ApplyTopic {
                 Ok("ready".into())
             }
             StepOutcome::Stalled { reason } => {
-                tracing::warn!(topic = %input.name, %reason, "topic stalled");
+                tracing::warn!(topic = %input.name, %reason, "topic operation stalled");
+                let report =
+                    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() };
+                ctx.execute_activity(
+                    crate::provision::ClusterActivities::report_topic_stalled,
+                    (report, reason),
+                    crate::provision::report_options(),
+                )
+                .await?;
                 Ok("stalled".into())
             }
         }

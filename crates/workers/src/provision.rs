@@ -210,6 +210,40 @@ impl ClusterActivities {
         }
     }
 
+    /// Reports a topic operation past its deadline: `TopicStalled`.
+    #[activity]
+    pub async fn report_topic_stalled(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: (TopicReportInput, String),
+    ) -> Result<(), ActivityError> {
+        let (input, reason) = input;
+        let metadata = input.cause.metadata();
+        let command =
+            polaris_domain::topic::TopicCommand::MarkStalled { operation_id: input.cause.operation(), reason };
+        match self.topics.execute_with_metadata(&input.topic_id.to_string(), command, metadata.to_map()).await {
+            Ok(()) => Ok(()),
+            Err(AggregateError::UserError(e)) => Err(non_retryable(e)),
+            Err(e) => Err(retryable(e)),
+        }
+    }
+
+    /// Reports a topic's KafkaTopic gone: `TopicDeleted`.
+    #[activity]
+    pub async fn report_topic_deleted(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: TopicReportInput,
+    ) -> Result<(), ActivityError> {
+        let metadata = input.cause.metadata();
+        let command = polaris_domain::topic::TopicCommand::MarkDeleted { operation_id: input.cause.operation() };
+        match self.topics.execute_with_metadata(&input.topic_id.to_string(), command, metadata.to_map()).await {
+            Ok(()) => Ok(()),
+            Err(AggregateError::UserError(e)) => Err(non_retryable(e)),
+            Err(e) => Err(retryable(e)),
+        }
+    }
+
     /// Applies the namespace, both node pools, then the Kafka resource. Returns `Kind/name` of each.
     #[activity]
     pub async fn apply_resources(

@@ -18,7 +18,9 @@ use tokio::sync::watch;
 
 use polaris_domain::ClusterEvent;
 
-use crate::operations::{ApplyTopic, DeleteCluster, OperationInput, ScaleCluster, TopicInput, UpgradeCluster};
+use crate::operations::{
+    ApplyTopic, DeleteCluster, DeleteTopic, OperationInput, ScaleCluster, TopicInput, UpgradeCluster,
+};
 use crate::provision::{Cause, ProvisionCluster, ProvisionInput};
 use crate::resources::ClusterSpec;
 use crate::{WorkerConfig, facts, target};
@@ -51,8 +53,13 @@ pub struct Subscriber {
 impl Subscriber {
     /// Starts the workflow an envelope calls for, if any. Ok(None): the event needs no workflow.
     pub async fn handle(&self, env: &EventEnvelope) -> anyhow::Result<Option<Started>> {
-        if env.aggregate_type == "topic" && env.event_type == "TopicRequested" {
-            return self.topic(env).await.map(Some);
+        if env.aggregate_type == "topic" {
+            return match env.event_type.as_str() {
+                "TopicRequested" | "TopicPartitionsIncreased" | "TopicConfigChanged" | "TopicDeletionRequested" => {
+                    self.topic(env).await.map(Some)
+                }
+                _ => Ok(None),
+            };
         }
         if env.aggregate_type != "cluster" {
             return Ok(None);
@@ -138,29 +145,58 @@ impl Subscriber {
         }
     }
 
-    /// A topic: applied on its cluster's namespace, on the cluster's target.
+    /// A topic change: its KafkaTopic applied (or deleted) in its cluster's namespace, on the cluster's target,
+    /// with the topic's state folded from all its events. One workflow per operation: a change that recorded
+    /// two events (partitions and config) starts one.
     async fn topic(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
-        let e: polaris_domain::topic::TopicRequested = serde_json::from_value(env.payload.clone())?;
-        let facts = facts::load(&self.pool, e.cluster_id.as_uuid(), u64::MAX).await?;
+        let topic = facts::topic(&self.pool, env.aggregate_id).await?;
+        let operation_id = env.operation_id.ok_or_else(|| anyhow::anyhow!("topic event without an operation"))?;
+        let cluster_id: polaris_domain::ClusterId = match env.event_type.as_str() {
+            "TopicRequested" => {
+                let e: polaris_domain::topic::TopicRequested = serde_json::from_value(env.payload.clone())?;
+                e.cluster_id
+            }
+            _ => {
+                let (payload,): (serde_json::Value,) = sqlx::query_as(
+                    "SELECT payload::jsonb FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 \
+                     AND sequence = 1",
+                )
+                .bind(env.aggregate_id.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+                let first: polaris_domain::topic::TopicEvent = serde_json::from_value(payload)?;
+                let polaris_domain::topic::TopicEvent::TopicRequested(e) = first else {
+                    anyhow::bail!("topic {} does not start with TopicRequested", env.aggregate_id);
+                };
+                e.cluster_id
+            }
+        };
+        let facts = facts::load(&self.pool, cluster_id.as_uuid(), u64::MAX).await?;
         let (Some(cluster), Some(target_id)) = (facts.spec, facts.target_id) else {
-            anyhow::bail!("topic {} names cluster {} that was never requested", e.topic_id, e.cluster_id);
+            anyhow::bail!("topic {} names cluster {cluster_id} that was never requested", env.aggregate_id);
         };
         let target = target::load(&self.pool, target_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("target {target_id} is not registered"))?;
+        let name = topic.name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
         let input = TopicInput {
             cluster,
             target,
-            topic_id: e.topic_id,
-            name: e.name.as_str().to_owned(),
-            partitions: e.partitions,
-            replication_factor: e.replication_factor,
-            config: e.config,
-            cause: cause(env, e.operation_id.as_uuid()),
+            topic_id: env.aggregate_id,
+            name,
+            partitions: topic.partitions,
+            replication_factor: topic.replication_factor,
+            config: topic.config.clone(),
+            cause: cause(env, operation_id),
             timeout_secs: self.config.ready_timeout.as_secs(),
             deadline_unix_ms: 0,
         };
-        self.start(ApplyTopic::run, input, workflow_id("topic", env)).await
+        let id = |kind: &str| format!("{kind}-{}-{operation_id}", env.aggregate_id);
+        if env.event_type == "TopicDeletionRequested" {
+            self.start(DeleteTopic::run, input, id("topic_delete")).await
+        } else {
+            self.start(ApplyTopic::run, input, id("topic")).await
+        }
     }
 
     async fn provision(&self, env: &EventEnvelope) -> anyhow::Result<Started> {

@@ -1,0 +1,138 @@
+//! A topic's whole life on the real services: created, partitions grown, config changed, a decrease refused
+//! with nothing applied, deletion protection, deletion, and its state at a past instant.
+
+use std::time::Duration;
+
+use kube::Api;
+use polaris_test_support::eventually;
+use polaris_test_support::harness::{
+    ALL, Harness, create, kube_client, send, unique_name, wait_for_status, wait_operation,
+};
+use polaris_workers::strimzi::KafkaTopic;
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn kafka_topic(ns: &str, name_prefix: &str) -> Option<KafkaTopic> {
+    let api: Api<KafkaTopic> = Api::namespaced(kube_client("aws-eu-west-1").await, ns);
+    let list = api.list(&Default::default()).await.expect("list KafkaTopics");
+    list.items.into_iter().find(|t| t.spec.topic_name.as_deref() == Some(name_prefix))
+}
+
+async fn topic_event_count(h: &Harness) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE aggregate_type = 'topic'")
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("count");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_topic_grows_changes_refuses_to_shrink_and_is_deleted_only_when_unprotected() {
+    let h = Harness::start(&ALL).await;
+    let name = unique_name();
+    let (id, _) = create(&h, &name, ("aws", "eu-west-1")).await;
+    wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
+    let ns = format!("polaris-{name}");
+    let topics = format!("/v1/clusters/{id}/topics");
+    let topic = format!("{topics}/orders.events");
+
+    let (s, body) = send(
+        &h,
+        h.http.post(h.url(&topics)).json(&json!({"name": "orders.events", "partitions": 3, "replication_factor": 3})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    wait_operation(&h, body["operation"]["id"].as_str().expect("op"), "succeeded").await;
+    let (_, created) = send(&h, h.http.get(h.url(&topic))).await;
+    assert_eq!((created["status"].as_str(), created["version"].as_i64()), (Some("READY"), Some(2)), "{created}");
+    let before_growth = chrono::Utc::now();
+
+    // Grow partitions and change config in one request: one operation, applied to the KafkaTopic.
+    let (s, changed) = send(
+        &h,
+        h.http
+            .patch(h.url(&topic))
+            .header("if-match", "\"2\"")
+            .json(&json!({"partitions": 12, "config": {"retention.ms": "86400000"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{changed}");
+    assert_eq!(changed["topic"]["partitions"], 12);
+    wait_operation(&h, changed["operation"]["id"].as_str().expect("op"), "succeeded").await;
+    let kt = kafka_topic(&ns, "orders.events").await.expect("KafkaTopic");
+    assert_eq!(kt.spec.partitions, Some(12));
+    assert_eq!(kt.spec.config.get("retention.ms"), Some(&json!(86400000)));
+
+    // Shrinking is refused and nothing is recorded or applied.
+    let events = topic_event_count(&h).await;
+    let (s, p) = send(&h, h.http.patch(h.url(&topic)).json(&json!({"partitions": 6}))).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("PARTITION_DECREASE_UNSUPPORTED")),
+        "{p}"
+    );
+    assert_eq!(topic_event_count(&h).await, events, "no event");
+    assert_eq!(kafka_topic(&ns, "orders.events").await.expect("KafkaTopic").spec.partitions, Some(12));
+    let (s, p) =
+        send(&h, h.http.patch(h.url(&topic)).header("if-match", "\"2\"").json(&json!({"partitions": 20}))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("VERSION_CONFLICT")), "{p}");
+
+    // Time travel: before the growth, three partitions.
+    let (s, then) = send(
+        &h,
+        h.http.get(
+            h.url(&format!("{topic}?as_of={}", before_growth.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))),
+        ),
+    )
+    .await;
+    assert_eq!((s, then["partitions"].as_i64()), (StatusCode::OK, Some(3)), "{then}");
+
+    // Deletion protection, then deletion.
+    let (s, p) = send(&h, h.http.patch(h.url(&topic)).json(&json!({"deletion_protection": true}))).await;
+    assert_eq!((s, p["topic"]["deletion_protection"].as_bool()), (StatusCode::OK, Some(true)), "{p}");
+    let (s, p) = send(&h, h.http.delete(h.url(&topic))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::CONFLICT, Some("DELETION_PROTECTED")), "{p}");
+    assert!(kafka_topic(&ns, "orders.events").await.is_some());
+    send(&h, h.http.patch(h.url(&topic)).json(&json!({"deletion_protection": false}))).await;
+    let (s, deleting) = send(&h, h.http.delete(h.url(&topic))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{deleting}");
+    wait_operation(&h, deleting["operation"]["id"].as_str().expect("op"), "succeeded").await;
+    assert!(kafka_topic(&ns, "orders.events").await.is_none(), "the KafkaTopic is gone");
+    eventually("the topic to read DELETED", Duration::from_secs(20), || async {
+        let (_, t) = send(&h, h.http.get(h.url(&topic))).await;
+        (t["status"] == "DELETED").then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_topic_the_operator_never_readies_is_stalled_at_its_deadline_and_the_cluster_is_untouched() {
+    let h = Harness::start_with(&ALL, 8).await;
+    let name = unique_name();
+    let (id, _) = create(&h, &name, ("aws", "eu-west-1")).await;
+    wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube_client("aws-eu-west-1").await);
+    let patch = json!({"metadata": {"annotations": {"strimzi-sim.polaris.dev/topic-fault": "stall"}}});
+    namespaces
+        .patch(&format!("polaris-{name}"), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .expect("annotate namespace");
+
+    let (s, body) = send(
+        &h,
+        h.http
+            .post(h.url(&format!("/v1/clusters/{id}/topics")))
+            .json(&json!({"name": "stuck", "partitions": 1, "replication_factor": 1})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let op = wait_operation(&h, body["operation"]["id"].as_str().expect("op"), "stalled").await;
+    assert!(op["error"].as_str().is_some_and(|e| e.contains("not Ready before the deadline")), "{op}");
+    assert_eq!(op["steps"][0]["state"], "stalled", "{op}");
+    let (_, topic) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}/topics/stuck")))).await;
+    assert_eq!(topic["status"], "STALLED", "{topic}");
+    let (_, cluster) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}")))).await;
+    assert_eq!(cluster["status"], "READY", "the cluster is not touched: {cluster}");
+    h.stop().await;
+}
