@@ -8,19 +8,21 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use polaris_domain::cluster::{
     ClusterEvent, ClusterRequested, ClusterStatus, DEFAULT_KAFKA_VERSION, DEFAULT_STORAGE_GIB,
 };
 use polaris_domain::policy::Subject;
-use polaris_domain::{ClusterCommand, ClusterError, ClusterId, OperationId, Provider, RequestCluster};
+use polaris_domain::{Cluster, ClusterCommand, ClusterError, ClusterId, OperationId, Provider, RequestCluster};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
+use crate::dryrun::{DryRunQuery, Plan};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
 use crate::operations::OperationView;
@@ -193,8 +195,10 @@ impl ClusterView {
 /// to follow; the cluster is built asynchronously.
 #[utoipa::path(
     post, path = "/v1/clusters", operation_id = "clusters_create", tag = "clusters",
+    params(DryRunQuery),
     request_body = CreateCluster,
     responses(
+        (status = 200, description = "Dry run: what the request would do", body = Plan),
         (status = 202, description = "Accepted; provisioning starts", body = ClusterAccepted,
             headers(("Location" = String, description = "The operation to follow"))),
         (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
@@ -211,13 +215,15 @@ impl ClusterView {
 pub async fn create_cluster(
     State(state): State<AppState>,
     caller: Caller,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
     ApiJson(body): ApiJson<CreateCluster>,
-) -> Result<(StatusCode, HeaderMap, Json<ClusterAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     let started = Instant::now();
-    let result = request_cluster(&state, &caller, body).await;
+    let result = request_cluster(&state, &caller, body, q.on()).await;
     let outcome = match &result {
-        Ok(_) => "accepted",
+        Ok(Requested::Planned(_)) => "dry_run",
+        Ok(Requested::Accepted(_)) => "accepted",
         Err(
             ApiError::Validation { .. }
             | ApiError::Conflict(_)
@@ -227,11 +233,26 @@ pub async fn create_cluster(
         Err(_) => "error",
     };
     state.metrics.observe_command("RequestCluster", outcome, started.elapsed());
-    let accepted = result?;
-    Ok((StatusCode::ACCEPTED, crate::operations::location(accepted.operation.id)?, Json(accepted)))
+    match result? {
+        Requested::Planned(plan) => Ok((StatusCode::OK, Json(plan)).into_response()),
+        Requested::Accepted(accepted) => {
+            Ok((StatusCode::ACCEPTED, crate::operations::location(accepted.operation.id)?, Json(accepted))
+                .into_response())
+        }
+    }
 }
 
-async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster) -> Result<ClusterAccepted, ApiError> {
+enum Requested {
+    Accepted(ClusterAccepted),
+    Planned(Plan),
+}
+
+async fn request_cluster(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateCluster,
+    dry_run: bool,
+) -> Result<Requested, ApiError> {
     let policy_version = crate::policies::judge(
         state,
         caller,
@@ -260,7 +281,10 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
     let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));
     let now = metadata.occurred_at;
-    caller.note(|d| d.resource = Some(format!("/v1/clusters/{cluster_id}")));
+    if !dry_run {
+        caller.note(|d| d.resource = Some(format!("/v1/clusters/{cluster_id}")));
+    }
+    let cluster_name = body.name.clone();
     let command = ClusterCommand::Request(RequestCluster {
         cluster_id,
         org_id: caller.org_id,
@@ -278,6 +302,12 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
         requested_by: caller.actor(),
         requested_at: now,
     });
+    if dry_run {
+        caller.note(|d| d.dry_run = true);
+        let events =
+            crate::dryrun::decide::<Cluster>(&state.pool, &cluster_id.to_string(), command, cluster_user_error).await?;
+        return Ok(Requested::Planned(crate::dryrun::cluster_plan(&cluster_name, &events, Some(policy_version))?));
+    }
     execute(state, caller, cluster_id.as_uuid(), command, &metadata, None).await?;
 
     // The response describes exactly what was recorded: read the event back rather than re-deriving defaults.
@@ -293,10 +323,10 @@ async fn request_cluster(state: &AppState, caller: &Caller, body: CreateCluster)
         Ok(other) => return Err(ApiError::Internal(format!("expected ClusterRequested, found {other:?}"))),
         Err(e) => return Err(ApiError::Internal(format!("stored event unreadable: {e}"))),
     };
-    Ok(ClusterAccepted {
+    Ok(Requested::Accepted(ClusterAccepted {
         cluster: ClusterView::requested(&event, sequence),
         operation: OperationView::pending_provision(&event),
-    })
+    }))
 }
 
 /// Executes a cluster command. A race lost to a concurrent command is a `VERSION_CONFLICT` naming the version
@@ -324,6 +354,10 @@ async fn execute(
         }
         Err(e) => Err(command_error(e)),
     }
+}
+
+fn cluster_user_error(e: ClusterError) -> ApiError {
+    command_error(AggregateError::UserError(e))
 }
 
 fn command_error(e: AggregateError<ClusterError>) -> ApiError {
@@ -609,17 +643,16 @@ async fn disruptive(
     kind: &'static str,
     command_name: &'static str,
     subject: Option<Subject<'_>>,
+    dry_run: bool,
     make: impl FnOnce(OperationId, String) -> ClusterCommand,
-) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
-    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM clusters WHERE id = $1 AND org_id = $2")
+    let name: Option<(String,)> = sqlx::query_as("SELECT name FROM clusters WHERE id = $1 AND org_id = $2")
         .bind(id)
         .bind(caller.org_id.as_uuid())
         .fetch_optional(&state.pool)
         .await?;
-    if exists.is_none() {
-        return Err(ApiError::NotFound("cluster"));
-    }
+    let (cluster_name,) = name.ok_or(ApiError::NotFound("cluster"))?;
     let started = Instant::now();
     let policy_version = match subject {
         Some(subject) => Some(crate::policies::judge(state, caller, &subject).await?),
@@ -629,6 +662,13 @@ async fn disruptive(
     let metadata = caller.command_metadata(Some(operation_id), policy_version);
     let now = metadata.occurred_at;
     let command = make(operation_id, caller.actor());
+    if dry_run {
+        caller.note(|d| d.dry_run = true);
+        let events =
+            crate::dryrun::decide::<Cluster>(&state.pool, &id.to_string(), command, cluster_user_error).await?;
+        let plan = crate::dryrun::cluster_plan(&cluster_name, &events, policy_version)?;
+        return Ok((StatusCode::OK, Json(plan)).into_response());
+    }
     let expected = match &command {
         ClusterCommand::RequestScale { expected_version, .. }
         | ClusterCommand::RequestUpgrade { expected_version, .. }
@@ -640,7 +680,8 @@ async fn disruptive(
     state.metrics.observe_command(command_name, outcome, started.elapsed());
     result?;
     let operation = OperationView::pending(operation_id.as_uuid(), kind, id, None, caller.actor(), now);
-    Ok((StatusCode::ACCEPTED, crate::operations::location(operation.id)?, Json(OperationAccepted { operation })))
+    Ok((StatusCode::ACCEPTED, crate::operations::location(operation.id)?, Json(OperationAccepted { operation }))
+        .into_response())
 }
 
 /// Scale the broker count.
@@ -651,9 +692,11 @@ async fn disruptive(
 #[utoipa::path(
     post, path = "/v1/clusters/{id}/scale", operation_id = "clusters_scale", tag = "clusters",
     params(("id" = Uuid, Path, description = "Cluster id"),
-        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted"),
+        DryRunQuery),
     request_body = ScaleCluster,
     responses(
+        (status = 200, description = "Dry run: what the request would do", body = Plan),
         (status = 202, description = "Accepted", body = OperationAccepted),
         (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
@@ -671,13 +714,14 @@ pub async fn scale_cluster(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(id): IdPath,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ScaleCluster>,
-) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     let expected_version = expected_version(&headers, body.expected_version)?;
     let largest_topic_rf = crate::topics::largest_replication_factor(&state.pool, id).await?;
     let subject = Subject::Scale { brokers: body.brokers };
-    disruptive(&state, &caller, id, "scale", "RequestScale", Some(subject), |operation_id, requested_by| {
+    disruptive(&state, &caller, id, "scale", "RequestScale", Some(subject), q.on(), |operation_id, requested_by| {
         ClusterCommand::RequestScale {
             operation_id,
             brokers: body.brokers,
@@ -693,9 +737,11 @@ pub async fn scale_cluster(
 #[utoipa::path(
     post, path = "/v1/clusters/{id}/upgrade", operation_id = "clusters_upgrade", tag = "clusters",
     params(("id" = Uuid, Path, description = "Cluster id"),
-        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted"),
+        DryRunQuery),
     request_body = UpgradeCluster,
     responses(
+        (status = 200, description = "Dry run: what the request would do", body = Plan),
         (status = 202, description = "Accepted", body = OperationAccepted),
         (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
@@ -713,13 +759,14 @@ pub async fn upgrade_cluster(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(id): IdPath,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<UpgradeCluster>,
-) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     let expected_version = expected_version(&headers, body.expected_version)?;
     let wanted = body.kafka_version.clone();
     let subject = Subject::Upgrade { kafka_version: &wanted };
-    disruptive(&state, &caller, id, "upgrade", "RequestUpgrade", Some(subject), |operation_id, requested_by| {
+    disruptive(&state, &caller, id, "upgrade", "RequestUpgrade", Some(subject), q.on(), |operation_id, requested_by| {
         ClusterCommand::RequestUpgrade {
             operation_id,
             kafka_version: body.kafka_version,
@@ -734,8 +781,10 @@ pub async fn upgrade_cluster(
 #[utoipa::path(
     delete, path = "/v1/clusters/{id}", operation_id = "clusters_delete", tag = "clusters",
     params(("id" = Uuid, Path, description = "Cluster id"),
-        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted"),
+        DryRunQuery),
     responses(
+        (status = 200, description = "Dry run: what the request would do", body = Plan),
         (status = 202, description = "Accepted", body = OperationAccepted),
         (status = 400, description = "Invalid If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
@@ -751,10 +800,11 @@ pub async fn delete_cluster(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(id): IdPath,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
     headers: HeaderMap,
-) -> Result<(StatusCode, HeaderMap, Json<OperationAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     let expected_version = expected_version(&headers, None)?;
-    disruptive(&state, &caller, id, "delete", "RequestDeletion", None, |operation_id, requested_by| {
+    disruptive(&state, &caller, id, "delete", "RequestDeletion", None, q.on(), |operation_id, requested_by| {
         ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by }
     })
     .await

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clusters;
+pub mod dryrun;
 pub mod error;
 pub mod extract;
 pub mod health;

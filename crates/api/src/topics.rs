@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use polaris_domain::policy::Subject;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
+use crate::dryrun::{DryRunQuery, Plan};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
 use crate::operations::OperationView;
@@ -100,8 +102,9 @@ const TOPIC_COLUMNS: &str = "id, cluster_id, name, partitions, replication_facto
      status, version, created_at, updated_at";
 
 /// The cluster's status and broker count, if it is the caller's.
-async fn cluster_of(state: &AppState, caller: &Caller, id: Uuid) -> Result<(String, i32), ApiError> {
-    sqlx::query_as("SELECT status, brokers FROM clusters WHERE id = $1 AND org_id = $2")
+/// The cluster's status, broker count and name, if it is the caller's.
+async fn cluster_of(state: &AppState, caller: &Caller, id: Uuid) -> Result<(String, i32, String), ApiError> {
+    sqlx::query_as("SELECT status, brokers, name FROM clusters WHERE id = $1 AND org_id = $2")
         .bind(id)
         .bind(caller.org_id.as_uuid())
         .fetch_optional(&state.pool)
@@ -150,9 +153,10 @@ fn topic_error(e: AggregateError<TopicError>) -> ApiError {
 /// Create a topic on a cluster.
 #[utoipa::path(
     post, path = "/v1/clusters/{id}/topics", operation_id = "topics_create", tag = "topics",
-    params(("id" = Uuid, Path, description = "Cluster id")),
+    params(("id" = Uuid, Path, description = "Cluster id"), DryRunQuery),
     request_body = CreateTopicRequest,
     responses(
+        (status = 200, description = "Dry run: what the request would do", body = Plan),
         (status = 202, description = "Accepted; the KafkaTopic is being applied", body = TopicAccepted,
             headers(("Location" = String, description = "The operation to follow"))),
         (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
@@ -171,10 +175,11 @@ pub async fn create_topic(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(cluster): IdPath,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
     ApiJson(body): ApiJson<CreateTopicRequest>,
-) -> Result<(StatusCode, HeaderMap, Json<TopicAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
-    let (status, brokers) = cluster_of(&state, &caller, cluster).await?;
+    let (status, brokers, cluster_name) = cluster_of(&state, &caller, cluster).await?;
     let policy_version = crate::policies::judge(
         &state,
         &caller,
@@ -196,6 +201,7 @@ pub async fn create_topic(
     }
     let cluster_id = ClusterId::from_uuid(cluster);
     let id = topic_id(cluster_id, &body.name);
+    let topic_name = body.name.clone();
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
     let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));
     let now = metadata.occurred_at;
@@ -212,6 +218,9 @@ pub async fn create_topic(
         requested_by: caller.actor(),
         requested_at: now,
     });
+    if q.on() {
+        return plan(&state, &caller, &cluster_name, id, &topic_name, command, Some(policy_version)).await;
+    }
     state
         .topics
         .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
@@ -242,7 +251,8 @@ pub async fn create_topic(
     };
     let operation =
         OperationView::pending(operation_id.as_uuid(), "topic_apply", cluster, Some(id), caller.actor(), now);
-    Ok((StatusCode::ACCEPTED, crate::operations::location(operation.id)?, Json(TopicAccepted { topic, operation })))
+    Ok((StatusCode::ACCEPTED, crate::operations::location(operation.id)?, Json(TopicAccepted { topic, operation }))
+        .into_response())
 }
 
 /// List a cluster's topics.
@@ -380,15 +390,24 @@ pub struct TopicChanged {
     pub operation: Option<OperationView>,
 }
 
+/// The `200` answers of a topic change.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TopicUpdateAnswer {
+    Changed(TopicChanged),
+    Plan(Plan),
+}
+
 /// Change a topic: grow its partitions, replace its config, or set deletion protection.
 #[utoipa::path(
     patch, path = "/v1/clusters/{id}/topics/{name}", operation_id = "topics_update", tag = "topics",
     params(("id" = Uuid, Path, description = "Cluster id"), ("name" = String, Path, description = "Topic name"),
-        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted"),
+        DryRunQuery),
     request_body = PatchTopic,
     responses(
         (status = 202, description = "Accepted; the change is being applied", body = TopicChanged),
-        (status = 200, description = "Only deletion protection changed (or nothing)", body = TopicChanged),
+        (status = 200, description = "Only deletion protection changed (or nothing); or, with `dry_run=true`, the plan", body = TopicUpdateAnswer),
         (status = 404, description = "No such topic on a cluster of this org", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`VERSION_CONFLICT` or `OPERATION_IN_PROGRESS`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`PARTITION_DECREASE_UNSUPPORTED`, `POLICY_VIOLATION` or `INVALID_STATE`", body = Problem, content_type = "application/problem+json"),
@@ -399,12 +418,13 @@ pub async fn update_topic(
     State(state): State<AppState>,
     caller: Caller,
     Path((cluster, name)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PatchTopic>,
-) -> Result<(StatusCode, HeaderMap, Json<TopicChanged>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
-    let (_, brokers) = cluster_of(&state, &caller, cluster).await?;
+    let (_, brokers, cluster_name) = cluster_of(&state, &caller, cluster).await?;
     let expected_version = crate::clusters::expected_version(&headers, body.expected_version)?;
     let policy_version = if body.partitions.is_some() || body.config.is_some() {
         let subject = Subject::Topic {
@@ -430,6 +450,9 @@ pub async fn update_topic(
         expected_version,
         requested_by: caller.actor(),
     });
+    if q.on() {
+        return plan(&state, &caller, &cluster_name, id, &name, command, policy_version).await;
+    }
     state
         .topics
         .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
@@ -452,18 +475,21 @@ pub async fn update_topic(
                 OperationView::pending(operation_id.as_uuid(), "topic_apply", cluster, Some(id), caller.actor(), now);
             let mut headers = headers;
             headers.extend(crate::operations::location(operation_id.as_uuid())?);
-            return Ok((StatusCode::ACCEPTED, headers, Json(TopicChanged { topic, operation: Some(operation) })));
+            return Ok((StatusCode::ACCEPTED, headers, Json(TopicChanged { topic, operation: Some(operation) }))
+                .into_response());
         }
     }
-    Ok((StatusCode::OK, headers, Json(TopicChanged { topic, operation: None })))
+    Ok((StatusCode::OK, headers, Json(TopicChanged { topic, operation: None })).into_response())
 }
 
 /// Delete a topic (refused while deletion protection is on).
 #[utoipa::path(
     delete, path = "/v1/clusters/{id}/topics/{name}", operation_id = "topics_delete", tag = "topics",
     params(("id" = Uuid, Path, description = "Cluster id"), ("name" = String, Path, description = "Topic name"),
-        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted")),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, quoted"),
+        DryRunQuery),
     responses(
+        (status = 200, description = "Dry run: what the request would do", body = Plan),
         (status = 202, description = "Accepted; the KafkaTopic is being deleted", body = crate::clusters::OperationAccepted),
         (status = 404, description = "No such topic on a cluster of this org", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`DELETION_PROTECTED`, `VERSION_CONFLICT` or `OPERATION_IN_PROGRESS`", body = Problem, content_type = "application/problem+json"),
@@ -474,16 +500,20 @@ pub async fn delete_topic(
     State(state): State<AppState>,
     caller: Caller,
     Path((cluster, name)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
     headers: HeaderMap,
-) -> Result<(StatusCode, HeaderMap, Json<crate::clusters::OperationAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
-    cluster_of(&state, &caller, cluster).await?;
+    let (_, _, cluster_name) = cluster_of(&state, &caller, cluster).await?;
     let expected_version = crate::clusters::expected_version(&headers, None)?;
     let id = topic_id(ClusterId::from_uuid(cluster), &name);
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
     let metadata = caller.command_metadata(Some(operation_id), None);
     let command = TopicCommand::RequestDeletion { operation_id, expected_version, requested_by: caller.actor() };
+    if q.on() {
+        return plan(&state, &caller, &cluster_name, id, &name, command, None).await;
+    }
     state
         .topics
         .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
@@ -501,5 +531,25 @@ pub async fn delete_topic(
         StatusCode::ACCEPTED,
         crate::operations::location(operation.id)?,
         Json(crate::clusters::OperationAccepted { operation }),
-    ))
+    )
+        .into_response())
+}
+
+/// A dry run's answer: the events and KafkaTopic changes the command would make.
+async fn plan(
+    state: &AppState,
+    caller: &Caller,
+    cluster_name: &str,
+    id: Uuid,
+    name: &str,
+    command: TopicCommand,
+    policy_version: Option<i64>,
+) -> Result<Response, ApiError> {
+    caller.note(|d| d.dry_run = true);
+    let events = crate::dryrun::decide::<Topic>(&state.pool, &id.to_string(), command, |e| {
+        topic_error(AggregateError::UserError(e))
+    })
+    .await?;
+    let plan = crate::dryrun::topic_plan(cluster_name, id, name, &events, policy_version)?;
+    Ok((StatusCode::OK, Json(plan)).into_response())
 }

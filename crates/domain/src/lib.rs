@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod envelope;
 pub mod ids;
 pub mod metadata;
+pub mod naming;
 pub mod policy;
 pub mod snapshot;
 pub mod topic;

@@ -330,3 +330,36 @@ async fn a_token_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(s, StatusCode::OK, "the limit is per token");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dry_run_answers_the_plan_and_records_nothing_but_its_audit_entry() {
+    let h = Harness::start(&API_ONLY).await;
+    let name = unique_name();
+    let (s, plan) =
+        send(h.http.post(h.url("/v1/clusters?dry_run=true")).bearer_auth(&h.admin_token).json(&cluster_body(&name)))
+            .await;
+    assert_eq!((s, plan["dry_run"].as_bool()), (StatusCode::OK, Some(true)), "{plan}");
+    let events: Vec<&str> =
+        plan["events"].as_array().expect("events").iter().map(|e| e["event_type"].as_str().expect("type")).collect();
+    assert_eq!(events, ["ClusterRequested"]);
+    assert_eq!(plan["events"][0]["payload"]["brokers"], 3);
+    let kinds: Vec<&str> =
+        plan["kubernetes"].as_array().expect("k8s").iter().map(|c| c["kind"].as_str().expect("kind")).collect();
+    assert_eq!(kinds, ["Namespace", "KafkaNodePool", "KafkaNodePool", "Kafka"], "node pools before Kafka");
+    assert_eq!(plan["kubernetes"][0]["name"], format!("polaris-{name}"));
+    assert_eq!(count(&h, "SELECT COUNT(*) FROM events").await, 0, "a dry run records nothing");
+    let entries = audit(&h, "outcome=dry_run").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["command"], "clusters_create");
+
+    // A dry run is judged like the real thing.
+    let (s, p) = send(
+        h.http
+            .post(h.url("/v1/clusters?dry_run=true"))
+            .bearer_auth(&h.admin_token)
+            .json(&json!({"name": "Bad_Name", "provider": "aws", "region": "eu-west-1", "brokers": 3})),
+    )
+    .await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_FAILED")), "{p}");
+    h.stop().await;
+}

@@ -36,6 +36,47 @@ async fn a_topic_grows_changes_refuses_to_shrink_and_is_deleted_only_when_unprot
     let topics = format!("/v1/clusters/{id}/topics");
     let topic = format!("{topics}/orders.events");
 
+    // Dry runs on a READY cluster: the plan, and nothing recorded.
+    let cluster_events = |h: &Harness| {
+        let pool = h.db.pool.clone();
+        let id = id.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events WHERE aggregate_id = $1")
+                .bind(&id)
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            n
+        }
+    };
+    let before = cluster_events(&h).await;
+    let (s, plan) =
+        send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/scale?dry_run=true"))).json(&json!({"brokers": 5})))
+            .await;
+    assert_eq!(
+        (s, plan["events"][0]["event_type"].as_str()),
+        (StatusCode::OK, Some("ClusterScaleRequested")),
+        "{plan}"
+    );
+    let steps: Vec<(&str, &str)> = plan["kubernetes"]
+        .as_array()
+        .expect("k8s")
+        .iter()
+        .map(|c| (c["kind"].as_str().expect("kind"), c["detail"].as_str().expect("detail")))
+        .collect();
+    assert_eq!(steps[0], ("KafkaNodePool", "replicas 3 -> 5"), "{plan}");
+    assert_eq!(steps[1].0, "KafkaRebalance", "{plan}");
+    let (s, plan) = send(
+        &h,
+        h.http
+            .post(h.url(&format!("{topics}?dry_run=true")))
+            .json(&json!({"name": "orders.events", "partitions": 3, "replication_factor": 3})),
+    )
+    .await;
+    assert_eq!((s, plan["kubernetes"][0]["kind"].as_str()), (StatusCode::OK, Some("KafkaTopic")), "{plan}");
+    assert_eq!(cluster_events(&h).await, before, "dry runs record nothing");
+    assert_eq!(topic_event_count(&h).await, 0);
+
     let (s, body) = send(
         &h,
         h.http.post(h.url(&topics)).json(&json!({"name": "orders.events", "partitions": 3, "replication_factor": 3})),
@@ -72,6 +113,10 @@ async fn a_topic_grows_changes_refuses_to_shrink_and_is_deleted_only_when_unprot
         "{p}"
     );
     assert_eq!(topic_event_count(&h).await, events, "no event");
+    let (s, plan) =
+        send(&h, h.http.patch(h.url(&format!("{topic}?dry_run=true"))).json(&json!({"partitions": 24}))).await;
+    assert_eq!((s, plan["kubernetes"][0]["detail"].as_str()), (StatusCode::OK, Some("partitions 12 -> 24")), "{plan}");
+    assert_eq!(topic_event_count(&h).await, events, "a dry run records nothing");
     assert_eq!(kafka_topic(&ns, "orders.events").await.expect("KafkaTopic").spec.partitions, Some(12));
     let (s, p) =
         send(&h, h.http.patch(h.url(&topic)).header("if-match", "\"2\"").json(&json!({"partitions": 20}))).await;

@@ -200,12 +200,23 @@ pub async fn send(h: &Harness, req: reqwest::RequestBuilder) -> (StatusCode, Val
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Waits (90 s at most) until an operation reaches `state`.
+/// Waits (90 s at most) until an operation reaches `state`; on timeout, shows the operation as last seen.
 pub async fn wait_operation(h: &Harness, op: &str, state: &str) -> Value {
-    eventually(&format!("operation {op} to be {state}"), Duration::from_secs(90), || async {
-        let r = h.http.get(h.url(&format!("/v1/operations/{op}"))).bearer_auth(&h.admin_token).send().await.ok()?;
-        let o: Value = r.json().await.ok()?;
-        (o["state"] == state).then_some(o)
-    })
-    .await
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut last = Value::Null;
+    loop {
+        if let Ok(r) = h.http.get(h.url(&format!("/v1/operations/{op}"))).bearer_auth(&h.admin_token).send().await
+            && let Ok(o) = r.json::<Value>().await
+        {
+            if o["state"] == state {
+                return o;
+            }
+            last = o;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "operation {op} did not become {state} within 90s; last seen: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

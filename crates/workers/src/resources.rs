@@ -15,8 +15,7 @@ use crate::strimzi::{
 /// Label on every resource Polaris creates, naming the cluster it belongs to.
 pub const CLUSTER_ID_LABEL: &str = "polaris.dev/cluster-id";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const CONTROLLER_POOL: &str = "controllers";
-pub const BROKER_POOL: &str = "brokers";
+pub use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL, kafka_topic_resource_name};
 pub const PLAIN_LISTENER: &str = "plain";
 
 /// What a cluster should look like on its target.
@@ -48,7 +47,7 @@ impl ClusterSpec {
     }
 
     pub fn namespace(&self) -> String {
-        format!("polaris-{}", self.name)
+        polaris_domain::naming::cluster_namespace(&self.name)
     }
 
     fn labels(&self, with_cluster: bool) -> BTreeMap<String, String> {
@@ -128,18 +127,6 @@ impl ClusterSpec {
             status: None,
         }
     }
-}
-
-/// A DNS-safe `metadata.name` for a KafkaTopic: Kafka names may hold `.`, `_` and capitals, Kubernetes names
-/// may not. The topic id's first 8 hex digits keep two names that map alike (`a.b`, `a_b`) apart; the real
-/// name goes in `spec.topicName`.
-pub fn kafka_topic_resource_name(topic_name: &str, topic_id: uuid::Uuid) -> String {
-    let mut base: String =
-        topic_name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    base.truncate(50);
-    let base = base.trim_matches('-');
-    let suffix = &topic_id.simple().to_string()[..8];
-    if base.is_empty() { format!("topic-{suffix}") } else { format!("{base}-{suffix}") }
 }
 
 impl ClusterSpec {
