@@ -243,7 +243,7 @@ pub async fn create_cluster(
 }
 
 enum Requested {
-    Accepted(ClusterAccepted),
+    Accepted(Box<ClusterAccepted>),
     Planned(Plan),
 }
 
@@ -323,10 +323,10 @@ async fn request_cluster(
         Ok(other) => return Err(ApiError::Internal(format!("expected ClusterRequested, found {other:?}"))),
         Err(e) => return Err(ApiError::Internal(format!("stored event unreadable: {e}"))),
     };
-    Ok(Requested::Accepted(ClusterAccepted {
+    Ok(Requested::Accepted(Box::new(ClusterAccepted {
         cluster: ClusterView::requested(&event, sequence),
         operation: OperationView::pending_provision(&event),
-    }))
+    })))
 }
 
 /// Executes a cluster command. A race lost to a concurrent command is a `VERSION_CONFLICT` naming the version
