@@ -640,8 +640,7 @@ async fn disruptive(
     state: &AppState,
     caller: &Caller,
     id: Uuid,
-    kind: &'static str,
-    command_name: &'static str,
+    (kind, command_name): (&'static str, &'static str),
     subject: Option<Subject<'_>>,
     dry_run: bool,
     make: impl FnOnce(OperationId, String) -> ClusterCommand,
@@ -721,7 +720,7 @@ pub async fn scale_cluster(
     let expected_version = expected_version(&headers, body.expected_version)?;
     let largest_topic_rf = crate::topics::largest_replication_factor(&state.pool, id).await?;
     let subject = Subject::Scale { brokers: body.brokers };
-    disruptive(&state, &caller, id, "scale", "RequestScale", Some(subject), q.on(), |operation_id, requested_by| {
+    disruptive(&state, &caller, id, ("scale", "RequestScale"), Some(subject), q.on(), |operation_id, requested_by| {
         ClusterCommand::RequestScale {
             operation_id,
             brokers: body.brokers,
@@ -766,14 +765,20 @@ pub async fn upgrade_cluster(
     let expected_version = expected_version(&headers, body.expected_version)?;
     let wanted = body.kafka_version.clone();
     let subject = Subject::Upgrade { kafka_version: &wanted };
-    disruptive(&state, &caller, id, "upgrade", "RequestUpgrade", Some(subject), q.on(), |operation_id, requested_by| {
-        ClusterCommand::RequestUpgrade {
+    disruptive(
+        &state,
+        &caller,
+        id,
+        ("upgrade", "RequestUpgrade"),
+        Some(subject),
+        q.on(),
+        |operation_id, requested_by| ClusterCommand::RequestUpgrade {
             operation_id,
             kafka_version: body.kafka_version,
             expected_version,
             requested_by,
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -804,7 +809,7 @@ pub async fn delete_cluster(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let expected_version = expected_version(&headers, None)?;
-    disruptive(&state, &caller, id, "delete", "RequestDeletion", None, q.on(), |operation_id, requested_by| {
+    disruptive(&state, &caller, id, ("delete", "RequestDeletion"), None, q.on(), |operation_id, requested_by| {
         ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by }
     })
     .await

@@ -118,8 +118,8 @@ pub fn cluster_plan(
     events: &[ClusterEvent],
     policy_version: Option<i64>,
 ) -> Result<Plan, ApiError> {
-    let ns = cluster_namespace(cluster_name);
-    let ns = Some(ns.as_str());
+    let namespace = cluster_namespace(cluster_name);
+    let ns = Some(namespace.as_str());
     let mut k8s = Vec::new();
     for event in events {
         match event {
@@ -128,7 +128,7 @@ pub fn cluster_plan(
                     "apply",
                     "Namespace",
                     None,
-                    ns.unwrap_or_default(),
+                    &namespace,
                     format!("labelled with cluster {}", e.cluster_id),
                 ));
                 k8s.push(change(
@@ -202,7 +202,7 @@ pub fn cluster_plan(
                 for kind in ["KafkaTopic", "Kafka", "KafkaNodePool"] {
                     k8s.push(change("delete", kind, ns, "*", format!("every {kind} of the cluster")));
                 }
-                k8s.push(change("delete", "Namespace", None, ns.unwrap_or_default(), "the namespace".into()));
+                k8s.push(change("delete", "Namespace", None, &namespace, "the namespace".into()));
             }
             _ => {}
         }
