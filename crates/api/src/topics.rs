@@ -394,7 +394,7 @@ pub struct TopicChanged {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TopicUpdateAnswer {
-    Changed(TopicChanged),
+    Changed(Box<TopicChanged>),
     Plan(Plan),
 }
 
