@@ -72,8 +72,9 @@ fn is_mutating(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
-/// The operation id of a route, the `command` of its audit entries.
-fn command_name(method: &Method, route: &str) -> String {
+/// The operation id of a route, the `command` of its audit entries; `None` for a method the route does not
+/// serve (answered `405` and neither audited nor keyed).
+fn command_name(method: &Method, route: &str) -> Option<&'static str> {
     let name = match (method.as_str(), route) {
         ("POST", "/v1/clusters") => "clusters_create",
         ("PATCH", "/v1/clusters/{id}") => "clusters_update",
@@ -89,9 +90,9 @@ fn command_name(method: &Method, route: &str) -> String {
         ("POST", "/v1/orgs") => "orgs_create",
         ("POST", "/v1/tokens") => "tokens_create",
         ("DELETE", "/v1/tokens/{id}") => "tokens_delete",
-        _ => return format!("{} {route}", method.as_str()),
+        _ => return None,
     };
-    name.to_owned()
+    Some(name)
 }
 
 /// Which client sent the request: `X-Polaris-Channel` (the CLI and dashboard set it), else `api`.
@@ -102,26 +103,40 @@ fn channel(headers: &HeaderMap) -> String {
     }
 }
 
+/// What the OpenAPI document says an `Idempotency-Key` is: visible ASCII, inner spaces allowed, 1 to 255.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]([ -~]{0,253}[!-~])?$";
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = v.to_str().ok().map(str::trim).unwrap_or("");
-    if key.is_empty() || key.len() > 255 || key.chars().any(|c| c.is_control()) {
+    let key = v.to_str().unwrap_or("");
+    let visible = |c: char| c.is_ascii_graphic();
+    let valid = (1..=255).contains(&key.len())
+        && key.chars().all(|c| c == ' ' || visible(c))
+        && key.starts_with(visible)
+        && key.ends_with(visible);
+    if !valid {
         return Err(ApiError::validation(
-            "Idempotency-Key must be 1 to 255 printable characters",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (spaces only inside)",
             Some("Idempotency-Key"),
         ));
     }
     Ok(Some(key.to_owned()))
 }
 
-fn request_hash(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> String {
+/// What makes two requests the same request: method, path, query, the headers that change their meaning
+/// (`If-Match`, `Content-Type`) and the body.
+fn request_hash(parts: &axum::http::request::Parts, body: &[u8]) -> String {
     let mut h = Sha256::new();
-    h.update(method.as_str().as_bytes());
-    h.update([0]);
-    h.update(uri.path().as_bytes());
-    h.update([0]);
-    h.update(uri.query().unwrap_or("").as_bytes());
-    h.update([0]);
+    for part in [
+        parts.method.as_str().as_bytes(),
+        parts.uri.path().as_bytes(),
+        parts.uri.query().unwrap_or("").as_bytes(),
+        parts.headers.get(header::IF_MATCH).map_or(&b"-"[..], |v| v.as_bytes()),
+        parts.headers.get(header::CONTENT_TYPE).map_or(&b"-"[..], |v| v.as_bytes()),
+    ] {
+        h.update(part);
+        h.update([0]);
+    }
     h.update(body);
     hex::encode(h.finalize())
 }
@@ -200,6 +215,32 @@ async fn remember(state: &AppState, org: Uuid, claim: &IdempotencyClaim, resp: R
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// Runs a keyed request once: the first response for `(org, key)` is stored and answered again to every
+/// repeat. True in the second place when this answer is a replay.
+async fn idempotent(state: &AppState, org: Uuid, key: String, req: Request, next: Next) -> (Response, bool) {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, crate::BODY_LIMIT_BYTES).await.unwrap_or_default();
+    let claim = IdempotencyClaim { key, request_hash: request_hash(&parts, &bytes) };
+    match replay(state, org, &claim.key, &claim.request_hash).await {
+        Err(e) => (e.into_response(), false),
+        Ok(Some(resp)) => (resp, true),
+        Ok(None) => {
+            let mut req = Request::from_parts(parts, Body::from(bytes));
+            req.extensions_mut().insert(claim.clone());
+            let resp = next.run(req).await;
+            if resp.status().is_success() {
+                return (remember(state, org, &claim, resp).await, false);
+            }
+            // A concurrent request with the same key may have won the race: answer as it did.
+            match replay(state, org, &claim.key, &claim.request_hash).await {
+                Ok(Some(replayed)) => (replayed, true),
+                Ok(None) => (resp, false),
+                Err(e) => (e.into_response(), false),
+            }
+        }
+    }
+}
+
 /// The middleware: idempotency, then the handler, then the audit entry.
 pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !is_mutating(req.method()) || !req.uri().path().starts_with("/v1/") {
@@ -208,6 +249,7 @@ pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) 
     let method = req.method().clone();
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let Some(command) = command_name(&method, &route) else { return next.run(req).await };
     let resource = req.uri().path().to_owned();
     let request_id =
         req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_else(|| Uuid::new_v4().to_string());
@@ -218,46 +260,26 @@ pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) 
     let mut key_used = None;
     let mut deduplicated = false;
 
-    let resp = match idempotency_key(req.headers()) {
-        Err(e) => e.into_response(),
-        Ok(None) => next.run(req).await,
-        Ok(Some(key)) => {
-            key_used = Some(key.clone());
-            let dry_run = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "dry_run=true"));
-            match crate::auth::authenticate(&state.pool, req.headers()).await {
-                // Let the handler give the 401 (and it is not audited: no org).
-                Err(_) => next.run(req).await,
-                Ok(_) if dry_run => next.run(req).await,
-                Ok(caller) => {
-                    let org = caller.org_id.as_uuid();
-                    slot.update(|d| d.caller = Some((org, caller.actor(), caller.token_id)));
-                    let (parts, body) = req.into_parts();
-                    let bytes = axum::body::to_bytes(body, crate::BODY_LIMIT_BYTES).await.unwrap_or_default();
-                    let claim = IdempotencyClaim { key, request_hash: request_hash(&parts.method, &parts.uri, &bytes) };
-                    match replay(&state, org, &claim.key, &claim.request_hash).await {
-                        Err(e) => e.into_response(),
-                        Ok(Some(resp)) => {
-                            deduplicated = true;
-                            resp
-                        }
-                        Ok(None) => {
-                            let mut req = Request::from_parts(parts, Body::from(bytes));
-                            req.extensions_mut().insert(claim.clone());
-                            let resp = next.run(req).await;
-                            if resp.status().is_success() {
-                                remember(&state, org, &claim, resp).await
-                            } else {
-                                // A concurrent request with the same key may have won the race: answer as it did.
-                                match replay(&state, org, &claim.key, &claim.request_hash).await {
-                                    Ok(Some(replayed)) => {
-                                        deduplicated = true;
-                                        replayed
-                                    }
-                                    Ok(None) => resp,
-                                    Err(e) => e.into_response(),
-                                }
-                            }
-                        }
+    let key = req.headers().contains_key("idempotency-key");
+    let resp = if !key {
+        next.run(req).await
+    } else {
+        let dry_run = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "dry_run=true"));
+        match crate::auth::authenticate(&state.pool, req.headers()).await {
+            // Let the handler give the 401 (and it is not audited: no org).
+            Err(_) => next.run(req).await,
+            Ok(caller) => {
+                let org = caller.org_id.as_uuid();
+                slot.update(|d| d.caller = Some((org, caller.actor(), caller.token_id)));
+                match idempotency_key(req.headers()) {
+                    Err(e) => e.into_response(),
+                    Ok(_) if dry_run => next.run(req).await,
+                    Ok(None) => next.run(req).await,
+                    Ok(Some(key)) => {
+                        key_used = Some(key.clone());
+                        let (resp, replayed) = idempotent(&state, org, key, req, next).await;
+                        deduplicated = replayed;
+                        resp
                     }
                 }
             }
@@ -289,7 +311,7 @@ pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) 
     .bind(&request_id)
     .bind(method.as_str())
     .bind(draft.resource.as_deref().unwrap_or(&resource))
-    .bind(command_name(&method, &route))
+    .bind(command)
     .bind(outcome)
     .bind(i32::from(status.as_u16()))
     .bind(code)
@@ -342,18 +364,32 @@ pub struct AuditPage {
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only entries by this actor.
+    #[param(pattern = "^[^\\u0000]*$")]
     pub actor: Option<String>,
     /// Only entries whose resource path contains this (a cluster id, a topic name).
+    #[param(pattern = "^[^\\u0000]*$")]
     pub resource: Option<String>,
     /// Only entries at or after this instant (RFC 3339).
     pub from: Option<DateTime<Utc>>,
     /// Only entries before this instant (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// `accepted`, `rejected`, `deduplicated`, `dry_run` or `error`.
+    #[param(schema_with = outcome_schema)]
     pub outcome: Option<String>,
     /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
+    /// From the previous page's `next_page_token`.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub page_token: Option<String>,
+}
+
+fn outcome_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["accepted", "rejected", "deduplicated", "dry_run", "error"]))
+        .build()
+        .into()
 }
 
 /// The org's audit log, oldest first.
@@ -386,10 +422,10 @@ pub async fn list_audit(
     let page_size = crate::clusters::page_size(q.page_size)?;
     let after: i64 = match &q.page_token {
         None => 0,
-        Some(t) => hex::decode(t)
+        Some(t) => t
+            .parse()
             .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse().ok())
+            .filter(|p| *p >= 0)
             .ok_or_else(|| ApiError::validation("page_token is not a token this API issued", Some("page_token")))?,
     };
     let rows: Vec<(i64, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
@@ -415,6 +451,6 @@ pub async fn list_audit(
         last = Some(position);
         items.push(serde_json::from_value(json.0).map_err(|e| ApiError::Internal(format!("audit row: {e}")))?);
     }
-    let next_page_token = if more { last.map(|p| hex::encode(p.to_string())) } else { None };
+    let next_page_token = if more { last.map(|p| p.to_string()) } else { None };
     Ok(Json(AuditPage { items, next_page_token }))
 }

@@ -31,25 +31,29 @@ use crate::operations::OperationView;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCluster {
-    /// DNS-1123 label, unique in the org among clusters not deleted.
-    #[schema(example = "orders")]
+    /// DNS-1123 label of at most 54 characters (its namespace is `polaris-<name>`), unique in the org among
+    /// clusters not deleted.
+    #[schema(example = "orders", pattern = "^[a-z0-9]([-a-z0-9]{0,52}[a-z0-9])?$", max_length = 54)]
     pub name: String,
     /// One of `aws`, `gcp`, `azure`, `onprem`.
-    #[schema(example = "aws")]
+    #[schema(example = "aws", schema_with = crate::schema::provider)]
     pub provider: String,
-    #[schema(example = "eu-west-1")]
+    #[schema(example = "eu-west-1", pattern = "^[a-z0-9-]*[a-z0-9-]$", max_length = 63)]
     pub region: String,
     /// Defaults to the newest supported version.
-    #[schema(example = "4.3.1")]
+    #[schema(example = "4.3.1", schema_with = crate::schema::kafka_version)]
     pub kafka_version: Option<String>,
     /// Broker count, 1 to 100.
-    #[schema(example = 3, minimum = 0, maximum = 4294967295_u64)]
+    #[schema(example = 3, minimum = 1, maximum = 100)]
     pub brokers: u32,
     /// KRaft controllers: 1, 3 (default) or 5.
+    #[schema(schema_with = crate::schema::controllers)]
     pub controllers: Option<u32>,
     /// Storage per broker in GiB (default 100).
+    #[schema(minimum = 1, maximum = 65536)]
     pub storage_gib: Option<u32>,
     /// Kafka broker configuration.
+    #[schema(schema_with = crate::schema::config)]
     pub config: Option<BTreeMap<String, String>>,
     pub deletion_protection: Option<bool>,
 }
@@ -98,11 +102,17 @@ pub struct ClusterList {
 #[into_params(parameter_in = Query)]
 pub struct ListClustersQuery {
     /// Only clusters in this status.
+    #[param(schema_with = crate::schema::cluster_status)]
     pub status: Option<String>,
+    #[param(schema_with = crate::schema::provider)]
     pub provider: Option<String>,
+    #[param(pattern = "^[^\\u0000]*$")]
     pub region: Option<String>,
     /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
+    /// From the previous page's `next_page_token`.
+    #[param(pattern = "^[0-9]{1,16}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub page_token: Option<String>,
 }
 
@@ -373,6 +383,23 @@ fn command_error(e: AggregateError<ClusterError>) -> ApiError {
         AggregateError::UserError(e @ ClusterError::InvalidTransition { .. }) => {
             ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
         }
+        // Well-formed requests the cluster's current state cannot honour.
+        AggregateError::UserError(e @ ClusterError::NoChange { .. }) => {
+            ApiError::Unprocessable { code: "NO_CHANGE", detail: e.to_string(), field: Some("brokers".into()) }
+        }
+        AggregateError::UserError(e @ ClusterError::BelowReplicationFactor { .. }) => ApiError::Unprocessable {
+            code: "BELOW_REPLICATION_FACTOR",
+            detail: e.to_string(),
+            field: Some("brokers".into()),
+        },
+        AggregateError::UserError(e @ ClusterError::SameVersion { .. }) => {
+            ApiError::Unprocessable { code: "NO_CHANGE", detail: e.to_string(), field: Some("kafka_version".into()) }
+        }
+        AggregateError::UserError(e @ ClusterError::Downgrade { .. }) => ApiError::Unprocessable {
+            code: "DOWNGRADE_UNSUPPORTED",
+            detail: e.to_string(),
+            field: Some("kafka_version".into()),
+        },
         AggregateError::UserError(ClusterError::AlreadyExists(id)) => {
             ApiError::Conflict(format!("cluster {id} already exists"))
         }
@@ -390,15 +417,14 @@ fn command_error(e: AggregateError<ClusterError>) -> ApiError {
     }
 }
 
-/// Page tokens are opaque to clients: the hex of the last item's `(created_at, id)`.
+/// Page tokens are opaque to clients: the last item's `(created_at, id)` as `<microseconds>.<uuid>`.
 fn encode_page_token(created_at: DateTime<Utc>, id: Uuid) -> String {
-    hex::encode(format!("{}|{}", created_at.timestamp_micros(), id))
+    format!("{}.{}", created_at.timestamp_micros(), id)
 }
 
 fn decode_page_token(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let bad = || ApiError::validation("page_token is not a token this API issued", Some("page_token"));
-    let raw = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (micros, id) = raw.split_once('|').ok_or_else(bad)?;
+    let (micros, id) = token.split_once('.').ok_or_else(bad)?;
     let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
     Ok((at, id.parse().map_err(|_| bad())?))
 }
@@ -552,6 +578,18 @@ async fn cluster_as_of(
         .ok_or(ApiError::NotFound("cluster"))
 }
 
+/// A cluster of the caller's org as the read model has it, or, when the projector has not got to it yet, as
+/// its events say (so a client can read what it has just written).
+pub async fn current(state: &AppState, caller: &Caller, id: Uuid) -> Result<ClusterView, ApiError> {
+    let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 AND org_id = $2");
+    let row: Option<ClusterRow> =
+        sqlx::query_as(&sql).bind(id).bind(caller.org_id.as_uuid()).fetch_optional(&state.pool).await?;
+    match row {
+        Some(row) => Ok(row.into()),
+        None => cluster_as_of(state, caller, id, Utc::now()).await,
+    }
+}
+
 /// Get one cluster, now or (with `as_of`) at any past instant.
 #[utoipa::path(
     get, path = "/v1/clusters/{id}", operation_id = "clusters_get", tag = "clusters",
@@ -574,16 +612,7 @@ pub async fn get_cluster(
 ) -> Result<(HeaderMap, Json<ClusterView>), ApiError> {
     let view = match q.as_of {
         Some(as_of) => cluster_as_of(&state, &caller, id, as_of).await?,
-        None => {
-            let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 AND org_id = $2");
-            let row: ClusterRow = sqlx::query_as(&sql)
-                .bind(id)
-                .bind(caller.org_id.as_uuid())
-                .fetch_optional(&state.pool)
-                .await?
-                .ok_or(ApiError::NotFound("cluster"))?;
-            row.into()
-        }
+        None => current(&state, &caller, id).await?,
     };
     let mut headers = HeaderMap::new();
     let etag =
@@ -596,7 +625,7 @@ pub async fn get_cluster(
 #[serde(deny_unknown_fields)]
 pub struct ScaleCluster {
     /// The new broker count, 1 to 100.
-    #[schema(example = 5, minimum = 0, maximum = 4294967295_u64)]
+    #[schema(example = 5, minimum = 1, maximum = 100)]
     pub brokers: u32,
     /// The version the change is based on; same as `If-Match`.
     pub expected_version: Option<u64>,
@@ -605,7 +634,7 @@ pub struct ScaleCluster {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeCluster {
-    #[schema(example = "4.3.1")]
+    #[schema(example = "4.3.1", schema_with = crate::schema::kafka_version)]
     pub kafka_version: String,
     pub expected_version: Option<u64>,
 }
@@ -628,9 +657,11 @@ pub fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option
         }
     };
     match (header, body) {
-        (Some(h), Some(b)) if h != b => {
-            Err(ApiError::validation("If-Match and expected_version disagree", Some("expected_version")))
-        }
+        (Some(h), Some(b)) if h != b => Err(ApiError::Unprocessable {
+            code: "IF_MATCH_DISAGREES",
+            detail: format!("If-Match says version {h}, expected_version says {b}; send one, or the same in both"),
+            field: Some("expected_version".into()),
+        }),
         (h, b) => Ok(h.or(b)),
     }
 }
@@ -646,12 +677,7 @@ async fn disruptive(
     make: impl FnOnce(OperationId, String) -> ClusterCommand,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
-    let name: Option<(String,)> = sqlx::query_as("SELECT name FROM clusters WHERE id = $1 AND org_id = $2")
-        .bind(id)
-        .bind(caller.org_id.as_uuid())
-        .fetch_optional(&state.pool)
-        .await?;
-    let (cluster_name,) = name.ok_or(ApiError::NotFound("cluster"))?;
+    let cluster_name = current(state, caller, id).await?.name;
     let started = Instant::now();
     let policy_version = match subject {
         Some(subject) => Some(crate::policies::judge(state, caller, &subject).await?),
@@ -819,7 +845,8 @@ pub async fn delete_cluster(
 #[serde(deny_unknown_fields)]
 pub struct PatchCluster {
     pub deletion_protection: Option<bool>,
-    /// Broker configuration changes roll the brokers; not supported yet (refused with `VALIDATION_FAILED`).
+    /// Broker configuration changes roll the brokers; not supported yet (refused with `422 NOT_SUPPORTED`).
+    #[schema(schema_with = crate::schema::config)]
     pub config: Option<BTreeMap<String, String>>,
     pub expected_version: Option<u64>,
 }
@@ -832,6 +859,7 @@ pub struct PatchCluster {
     request_body = PatchCluster,
     responses(
         (status = 200, description = "The cluster after the change", body = ClusterView),
+        (status = 422, description = "`NOT_SUPPORTED` (config), `POLICY_VIOLATION` (deletion protection required)", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
@@ -852,15 +880,14 @@ pub async fn patch_cluster(
 ) -> Result<(HeaderMap, Json<ClusterView>), ApiError> {
     caller.require(Role::Operator)?;
     if body.config.is_some() {
-        return Err(ApiError::validation("changing config is not supported yet", Some("config")));
+        return Err(ApiError::Unprocessable {
+            code: "NOT_SUPPORTED",
+            detail: "changing a cluster's broker config is not supported yet".into(),
+            field: Some("config".into()),
+        });
     }
     let expected_version = expected_version(&headers, body.expected_version)?;
-    let name: Option<(String,)> = sqlx::query_as("SELECT name FROM clusters WHERE id = $1 AND org_id = $2")
-        .bind(id)
-        .bind(caller.org_id.as_uuid())
-        .fetch_optional(&state.pool)
-        .await?;
-    let (name,) = name.ok_or(ApiError::NotFound("cluster"))?;
+    let name = current(&state, &caller, id).await?.name;
     if let Some(enabled) = body.deletion_protection {
         let subject = Subject::ClusterProtection { name: &name, deletion_protection: enabled };
         let policy_version = crate::policies::judge(&state, &caller, &subject).await?;
@@ -981,14 +1008,7 @@ pub async fn cluster_brokers(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<BrokerList>, ApiError> {
-    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM clusters WHERE id = $1 AND org_id = $2")
-        .bind(id)
-        .bind(caller.org_id.as_uuid())
-        .fetch_optional(&state.pool)
-        .await?;
-    if exists.is_none() {
-        return Err(ApiError::NotFound("cluster"));
-    }
+    current(&state, &caller, id).await?;
     let items: Vec<BrokerView> =
         sqlx::query_as("SELECT node_id AS id, role, status FROM brokers WHERE cluster_id = $1 ORDER BY node_id")
             .bind(id)

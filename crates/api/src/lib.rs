@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod operations;
 pub mod policies;
 pub mod ratelimit;
+pub mod schema;
 pub mod targets;
 pub mod topics;
 

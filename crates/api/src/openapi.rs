@@ -85,6 +85,14 @@ fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
     )
 }
 
+fn string_matching(pattern: &str, max_length: usize) -> RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(pattern))
+        .max_length(Some(max_length))
+        .into()
+}
+
 fn add_common(op: &mut Operation, mutating: bool) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let mut add = |code: &str, description: &str| {
@@ -111,15 +119,34 @@ fn add_common(op: &mut Operation, mutating: bool) {
                     .description(Some(
                         "Repeating a request with the same key and body answers the first response again",
                     ))
-                    .schema(Some(utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::String)))
+                    .schema(Some(string_matching(crate::audit::IDEMPOTENCY_KEY_PATTERN, 255)))
                     .build(),
             ));
+        }
+    }
+    // Conditional writes: `"<version>"`, optionally weak.
+    for p in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(p) = p
+            && p.name == "If-Match"
+        {
+            p.schema = Some(string_matching("^(W/)?\"[0-9]{1,19}\"$", 24));
         }
     }
 }
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // `{"command", "input"}` and nothing else, like every other body.
+        if let Some(RefOr::T(utoipa::openapi::schema::Schema::OneOf(one_of))) =
+            openapi.components.as_mut().and_then(|c| c.schemas.get_mut("EvaluateRequest"))
+        {
+            for item in one_of.items.iter_mut() {
+                if let RefOr::T(utoipa::openapi::schema::Schema::Object(o)) = item {
+                    o.additional_properties =
+                        Some(Box::new(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+                }
+            }
+        }
         for item in openapi.paths.paths.values_mut() {
             for op in [&mut item.get].into_iter().flatten() {
                 add_common(op, false);

@@ -12,14 +12,14 @@ use chrono::{DateTime, Utc};
 use polaris_domain::OrgId;
 use polaris_domain::policy::{PolicyBundle, PolicyRules, Subject};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::clusters::CreateCluster;
 use crate::error::{ApiError, Problem, ViolationView};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::topics::CreateTopicRequest;
 
 /// The bundle in force for an org: its newest version, or the empty bundle (version 0).
@@ -72,6 +72,64 @@ pub async fn judge(state: &AppState, caller: &Caller, subject: &Subject<'_>) -> 
         d.violations = violations.clone();
     });
     if violations.is_empty() { Ok(version) } else { Err(ApiError::PolicyViolation(violations)) }
+}
+
+/// The rules of a bundle, as the OpenAPI document describes them (the domain's `PolicyRules`; a test keeps the
+/// two in step). Every rule is optional; an absent rule allows everything.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PolicyRules)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PolicyRulesDoc {
+    /// Allowed `(provider, region)` pairs for clusters.
+    allowed_locations: Option<Vec<LocationDoc>>,
+    #[schema(schema_with = crate::schema::text_list)]
+    allowed_kafka_versions: Option<Vec<String>>,
+    brokers: Option<BoundsDoc>,
+    storage_gib: Option<BoundsDoc>,
+    /// A regular expression every topic name must match.
+    #[schema(schema_with = crate::schema::text)]
+    topic_name_pattern: Option<String>,
+    min_replication_factor: Option<u32>,
+    max_partitions_per_topic: Option<u32>,
+    retention_ms: Option<RetentionDoc>,
+    /// Topics may not ask for more replicas than the cluster has brokers.
+    replication_factor_at_most_brokers: Option<bool>,
+    /// Clusters whose name matches this regular expression must keep deletion protection on.
+    #[schema(schema_with = crate::schema::text)]
+    deletion_protection_required_for: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PolicyLocation)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct LocationDoc {
+    #[schema(schema_with = crate::schema::text)]
+    provider: String,
+    #[schema(schema_with = crate::schema::text)]
+    region: String,
+}
+
+/// An inclusive range; either end may be absent.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PolicyBounds)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BoundsDoc {
+    min: Option<u64>,
+    max: Option<u64>,
+}
+
+/// `finite` refuses `-1` (infinite retention); `min`/`max` bound finite values.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PolicyRetention)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RetentionDoc {
+    finite: Option<bool>,
+    min: Option<u64>,
+    max: Option<u64>,
 }
 
 /// A policy bundle version.
@@ -130,7 +188,7 @@ pub async fn get_policies(
 #[utoipa::path(
     put, path = "/v1/policies", operation_id = "policies_update", tag = "policies",
     params(("If-Match" = Option<String>, Header, description = "The version this one replaces, quoted")),
-    request_body(content = Object, description = "The rules", content_type = "application/json"),
+    request_body(content = PolicyRulesDoc, description = "The rules (also accepted as `application/yaml`)", content_type = "application/json"),
     responses(
         (status = 200, description = "The new version, now in force", body = PolicyBundleView),
         (status = 400, description = "Unreadable or unusable rules", body = Problem, content_type = "application/problem+json"),
@@ -154,18 +212,22 @@ pub async fn put_policies(
     caller.require(Role::Admin)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let rules: PolicyRules = match mime.as_str() {
+    let mut value: serde_json::Value = match mime.as_str() {
         "application/json" => serde_json::from_slice(&body)
-            .map_err(|e| ApiError::validation(format!("the rules are not valid: {e}"), None))?,
+            .map_err(|e| ApiError::validation(format!("the rules are not valid JSON: {e}"), None))?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(&body)
-            .map_err(|e| ApiError::validation(format!("the rules are not valid: {e}"), None))?,
+            .map_err(|e| ApiError::validation(format!("the rules are not valid YAML: {e}"), None))?,
         _ => {
             return Err(ApiError::UnsupportedMediaType(
                 "send the rules as application/json or application/yaml".to_owned(),
             ));
         }
     };
-    rules.validate().map_err(|e| ApiError::validation(e.to_string(), Some(e.field)))?;
+    crate::extract::object_body(&value)?;
+    crate::extract::normalize(&mut value)?;
+    let rules: PolicyRules = serde_json::from_value(value)
+        .map_err(|e| ApiError::validation(format!("the rules are not valid: {e}"), None))?;
+    rules.validate().map_err(unusable)?;
     let expected = crate::clusters::expected_version(&headers, None)?;
     let (current, _) = current_bundle(&state.pool, caller.org_id).await?;
     if let Some(expected) = expected
@@ -194,52 +256,47 @@ pub async fn put_policies(
     Ok((etag(version)?, Json(view(bundle, published)?)))
 }
 
-/// A command to judge, as its endpoint would receive it.
+/// A command to judge, as its endpoint would receive it: `{"command": "...", "input": {...}}`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "command", content = "input", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EvaluateRequest {
+    /// The body of `POST /v1/clusters`.
+    CreateCluster(CreateCluster),
+    /// The body of `POST /v1/clusters/{id}/scale`.
+    ScaleCluster(crate::clusters::ScaleCluster),
+    /// The body of `POST /v1/clusters/{id}/upgrade`.
+    UpgradeCluster(crate::clusters::UpgradeCluster),
+    /// The body of `POST /v1/clusters/{id}/topics`.
+    CreateTopic(CreateTopicRequest),
+    /// The body of `PATCH /v1/clusters/{id}/topics/{name}`, with the topic's `name`.
+    UpdateTopic(UpdateTopicInput),
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct EvaluateRequest {
-    /// `create_cluster`, `scale_cluster`, `upgrade_cluster`, `create_topic` or `update_topic`.
-    #[schema(example = "create_topic")]
-    pub command: String,
-    /// The body the command's endpoint takes (for `update_topic`, with the topic's `name`).
-    #[schema(value_type = Object)]
-    pub input: serde_json::Value,
+pub struct EvaluateQuery {
     /// The cluster a scale, upgrade or topic command addresses (its broker count feeds the rules that need it).
     pub cluster_id: Option<Uuid>,
     /// Judge by this bundle version instead of the current one.
+    #[param(minimum = 0)]
     pub policy_version: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A topic change to judge.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ScaleInput {
-    brokers: u32,
-    #[allow(dead_code)]
-    expected_version: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpgradeInput {
-    kafka_version: String,
-    #[allow(dead_code)]
-    expected_version: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateTopicInput {
-    name: String,
-    partitions: Option<u32>,
-    config: Option<BTreeMap<String, String>>,
-    #[allow(dead_code)]
-    deletion_protection: Option<bool>,
-    #[allow(dead_code)]
-    expected_version: Option<u64>,
-}
-
-fn input<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value.clone()).map_err(|e| ApiError::validation(format!("input: {e}"), Some("input")))
+pub struct UpdateTopicInput {
+    #[schema(
+        pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"
+    )]
+    pub name: String,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub partitions: Option<u32>,
+    #[schema(schema_with = crate::schema::config)]
+    pub config: Option<BTreeMap<String, String>>,
+    pub deletion_protection: Option<bool>,
+    pub expected_version: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -253,6 +310,7 @@ pub struct Evaluation {
 /// Judge a command without executing it: every violated rule, or none.
 #[utoipa::path(
     post, path = "/v1/policies/evaluate", operation_id = "policies_evaluate", tag = "policies",
+    params(EvaluateQuery),
     request_body = EvaluateRequest,
     responses(
         (status = 200, description = "The verdict", body = Evaluation),
@@ -270,74 +328,44 @@ pub struct Evaluation {
 pub async fn evaluate(
     State(state): State<AppState>,
     caller: Caller,
+    ApiQuery(q): ApiQuery<EvaluateQuery>,
     ApiJson(body): ApiJson<EvaluateRequest>,
 ) -> Result<(StatusCode, Json<Evaluation>), ApiError> {
     caller.require(Role::Viewer)?;
-    if body.policy_version.is_some_and(|v| v < 0) {
+    if q.policy_version.is_some_and(|v| v < 0) {
         return Err(ApiError::validation("policy_version must be 0 or more", Some("policy_version")));
     }
-    let (bundle, _) = bundle_at(&state.pool, caller.org_id, body.policy_version).await?;
-    let cluster_brokers = match body.cluster_id {
+    let (bundle, _) = bundle_at(&state.pool, caller.org_id, q.policy_version).await?;
+    let cluster_brokers = match q.cluster_id {
         None => None,
-        Some(id) => {
-            let row: Option<(i32,)> = sqlx::query_as("SELECT brokers FROM clusters WHERE id = $1 AND org_id = $2")
-                .bind(id)
-                .bind(caller.org_id.as_uuid())
-                .fetch_optional(&state.pool)
-                .await?;
-            Some(row.ok_or(ApiError::NotFound("cluster"))?.0.max(0) as u32)
-        }
+        Some(id) => Some(crate::clusters::current(&state, &caller, id).await?.brokers),
     };
-    let violations = match body.command.as_str() {
-        "create_cluster" => {
-            let c: CreateCluster = input(&body.input)?;
-            bundle.evaluate(&Subject::Cluster {
-                name: &c.name,
-                provider: &c.provider,
-                region: &c.region,
-                kafka_version: c.kafka_version.as_deref(),
-                brokers: c.brokers,
-                storage_gib: c.storage_gib,
-                deletion_protection: c.deletion_protection.unwrap_or(false),
-            })
-        }
-        "scale_cluster" => {
-            let c: ScaleInput = input(&body.input)?;
-            bundle.evaluate(&Subject::Scale { brokers: c.brokers })
-        }
-        "upgrade_cluster" => {
-            let c: UpgradeInput = input(&body.input)?;
-            bundle.evaluate(&Subject::Upgrade { kafka_version: &c.kafka_version })
-        }
-        "create_topic" => {
-            let t: CreateTopicRequest = input(&body.input)?;
-            bundle.evaluate(&Subject::Topic {
-                name: &t.name,
-                partitions: Some(t.partitions),
-                replication_factor: Some(t.replication_factor),
-                config: t.config.as_ref(),
-                cluster_brokers,
-            })
-        }
-        "update_topic" => {
-            let t: UpdateTopicInput = input(&body.input)?;
-            bundle.evaluate(&Subject::Topic {
-                name: &t.name,
-                partitions: t.partitions,
-                replication_factor: None,
-                config: t.config.as_ref(),
-                cluster_brokers,
-            })
-        }
-        other => {
-            return Err(ApiError::validation(
-                format!(
-                    "command {other:?} is not one of create_cluster, scale_cluster, upgrade_cluster, create_topic, \
-                     update_topic"
-                ),
-                Some("command"),
-            ));
-        }
+    let violations = match &body {
+        EvaluateRequest::CreateCluster(c) => bundle.evaluate(&Subject::Cluster {
+            name: &c.name,
+            provider: &c.provider,
+            region: &c.region,
+            kafka_version: c.kafka_version.as_deref(),
+            brokers: c.brokers,
+            storage_gib: c.storage_gib,
+            deletion_protection: c.deletion_protection.unwrap_or(false),
+        }),
+        EvaluateRequest::ScaleCluster(c) => bundle.evaluate(&Subject::Scale { brokers: c.brokers }),
+        EvaluateRequest::UpgradeCluster(c) => bundle.evaluate(&Subject::Upgrade { kafka_version: &c.kafka_version }),
+        EvaluateRequest::CreateTopic(t) => bundle.evaluate(&Subject::Topic {
+            name: &t.name,
+            partitions: Some(t.partitions),
+            replication_factor: Some(t.replication_factor),
+            config: t.config.as_ref(),
+            cluster_brokers,
+        }),
+        EvaluateRequest::UpdateTopic(t) => bundle.evaluate(&Subject::Topic {
+            name: &t.name,
+            partitions: t.partitions,
+            replication_factor: None,
+            config: t.config.as_ref(),
+            cluster_brokers,
+        }),
     };
     let violations: Vec<ViolationView> = violations.into_iter().map(Into::into).collect();
     caller.note(|d| {
@@ -350,9 +378,14 @@ pub async fn evaluate(
     ))
 }
 
+/// Well-formed rules that cannot work (a pattern that does not compile, bounds upside down): `422`.
+fn unusable(e: polaris_domain::policy::InvalidPolicy) -> ApiError {
+    ApiError::Unprocessable { code: "INVALID_POLICY", detail: e.to_string(), field: Some(e.field.to_owned()) }
+}
+
 /// Publishes a bundle for an org directly (development bootstrap and tests).
 pub async fn publish(pool: &sqlx::PgPool, org: OrgId, rules: &PolicyRules, by: &str) -> Result<i64, ApiError> {
-    rules.validate().map_err(|e| ApiError::validation(e.to_string(), Some(e.field)))?;
+    rules.validate().map_err(unusable)?;
     let json = serde_json::to_value(rules).map_err(|e| ApiError::Internal(e.to_string()))?;
     let (version,): (i64,) = sqlx::query_as(
         "INSERT INTO policy_bundles (org_id, version, rules, created_by) \
@@ -364,4 +397,42 @@ pub async fn publish(pool: &sqlx::PgPool, org: OrgId, rules: &PolicyRules, by: &
     .fetch_one(pool)
     .await?;
     Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use polaris_domain::policy::{Bounds, Location, RetentionRule};
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    fn properties(schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> Vec<String> {
+        let json = serde_json::to_value(schema).expect("schema json");
+        let mut keys: Vec<String> = json["properties"].as_object().expect("properties").keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_documented_rules_are_the_domains_rules() {
+        let full = PolicyRules {
+            allowed_locations: Some(vec![Location { provider: "aws".into(), region: "r".into() }]),
+            allowed_kafka_versions: Some(vec![]),
+            brokers: Some(Bounds::default()),
+            storage_gib: Some(Bounds::default()),
+            topic_name_pattern: Some(String::new()),
+            min_replication_factor: Some(1),
+            max_partitions_per_topic: Some(1),
+            retention_ms: Some(RetentionRule { finite: true, min: Some(1), max: Some(2) }),
+            replication_factor_at_most_brokers: true,
+            deletion_protection_required_for: Some(String::new()),
+        };
+        let json = serde_json::to_value(&full).expect("json");
+        let mut keys: Vec<String> = json.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        assert_eq!(properties(PolicyRulesDoc::schema()), keys);
+        assert_eq!(properties(BoundsDoc::schema()), ["max", "min"]);
+        assert_eq!(properties(RetentionDoc::schema()), ["finite", "max", "min"]);
+        assert_eq!(properties(LocationDoc::schema()), ["provider", "region"]);
+    }
 }

@@ -17,15 +17,17 @@ use crate::extract::ApiJson;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTarget {
-    #[schema(example = "aws-eu-west-1")]
+    #[schema(example = "aws-eu-west-1", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length = 63)]
     pub name: String,
-    #[schema(example = "aws")]
+    #[schema(example = "aws", schema_with = crate::schema::provider)]
     pub provider: String,
-    #[schema(example = "eu-west-1")]
+    #[schema(example = "eu-west-1", pattern = "^[a-z0-9-]*[a-z0-9-]$", max_length = 63)]
     pub region: String,
     /// The kubeconfig context to use; the file's current context when absent.
+    #[schema(pattern = "^[ -~]{1,4096}$")]
     pub kube_context: Option<String>,
     /// Path of the kubeconfig file on the workers' machines.
+    #[schema(pattern = "^[ -~]{1,4096}$")]
     pub kubeconfig: Option<String>,
 }
 
@@ -91,9 +93,21 @@ pub async fn create_target(
     })?;
     let region =
         Region::parse(&body.region).map_err(|e| ApiError::validation(format!("region: {e}"), Some("region")))?;
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 63 {
-        return Err(ApiError::validation("name must be 1 to 63 characters", Some("name")));
+    let name = body.name.as_str();
+    let dns_label = |s: &str| {
+        (1..=63).contains(&s.len())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    if !dns_label(name) {
+        return Err(ApiError::validation("name must be a DNS-1123 label (a-z, 0-9, '-'; 1 to 63)", Some("name")));
+    }
+    let printable = |s: &Option<String>| {
+        s.as_deref().is_none_or(|s| (1..=4096).contains(&s.len()) && s.chars().all(|c| (' '..='~').contains(&c)))
+    };
+    if !printable(&body.kube_context) || !printable(&body.kubeconfig) {
+        return Err(ApiError::validation("kube_context and kubeconfig are 1 to 4096 printable ASCII characters", None));
     }
     let target = register(&state.pool, caller.org_id, name, provider, &region, body.kube_context, body.kubeconfig)
         .await?

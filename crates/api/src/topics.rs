@@ -27,13 +27,17 @@ use crate::operations::OperationView;
 #[serde(deny_unknown_fields)]
 pub struct CreateTopicRequest {
     /// A Kafka topic name (letters, digits, `.`, `_`, `-`).
-    #[schema(example = "orders.events")]
+    #[schema(
+        example = "orders.events",
+        pattern = "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$"
+    )]
     pub name: String,
-    #[schema(example = 6, minimum = 0, maximum = 4294967295_u64)]
+    #[schema(example = 6, minimum = 1, maximum = 10000)]
     pub partitions: u32,
-    /// At most the cluster's broker count.
-    #[schema(example = 3, minimum = 0, maximum = 4294967295_u64)]
+    /// At most the cluster's broker count (`422 REPLICATION_FACTOR_ABOVE_BROKERS` otherwise).
+    #[schema(example = 3, minimum = 1, maximum = 100)]
     pub replication_factor: u32,
+    #[schema(schema_with = crate::schema::config)]
     pub config: Option<BTreeMap<String, String>>,
     pub deletion_protection: Option<bool>,
 }
@@ -104,12 +108,8 @@ const TOPIC_COLUMNS: &str = "id, cluster_id, name, partitions, replication_facto
 /// The cluster's status and broker count, if it is the caller's.
 /// The cluster's status, broker count and name, if it is the caller's.
 async fn cluster_of(state: &AppState, caller: &Caller, id: Uuid) -> Result<(String, i32, String), ApiError> {
-    sqlx::query_as("SELECT status, brokers, name FROM clusters WHERE id = $1 AND org_id = $2")
-        .bind(id)
-        .bind(caller.org_id.as_uuid())
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::NotFound("cluster"))
+    let c = crate::clusters::current(state, caller, id).await?;
+    Ok((c.status, c.brokers as i32, c.name))
 }
 
 /// The largest replication factor among a cluster's live topics: the floor for scaling it down.
@@ -138,6 +138,11 @@ fn topic_error(e: AggregateError<TopicError>) -> ApiError {
         }
         AggregateError::UserError(TopicError::DeletionProtected) => ApiError::DeletionProtected,
         AggregateError::UserError(TopicError::NotFound) => ApiError::NotFound("topic"),
+        AggregateError::UserError(e @ TopicError::ReplicationFactorAboveBrokers { .. }) => ApiError::Unprocessable {
+            code: "REPLICATION_FACTOR_ABOVE_BROKERS",
+            detail: e.to_string(),
+            field: Some("replication_factor".into()),
+        },
         AggregateError::UserError(e @ TopicError::Deleting) => {
             ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
         }
@@ -375,8 +380,9 @@ async fn topic_as_of(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTopic {
-    #[schema(minimum = 0, maximum = 4294967295_u64)]
+    #[schema(minimum = 1, maximum = 10000)]
     pub partitions: Option<u32>,
+    #[schema(schema_with = crate::schema::config)]
     pub config: Option<BTreeMap<String, String>>,
     pub deletion_protection: Option<bool>,
     /// The version the change is based on; same as `If-Match`.

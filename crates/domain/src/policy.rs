@@ -47,12 +47,17 @@ pub struct Location {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionRule {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_false")]
     pub finite: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u64>,
+}
+
+/// `null` reads as absent: `false`.
+fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 /// The rules of a bundle. Every rule is optional; an absent rule allows everything.
@@ -78,7 +83,7 @@ pub struct PolicyRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_ms: Option<RetentionRule>,
     /// Topics may not ask for more replicas than the cluster has brokers.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "null_as_false")]
     pub replication_factor_at_most_brokers: bool,
     /// Clusters whose name matches this regular expression must keep deletion protection on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

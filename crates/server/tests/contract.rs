@@ -93,9 +93,9 @@ async fn policies_report_every_violated_rule_and_record_nothing_but_the_audit_en
     // The same verdict from the evaluation endpoint, which records nothing either.
     let (s, verdict) = send(
         h.http
-            .post(h.url("/v1/policies/evaluate"))
+            .post(h.url(&format!("/v1/policies/evaluate?cluster_id={id}")))
             .bearer_auth(&h.admin_token)
-            .json(&json!({"command": "create_topic", "input": bad, "cluster_id": id})),
+            .json(&json!({"command": "create_topic", "input": bad})),
     )
     .await;
     assert_eq!((s, verdict["allowed"].as_bool()), (StatusCode::OK, Some(false)), "{verdict}");
@@ -124,7 +124,11 @@ async fn policies_report_every_violated_rule_and_record_nothing_but_the_audit_en
         h.http.put(h.url("/v1/policies")).bearer_auth(&h.admin_token).json(&json!({"topic_name_pattern": "([a-z"})),
     )
     .await;
-    assert_eq!((s, p["field"].as_str()), (StatusCode::BAD_REQUEST, Some("topic_name_pattern")), "{p}");
+    assert_eq!(
+        (s, p["code"].as_str(), p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_POLICY"), Some("topic_name_pattern")),
+        "{p}"
+    );
     // YAML works too, and a stale If-Match loses.
     let yaml = "min_replication_factor: 2\nbrokers: {min: 1, max: 9}\n";
     let put_yaml = |etag: &str| {
@@ -266,8 +270,8 @@ async fn another_orgs_objects_are_not_found_on_every_path_and_roles_are_enforced
         (
             "evaluate",
             h.http
-                .post(h.url("/v1/policies/evaluate"))
-                .json(&json!({"command": "scale_cluster", "input": {"brokers": 5}, "cluster_id": id})),
+                .post(h.url(&format!("/v1/policies/evaluate?cluster_id={id}")))
+                .json(&json!({"command": "scale_cluster", "input": {"brokers": 5}})),
         ),
     ];
     for (what, req) in requests {

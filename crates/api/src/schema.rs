@@ -1,0 +1,77 @@
+//! Schema fragments for constraints the derive macros cannot say, so the OpenAPI document describes exactly
+//! what the API accepts (a client that follows the document is never refused with `400`).
+
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
+
+/// A DNS-1123 label: what cluster names are.
+pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+/// A provider region such as `eu-west-1`.
+pub const REGION: &str = "^[a-z0-9-]*[a-z0-9-]$";
+/// A Kafka topic name: letters, digits, `.`, `_` and `-`, 1 to 249 characters, not `.` or `..`.
+pub const TOPIC_NAME: &str =
+    "^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\\.\\.[a-zA-Z0-9._-]{1,247})$";
+/// Text without NUL characters (PostgreSQL cannot store them).
+pub const NO_NUL: &str = "^[^\\u0000]*$";
+/// A Kafka configuration key.
+pub const CONFIG_KEY: &str = "^[A-Za-z0-9._-]{1,255}$";
+
+fn string_enum<const N: usize>(values: [&str; N]) -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).build().into()
+}
+
+/// `aws`, `gcp`, `azure` or `onprem`.
+pub fn provider() -> Schema {
+    string_enum(["aws", "gcp", "azure", "onprem"])
+}
+
+/// The Kafka versions Polaris supports.
+pub fn kafka_version() -> Schema {
+    string_enum(polaris_domain::cluster::SUPPORTED_KAFKA_VERSIONS)
+}
+
+/// KRaft controller counts: 1, 3 or 5.
+pub fn controllers() -> Schema {
+    ObjectBuilder::new().schema_type(Type::Integer).enum_values(Some([1, 3, 5])).build().into()
+}
+
+/// Cluster statuses.
+pub fn cluster_status() -> Schema {
+    string_enum([
+        "REQUESTED",
+        "PROVISIONING",
+        "READY",
+        "SCALING",
+        "REBALANCING",
+        "UPGRADING",
+        "DELETING",
+        "DELETED",
+        "STALLED",
+        "FAILED",
+        "DEGRADED",
+    ])
+}
+
+/// A configuration map: Kafka property names to string values.
+pub fn config() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(CONFIG_KEY))))
+        .additional_properties(Some(AdditionalProperties::from(
+            ObjectBuilder::new().schema_type(Type::String).pattern(Some(NO_NUL)),
+        )))
+        .build()
+        .into()
+}
+
+/// Text without NUL characters.
+pub fn text() -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(NO_NUL)).build().into()
+}
+
+/// A list of texts without NUL characters.
+pub fn text_list() -> Schema {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(NO_NUL)))
+        .build()
+        .into()
+}
