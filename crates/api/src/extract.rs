@@ -28,7 +28,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Every request body is a JSON object (serde would also read a struct from an array of its fields).
 pub(crate) fn object_body(value: &serde_json::Value) -> Result<(), ApiError> {
-    if value.is_object() { Ok(()) } else { Err(ApiError::validation("the request body must be a JSON object", None)) }
+    if !value.is_object() {
+        return Err(ApiError::validation("the request body must be a JSON object", None));
+    }
+    // The one nested body: `{"command", "input"}` of a policy evaluation.
+    match value.get("input") {
+        Some(input) if !input.is_object() => Err(ApiError::validation("input must be a JSON object", Some("input"))),
+        _ => Ok(()),
+    }
 }
 
 /// JSON Schema calls `3.0` an integer, serde does not: whole numbers written with a fraction become integers.

@@ -15,6 +15,7 @@ pub mod policies;
 pub mod ratelimit;
 pub mod schema;
 pub mod targets;
+pub mod tenancy;
 pub mod topics;
 
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policies", get(policies::get_policies).put(policies::put_policies))
         .route("/v1/policies/evaluate", post(policies::evaluate))
         .route("/v1/audit", get(audit::list_audit))
+        .route("/v1/orgs", post(tenancy::create_org).get(tenancy::list_orgs))
+        .route("/v1/tokens", post(tenancy::create_token).get(tenancy::list_tokens))
+        .route("/v1/tokens/{id}", axum::routing::delete(tenancy::revoke_token))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
-use crate::{audit, clusters, error, health, operations, policies, targets, topics};
+use crate::{audit, clusters, error, health, operations, policies, targets, tenancy, topics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,6 +41,11 @@ use crate::{audit, clusters, error, health, operations, policies, targets, topic
         policies::put_policies,
         policies::evaluate,
         audit::list_audit,
+        tenancy::create_org,
+        tenancy::list_orgs,
+        tenancy::create_token,
+        tenancy::list_tokens,
+        tenancy::revoke_token,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -54,6 +59,7 @@ use crate::{audit, clusters, error, health, operations, policies, targets, topic
         (name = "targets", description = "Kubernetes clusters Polaris deploys into"),
         (name = "policies", description = "Policy bundles and evaluation"),
         (name = "audit", description = "Who did what, when, and the verdict"),
+        (name = "tenancy", description = "Organizations and API tokens"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

@@ -224,6 +224,7 @@ pub async fn put_policies(
         }
     };
     crate::extract::object_body(&value)?;
+    nested_objects(&value)?;
     crate::extract::normalize(&mut value)?;
     let rules: PolicyRules = serde_json::from_value(value)
         .map_err(|e| ApiError::validation(format!("the rules are not valid: {e}"), None))?;
@@ -376,6 +377,24 @@ pub async fn evaluate(
         StatusCode::OK,
         Json(Evaluation { policy_version: bundle.version, allowed: violations.is_empty(), violations }),
     ))
+}
+
+/// serde reads a struct from an array of its fields too; the rules' nested parts must be objects.
+fn nested_objects(rules: &serde_json::Value) -> Result<(), ApiError> {
+    let object_or_null = |v: &serde_json::Value| v.is_object() || v.is_null();
+    for field in ["brokers", "storage_gib", "retention_ms"] {
+        if let Some(v) = rules.get(field)
+            && !object_or_null(v)
+        {
+            return Err(ApiError::validation(format!("{field} must be an object or null"), Some(field)));
+        }
+    }
+    if let Some(serde_json::Value::Array(items)) = rules.get("allowed_locations")
+        && !items.iter().all(serde_json::Value::is_object)
+    {
+        return Err(ApiError::validation("allowed_locations holds objects", Some("allowed_locations")));
+    }
+    Ok(())
 }
 
 /// Well-formed rules that cannot work (a pattern that does not compile, bounds upside down): `422`.

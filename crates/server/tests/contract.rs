@@ -367,3 +367,69 @@ async fn a_dry_run_answers_the_plan_and_records_nothing_but_its_audit_entry() {
     assert_eq!((s, p["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_FAILED")), "{p}");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orgs_and_tokens_secrets_are_shown_once_stored_hashed_and_revocable() {
+    let h = Harness::start(&[Role::Api]).await;
+    let platform = polaris_api::auth::new_token_secret();
+    polaris_api::auth::store_token(&h.db.pool, h.org, "platform", TokenRole::Admin, true, &platform)
+        .await
+        .expect("token");
+
+    // Only a platform admin creates orgs.
+    let (s, p) =
+        send(h.http.post(h.url("/v1/orgs")).bearer_auth(&h.admin_token).json(&json!({"name": "initech"}))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")), "{p}");
+    let (s, org) = send(h.http.post(h.url("/v1/orgs")).bearer_auth(&platform).json(&json!({"name": "initech"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{org}");
+    let org_id = org["id"].as_str().expect("id").to_owned();
+
+    // A platform admin gives the new org its first admin token; the secret comes back once.
+    let (s, created) = send(
+        h.http
+            .post(h.url("/v1/tokens"))
+            .bearer_auth(&platform)
+            .json(&json!({"name": "initech-admin", "role": "admin", "org_id": org_id})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let token_id = created["id"].as_str().expect("id").to_owned();
+    let (stored,): (Vec<u8>,) = sqlx::query_as("SELECT token_hash FROM api_tokens WHERE id = $1::uuid")
+        .bind(&token_id)
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("row");
+    assert_eq!(stored, polaris_api::auth::hash_token(&secret), "only the hash is stored");
+    let dump: (String,) =
+        sqlx::query_as("SELECT string_agg(t::text, ' ') FROM api_tokens t").fetch_one(&h.db.pool).await.expect("dump");
+    assert!(!dump.0.contains(&secret), "the secret is nowhere in the table");
+
+    // The new token works in its own org only, and lists tokens without secrets.
+    let (s, list) = send(h.http.get(h.url("/v1/tokens")).bearer_auth(&secret)).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|t| t.get("secret").is_none() && t["org_id"] == org_id.as_str())
+    );
+    let (s, _) = send(h.http.post(h.url("/v1/orgs")).bearer_auth(&secret).json(&json!({"name": "x"}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an org admin is not a platform admin");
+
+    // Another org's token is not found; an operator may not create tokens; revoked tokens stop at once.
+    let (s, _) = send(h.http.delete(h.url(&format!("/v1/tokens/{token_id}"))).bearer_auth(&h.admin_token)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let operator = new_token(&h.db, h.org, TokenRole::Operator).await;
+    let (s, _) =
+        send(h.http.post(h.url("/v1/tokens")).bearer_auth(&operator).json(&json!({"name": "x", "role": "viewer"})))
+            .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let resp =
+        h.http.delete(h.url(&format!("/v1/tokens/{token_id}"))).bearer_auth(&secret).send().await.expect("revoke");
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (s, p) = send(h.http.get(h.url("/v1/tokens")).bearer_auth(&secret)).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")), "{p}");
+    h.stop().await;
+}
