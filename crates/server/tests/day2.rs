@@ -62,7 +62,11 @@ async fn scale_up_then_down_upgrade_and_delete_one_operation_at_a_time() {
         })),
     )
     .await;
-    assert_eq!((s, p["field"].as_str()), (StatusCode::BAD_REQUEST, Some("replication_factor")), "{p}");
+    assert_eq!(
+        (s, p["code"].as_str(), p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("REPLICATION_FACTOR_ABOVE_BROKERS"), Some("replication_factor")),
+        "{p}"
+    );
     let topic_op = t["operation"]["id"].as_str().expect("op").to_owned();
     wait_operation(&h, &topic_op, "succeeded").await;
     let topic = get(&h, &format!("/v1/clusters/{id}/topics/orders.events")).await;
@@ -70,7 +74,11 @@ async fn scale_up_then_down_upgrade_and_delete_one_operation_at_a_time() {
     let version = get(&h, &format!("/v1/clusters/{id}")).await["version"].as_i64().expect("version");
     assert_eq!(version, ready["version"].as_i64().expect("version"), "a topic is not a change of the cluster");
     let (s, p) = send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": 2}))).await;
-    assert_eq!((s, p["field"].as_str()), (StatusCode::BAD_REQUEST, Some("brokers")), "{p}");
+    assert_eq!(
+        (s, p["code"].as_str(), p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("BELOW_REPLICATION_FACTOR"), Some("brokers")),
+        "{p}"
+    );
     assert!(p["detail"].as_str().expect("detail").contains("replication factor 3"), "{p}");
 
     // A stale If-Match loses, naming the current version.
