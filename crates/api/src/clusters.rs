@@ -418,11 +418,11 @@ fn command_error(e: AggregateError<ClusterError>) -> ApiError {
 }
 
 /// Page tokens are opaque to clients: the last item's `(created_at, id)` as `<microseconds>.<uuid>`.
-fn encode_page_token(created_at: DateTime<Utc>, id: Uuid) -> String {
+pub fn encode_page_token(created_at: DateTime<Utc>, id: Uuid) -> String {
     format!("{}.{}", created_at.timestamp_micros(), id)
 }
 
-fn decode_page_token(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+pub fn decode_page_token(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let bad = || ApiError::validation("page_token is not a token this API issued", Some("page_token"));
     let (micros, id) = token.split_once('.').ok_or_else(bad)?;
     let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
@@ -679,10 +679,10 @@ async fn disruptive(
     caller.require(Role::Operator)?;
     let cluster_name = current(state, caller, id).await?.name;
     let started = Instant::now();
-    let policy_version = match subject {
-        Some(subject) => Some(crate::policies::judge(state, caller, &subject).await?),
-        None => None,
-    };
+    let policy_version = Some(match subject {
+        Some(subject) => crate::policies::judge(state, caller, &subject).await?,
+        None => crate::policies::version_in_force(state, caller).await?,
+    });
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
     let metadata = caller.command_metadata(Some(operation_id), policy_version);
     let now = metadata.occurred_at;

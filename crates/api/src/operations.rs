@@ -122,14 +122,22 @@ impl From<OperationRow> for OperationView {
 pub struct ListOperationsQuery {
     /// Only operations on this cluster.
     pub cluster_id: Option<Uuid>,
+    /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
+    pub page_size: Option<u32>,
+    /// From the previous page's `next_page_token`.
+    #[param(pattern = "^[0-9]{1,16}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    pub page_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OperationList {
     pub items: Vec<OperationView>,
+    /// Pass as `page_token` to get the next page; absent on the last page.
+    pub next_page_token: Option<String>,
 }
 
-/// List operations, newest first (at most 100).
+/// List operations, newest first.
 #[utoipa::path(
     get, path = "/v1/operations", operation_id = "operations_list", tag = "operations",
     params(ListOperationsQuery),
@@ -146,13 +154,27 @@ pub async fn list_operations(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListOperationsQuery>,
 ) -> Result<Json<OperationList>, ApiError> {
+    let page_size = crate::clusters::page_size(q.page_size)?;
+    let before = q.page_token.as_deref().map(crate::clusters::decode_page_token).transpose()?;
     let sql = format!(
         "SELECT {OPERATION_COLUMNS} FROM operations WHERE org_id = $1 AND ($2::uuid IS NULL OR cluster_id = $2) \
-         ORDER BY started_at DESC, id LIMIT 100"
+         AND ($3::timestamptz IS NULL OR (started_at, id) < ($3, $4)) ORDER BY started_at DESC, id DESC LIMIT $5"
     );
-    let rows: Vec<OperationRow> =
-        sqlx::query_as(&sql).bind(caller.org_id.as_uuid()).bind(q.cluster_id).fetch_all(&state.pool).await?;
-    Ok(Json(OperationList { items: rows.into_iter().map(OperationView::from).collect() }))
+    let mut rows: Vec<OperationRow> = sqlx::query_as(&sql)
+        .bind(caller.org_id.as_uuid())
+        .bind(q.cluster_id)
+        .bind(before.map(|(at, _)| at))
+        .bind(before.map(|(_, id)| id))
+        .bind(i64::from(page_size) + 1)
+        .fetch_all(&state.pool)
+        .await?;
+    let next_page_token = if rows.len() > page_size as usize {
+        rows.truncate(page_size as usize);
+        rows.last().map(|r| crate::clusters::encode_page_token(r.started_at, r.id))
+    } else {
+        None
+    };
+    Ok(Json(OperationList { items: rows.into_iter().map(OperationView::from).collect(), next_page_token }))
 }
 
 /// Get one operation.

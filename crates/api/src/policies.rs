@@ -132,6 +132,14 @@ pub struct RetentionDoc {
     max: Option<u64>,
 }
 
+/// The version of the bundle in force, for commands no rule judges (a deletion): recorded all the same.
+pub async fn version_in_force(state: &AppState, caller: &Caller) -> Result<i64, ApiError> {
+    let (bundle, _) = current_bundle(&state.pool, caller.org_id).await?;
+    let version = bundle.version;
+    caller.note(|d| d.policy_version = Some(version));
+    Ok(version)
+}
+
 /// A policy bundle version.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyBundleView {

@@ -67,6 +67,8 @@ pub struct TopicAccepted {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TopicList {
     pub items: Vec<TopicView>,
+    /// Pass as `page_token` to get the next page; absent on the last page.
+    pub next_page_token: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -263,7 +265,7 @@ pub async fn create_topic(
 /// List a cluster's topics.
 #[utoipa::path(
     get, path = "/v1/clusters/{id}/topics", operation_id = "topics_list", tag = "topics",
-    params(("id" = Uuid, Path, description = "Cluster id")),
+    params(("id" = Uuid, Path, description = "Cluster id"), ListTopicsQuery),
     responses(
         (status = 200, description = "Topics", body = TopicList),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
@@ -276,11 +278,46 @@ pub async fn list_topics(
     State(state): State<AppState>,
     caller: Caller,
     IdPath(cluster): IdPath,
+    ApiQuery(q): ApiQuery<ListTopicsQuery>,
 ) -> Result<Json<TopicList>, ApiError> {
     cluster_of(&state, &caller, cluster).await?;
-    let sql = format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 ORDER BY name LIMIT 1000");
-    let rows: Vec<TopicRow> = sqlx::query_as(&sql).bind(cluster).fetch_all(&state.pool).await?;
-    Ok(Json(TopicList { items: rows.into_iter().map(TopicView::from).collect() }))
+    let page_size = crate::clusters::page_size(q.page_size)?;
+    // The token is the last name of the previous page.
+    if let Some(t) = &q.page_token
+        && polaris_domain::topic::TopicName::parse(t).is_err()
+        && !matches!(t.as_str(), "." | "..")
+    {
+        return Err(ApiError::validation("page_token is not a token this API issued", Some("page_token")));
+    }
+    let sql = format!(
+        "SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 AND ($2::text IS NULL OR name > $2) \
+         ORDER BY name LIMIT $3"
+    );
+    let mut rows: Vec<TopicRow> = sqlx::query_as(&sql)
+        .bind(cluster)
+        .bind(&q.page_token)
+        .bind(i64::from(page_size) + 1)
+        .fetch_all(&state.pool)
+        .await?;
+    let next_page_token = if rows.len() > page_size as usize {
+        rows.truncate(page_size as usize);
+        rows.last().map(|r| r.name.clone())
+    } else {
+        None
+    };
+    Ok(Json(TopicList { items: rows.into_iter().map(TopicView::from).collect(), next_page_token }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListTopicsQuery {
+    /// 1 to 100, default 50.
+    #[param(minimum = 1, maximum = 100)]
+    pub page_size: Option<u32>,
+    /// From the previous page's `next_page_token`.
+    #[param(pattern = "^[a-zA-Z0-9._-]{1,249}$")]
+    pub page_token: Option<String>,
 }
 
 /// Get one topic by name.
@@ -440,13 +477,13 @@ pub async fn update_topic(
             config: body.config.as_ref(),
             cluster_brokers: Some(brokers.max(0) as u32),
         };
-        Some(crate::policies::judge(&state, &caller, &subject).await?)
+        crate::policies::judge(&state, &caller, &subject).await?
     } else {
-        None
+        crate::policies::version_in_force(&state, &caller).await?
     };
     let id = topic_id(ClusterId::from_uuid(cluster), &name);
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let metadata = caller.command_metadata(Some(operation_id), policy_version);
+    let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));
     let now = metadata.occurred_at;
     let command = TopicCommand::Update(UpdateTopic {
         operation_id,
@@ -457,7 +494,7 @@ pub async fn update_topic(
         requested_by: caller.actor(),
     });
     if q.on() {
-        return plan(&state, &caller, &cluster_name, id, &name, command, policy_version).await;
+        return plan(&state, &caller, &cluster_name, id, &name, command, Some(policy_version)).await;
     }
     state
         .topics
@@ -515,10 +552,11 @@ pub async fn delete_topic(
     let expected_version = crate::clusters::expected_version(&headers, None)?;
     let id = topic_id(ClusterId::from_uuid(cluster), &name);
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let metadata = caller.command_metadata(Some(operation_id), None);
+    let policy_version = crate::policies::version_in_force(&state, &caller).await?;
+    let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));
     let command = TopicCommand::RequestDeletion { operation_id, expected_version, requested_by: caller.actor() };
     if q.on() {
-        return plan(&state, &caller, &cluster_name, id, &name, command, None).await;
+        return plan(&state, &caller, &cluster_name, id, &name, command, Some(policy_version)).await;
     }
     state
         .topics
