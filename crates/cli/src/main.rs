@@ -158,7 +158,10 @@ struct Client {
 
 impl Client {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
-        let mut req = self.http.request(method, format!("{}{}", self.base.trim_end_matches('/'), path));
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base.trim_end_matches('/'), path))
+            .header("x-polaris-channel", "cli");
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
