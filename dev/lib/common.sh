@@ -20,6 +20,8 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59093}"
 TEMPORAL_PORT="${TEMPORAL_PORT:-57233}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-58233}"
 POLARIS_PORT="${POLARIS_PORT:-8080}"
+TEMPORAL_METRICS_PORT="${TEMPORAL_METRICS_PORT:-57235}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-59090}"
 # Two simulated Kubernetes targets: name provider region apiserver-port etcd-client-port etcd-peer-port
 TARGETS=("aws-eu-west-1 aws eu-west-1 56443 52379 52380" "gcp-europe-west1 gcp europe-west1 56444 52381 52382")
 

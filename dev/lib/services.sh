@@ -17,6 +17,7 @@ ensure_packages() {
   command -v mvn >/dev/null || missing+=(maven)
   command -v cmake >/dev/null || missing+=(cmake)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v promtool >/dev/null || missing+=(prometheus)
   dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
@@ -99,8 +100,50 @@ start_temporal() {
   if temporal_ready; then log "temporal already running on $TEMPORAL_ADDRESS"; return 0; fi
   log "temporal: start dev server on $TEMPORAL_ADDRESS"
   start_bg temporal "$logf" "$(temporal_bin)" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
-    --ui-port "$TEMPORAL_UI_PORT" --headless --db-filename "$DATA/temporal.db" --log-level warn
+    --ui-port "$TEMPORAL_UI_PORT" --metrics-port "$TEMPORAL_METRICS_PORT" --headless \
+    --db-filename "$DATA/temporal.db" --log-level warn
   wait_for "temporal" 60 "$logf" temporal_ready
+}
+
+# Polaris itself, all roles, on $POLARIS_PORT, with the development org, admin token and both local targets.
+start_polaris() {
+  step "polaris: build polaris-server (cargo)" "$LOGS/build.log" cargo build -p polaris-server --bin polaris-server
+  local server="$ROOT/target/debug/polaris-server" target_args=() t name provider region
+  for t in "${TARGETS[@]}"; do
+    read -r name provider region _ <<<"$t"
+    target_args+=(--target "$provider/$region=$(kubeconfig_of "$name")")
+  done
+  step "polaris: migrations, development org, admin token, local targets" "$LOGS/polaris.log" \
+    "$server" bootstrap-dev --token-file "$POLARIS_DIR/dev-admin-token" "${target_args[@]}"
+  stop_pidfile polaris
+  log "polaris: start all roles on http://127.0.0.1:$POLARIS_PORT"
+  start_bg polaris "$LOGS/polaris.log" env KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" DATABASE_URL="$DATABASE_URL" \
+    TEMPORAL_ADDRESS="$TEMPORAL_ADDRESS" \
+    POLARIS_LISTEN="127.0.0.1:$POLARIS_PORT" "$server" serve --roles api,relay,projector,worker
+  wait_for "polaris /readyz" 60 "$LOGS/polaris.log" curl -fsS "http://127.0.0.1:$POLARIS_PORT/readyz"
+}
+
+# Every Prometheus target reports up (polls until the deadline; names the ones that are not).
+prometheus_targets_up() {
+  curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets" | python3 -c '
+import json, sys
+targets = json.load(sys.stdin)["data"]["activeTargets"]
+down = [t["scrapePool"] + " " + t["scrapeUrl"] + " " + t["health"] + " " + t.get("lastError", "") for t in targets if t["health"] != "up"]
+print("\n".join(down) or "all %d targets up" % len(targets))
+sys.exit(1 if down or not targets else 0)'
+}
+
+# Prometheus (Debian) with deploy/prometheus/prometheus.yml: scrapes Polaris and the Temporal dev server and
+# evaluates deploy/prometheus/rules.yml.
+start_prometheus() {
+  local logf="$LOGS/prometheus.log"
+  stop_pidfile prometheus
+  log "prometheus: start on http://127.0.0.1:$PROMETHEUS_PORT"
+  mkdir -p "$DATA/prometheus"
+  start_bg prometheus "$logf" prometheus --config.file="$ROOT/deploy/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$DATA/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    --storage.tsdb.retention.time=2d
+  wait_for "prometheus" 60 "$logf" curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
 }
 
 kubectl_bin() { echo "$CACHE/venv/bin/kubectl"; }

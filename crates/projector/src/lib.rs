@@ -78,10 +78,16 @@ struct ReadModelLabels {
     read_model: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AggregateLabels {
+    aggregate_type: String,
+}
+
 #[derive(Clone, Default)]
 pub struct ProjectorMetrics {
     events: Family<OutcomeLabels, prometheus_client::metrics::counter::Counter>,
     lag_seconds: Family<ReadModelLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    stalled: Family<AggregateLabels, prometheus_client::metrics::counter::Counter>,
 }
 
 impl ProjectorMetrics {
@@ -95,6 +101,15 @@ impl ProjectorMetrics {
             "polaris_projector_lag_seconds",
             "Time from an event's occurrence to its application, per read model (last event)",
             self.lag_seconds.clone(),
+        );
+        // Zero from the start, so `increase()` sees the first stall.
+        for aggregate_type in ["cluster", "topic"] {
+            let _ = self.stalled.get_or_create(&AggregateLabels { aggregate_type: aggregate_type.into() });
+        }
+        registry.register(
+            "polaris_operations_stalled",
+            "Operations that passed a deadline (ClusterStalled, TopicStalled), by aggregate type",
+            self.stalled.clone(),
         );
     }
 }
@@ -851,8 +866,16 @@ impl Projector {
             self.metrics.events.get_or_create(&OutcomeLabels { outcome: outcome.label() }).inc();
             if let (Outcome::Applied, Some(envelope)) = (outcome, envelope) {
                 let lag = (now - envelope.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-                for read_model in ["clusters", "operations"] {
+                let read_models: &[&'static str] = match envelope.aggregate_type.as_str() {
+                    "topic" => &["topics", "operations"],
+                    _ => &["clusters", "operations", "brokers"],
+                };
+                for &read_model in read_models {
                     self.metrics.lag_seconds.get_or_create(&ReadModelLabels { read_model }).set(lag);
+                }
+                if envelope.event_type.ends_with("Stalled") {
+                    let labels = AggregateLabels { aggregate_type: envelope.aggregate_type.clone() };
+                    self.metrics.stalled.get_or_create(&labels).inc();
                 }
             }
         }

@@ -124,7 +124,7 @@ impl Server {
             .await
             .with_context(|| "connecting to PostgreSQL (DATABASE_URL); is it running? ./dev/up starts it")?;
         polaris_store::MIGRATOR.run(&pool).await.context("applying migrations")?;
-        let mut registry = Registry::with_prefix("");
+        let mut registry = Registry::default();
         let api_metrics = ApiMetrics::default();
         let relay_metrics = RelayMetrics::new();
         let projector_metrics = ProjectorMetrics::default();

@@ -1,0 +1,120 @@
+//! The dashboards and alert rules under deploy/ only name metrics Polaris really exports: read from /metrics of
+//! a Polaris running every role on the real services.
+
+use std::collections::BTreeSet;
+
+use std::time::Duration;
+
+use polaris_test_support::harness::{ALL, Harness, create, unique_name, wait_for_status};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// Every series name /metrics can carry: counters as `_total`, histograms as `_bucket`, `_sum`, `_count`.
+async fn exported(h: &Harness) -> BTreeSet<String> {
+    let text = h.http.get(h.url("/metrics")).send().await.expect("GET /metrics").text().await.expect("text");
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            match kind {
+                "counter" => {
+                    names.insert(format!("{name}_total"));
+                }
+                "histogram" => {
+                    for suffix in ["_bucket", "_sum", "_count"] {
+                        names.insert(format!("{name}{suffix}"));
+                    }
+                }
+                _ => {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The `polaris_*` metric names a PromQL expression uses.
+fn metrics_in(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("polaris_") {
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        out.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboards_and_alert_rules_use_only_exported_metrics() {
+    let h = Harness::start(&ALL).await;
+    // Some traffic through every role, so each metric family has a sample.
+    let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
+    wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
+    let exported = exported(&h).await;
+    for expected in [
+        "polaris_api_requests_total",
+        "polaris_command_duration_seconds_bucket",
+        "polaris_outbox_lag_events",
+        "polaris_outbox_lag_seconds",
+        "polaris_relay_publish_latency_seconds_bucket",
+        "polaris_projector_lag_seconds",
+        "polaris_workflow_starts_total",
+        "polaris_operations_stalled_total",
+    ] {
+        assert!(exported.contains(expected), "/metrics lacks {expected}: {exported:?}");
+    }
+
+    // Grafana dashboards: JSON with a uid, a title, and panels whose queries name exported metrics.
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir(format!("{ROOT}/deploy/grafana")).expect("deploy/grafana") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        dashboards += 1;
+        let text = std::fs::read_to_string(&path).expect("read dashboard");
+        let d: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(d["uid"].is_string() && d["title"].is_string(), "{}: uid and title", path.display());
+        let panels = d["panels"].as_array().unwrap_or_else(|| panic!("{}: panels", path.display()));
+        assert!(!panels.is_empty());
+        for p in panels {
+            let targets =
+                p["targets"].as_array().unwrap_or_else(|| panic!("{}: panel {} targets", path.display(), p["title"]));
+            assert!(!targets.is_empty(), "{}: panel {} has no query", path.display(), p["title"]);
+            for t in targets {
+                let expr = t["expr"].as_str().expect("expr");
+                for m in metrics_in(expr) {
+                    assert!(
+                        exported.contains(&m),
+                        "{}: panel {} uses {m}, which Polaris does not export",
+                        path.display(),
+                        p["title"]
+                    );
+                }
+            }
+        }
+    }
+    assert!(dashboards >= 2, "the control-plane and operations dashboards");
+
+    // Alert rules: every expression names exported metrics.
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(format!("{ROOT}/deploy/prometheus/rules.yml")).expect("rules"))
+            .expect("rules yaml");
+    let mut alerts = 0;
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            alerts += 1;
+            let expr = rule["expr"].as_str().expect("expr");
+            for m in metrics_in(expr) {
+                assert!(exported.contains(&m), "alert {:?} uses {m}, which Polaris does not export", rule["alert"]);
+            }
+        }
+    }
+    assert!(alerts >= 5);
+    h.stop().await;
+}
