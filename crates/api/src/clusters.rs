@@ -499,7 +499,8 @@ pub async fn list_clusters(
     Ok(Json(ClusterList { items: rows.into_iter().map(ClusterView::from).collect(), next_page_token }))
 }
 
-const KNOWN_STATUSES: [&str; 11] = [
+/// Every cluster status (SPEC.md §1).
+pub const KNOWN_STATUSES: [&str; 11] = [
     "REQUESTED",
     "PROVISIONING",
     "READY",

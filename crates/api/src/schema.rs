@@ -36,19 +36,7 @@ pub fn controllers() -> Schema {
 
 /// Cluster statuses.
 pub fn cluster_status() -> Schema {
-    string_enum([
-        "REQUESTED",
-        "PROVISIONING",
-        "READY",
-        "SCALING",
-        "REBALANCING",
-        "UPGRADING",
-        "DELETING",
-        "DELETED",
-        "STALLED",
-        "FAILED",
-        "DEGRADED",
-    ])
+    string_enum(crate::clusters::KNOWN_STATUSES)
 }
 
 /// A configuration map: Kafka property names to string values.

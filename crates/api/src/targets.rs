@@ -94,13 +94,7 @@ pub async fn create_target(
     let region =
         Region::parse(&body.region).map_err(|e| ApiError::validation(format!("region: {e}"), Some("region")))?;
     let name = body.name.as_str();
-    let dns_label = |s: &str| {
-        (1..=63).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    };
-    if !dns_label(name) {
+    if !crate::tenancy::dns_label(name) {
         return Err(ApiError::validation("name must be a DNS-1123 label (a-z, 0-9, '-'; 1 to 63)", Some("name")));
     }
     let printable = |s: &Option<String>| {

@@ -35,7 +35,8 @@ pub struct OrgList {
     pub items: Vec<OrgView>,
 }
 
-fn dns_label(s: &str) -> bool {
+/// A DNS-1123 label of at most 63 characters.
+pub(crate) fn dns_label(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')

@@ -489,25 +489,23 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             .await?;
             Ok(Outcome::Applied)
         }
-        "TopicPartitionsIncreased" => {
-            let e: TopicPartitionsIncreased = payload(env)?;
-            let set = "partitions = $4, status = 'UPDATING'";
-            let to = e.to as i32;
-            if !advance_topic(conn, env, set, move |q| q.bind(to)).await? {
+        "TopicPartitionsIncreased" | "TopicConfigChanged" => {
+            // Either change starts (or joins) the operation applying the KafkaTopic.
+            let (operation_id, requested_by, applied) = if env.event_type == "TopicPartitionsIncreased" {
+                let e: TopicPartitionsIncreased = payload(env)?;
+                let to = e.to as i32;
+                let set = "partitions = $4, status = 'UPDATING'";
+                (e.operation_id, e.requested_by, advance_topic(conn, env, set, move |q| q.bind(to)).await?)
+            } else {
+                let e: TopicConfigChanged = payload(env)?;
+                let config = sqlx::types::Json(e.config);
+                let set = "config = $4, status = 'UPDATING'";
+                (e.operation_id, e.requested_by, advance_topic(conn, env, set, move |q| q.bind(config)).await?)
+            };
+            if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            topic_operation(conn, env, e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", &e.requested_by)
-                .await?;
-            Ok(Outcome::Applied)
-        }
-        "TopicConfigChanged" => {
-            let e: TopicConfigChanged = payload(env)?;
-            let set = "config = $4, status = 'UPDATING'";
-            let config = sqlx::types::Json(e.config.clone());
-            if !advance_topic(conn, env, set, move |q| q.bind(config)).await? {
-                return Ok(Outcome::AlreadyApplied);
-            }
-            topic_operation(conn, env, e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", &e.requested_by)
+            topic_operation(conn, env, operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", &requested_by)
                 .await?;
             Ok(Outcome::Applied)
         }

@@ -489,6 +489,28 @@ impl TopicDeleteActivities {
 
 pub struct TopicDeleteActivities;
 
+/// A topic workflow's absolute deadline, from workflow time (so a replay computes the same one).
+fn topic_deadline<W>(ctx: &WorkflowContext<W>, timeout_secs: u64) -> u64 {
+    let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
+    (now + Duration::from_secs(timeout_secs)).duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn topic_report(input: &TopicInput) -> crate::provision::TopicReportInput {
+    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() }
+}
+
+/// A topic operation passed its deadline: `TopicStalled`, and nothing else is touched.
+async fn topic_stalled<W>(ctx: &WorkflowContext<W>, input: &TopicInput, reason: String) -> WorkflowResult<String> {
+    tracing::warn!(topic = %input.name, %reason, "topic operation stalled");
+    ctx.execute_activity(
+        crate::provision::ClusterActivities::report_topic_stalled,
+        (topic_report(input), reason),
+        crate::provision::report_options(),
+    )
+    .await?;
+    Ok("stalled".into())
+}
+
 #[workflow]
 #[derive(Default)]
 pub struct DeleteTopic;
@@ -497,38 +519,21 @@ pub struct DeleteTopic;
 impl DeleteTopic {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, mut input: TopicInput) -> WorkflowResult<String> {
-        let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
-        input.deadline_unix_ms = (now + Duration::from_secs(input.timeout_secs))
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        input.deadline_unix_ms = topic_deadline(ctx, input.timeout_secs);
         match ctx
             .execute_activity(TopicDeleteActivities::delete_topic, input.clone(), kube_options(input.timeout_secs))
             .await?
         {
             StepOutcome::Done { .. } => {
-                let report =
-                    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() };
                 ctx.execute_activity(
                     crate::provision::ClusterActivities::report_topic_deleted,
-                    report,
+                    topic_report(&input),
                     crate::provision::report_options(),
                 )
                 .await?;
                 Ok("deleted".into())
             }
-            StepOutcome::Stalled { reason } => {
-                tracing::warn!(topic = %input.name, %reason, "topic operation stalled");
-                let report =
-                    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() };
-                ctx.execute_activity(
-                    crate::provision::ClusterActivities::report_topic_stalled,
-                    (report, reason),
-                    crate::provision::report_options(),
-                )
-                .await?;
-                Ok("stalled".into())
-            }
+            StepOutcome::Stalled { reason } => topic_stalled(ctx, &input, reason).await,
         }
     }
 }
@@ -541,38 +546,21 @@ pub struct ApplyTopic;
 impl ApplyTopic {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, mut input: TopicInput) -> WorkflowResult<String> {
-        let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
-        input.deadline_unix_ms = (now + Duration::from_secs(input.timeout_secs))
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        input.deadline_unix_ms = topic_deadline(ctx, input.timeout_secs);
         match ctx
             .execute_activity(TopicActivities::apply_topic, input.clone(), kube_options(input.timeout_secs))
             .await?
         {
             StepOutcome::Done { .. } => {
-                let report =
-                    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() };
                 ctx.execute_activity(
                     crate::provision::ClusterActivities::report_topic_ready,
-                    report,
+                    topic_report(&input),
                     crate::provision::report_options(),
                 )
                 .await?;
                 Ok("ready".into())
             }
-            StepOutcome::Stalled { reason } => {
-                tracing::warn!(topic = %input.name, %reason, "topic operation stalled");
-                let report =
-                    crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() };
-                ctx.execute_activity(
-                    crate::provision::ClusterActivities::report_topic_stalled,
-                    (report, reason),
-                    crate::provision::report_options(),
-                )
-                .await?;
-                Ok("stalled".into())
-            }
+            StepOutcome::Stalled { reason } => topic_stalled(ctx, &input, reason).await,
         }
     }
 }
