@@ -192,7 +192,11 @@ async fn remember(state: &AppState, org: Uuid, claim: &IdempotencyClaim, resp: R
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return ApiError::Internal("response body unreadable".into()).into_response();
     };
-    let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    let mut json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    // A token's secret is shown once and never stored: the stored answer (and so a replay) goes without it.
+    if let Some(serde_json::Value::Object(body)) = json.as_mut() {
+        body.remove("secret");
+    }
     let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let saved = sqlx::query(
         "INSERT INTO idempotency_keys (org_id, key, request_hash, response_status, response_body, response_location) \

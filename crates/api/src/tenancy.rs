@@ -128,8 +128,10 @@ pub struct TokenView {
 pub struct TokenCreated {
     #[serde(flatten)]
     pub token: TokenView,
-    /// Send as `Authorization: Bearer <secret>`. Not stored; it cannot be shown again.
-    pub secret: String,
+    /// Send as `Authorization: Bearer <secret>`. Not stored; it cannot be shown again, so a replay of the request
+    /// (same Idempotency-Key) answers without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -177,7 +179,7 @@ pub async fn create_token(
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
     let token: TokenView = sqlx::query_as(&sql).bind(id).fetch_one(&state.pool).await?;
     caller.note(|d| d.resource = Some(format!("/v1/tokens/{id}")));
-    Ok((StatusCode::CREATED, Json(TokenCreated { token, secret })))
+    Ok((StatusCode::CREATED, Json(TokenCreated { token, secret: Some(secret) })))
 }
 
 /// The org's tokens, without their secrets (admins).

@@ -405,6 +405,27 @@ async fn orgs_and_tokens_secrets_are_shown_once_stored_hashed_and_revocable() {
         sqlx::query_as("SELECT string_agg(t::text, ' ') FROM api_tokens t").fetch_one(&h.db.pool).await.expect("dump");
     assert!(!dump.0.contains(&secret), "the secret is nowhere in the table");
 
+    // Asked again with an Idempotency-Key: the repeat answers the same token without its secret, and the secret
+    // is not kept with the key either.
+    let keyed = || {
+        h.http
+            .post(h.url("/v1/tokens"))
+            .bearer_auth(&platform)
+            .header("idempotency-key", "token-1")
+            .json(&json!({"name": "ci", "role": "viewer"}))
+    };
+    let (s, first) = send(keyed()).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let first_secret = first["secret"].as_str().expect("secret shown the first time").to_owned();
+    let (s, again) = send(keyed()).await;
+    assert_eq!((s, &again["id"]), (StatusCode::CREATED, &first["id"]), "{again}");
+    assert!(again.get("secret").is_none(), "a replay does not show the secret again: {again}");
+    let keys: (String,) = sqlx::query_as("SELECT string_agg(k::text, ' ') FROM idempotency_keys k")
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("keys");
+    assert!(!keys.0.contains(&first_secret), "the secret is not stored with the key");
+
     // The new token works in its own org only, and lists tokens without secrets.
     let (s, list) = send(h.http.get(h.url("/v1/tokens")).bearer_auth(&secret)).await;
     assert_eq!(s, StatusCode::OK, "{list}");
