@@ -64,6 +64,10 @@ pub struct IdempotencyClaim {
     pub request_hash: String,
 }
 
+/// The caller this middleware already authenticated (keyed requests), for the `Caller` extractor.
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub Caller);
+
 /// The request id `metrics::track` assigned.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
@@ -275,6 +279,8 @@ pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) 
             Ok(caller) => {
                 let org = caller.org_id.as_uuid();
                 slot.update(|d| d.caller = Some((org, caller.actor(), caller.token_id)));
+                // The handler's `Caller` extractor takes this one instead of looking the token up again.
+                req.extensions_mut().insert(Authenticated(caller));
                 match idempotency_key(req.headers()) {
                     Err(e) => e.into_response(),
                     Ok(_) if dry_run => next.run(req).await,

@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use polaris_store::repository::{IDEMPOTENCY_KEY, REQUEST_HASH};
 
 use crate::AppState;
-use crate::audit::{AuditDraft, AuditSlot, IdempotencyClaim};
+use crate::audit::{AuditDraft, AuditSlot, Authenticated, IdempotencyClaim};
 use crate::error::ApiError;
 
 /// Roles in increasing power: viewer reads; operator changes clusters and topics; admin manages policies,
@@ -174,7 +174,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let mut caller = authenticate(&state.pool, &parts.headers).await?;
+        let mut caller = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated(caller)) => caller.clone(),
+            None => authenticate(&state.pool, &parts.headers).await?,
+        };
         caller.audit = parts.extensions.get::<AuditSlot>().cloned();
         caller.idempotency = parts.extensions.get::<IdempotencyClaim>().cloned();
         let (id, actor, org) = (caller.token_id, caller.actor(), caller.org_id);
