@@ -570,8 +570,7 @@ async fn cluster_as_of(
         if envelope.occurred_at > as_of {
             break;
         }
-        let event: ClusterEvent = serde_json::from_value(row.payload)
-            .map_err(|e| ApiError::Internal(format!("stored event unreadable: {e}")))?;
+        let event: ClusterEvent = envelope.decode().map_err(|e| ApiError::Internal(e.to_string()))?;
         events.push((event, envelope.occurred_at));
     }
     polaris_domain::snapshot::ClusterSnapshot::fold(events.iter().map(|(e, at)| (e, *at)))

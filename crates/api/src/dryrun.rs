@@ -77,18 +77,15 @@ pub async fn decide<A>(
 where
     A: Aggregate<Services = ()>,
 {
-    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT payload::jsonb FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
-    )
-    .bind(A::TYPE)
-    .bind(aggregate_id)
-    .fetch_all(pool)
-    .await?;
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        polaris_store::STORED_EVENT_COLUMNS
+    );
+    let rows: Vec<polaris_store::StoredEvent> =
+        sqlx::query_as(&sql).bind(A::TYPE).bind(aggregate_id).fetch_all(pool).await?;
     let mut aggregate = A::default();
-    for (payload,) in rows {
-        let event: A::Event =
-            serde_json::from_value(payload).map_err(|e| ApiError::Internal(format!("stored event unreadable: {e}")))?;
-        aggregate.apply(event);
+    for row in rows {
+        aggregate.apply(row.decode().map_err(|e| ApiError::Internal(e.to_string()))?);
     }
     let sink = EventSink::default();
     aggregate.handle(command, &(), &sink).await.map_err(map_error)?;

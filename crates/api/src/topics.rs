@@ -389,8 +389,7 @@ async fn topic_as_of(
         if envelope.occurred_at > as_of {
             break;
         }
-        let event: TopicEvent = serde_json::from_value(row.payload)
-            .map_err(|e| ApiError::Internal(format!("stored event unreadable: {e}")))?;
+        let event: TopicEvent = envelope.decode().map_err(|e| ApiError::Internal(e.to_string()))?;
         cqrs_es::Aggregate::apply(&mut topic, event);
         created_at.get_or_insert(envelope.occurred_at);
         updated_at = Some(envelope.occurred_at);

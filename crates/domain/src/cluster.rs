@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClusterId, ClusterName, NameError, OperationId, OrgId, Provider, Region, TargetId};
@@ -168,7 +169,7 @@ pub enum ClusterCommand {
 }
 
 /// What happened to a cluster. Events carry resulting values, so read models never recompute them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum ClusterEvent {
     ClusterRequested(ClusterRequested),
     ClusterProvisioningStarted(ClusterProvisioningStarted),
@@ -188,7 +189,8 @@ pub enum ClusterEvent {
     DeletionProtectionChanged(DeletionProtectionChanged),
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Deletion protection was switched on or off.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeletionProtectionChanged {
     pub enabled: bool,
@@ -196,7 +198,7 @@ pub struct DeletionProtectionChanged {
 }
 
 /// A change of broker count was accepted; `from` and `to` are broker counts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterScaleRequested {
     pub operation_id: OperationId,
@@ -206,7 +208,7 @@ pub struct ClusterScaleRequested {
 }
 
 /// The broker pool grew and Strimzi reports the new brokers, by Kafka node id.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrokersAdded {
     pub operation_id: OperationId,
@@ -215,7 +217,7 @@ pub struct BrokersAdded {
 }
 
 /// A Cruise Control rebalance (`add-brokers` or `remove-brokers`) for these node ids finished.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RebalanceCompleted {
     pub operation_id: OperationId,
@@ -224,7 +226,7 @@ pub struct RebalanceCompleted {
 }
 
 /// The emptied brokers were removed from the pool.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrokersRemoved {
     pub operation_id: OperationId,
@@ -232,7 +234,8 @@ pub struct BrokersRemoved {
     pub broker_ids: Vec<i32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A Kafka version upgrade (or rollback) was accepted; `metadata_version_to` is raised after the roll.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterUpgradeRequested {
     pub operation_id: OperationId,
@@ -243,7 +246,7 @@ pub struct ClusterUpgradeRequested {
 }
 
 /// Every broker runs the new Kafka version (`status.kafkaVersion`). Rollback is still possible.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaVersionRolled {
     pub operation_id: OperationId,
@@ -251,14 +254,15 @@ pub struct KafkaVersionRolled {
 }
 
 /// The KRaft metadata version was raised, its own step after the roll.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataVersionBumped {
     pub operation_id: OperationId,
     pub metadata_version: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Deletion was accepted: topics, then Kafka and node pools, then the namespace will be deleted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterDeletionRequested {
     pub operation_id: OperationId,
@@ -266,14 +270,14 @@ pub struct ClusterDeletionRequested {
 }
 
 /// Topics, Kafka, node pools and the namespace are gone from the target. The history stays.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterDeleted {
     pub operation_id: OperationId,
 }
 
 /// The provisioning workflow has started working on the cluster.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterProvisioningStarted {
     pub operation_id: OperationId,
@@ -281,7 +285,7 @@ pub struct ClusterProvisioningStarted {
 }
 
 /// The namespace, node pools and Kafka resource were applied to the target (not yet ready).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StrimziResourcesApplied {
     pub operation_id: OperationId,
@@ -291,7 +295,7 @@ pub struct StrimziResourcesApplied {
 }
 
 /// Strimzi reports the cluster ready: brokers by Kafka node id, and where clients connect.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterReady {
     pub operation_id: OperationId,
@@ -301,7 +305,7 @@ pub struct ClusterReady {
 }
 
 /// An operation stopped making progress within its deadline. Nothing else was touched.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterStalled {
     pub operation_id: OperationId,
@@ -310,7 +314,7 @@ pub struct ClusterStalled {
 }
 
 /// An operation failed for a reason retrying cannot fix (for example a resource the API server refuses).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperationFailed {
     pub operation_id: OperationId,
@@ -318,7 +322,8 @@ pub struct OperationFailed {
     pub reason: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A new cluster was accepted and placed on a target; provisioning follows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterRequested {
     pub cluster_id: ClusterId,
@@ -363,7 +368,7 @@ impl DomainEvent for ClusterEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        crate::events::current_version(&self.event_type()).unwrap_or(1).to_string()
     }
 }
 
@@ -1319,6 +1324,6 @@ mod tests {
     #[test]
     fn event_names_are_past_tense_and_versioned() {
         assert_eq!(requested().event_type(), "ClusterRequested");
-        assert_eq!(requested().event_version(), "1");
+        assert_eq!(requested().event_version(), "2");
     }
 }

@@ -4,13 +4,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
         #[serde(transparent)]
         pub struct $name(Uuid);
 
@@ -55,6 +56,11 @@ uuid_id!(
     TargetId
 );
 
+impl TargetId {
+    /// The target of a cluster requested before placement existed (`ClusterRequested` version 1): none.
+    pub const UNPLACED: TargetId = TargetId(Uuid::nil());
+}
+
 /// Why a name was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -98,6 +104,24 @@ impl ClusterName {
     }
 }
 
+impl JsonSchema for ClusterName {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClusterName".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An RFC 1123 DNS label of at most 54 characters (it becomes the namespace polaris-<name>)",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": Self::MAX_LEN,
+            "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+        })
+    }
+}
+
 impl TryFrom<String> for ClusterName {
     type Error = NameError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
@@ -118,7 +142,7 @@ impl fmt::Display for ClusterName {
 }
 
 /// The cloud (or on-premises) a target runs in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Aws,
@@ -171,6 +195,24 @@ impl Region {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl JsonSchema for Region {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Region".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A provider region such as eu-west-1",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 63,
+            "pattern": "^[a-z0-9-]+$"
+        })
     }
 }
 

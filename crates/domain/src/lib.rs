@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod envelope;
+pub mod events;
 pub mod ids;
 pub mod metadata;
 pub mod naming;

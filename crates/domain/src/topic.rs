@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -44,6 +45,24 @@ impl TopicName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl JsonSchema for TopicName {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TopicName".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A Kafka topic name: 1 to 249 characters of [a-zA-Z0-9._-], not . or ..",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 249,
+            "pattern": "^[a-zA-Z0-9._-]+$"
+        })
     }
 }
 
@@ -116,7 +135,7 @@ pub enum TopicCommand {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum TopicEvent {
     TopicRequested(TopicRequested),
     TopicReady(TopicReady),
@@ -128,14 +147,16 @@ pub enum TopicEvent {
     TopicStalled(TopicStalled),
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A topic operation passed its deadline; the topic is STALLED and nothing else was touched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicStalled {
     pub operation_id: OperationId,
     pub reason: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The partition count was raised (partitions never decrease).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicPartitionsIncreased {
     pub operation_id: OperationId,
@@ -144,7 +165,8 @@ pub struct TopicPartitionsIncreased {
     pub requested_by: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The topic config was replaced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicConfigChanged {
     pub operation_id: OperationId,
@@ -153,27 +175,31 @@ pub struct TopicConfigChanged {
     pub requested_by: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Deletion protection of the topic was switched on or off.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicDeletionProtectionChanged {
     pub enabled: bool,
     pub requested_by: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Deletion of the topic was accepted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicDeletionRequested {
     pub operation_id: OperationId,
     pub requested_by: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The KafkaTopic is gone from the target. The history stays.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicDeleted {
     pub operation_id: OperationId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A new topic was accepted on a cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicRequested {
     pub topic_id: Uuid,
@@ -189,7 +215,8 @@ pub struct TopicRequested {
     pub requested_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Strimzi reports the KafkaTopic Ready (after a create or a change).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicReady {
     pub operation_id: OperationId,
@@ -211,7 +238,7 @@ impl DomainEvent for TopicEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        crate::events::current_version(&self.event_type()).unwrap_or(1).to_string()
     }
 }
 

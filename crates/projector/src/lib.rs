@@ -847,7 +847,12 @@ impl Projector {
     async fn handle(&self, batch: &[BorrowedMessage<'_>]) -> Result<(), ProjectorError> {
         let mut items = Vec::with_capacity(batch.len());
         for msg in batch {
-            let envelope = msg.payload().and_then(|body| match serde_json::from_slice::<EventEnvelope>(body) {
+            let parsed = msg.payload().map(|body| {
+                serde_json::from_slice::<EventEnvelope>(body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|e| e.into_current().map_err(|e| e.to_string()))
+            });
+            let envelope = parsed.and_then(|parsed| match parsed {
                 Ok(e) => Some(e),
                 Err(e) => {
                     // A message that is not an envelope can never become one; holding the partition for it would

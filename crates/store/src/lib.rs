@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cqrs_es::CqrsFramework;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SerializedEvent};
 use polaris_domain::topic::Topic;
 use polaris_domain::{Cluster, CommandMetadata, EventEnvelope};
 use sqlx::PgPool;
@@ -28,7 +28,7 @@ pub type ClusterCqrs = CqrsFramework<Cluster, PersistedEventStore<EventRepositor
 /// The command path for clusters: load, handle, and append events (with their outbox columns) in one
 /// transaction. No cqrs-es queries are attached: read models are fed from Kafka, never in-process.
 pub fn cluster_cqrs(pool: PgPool) -> ClusterCqrs {
-    CqrsFramework::new(PersistedEventStore::new_event_store(EventRepository::new(pool)), vec![], ())
+    CqrsFramework::new(event_store(pool), vec![], ())
 }
 
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
@@ -43,7 +43,7 @@ pub type TopicCqrs = CqrsFramework<Topic, PersistedEventStore<EventRepository, T
 
 /// The command path for topics.
 pub fn topic_cqrs(pool: PgPool) -> TopicCqrs {
-    CqrsFramework::new(PersistedEventStore::new_event_store(EventRepository::new(pool)), vec![], ())
+    CqrsFramework::new(event_store(pool), vec![], ())
 }
 
 /// A stored event that cannot be turned into an envelope: a bug or a tampered row, never user input.
@@ -84,7 +84,7 @@ impl StoredEvent {
         let map: HashMap<String, String> =
             serde_json::from_value(self.metadata.clone()).map_err(|e| bad(format!("metadata: {e}")))?;
         let md = CommandMetadata::from_map(&map).map_err(|e| bad(e.to_string()))?;
-        Ok(EventEnvelope {
+        EventEnvelope {
             event_id: self.event_id,
             aggregate_type: self.aggregate_type.clone(),
             aggregate_id: self.aggregate_id.parse().map_err(|e| bad(format!("aggregate_id: {e}")))?,
@@ -99,8 +99,47 @@ impl StoredEvent {
             operation_id: md.operation_id.map(|o| o.as_uuid()),
             policy_version: md.policy_version,
             payload,
+        }
+        .into_current()
+        .map_err(|e| bad(e.to_string()))
+    }
+
+    /// The event as its aggregate's event enum (`ClusterEvent`, `TopicEvent`), upcast to the current version.
+    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, EnvelopeError> {
+        self.to_envelope()?.decode().map_err(|e| EnvelopeError::Malformed {
+            aggregate_id: self.aggregate_id.clone(),
+            sequence: self.sequence,
+            reason: e.to_string(),
         })
     }
+}
+
+/// Upcasts old stored versions when cqrs-es loads an aggregate (see `polaris_domain::events`). The stored row is
+/// never rewritten. An event that cannot be upcast is passed on unchanged and fails to deserialize by name.
+pub struct Upcaster;
+
+impl EventUpcaster for Upcaster {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        let current = polaris_domain::events::current_version(event_type);
+        matches!((current, event_version.parse::<u32>()), (Some(c), Ok(v)) if v < c)
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        let Ok(version) = event.event_version.parse::<u32>() else { return event };
+        let payload = std::mem::take(&mut event.payload);
+        match polaris_domain::events::upcast_tagged(&event.event_type, version, payload.clone()) {
+            Ok((version, payload)) => {
+                event.event_version = version.to_string();
+                event.payload = payload;
+            }
+            Err(_) => event.payload = payload,
+        }
+        event
+    }
+}
+
+fn event_store<A: cqrs_es::Aggregate>(pool: PgPool) -> PersistedEventStore<EventRepository, A> {
+    PersistedEventStore::new_event_store(EventRepository::new(pool)).with_upcasters(vec![Box::new(Upcaster)])
 }
 
 /// The columns `StoredEvent` reads, for queries over `events`.

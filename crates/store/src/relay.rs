@@ -158,7 +158,7 @@ impl Relay {
                     position: row.position,
                     key: row.aggregate_id,
                     event_type: row.event_type,
-                    event_version: row.event_version,
+                    event_version: envelope.event_version.to_string(),
                     body: serde_json::to_vec(&envelope)?,
                 })
             })

@@ -14,17 +14,19 @@ pub struct ClusterFacts {
 }
 
 pub async fn load(pool: &PgPool, cluster_id: uuid::Uuid, up_to: u64) -> anyhow::Result<ClusterFacts> {
-    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT payload::jsonb FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 AND sequence <= $2 \
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 AND sequence <= $2 \
          ORDER BY sequence",
-    )
-    .bind(cluster_id.to_string())
-    .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
-    .fetch_all(pool)
-    .await?;
+        polaris_store::STORED_EVENT_COLUMNS
+    );
+    let rows: Vec<polaris_store::StoredEvent> = sqlx::query_as(&sql)
+        .bind(cluster_id.to_string())
+        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await?;
     let mut facts = ClusterFacts::default();
-    for (payload,) in rows {
-        let event: ClusterEvent = serde_json::from_value(payload)?;
+    for row in rows {
+        let event: ClusterEvent = row.decode()?;
         match event {
             ClusterEvent::ClusterRequested(e) => {
                 facts.target_id = Some(e.target_id.as_uuid());
@@ -57,15 +59,14 @@ pub async fn load(pool: &PgPool, cluster_id: uuid::Uuid, up_to: u64) -> anyhow::
 
 /// A topic's current desired state, folded from all its events.
 pub async fn topic(pool: &PgPool, topic_id: uuid::Uuid) -> anyhow::Result<polaris_domain::topic::Topic> {
-    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT payload::jsonb FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 ORDER BY sequence",
-    )
-    .bind(topic_id.to_string())
-    .fetch_all(pool)
-    .await?;
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 ORDER BY sequence",
+        polaris_store::STORED_EVENT_COLUMNS
+    );
+    let rows: Vec<polaris_store::StoredEvent> = sqlx::query_as(&sql).bind(topic_id.to_string()).fetch_all(pool).await?;
     let mut topic = polaris_domain::topic::Topic::default();
-    for (payload,) in rows {
-        let event: polaris_domain::topic::TopicEvent = serde_json::from_value(payload)?;
+    for row in rows {
+        let event: polaris_domain::topic::TopicEvent = row.decode()?;
         polaris_store::cqrs_es::Aggregate::apply(&mut topic, event);
     }
     Ok(topic)

@@ -123,8 +123,7 @@ impl Subscriber {
             cause: cause(env, env.operation_id.unwrap_or_default()),
             timeout_secs: self.config.ready_timeout.as_secs(),
         };
-        let event: ClusterEvent =
-            serde_json::from_value(serde_json::json!({ env.event_type.clone(): env.payload.clone() }))?;
+        let event: ClusterEvent = env.decode()?;
         match event {
             ClusterEvent::ClusterScaleRequested(e) => {
                 input.brokers = e.to;
@@ -157,14 +156,13 @@ impl Subscriber {
                 e.cluster_id
             }
             _ => {
-                let (payload,): (serde_json::Value,) = sqlx::query_as(
-                    "SELECT payload::jsonb FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 \
-                     AND sequence = 1",
-                )
-                .bind(env.aggregate_id.to_string())
-                .fetch_one(&self.pool)
-                .await?;
-                let first: polaris_domain::topic::TopicEvent = serde_json::from_value(payload)?;
+                let sql = format!(
+                    "SELECT {} FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
+                    polaris_store::STORED_EVENT_COLUMNS
+                );
+                let row: polaris_store::StoredEvent =
+                    sqlx::query_as(&sql).bind(env.aggregate_id.to_string()).fetch_one(&self.pool).await?;
+                let first: polaris_domain::topic::TopicEvent = row.decode()?;
                 let polaris_domain::topic::TopicEvent::TopicRequested(e) = first else {
                     anyhow::bail!("topic {} does not start with TopicRequested", env.aggregate_id);
                 };
@@ -237,7 +235,16 @@ impl Subscriber {
                     continue;
                 }
             };
-            let envelope: Option<EventEnvelope> = msg.payload().and_then(|b| serde_json::from_slice(b).ok());
+            let envelope = msg
+                .payload()
+                .and_then(|b| serde_json::from_slice::<EventEnvelope>(b).ok())
+                .and_then(|e| match e.into_current() {
+                    Ok(e) => Some(e),
+                    Err(error) => {
+                        tracing::error!(%error, "subscriber: event cannot be read by this build; skipped");
+                        None
+                    }
+                });
             if let Some(env) = envelope {
                 let mut backoff = Duration::from_millis(200);
                 while let Err(e) = self.handle(&env).await {
