@@ -8,6 +8,8 @@
 //! The Kafka group offset is committed after the Postgres transaction; if that commit is lost, the event comes
 //! again and is ignored.
 
+pub mod replay;
+
 use std::time::Duration;
 
 use polaris_domain::EventEnvelope;
@@ -39,6 +41,8 @@ pub enum ProjectorError {
     Kafka(#[from] KafkaError),
     #[error("event {aggregate_id}/{sequence} ({event_type}) has a payload this projector cannot read: {source}")]
     Payload { aggregate_id: uuid::Uuid, sequence: u64, event_type: String, source: serde_json::Error },
+    #[error("replay: {0}")]
+    Replay(String),
 }
 
 /// What applying one envelope did.
@@ -706,7 +710,8 @@ async fn cluster_requested(
     .bind(e.name.as_str())
     .bind(e.provider.as_str())
     .bind(e.region.as_str())
-    .bind(e.target_id.as_uuid())
+    // A cluster requested before placement existed (upcast from version 1) has no target: NULL, not the nil id.
+    .bind((e.target_id != polaris_domain::TargetId::UNPLACED).then(|| e.target_id.as_uuid()))
     .bind(&e.kafka_version)
     .bind(&e.metadata_version)
     .bind(e.brokers as i32)

@@ -47,6 +47,37 @@ enum Command {
     },
     /// Print the OpenAPI document (the checked-in `schemas/openapi.json`).
     Openapi,
+    /// Operator tools that work on the database directly (the same as `polaris admin` through the API).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Rebuild every read model from the event store into a fresh schema and compare checksums with the live
+    /// ones. Resumes an unfinished replay. Exit 0 when identical, 1 when not.
+    Replay {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Resume or create this schema (polaris_replay_...); default: resume the newest unfinished one.
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        batch_size: i64,
+        /// Seconds to keep comparing while the live read models catch up.
+        #[arg(long, default_value_t = 60)]
+        settle_timeout_secs: u64,
+        /// Keep the replay schema even when identical.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Recompute the hash chains over the events and the audit log. Exit 0 when intact, 1 when not.
+    Verify {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
 }
 
 #[tokio::main]
@@ -71,7 +102,58 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", polaris_api::openapi::openapi_document());
             Ok(())
         }
+        Command::Admin { command } => admin(command).await,
     }
+}
+
+async fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    let ok = match command {
+        AdminCommand::Replay { database_url, schema, batch_size, settle_timeout_secs, keep } => {
+            let pool = polaris_store::connect(&database_url, 4).await.context("connecting to PostgreSQL")?;
+            polaris_store::MIGRATOR.run(&pool).await?;
+            let options = polaris_projector::replay::ReplayOptions {
+                schema,
+                batch_size: batch_size.clamp(1, 100_000),
+                settle_timeout: std::time::Duration::from_secs(settle_timeout_secs),
+                keep,
+            };
+            let mut last = std::time::Instant::now();
+            let report = polaris_projector::replay::replay(&pool, &options, |total, rate| {
+                if last.elapsed() >= std::time::Duration::from_secs(1) {
+                    eprintln!("replay: {total} events in the replay schema, {rate:.0} events/s");
+                    last = std::time::Instant::now();
+                }
+            })
+            .await?;
+            eprintln!(
+                "replay {}: {} events applied in {:.2} s ({:.0} events/s){}; {}",
+                report.schema,
+                report.events_applied,
+                report.replay_seconds,
+                report.events_per_second,
+                if report.resumed { ", resumed" } else { "" },
+                if report.identical { "identical to the live read models" } else { "DIFFERS from the live read models" }
+            );
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            report.identical
+        }
+        AdminCommand::Verify { database_url } => {
+            let pool = polaris_store::connect(&database_url, 2).await.context("connecting to PostgreSQL")?;
+            let reports = polaris_store::chain::verify(&pool).await?;
+            for r in &reports {
+                eprintln!(
+                    "{}: {} rows, head {}, {}",
+                    r.chain,
+                    r.rows,
+                    r.head,
+                    if r.intact() { "intact".to_owned() } else { format!("{} problems", r.problems.len()) }
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+            reports.iter().all(|r| r.intact())
+        }
+    };
+    if ok { Ok(()) } else { std::process::exit(1) }
 }
 
 async fn serve(settings: Settings, roles: Vec<Role>) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! conversion from a stored event to the published envelope, and the relay that moves committed events to
 //! Kafka in commit order.
 
+pub mod chain;
 pub mod relay;
 pub mod repository;
 

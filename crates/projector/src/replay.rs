@@ -1,0 +1,281 @@
+//! `polaris admin replay`: proves the read models can be rebuilt exactly from the event log (ARCHITECTURE.md
+//! rule 3).
+//!
+//! Every read model table is created empty in a fresh schema (`polaris_replay_<time>`, same columns, keys and
+//! indexes as the live one), and every stored event is applied to it with the projector's own code, in commit
+//! order (the relay's `(xid, position)` walk below `pg_snapshot_xmin`, so a late-committing transaction is never
+//! skipped). Progress is committed with each batch, so a killed replay resumes where it stopped.
+//!
+//! Then each table is compared with the live one by a canonical checksum: md5 over the rows as jsonb text
+//! (sorted, UTC, without the wall-clock `projected_at`). Commands may keep arriving meanwhile, so the comparison
+//! is made per cluster (a cluster's row, operations, brokers and topics) and repeated until every cluster agrees
+//! or the settle deadline passes: a cluster whose newest events one side has not applied yet differs only
+//! until both have caught up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use polaris_store::{STORED_EVENT_COLUMNS, StoredEvent};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::{ProjectorError, apply_envelope};
+
+/// The read models, each with the column naming the cluster its rows belong to.
+pub const READ_MODELS: [(&str, &str); 4] =
+    [("clusters", "id"), ("operations", "cluster_id"), ("brokers", "cluster_id"), ("topics", "cluster_id")];
+
+/// Bookkeeping columns that record when, not what; left out of the checksums.
+const WALL_CLOCK_COLUMNS: &str = "'projected_at'";
+
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Resume (or create) this schema; by default the newest unfinished replay is resumed, else a new one starts.
+    pub schema: Option<String>,
+    pub batch_size: i64,
+    /// How long to keep comparing while the live read models or the replay are still catching up.
+    pub settle_timeout: Duration,
+    /// Keep the replay schema even when it is identical (it is always kept when it differs).
+    pub keep: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        Self { schema: None, batch_size: 1000, settle_timeout: Duration::from_secs(60), keep: false }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TableChecksum {
+    pub table: String,
+    pub live_rows: i64,
+    pub replayed_rows: i64,
+    pub live_md5: String,
+    pub replayed_md5: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayReport {
+    pub schema: String,
+    pub resumed: bool,
+    /// Events applied by this run (a resumed run does not count what an earlier run applied).
+    pub events_applied: u64,
+    /// Events the replay schema holds in total.
+    pub events_total: u64,
+    pub replay_seconds: f64,
+    pub events_per_second: f64,
+    pub compare_rounds: u32,
+    pub tables: Vec<TableChecksum>,
+    /// Clusters whose rows still differ at the deadline.
+    pub differing_clusters: Vec<String>,
+    pub identical: bool,
+    pub schema_dropped: bool,
+}
+
+fn valid_schema_name(name: &str) -> bool {
+    name.strip_prefix("polaris_replay_").is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 40 && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    })
+}
+
+/// Runs a replay to the end and compares. `progress` is called after every batch with (events in the replay
+/// schema, events per second of this run).
+pub async fn replay(
+    pool: &PgPool,
+    options: &ReplayOptions,
+    mut progress: impl FnMut(u64, f64),
+) -> Result<ReplayReport, ProjectorError> {
+    let (schema, resumed) = open(pool, options.schema.as_deref()).await?;
+    let started = Instant::now();
+    let mut applied = catch_up(pool, &schema, options.batch_size, |total, n| {
+        progress(total, n as f64 / started.elapsed().as_secs_f64().max(1e-9))
+    })
+    .await?;
+    let replay_seconds = started.elapsed().as_secs_f64();
+
+    let deadline = Instant::now() + options.settle_timeout;
+    let mut rounds = 0;
+    let comparison = loop {
+        rounds += 1;
+        let comparison = compare(pool, &schema).await?;
+        if comparison.differing.is_empty() || Instant::now() >= deadline {
+            break comparison;
+        }
+        // Something is in flight: let the live projector move on, and apply what has been committed since.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        applied += catch_up(pool, &schema, options.batch_size, |_, _| {}).await?;
+    };
+    let identical = comparison.differing.is_empty();
+    let events_total: i64 = sqlx::query_scalar("SELECT events_applied FROM replays WHERE schema_name = $1")
+        .bind(&schema)
+        .fetch_one(pool)
+        .await?;
+    sqlx::query("UPDATE replays SET finished_at = now(), identical = $2 WHERE schema_name = $1")
+        .bind(&schema)
+        .bind(identical)
+        .execute(pool)
+        .await?;
+    let drop = identical && !options.keep;
+    if drop {
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(pool).await?;
+    }
+    Ok(ReplayReport {
+        schema,
+        resumed,
+        events_applied: applied,
+        events_total: events_total.max(0) as u64,
+        replay_seconds,
+        events_per_second: if replay_seconds > 0.0 { applied as f64 / replay_seconds } else { 0.0 },
+        compare_rounds: rounds,
+        tables: comparison.tables,
+        differing_clusters: comparison.differing.into_iter().collect(),
+        identical,
+        schema_dropped: drop,
+    })
+}
+
+/// The schema to replay into, and whether it is resumed.
+async fn open(pool: &PgPool, requested: Option<&str>) -> Result<(String, bool), ProjectorError> {
+    if let Some(name) = requested
+        && !valid_schema_name(name)
+    {
+        return Err(ProjectorError::Replay(format!("schema name {name:?} must look like polaris_replay_<a-z0-9_>")));
+    }
+    let existing: Option<String> = match requested {
+        Some(name) => {
+            sqlx::query_scalar("SELECT schema_name FROM replays WHERE schema_name = $1 AND finished_at IS NULL")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        }
+        None => {
+            sqlx::query_scalar(
+                "SELECT schema_name FROM replays WHERE finished_at IS NULL ORDER BY started_at DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    if let Some(name) = existing {
+        return Ok((name, true));
+    }
+    let name = match requested {
+        Some(name) => name.to_owned(),
+        None => format!("polaris_replay_{}", chrono::Utc::now().format("%Y%m%d_%H%M%S_%6f")),
+    };
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut *tx).await?;
+    for (table, _) in READ_MODELS {
+        sqlx::query(&format!("CREATE TABLE {name}.{table} (LIKE public.{table} INCLUDING ALL)")).execute(&mut *tx).await?;
+    }
+    sqlx::query("INSERT INTO replays (schema_name) VALUES ($1)").bind(&name).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok((name, false))
+}
+
+/// Applies every committed event the replay schema has not seen, batch by batch, each batch and its progress in
+/// one transaction. Returns how many events were applied.
+async fn catch_up(
+    pool: &PgPool,
+    schema: &str,
+    batch_size: i64,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<u64, ProjectorError> {
+    let select = format!(
+        "SELECT {STORED_EVENT_COLUMNS} FROM public.events, public.replays r \
+         WHERE r.schema_name = $1 AND (xid, position) > (r.last_xid, r.last_position) \
+           AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY xid, position LIMIT $2"
+    );
+    let mut applied = 0u64;
+    loop {
+        let mut tx = pool.begin().await?;
+        // The projector's statements name tables unqualified: they land in the replay schema.
+        sqlx::query(&format!("SET LOCAL search_path TO {schema}, public")).execute(&mut *tx).await?;
+        let rows: Vec<StoredEvent> = sqlx::query_as(&select).bind(schema).bind(batch_size).fetch_all(&mut *tx).await?;
+        let Some(last) = rows.last() else { return Ok(applied) };
+        let (last_xid, last_position) = (last.xid.clone(), last.position);
+        for row in &rows {
+            let envelope = row.to_envelope().map_err(|e| ProjectorError::Replay(e.to_string()))?;
+            apply_envelope(&mut tx, &envelope).await?;
+        }
+        let total: i64 = sqlx::query_scalar(
+            "UPDATE public.replays SET last_xid = $2::xid8, last_position = $3, events_applied = events_applied + $4 \
+             WHERE schema_name = $1 RETURNING events_applied",
+        )
+        .bind(schema)
+        .bind(&last_xid)
+        .bind(last_position)
+        .bind(rows.len() as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        applied += rows.len() as u64;
+        progress(total.max(0) as u64, applied);
+        if (rows.len() as i64) < batch_size {
+            return Ok(applied);
+        }
+    }
+}
+
+struct Comparison {
+    tables: Vec<TableChecksum>,
+    differing: BTreeSet<String>,
+}
+
+/// Compares each read model with its replayed twin in one snapshot: whole-table checksums, and per cluster.
+async fn compare(pool: &PgPool, schema: &str) -> Result<Comparison, ProjectorError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+    sqlx::query("SET LOCAL timezone TO 'UTC'").execute(&mut *tx).await?;
+    let mut tables = Vec::new();
+    let mut differing = BTreeSet::new();
+    for (table, family) in READ_MODELS {
+        let mut sides: Vec<(BTreeMap<String, String>, i64, String)> = Vec::with_capacity(2);
+        for source in ["public", schema] {
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+                "SELECT {family}::text, md5(string_agg(r, E'\\n' ORDER BY r)), count(*) \
+                 FROM (SELECT {family}, (to_jsonb(t) - {WALL_CLOCK_COLUMNS})::text AS r FROM {source}.{table} t) x \
+                 GROUP BY 1"
+            ))
+            .fetch_all(&mut *tx)
+            .await?;
+            let (whole, count): (Option<String>, i64) = sqlx::query_as(&format!(
+                "SELECT md5(string_agg(r, E'\\n' ORDER BY r)), count(*) \
+                 FROM (SELECT (to_jsonb(t) - {WALL_CLOCK_COLUMNS})::text AS r FROM {source}.{table} t) x"
+            ))
+            .fetch_one(&mut *tx)
+            .await?;
+            let per_cluster = rows.into_iter().map(|(k, md5, _)| (k, md5)).collect();
+            sides.push((per_cluster, count, whole.unwrap_or_else(|| "empty".into())));
+        }
+        let (live, replayed) = (&sides[0], &sides[1]);
+        for key in live.0.keys().chain(replayed.0.keys()) {
+            if live.0.get(key) != replayed.0.get(key) {
+                differing.insert(key.clone());
+            }
+        }
+        tables.push(TableChecksum {
+            table: table.to_owned(),
+            live_rows: live.1,
+            replayed_rows: replayed.1,
+            live_md5: live.2.clone(),
+            replayed_md5: replayed.2.clone(),
+        });
+    }
+    tx.commit().await?;
+    Ok(Comparison { tables, differing })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_schema_name;
+
+    #[test]
+    fn only_replay_schema_names_are_accepted() {
+        assert!(valid_schema_name("polaris_replay_20261126_1"));
+        for bad in ["public", "polaris_replay_", "polaris_replay_x;drop", "polaris_replay_A", "x_polaris_replay_1"] {
+            assert!(!valid_schema_name(bad), "{bad}");
+        }
+    }
+}
