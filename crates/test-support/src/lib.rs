@@ -3,6 +3,7 @@
 //! test with its name and the command that starts it, never a silent pass.
 
 pub mod harness;
+pub mod history;
 
 use std::time::{Duration, Instant};
 

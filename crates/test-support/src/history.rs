@@ -1,0 +1,206 @@
+//! A synthetic but well-formed event history, written straight into the event store (through the same insert
+//! and hash-chain trigger as the command path), for the replay tests and benchmarks. Each cluster gets the
+//! events a provisioned and scaled cluster with one topic has: 9 events, one in ten of them starting with a
+//! version 1 `ClusterRequested` (no target) as an old database would hold.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+use polaris_domain::cluster::{
+    BrokersAdded, ClusterProvisioningStarted, ClusterReady, ClusterRequested, ClusterScaleRequested,
+    RebalanceCompleted, StrimziResourcesApplied,
+};
+use polaris_domain::topic::{TopicEvent, TopicName, TopicReady, TopicRequested};
+use polaris_domain::{
+    ClusterEvent, ClusterId, ClusterName, CommandMetadata, OperationId, OrgId, Provider, Region, TargetId,
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const EVENTS_PER_CLUSTER: u64 = 9;
+
+struct Row {
+    aggregate_type: &'static str,
+    aggregate_id: Uuid,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+}
+
+fn metadata(org: OrgId, operation: OperationId, at: chrono::DateTime<Utc>) -> serde_json::Value {
+    let md = CommandMetadata {
+        org_id: org,
+        actor: "seed:history".into(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: Uuid::new_v4(),
+        operation_id: Some(operation),
+        occurred_at: at,
+        policy_version: Some(1),
+    };
+    serde_json::to_value(md.to_map()).unwrap_or_default()
+}
+
+fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<Utc>) -> Vec<Row> {
+    let cluster = ClusterId::from_uuid(Uuid::new_v4());
+    let provision = OperationId::from_uuid(Uuid::new_v4());
+    let scale = OperationId::from_uuid(Uuid::new_v4());
+    let at = |i: i64| start + Duration::milliseconds(i);
+    let requested = ClusterRequested {
+        cluster_id: cluster,
+        org_id: org,
+        operation_id: provision,
+        target_id: target,
+        name: ClusterName::parse(&format!("seed-{n}")).unwrap_or_else(|e| panic!("name: {e}")),
+        provider: Provider::Aws,
+        region: Region::parse("eu-west-1").unwrap_or_else(|e| panic!("region: {e}")),
+        kafka_version: "4.1.0".into(),
+        metadata_version: "4.1".into(),
+        brokers: 3,
+        controllers: 3,
+        storage_gib: 100,
+        config: BTreeMap::new(),
+        deletion_protection: false,
+        requested_by: "seed:history".into(),
+        requested_at: at(0),
+    };
+    let mut first = serde_json::to_value(ClusterEvent::ClusterRequested(requested)).unwrap_or_default();
+    let mut first_version = "2";
+    if n % 10 == 0 {
+        // Version 1: written before clusters had a target.
+        if let Some(inner) = first.get_mut("ClusterRequested").and_then(|v| v.as_object_mut()) {
+            inner.remove("target_id");
+        }
+        first_version = "1";
+    }
+    let ready = ClusterReady {
+        operation_id: provision,
+        broker_ids: vec![0, 1, 2],
+        controller_ids: vec![3, 4, 5],
+        bootstrap_servers: format!("seed-{n}-kafka-bootstrap.polaris-seed-{n}.svc:9092"),
+    };
+    let cluster_events = [
+        ClusterEvent::ClusterProvisioningStarted(ClusterProvisioningStarted {
+            operation_id: provision,
+            workflow_id: format!("provision-{cluster}-1"),
+        }),
+        ClusterEvent::StrimziResourcesApplied(StrimziResourcesApplied {
+            operation_id: provision,
+            namespace: format!("polaris-seed-{n}"),
+            resources: vec!["Namespace/polaris-seed".into(), "Kafka/seed".into()],
+        }),
+        ClusterEvent::ClusterReady(ready),
+        ClusterEvent::ClusterScaleRequested(ClusterScaleRequested {
+            operation_id: scale,
+            from: 3,
+            to: 4,
+            requested_by: "seed:history".into(),
+        }),
+        ClusterEvent::BrokersAdded(BrokersAdded { operation_id: scale, node_ids: vec![6], broker_ids: vec![0, 1, 2, 6] }),
+        ClusterEvent::RebalanceCompleted(RebalanceCompleted {
+            operation_id: scale,
+            mode: "add-brokers".into(),
+            node_ids: vec![6],
+        }),
+    ];
+    let mut rows = vec![Row {
+        aggregate_type: "cluster",
+        aggregate_id: cluster.as_uuid(),
+        sequence: 1,
+        event_type: "ClusterRequested".into(),
+        event_version: first_version.into(),
+        payload: first,
+        metadata: metadata(org, provision, at(0)),
+    }];
+    for (i, e) in cluster_events.into_iter().enumerate() {
+        let op = if i < 3 { provision } else { scale };
+        rows.push(Row {
+            aggregate_type: "cluster",
+            aggregate_id: cluster.as_uuid(),
+            sequence: i as i64 + 2,
+            event_type: cqrs_es::DomainEvent::event_type(&e),
+            event_version: "1".into(),
+            payload: serde_json::to_value(&e).unwrap_or_default(),
+            metadata: metadata(org, op, at(i as i64 + 1)),
+        });
+    }
+    let topic = Uuid::new_v4();
+    let topic_op = OperationId::from_uuid(Uuid::new_v4());
+    let topic_events = [
+        TopicEvent::TopicRequested(TopicRequested {
+            topic_id: topic,
+            cluster_id: cluster,
+            org_id: org,
+            operation_id: topic_op,
+            name: TopicName::parse("orders").unwrap_or_else(|e| panic!("topic name: {e}")),
+            partitions: 6,
+            replication_factor: 3,
+            config: BTreeMap::from([("retention.ms".to_owned(), "604800000".to_owned())]),
+            deletion_protection: false,
+            requested_by: "seed:history".into(),
+            requested_at: at(10),
+        }),
+        TopicEvent::TopicReady(TopicReady { operation_id: topic_op }),
+    ];
+    for (i, e) in topic_events.into_iter().enumerate() {
+        let event_type = cqrs_es::DomainEvent::event_type(&e);
+        rows.push(Row {
+            aggregate_type: "topic",
+            aggregate_id: topic,
+            sequence: i as i64 + 1,
+            event_type,
+            event_version: "1".into(),
+            payload: serde_json::to_value(&e).unwrap_or_default(),
+            metadata: metadata(org, topic_op, at(i as i64 + 10)),
+        });
+    }
+    rows
+}
+
+/// Writes `clusters` synthetic cluster histories for `org` (placed on `target`), in batches. Returns the
+/// number of events written.
+pub async fn seed_history(pool: &PgPool, org: OrgId, target: TargetId, clusters: usize) -> u64 {
+    let start = Utc::now() - Duration::hours(1);
+    let mut written = 0u64;
+    let mut batch: Vec<Row> = Vec::new();
+    for n in 0..clusters {
+        batch.extend(cluster_rows(org, target, n, start + Duration::milliseconds(n as i64 * 20)));
+        if batch.len() >= 4500 || n + 1 == clusters {
+            written += insert(pool, std::mem::take(&mut batch)).await;
+        }
+    }
+    written
+}
+
+async fn insert(pool: &PgPool, rows: Vec<Row>) -> u64 {
+    let n = rows.len() as u64;
+    let mut cols: (Vec<&str>, Vec<String>, Vec<i64>, Vec<String>, Vec<String>, Vec<String>, Vec<String>) =
+        Default::default();
+    for r in rows {
+        cols.0.push(r.aggregate_type);
+        cols.1.push(r.aggregate_id.to_string());
+        cols.2.push(r.sequence);
+        cols.3.push(r.event_type);
+        cols.4.push(r.event_version);
+        cols.5.push(r.payload.to_string());
+        cols.6.push(r.metadata.to_string());
+    }
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT t, id, s, et, ev, p::json, m::json \
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+              AS x(t, id, s, et, ev, p, m)",
+    )
+    .bind(cols.0)
+    .bind(cols.1)
+    .bind(cols.2)
+    .bind(cols.3)
+    .bind(cols.4)
+    .bind(cols.5)
+    .bind(cols.6)
+    .execute(pool)
+    .await
+    .unwrap_or_else(|e| panic!("seeding events: {e}"));
+    n
+}
