@@ -129,7 +129,7 @@ async fn append(commands: usize, concurrency: usize, via: Via) -> anyhow::Result
     for i in 0..50 {
         post_cluster(&h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
     }
-    let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone());
+    let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default());
     let (target,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM targets WHERE org_id = $1 AND provider = 'aws'")
         .bind(h.org.as_uuid())
         .fetch_one(&h.db.pool)

@@ -25,6 +25,7 @@ use polaris_domain::topic::{
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -87,12 +88,49 @@ struct AggregateLabels {
     aggregate_type: String,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkflowLabels {
+    kind: String,
+    outcome: String,
+}
+
+fn workflow_histogram() -> Histogram {
+    Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0])
+}
+
+#[derive(Clone)]
 pub struct ProjectorMetrics {
     events: Family<OutcomeLabels, prometheus_client::metrics::counter::Counter>,
     lag_seconds: Family<ReadModelLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     stalled: Family<AggregateLabels, prometheus_client::metrics::counter::Counter>,
+    workflows: Family<WorkflowLabels, Histogram, fn() -> Histogram>,
 }
+
+impl Default for ProjectorMetrics {
+    fn default() -> Self {
+        Self {
+            events: Family::default(),
+            lag_seconds: Family::default(),
+            stalled: Family::default(),
+            workflows: Family::new_with_constructor(workflow_histogram),
+        }
+    }
+}
+
+/// Events that can end an operation (each operation is one workflow).
+const FINISHING_EVENTS: [&str; 11] = [
+    "ClusterReady",
+    "RebalanceCompleted",
+    "BrokersRemoved",
+    "KafkaVersionRolled",
+    "MetadataVersionBumped",
+    "ClusterDeleted",
+    "ClusterStalled",
+    "OperationFailed",
+    "TopicReady",
+    "TopicDeleted",
+    "TopicStalled",
+];
 
 impl ProjectorMetrics {
     pub fn register(&self, registry: &mut Registry) {
@@ -110,6 +148,12 @@ impl ProjectorMetrics {
         for aggregate_type in ["cluster", "topic"] {
             let _ = self.stalled.get_or_create(&AggregateLabels { aggregate_type: aggregate_type.into() });
         }
+        registry.register(
+            "polaris_workflow_duration_seconds",
+            "Operations that finished (one workflow each), from the accepted command to the event that ended it, \
+             by kind (provision, scale, upgrade, delete, topic_*) and outcome (succeeded, failed, stalled)",
+            self.workflows.clone(),
+        );
         registry.register(
             "polaris_operations_stalled",
             "Operations that passed a deadline (ClusterStalled, TopicStalled), by aggregate type",
@@ -885,9 +929,34 @@ impl Projector {
                     let labels = AggregateLabels { aggregate_type: envelope.aggregate_type.clone() };
                     self.metrics.stalled.get_or_create(&labels).inc();
                 }
+                if let (Some(operation_id), true) =
+                    (envelope.operation_id, FINISHING_EVENTS.contains(&envelope.event_type.as_str()))
+                {
+                    self.observe_finished(operation_id, envelope.occurred_at).await;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Records the duration and outcome of an operation this event finished (a redelivery is `AlreadyApplied`
+    /// and never gets here, so each operation is counted once).
+    async fn observe_finished(&self, operation_id: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) {
+        let finished: Result<Option<(String, String, f64)>, sqlx::Error> = sqlx::query_as(
+            "SELECT kind, state, EXTRACT(EPOCH FROM finished_at - started_at)::float8 FROM operations \
+             WHERE id = $1 AND finished_at IS NOT NULL AND abs(EXTRACT(EPOCH FROM finished_at - $2)) < 0.001",
+        )
+        .bind(operation_id)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await;
+        match finished {
+            Ok(Some((kind, outcome, seconds))) => {
+                self.metrics.workflows.get_or_create(&WorkflowLabels { kind, outcome }).observe(seconds.max(0.0));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, %operation_id, "projector: reading a finished operation for metrics"),
+        }
     }
 
     /// Consumes until `shutdown` turns true, in batches of whatever has arrived (up to 500 messages) so a burst

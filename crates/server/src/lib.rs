@@ -68,6 +68,7 @@ impl Settings {
             subscriber_group: self.worker_group.clone(),
             ready_timeout: Duration::from_secs(self.ready_timeout_secs),
             metrics: polaris_workers::WorkerMetrics::default(),
+            store_metrics: polaris_store::StoreMetrics::default(),
         }
     }
 }
@@ -116,6 +117,7 @@ pub struct Server {
     pub relay_metrics: RelayMetrics,
     pub projector_metrics: ProjectorMetrics,
     pub worker_metrics: polaris_workers::WorkerMetrics,
+    pub store_metrics: polaris_store::StoreMetrics,
 }
 
 impl Server {
@@ -130,6 +132,8 @@ impl Server {
         let projector_metrics = ProjectorMetrics::default();
         let worker_metrics = polaris_workers::WorkerMetrics::default();
         worker_metrics.register(&mut registry);
+        let store_metrics = polaris_store::StoreMetrics::default();
+        store_metrics.register(&mut registry);
         api_metrics.register(&mut registry);
         relay_metrics.register(&mut registry);
         projector_metrics.register(&mut registry);
@@ -141,6 +145,7 @@ impl Server {
             relay_metrics,
             projector_metrics,
             worker_metrics,
+            store_metrics,
         })
     }
 
@@ -148,8 +153,8 @@ impl Server {
         let probe = KafkaProbe::new(&self.settings.kafka_bootstrap, &self.settings.events_topic)?;
         Ok(AppState {
             pool: self.pool.clone(),
-            cqrs: Arc::new(polaris_store::cluster_cqrs(self.pool.clone())),
-            topics: Arc::new(polaris_store::topic_cqrs(self.pool.clone())),
+            cqrs: Arc::new(polaris_store::cluster_cqrs(self.pool.clone(), self.store_metrics.clone())),
+            topics: Arc::new(polaris_store::topic_cqrs(self.pool.clone(), self.store_metrics.clone())),
             metrics: self.api_metrics.clone(),
             registry: self.registry.clone(),
             probes: Arc::new(vec![Box::new(probe)]),
@@ -192,6 +197,7 @@ impl Server {
         if roles.contains(&Role::Worker) {
             let mut config = self.settings.worker_config();
             config.metrics = self.worker_metrics.clone();
+            config.store_metrics = self.store_metrics.clone();
             let (pool, stop) = (self.pool.clone(), shutdown.clone());
             // The Temporal worker's run future is not Send; it gets a thread of its own that drives it on the
             // shared runtime.

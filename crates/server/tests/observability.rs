@@ -56,6 +56,21 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
     let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
     wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
     let exported = exported(&h).await;
+    // The provisioning that just finished is one observed workflow (the projector records it right after
+    // applying ClusterReady, so it may trail the read model by a moment).
+    let text = polaris_test_support::eventually("the provision workflow is observed", Duration::from_secs(10), || async {
+        let text = h.http.get(h.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        text.lines()
+            .any(|l| {
+                l.starts_with("polaris_workflow_duration_seconds_count{")
+                    && l.contains("kind=\"provision\"")
+                    && l.contains("outcome=\"succeeded\"")
+                    && l.ends_with(" 1")
+            })
+            .then_some(text)
+    })
+    .await;
+    assert!(text.lines().any(|l| l.starts_with("polaris_events_appended_total{") && l.contains("ClusterRequested")));
     for expected in [
         "polaris_api_requests_total",
         "polaris_command_duration_seconds_bucket",
@@ -65,6 +80,8 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
         "polaris_projector_lag_seconds",
         "polaris_workflow_starts_total",
         "polaris_operations_stalled_total",
+        "polaris_events_appended_total",
+        "polaris_workflow_duration_seconds_bucket",
     ] {
         assert!(exported.contains(expected), "/metrics lacks {expected}: {exported:?}");
     }

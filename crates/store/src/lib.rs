@@ -22,14 +22,14 @@ pub use relay::{Relay, RelayConfig, RelayError};
 /// The SQL migrations under `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-pub use repository::EventRepository;
+pub use repository::{EventRepository, StoreMetrics};
 
 pub type ClusterCqrs = CqrsFramework<Cluster, PersistedEventStore<EventRepository, Cluster>>;
 
 /// The command path for clusters: load, handle, and append events (with their outbox columns) in one
 /// transaction. No cqrs-es queries are attached: read models are fed from Kafka, never in-process.
-pub fn cluster_cqrs(pool: PgPool) -> ClusterCqrs {
-    CqrsFramework::new(event_store(pool), vec![], ())
+pub fn cluster_cqrs(pool: PgPool, metrics: StoreMetrics) -> ClusterCqrs {
+    CqrsFramework::new(event_store(pool, metrics), vec![], ())
 }
 
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
@@ -43,8 +43,8 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
 pub type TopicCqrs = CqrsFramework<Topic, PersistedEventStore<EventRepository, Topic>>;
 
 /// The command path for topics.
-pub fn topic_cqrs(pool: PgPool) -> TopicCqrs {
-    CqrsFramework::new(event_store(pool), vec![], ())
+pub fn topic_cqrs(pool: PgPool, metrics: StoreMetrics) -> TopicCqrs {
+    CqrsFramework::new(event_store(pool, metrics), vec![], ())
 }
 
 /// A stored event that cannot be turned into an envelope: a bug or a tampered row, never user input.
@@ -139,8 +139,8 @@ impl EventUpcaster for Upcaster {
     }
 }
 
-fn event_store<A: cqrs_es::Aggregate>(pool: PgPool) -> PersistedEventStore<EventRepository, A> {
-    PersistedEventStore::new_event_store(EventRepository::new(pool)).with_upcasters(vec![Box::new(Upcaster)])
+fn event_store<A: cqrs_es::Aggregate>(pool: PgPool, metrics: StoreMetrics) -> PersistedEventStore<EventRepository, A> {
+    PersistedEventStore::new_event_store(EventRepository::new(pool, metrics)).with_upcasters(vec![Box::new(Upcaster)])
 }
 
 /// The columns `StoredEvent` reads, for queries over `events`.

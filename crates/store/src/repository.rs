@@ -8,6 +8,8 @@ use cqrs_es::Aggregate;
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use sqlx::PgPool;
 
 /// Metadata key carrying the request's `Idempotency-Key`.
@@ -15,14 +17,37 @@ pub const IDEMPOTENCY_KEY: &str = "polaris.idempotency_key";
 /// Metadata key carrying the SHA-256 of the request (method, path, body).
 pub const REQUEST_HASH: &str = "polaris.request_hash";
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct AppendLabels {
+    pub aggregate_type: String,
+    pub event_type: String,
+}
+
+/// Metrics of the command path's event store.
+#[derive(Clone, Debug, Default)]
+pub struct StoreMetrics {
+    pub events_appended: Family<AppendLabels, Counter>,
+}
+
+impl StoreMetrics {
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "polaris_events_appended",
+            "Events committed to the event store by the command path, by aggregate and event type",
+            self.events_appended.clone(),
+        );
+    }
+}
+
 pub struct EventRepository {
     inner: PostgresEventRepository,
     pool: PgPool,
+    metrics: StoreMetrics,
 }
 
 impl EventRepository {
-    pub fn new(pool: PgPool) -> Self {
-        EventRepository { inner: PostgresEventRepository::new(pool.clone()), pool }
+    pub fn new(pool: PgPool, metrics: StoreMetrics) -> Self {
+        EventRepository { inner: PostgresEventRepository::new(pool.clone()), pool, metrics }
     }
 }
 
@@ -117,7 +142,12 @@ impl PersistedEventRepository for EventRepository {
             .await
             .map_err(db_error)?;
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        for event in events {
+            let labels = AppendLabels { aggregate_type: A::TYPE.to_owned(), event_type: event.event_type.clone() };
+            self.metrics.events_appended.get_or_create(&labels).inc();
+        }
+        Ok(())
     }
 
     async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {

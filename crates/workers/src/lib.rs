@@ -61,6 +61,8 @@ pub struct WorkerConfig {
     /// How long a cluster may take to become Ready before its operation is marked stalled.
     pub ready_timeout: Duration,
     pub metrics: WorkerMetrics,
+    /// The command path's metrics (events appended by the workers' reports).
+    pub store_metrics: polaris_store::StoreMetrics,
 }
 
 pub async fn temporal_client(config: &WorkerConfig) -> anyhow::Result<Client> {
@@ -79,8 +81,8 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
     let client = temporal_client(&config).await?;
     let runtime = Runtime::from_current_tokio(Default::default())?;
     let activities = ClusterActivities {
-        cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone())),
-        topics: Arc::new(polaris_store::topic_cqrs(pool.clone())),
+        cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone(), config.store_metrics.clone())),
+        topics: Arc::new(polaris_store::topic_cqrs(pool.clone(), config.store_metrics.clone())),
     };
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<ProvisionCluster>()?
