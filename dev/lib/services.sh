@@ -146,6 +146,15 @@ start_prometheus() {
   wait_for "prometheus" 60 "$logf" curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
 }
 
+# Helm, built from the Go module proxy (no release downloads here); cached by version.
+helm_bin() { echo "$CACHE/helm-$HELM_VERSION/helm"; }
+ensure_helm() {
+  if [[ ! -x "$(helm_bin)" ]]; then
+    step "helm $HELM_VERSION: build from the Go module proxy" "$LOGS/install.log" \
+      env GOBIN="$CACHE/helm-$HELM_VERSION" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  fi
+}
+
 kubectl_bin() { echo "$CACHE/venv/bin/kubectl"; }
 KUBE_ADMIN_TOKEN="polaris-dev-kube-admin"
 

@@ -47,6 +47,17 @@ pub struct AppState {
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
 }
 
+/// What a process without the API role serves on its listen address: liveness, readiness and metrics, for
+/// Kubernetes probes and Prometheus.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(health::not_found)
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/clusters", post(clusters::create_cluster).get(clusters::list_clusters))

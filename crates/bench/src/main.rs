@@ -6,6 +6,9 @@
 //!   `projected_at`), checking that every event reached Kafka and the read model.
 //! - `provision`: N clusters from POST to READY through Temporal, the workers, a real kube-apiserver and
 //!   strimzi-sim; p50/p99 time to READY, and how fast the subscriber started the workflows.
+//! - `replay`: a synthetic history of N clusters (9 events each) written to the event store, projected live,
+//!   then rebuilt by `admin replay`: events per second of the replay, and whether it is identical.
+//! - `lag`: a steady rate of cluster requests through the API for a while: commit-to-read-model lag p50/p99.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,21 @@ enum Command {
     Subscriber {
         #[arg(long, default_value_t = 200)]
         workflows: usize,
+    },
+    /// Rebuild the read models from a synthetic history (N clusters x 9 events) with `admin replay`.
+    Replay {
+        #[arg(long, default_value_t = 22_300)]
+        clusters: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch_size: i64,
+    },
+    /// Projector lag under a steady command load.
+    Lag {
+        /// Cluster requests per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
     },
     /// Clusters from POST to READY on the local stack.
     Provision {
@@ -290,11 +308,121 @@ async fn subscriber(workflows: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn replay(clusters: usize, batch_size: i64) -> anyhow::Result<()> {
+    let h = Harness::start(&[Role::Relay, Role::Projector]).await;
+    let pool = h.db.pool.clone();
+    let target: uuid::Uuid = sqlx::query_scalar("SELECT id FROM targets WHERE org_id = $1 LIMIT 1")
+        .bind(h.org.as_uuid())
+        .fetch_one(&pool)
+        .await?;
+    let t = Instant::now();
+    let seeded = polaris_test_support::history::seed_history(
+        &pool,
+        h.org,
+        polaris_domain::TargetId::from_uuid(target),
+        clusters,
+    )
+    .await;
+    let seed_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    polaris_test_support::eventually("the live projector applies the history", Duration::from_secs(1800), || async {
+        let (c,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM topics WHERE status = 'READY'").fetch_one(&pool).await.ok()?;
+        (c as usize >= clusters).then_some(())
+    })
+    .await;
+    let live_secs = t.elapsed().as_secs_f64();
+    let options = polaris_projector::replay::ReplayOptions { batch_size, ..Default::default() };
+    let report = polaris_projector::replay::replay(&pool, &options, |_, _| {}).await?;
+    println!("replay: {clusters} synthetic clusters, {seeded} events (1 in 10 clusters starts with a v1 event)");
+    println!(
+        "  seeding           {seed_secs:.1} s ({:.0} events/s through the insert and the hash-chain trigger)",
+        seeded as f64 / seed_secs
+    );
+    println!(
+        "  live projection   {live_secs:.1} s for relay -> Kafka -> projector ({:.0} events/s)",
+        seeded as f64 / live_secs
+    );
+    println!(
+        "  replay            {} events in {:.1} s = {:.0} events/s (batch {batch_size})",
+        report.events_applied, report.replay_seconds, report.events_per_second
+    );
+    println!("  identical         {} after {} comparison round(s)", report.identical, report.compare_rounds);
+    for t in &report.tables {
+        println!("    {:<11} {:>7} rows  md5 {}", t.table, t.replayed_rows, t.replayed_md5);
+    }
+    h.stop().await;
+    anyhow::ensure!(report.identical, "the replay differs from the live read models");
+    Ok(())
+}
+
+async fn lag(rate: u32, seconds: u32) -> anyhow::Result<()> {
+    let h = Harness::start(&[Role::Api, Role::Relay, Role::Projector]).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    let total = (rate * seconds) as usize;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    let started = Instant::now();
+    let mut failed = 0;
+    for i in 0..total {
+        ticker.tick().await;
+        let (http, url, token, name) =
+            (h.http.clone(), h.url("/v1/clusters"), h.admin_token.clone(), format!("l{run}-{i}"));
+        inflight.push(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&json!({"name": name, "provider": "aws", "region": "eu-west-1", "brokers": 3}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16() == 202)
+                .unwrap_or(false)
+        });
+        while let Some(Some(ok)) = futures::FutureExt::now_or_never(inflight.next()) {
+            if !ok {
+                failed += 1;
+            }
+        }
+    }
+    while let Some(ok) = inflight.next().await {
+        if !ok {
+            failed += 1;
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    polaris_test_support::eventually("the projector applies every request", Duration::from_secs(120), || async {
+        let (c,): (i64,) = sqlx::query_as("SELECT count(*) FROM clusters").fetch_one(&h.db.pool).await.ok()?;
+        (c as usize + failed >= total).then_some(())
+    })
+    .await;
+    let lags: Vec<(f64,)> = sqlx::query_as(
+        "SELECT EXTRACT(EPOCH FROM c.projected_at - e.recorded_at)::float8 * 1000 FROM clusters c \
+         JOIN events e ON e.aggregate_type = 'cluster' AND e.aggregate_id = c.id::text AND e.sequence = 1",
+    )
+    .fetch_all(&h.db.pool)
+    .await?;
+    let lag = sorted(lags.into_iter().map(|(l,)| l).collect());
+    println!(
+        "lag: {total} cluster requests at {rate}/s for {seconds} s through POST /v1/clusters ({wall:.1} s, {failed} failed)"
+    );
+    println!(
+        "  commit -> read model  p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        percentile(&lag, 50.0),
+        percentile(&lag, 99.0),
+        lag.last().copied().unwrap_or(f64::NAN)
+    );
+    h.stop().await;
+    anyhow::ensure!(failed == 0, "{failed} requests failed");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Append { commands, concurrency, via } => append(commands, concurrency, via).await,
         Command::Provision { clusters, concurrency } => provision(clusters, concurrency).await,
         Command::Subscriber { workflows } => subscriber(workflows).await,
+        Command::Replay { clusters, batch_size } => replay(clusters, batch_size).await,
+        Command::Lag { rate, seconds } => lag(rate, seconds).await,
     }
 }

@@ -155,7 +155,8 @@ fn unknown_and_malformed_versions_are_refused_by_name() {
     let e = events::upcast("ClusterRequested", 1, serde_json::json!({"name": "x"})).expect_err("malformed v1");
     assert!(e.to_string().contains("version 1"), "{e}");
     assert!(events::upcast("NoSuchEvent", 1, serde_json::json!({})).is_err());
-    let (v, p) = events::upcast("TopicReady", 1, serde_json::json!({"operation_id": uuid::Uuid::nil()})).expect("current");
+    let (v, p) =
+        events::upcast("TopicReady", 1, serde_json::json!({"operation_id": uuid::Uuid::nil()})).expect("current");
     assert_eq!((v, p["operation_id"].as_str()), (1, Some("00000000-0000-0000-0000-000000000000")));
 }
 
@@ -173,8 +174,21 @@ fn the_asyncapi_document_describes_every_current_message() {
         assert!(schemas_dir().join(file).exists(), "{file} is checked in");
     }
     let envelope = &doc["components"]["schemas"]["EventEnvelope"]["properties"];
-    for field in ["event_id", "aggregate_type", "aggregate_id", "sequence", "event_type", "event_version", "occurred_at",
-        "org_id", "actor", "correlation_id", "causation_id", "operation_id", "payload"] {
+    for field in [
+        "event_id",
+        "aggregate_type",
+        "aggregate_id",
+        "sequence",
+        "event_type",
+        "event_version",
+        "occurred_at",
+        "org_id",
+        "actor",
+        "correlation_id",
+        "causation_id",
+        "operation_id",
+        "payload",
+    ] {
         assert!(envelope.get(field).is_some(), "envelope documents {field}");
     }
     let headers = &doc["components"]["schemas"]["EventHeaders"]["required"];

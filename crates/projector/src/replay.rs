@@ -74,7 +74,9 @@ pub struct ReplayReport {
 
 fn valid_schema_name(name: &str) -> bool {
     name.strip_prefix("polaris_replay_").is_some_and(|rest| {
-        !rest.is_empty() && rest.len() <= 40 && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        !rest.is_empty()
+            && rest.len() <= 40
+            && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     })
 }
 
@@ -166,7 +168,9 @@ async fn open(pool: &PgPool, requested: Option<&str>) -> Result<(String, bool), 
     let mut tx = pool.begin().await?;
     sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut *tx).await?;
     for (table, _) in READ_MODELS {
-        sqlx::query(&format!("CREATE TABLE {name}.{table} (LIKE public.{table} INCLUDING ALL)")).execute(&mut *tx).await?;
+        sqlx::query(&format!("CREATE TABLE {name}.{table} (LIKE public.{table} INCLUDING ALL)"))
+            .execute(&mut *tx)
+            .await?;
     }
     sqlx::query("INSERT INTO replays (schema_name) VALUES ($1)").bind(&name).execute(&mut *tx).await?;
     tx.commit().await?;

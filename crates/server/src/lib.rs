@@ -208,15 +208,22 @@ impl Server {
                 }
             }));
         }
-        if roles.contains(&Role::Api) {
+        // Every process listens: the API role serves the API; any other serves only /healthz, /readyz and
+        // /metrics (its probes and its scrape target).
+        {
             let listener = match listener {
                 Some(l) => l,
                 None => tokio::net::TcpListener::bind(&self.settings.listen)
                     .await
                     .with_context(|| format!("binding {}", self.settings.listen))?,
             };
-            tracing::info!(addr = %listener.local_addr()?, "api listening");
-            let app = polaris_api::router(self.app_state()?);
+            let app = if roles.contains(&Role::Api) {
+                tracing::info!(addr = %listener.local_addr()?, "api listening");
+                polaris_api::router(self.app_state()?)
+            } else {
+                tracing::info!(addr = %listener.local_addr()?, "health and metrics listening");
+                polaris_api::ops_router(self.app_state()?)
+            };
             let mut stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 let graceful = async move {

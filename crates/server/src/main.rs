@@ -132,7 +132,11 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 report.replay_seconds,
                 report.events_per_second,
                 if report.resumed { ", resumed" } else { "" },
-                if report.identical { "identical to the live read models" } else { "DIFFERS from the live read models" }
+                if report.identical {
+                    "identical to the live read models"
+                } else {
+                    "DIFFERS from the live read models"
+                }
             );
             println!("{}", serde_json::to_string_pretty(&report)?);
             report.identical

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
+use polaris_domain::TargetId;
 use polaris_projector::replay::{ReplayOptions, replay};
 use polaris_server::Role;
 use polaris_store::chain::{ChainProblem, verify};
+use polaris_test_support::eventually;
 use polaris_test_support::harness::{Harness, cluster_body, send};
 use polaris_test_support::history::{EVENTS_PER_CLUSTER, seed_history};
-use polaris_test_support::eventually;
-use polaris_domain::TargetId;
 use sqlx::PgPool;
 
 async fn a_target(pool: &PgPool, h: &Harness) -> TargetId {
@@ -145,7 +145,10 @@ async fn a_killed_replay_resumes_where_it_stopped() {
         .spawn()
         .expect("polaris-server admin replay starts");
     let schema: String = eventually("the first replay makes progress", Duration::from_secs(60), || async {
-        sqlx::query_scalar("SELECT schema_name FROM replays WHERE events_applied >= 500").fetch_optional(&pool).await.ok()?
+        sqlx::query_scalar("SELECT schema_name FROM replays WHERE events_applied >= 500")
+            .fetch_optional(&pool)
+            .await
+            .ok()?
     })
     .await;
     child.kill().expect("kill the replay");

@@ -58,18 +58,19 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
     let exported = exported(&h).await;
     // The provisioning that just finished is one observed workflow (the projector records it right after
     // applying ClusterReady, so it may trail the read model by a moment).
-    let text = polaris_test_support::eventually("the provision workflow is observed", Duration::from_secs(10), || async {
-        let text = h.http.get(h.url("/metrics")).send().await.ok()?.text().await.ok()?;
-        text.lines()
-            .any(|l| {
-                l.starts_with("polaris_workflow_duration_seconds_count{")
-                    && l.contains("kind=\"provision\"")
-                    && l.contains("outcome=\"succeeded\"")
-                    && l.ends_with(" 1")
-            })
-            .then_some(text)
-    })
-    .await;
+    let text =
+        polaris_test_support::eventually("the provision workflow is observed", Duration::from_secs(10), || async {
+            let text = h.http.get(h.url("/metrics")).send().await.ok()?.text().await.ok()?;
+            text.lines()
+                .any(|l| {
+                    l.starts_with("polaris_workflow_duration_seconds_count{")
+                        && l.contains("kind=\"provision\"")
+                        && l.contains("outcome=\"succeeded\"")
+                        && l.ends_with(" 1")
+                })
+                .then_some(text)
+        })
+        .await;
     assert!(text.lines().any(|l| l.starts_with("polaris_events_appended_total{") && l.contains("ClusterRequested")));
     for expected in [
         "polaris_api_requests_total",

@@ -73,7 +73,10 @@ async fn verify_chain(pool: &PgPool, chain: &Chain) -> Result<ChainReport, sqlx:
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
     sqlx::query("SET LOCAL timezone TO 'UTC'").execute(&mut *tx).await?;
     let (head_length, head_hash): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT length, head FROM chain_heads WHERE chain = $1").bind(chain.name).fetch_one(&mut *tx).await?;
+        sqlx::query_as("SELECT length, head FROM chain_heads WHERE chain = $1")
+            .bind(chain.name)
+            .fetch_one(&mut *tx)
+            .await?;
 
     let mut problems = Vec::new();
     let unlinked: Vec<(String,)> =

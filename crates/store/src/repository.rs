@@ -7,9 +7,9 @@
 use cqrs_es::Aggregate;
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
 use postgres_es::PostgresEventRepository;
-use serde_json::Value;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use serde_json::Value;
 use sqlx::PgPool;
 
 /// Metadata key carrying the request's `Idempotency-Key`.

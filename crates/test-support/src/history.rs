@@ -97,7 +97,11 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
             to: 4,
             requested_by: "seed:history".into(),
         }),
-        ClusterEvent::BrokersAdded(BrokersAdded { operation_id: scale, node_ids: vec![6], broker_ids: vec![0, 1, 2, 6] }),
+        ClusterEvent::BrokersAdded(BrokersAdded {
+            operation_id: scale,
+            node_ids: vec![6],
+            broker_ids: vec![0, 1, 2, 6],
+        }),
         ClusterEvent::RebalanceCompleted(RebalanceCompleted {
             operation_id: scale,
             mode: "add-brokers".into(),

@@ -235,16 +235,15 @@ impl Subscriber {
                     continue;
                 }
             };
-            let envelope = msg
-                .payload()
-                .and_then(|b| serde_json::from_slice::<EventEnvelope>(b).ok())
-                .and_then(|e| match e.into_current() {
+            let envelope = msg.payload().and_then(|b| serde_json::from_slice::<EventEnvelope>(b).ok()).and_then(|e| {
+                match e.into_current() {
                     Ok(e) => Some(e),
                     Err(error) => {
                         tracing::error!(%error, "subscriber: event cannot be read by this build; skipped");
                         None
                     }
-                });
+                }
+            });
             if let Some(env) = envelope {
                 let mut backoff = Duration::from_millis(200);
                 while let Err(e) = self.handle(&env).await {

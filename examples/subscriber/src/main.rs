@@ -142,7 +142,11 @@ impl State {
             "ClusterRequested" => {
                 let cluster = Cluster {
                     name: p["name"].as_str().unwrap_or_default().to_owned(),
-                    location: format!("{}/{}", p["provider"].as_str().unwrap_or("?"), p["region"].as_str().unwrap_or("?")),
+                    location: format!(
+                        "{}/{}",
+                        p["provider"].as_str().unwrap_or("?"),
+                        p["region"].as_str().unwrap_or("?")
+                    ),
                     status: "REQUESTED".into(),
                     brokers: 0,
                 };

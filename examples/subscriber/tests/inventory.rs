@@ -38,7 +38,9 @@ fn read_state(path: &std::path::Path) -> Option<Value> {
 #[tokio::test]
 async fn the_inventory_follows_the_stream_and_ignores_redelivery() {
     let h = Harness::start(&[Role::Api, Role::Relay]).await;
-    for (name, provider, region) in [("inv-a", "aws", "eu-west-1"), ("inv-b", "aws", "eu-west-1"), ("inv-c", "gcp", "europe-west1")] {
+    for (name, provider, region) in
+        [("inv-a", "aws", "eu-west-1"), ("inv-b", "aws", "eu-west-1"), ("inv-c", "gcp", "europe-west1")]
+    {
         let body = json!({"name": name, "provider": provider, "region": region, "brokers": 3});
         let (status, problem) = send(&h, h.http.post(h.url("/v1/clusters")).json(&body)).await;
         assert_eq!(status, 202, "{problem}");
