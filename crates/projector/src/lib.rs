@@ -266,16 +266,8 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
                 return Ok(Outcome::AlreadyApplied);
             }
             sqlx::query("DELETE FROM brokers WHERE cluster_id = $1").bind(env.aggregate_id).execute(&mut *conn).await?;
-            for (ids, role) in [(&e.broker_ids, "broker"), (&e.controller_ids, "controller")] {
-                for id in ids {
-                    sqlx::query("INSERT INTO brokers (cluster_id, node_id, role, status) VALUES ($1, $2, $3, 'READY')")
-                        .bind(env.aggregate_id)
-                        .bind(id)
-                        .bind(role)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-            }
+            insert_nodes(conn, env.aggregate_id, &e.broker_ids, "broker").await?;
+            insert_nodes(conn, env.aggregate_id, &e.controller_ids, "controller").await?;
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "wait-ready",
@@ -700,13 +692,27 @@ async fn set_brokers(
         .bind(cluster_id)
         .execute(&mut *conn)
         .await?;
-    for id in broker_ids {
-        sqlx::query("INSERT INTO brokers (cluster_id, node_id, role, status) VALUES ($1, $2, 'broker', 'READY')")
-            .bind(cluster_id)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+    insert_nodes(conn, cluster_id, broker_ids, "broker").await
+}
+
+/// Inserts READY nodes of one role, in one statement.
+async fn insert_nodes(
+    conn: &mut PgConnection,
+    cluster_id: uuid::Uuid,
+    node_ids: &[i32],
+    role: &str,
+) -> Result<(), ProjectorError> {
+    if node_ids.is_empty() {
+        return Ok(());
     }
+    sqlx::query(
+        "INSERT INTO brokers (cluster_id, node_id, role, status) SELECT $1, id, $3, 'READY' FROM UNNEST($2::int4[]) id",
+    )
+    .bind(cluster_id)
+    .bind(node_ids)
+    .bind(role)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! Every read model table is created empty in a fresh schema (`polaris_replay_<time>`, same columns, keys and
 //! indexes as the live one), and every stored event is applied to it with the projector's own code, in commit
 //! order (the relay's `(xid, position)` walk below `pg_snapshot_xmin`, so a late-committing transaction is never
-//! skipped). Progress is committed with each batch, so a killed replay resumes where it stopped.
+//! skipped), each cluster's events on one of a few connections. The position is committed after each batch, so
+//! a killed replay resumes where it stopped.
 //!
 //! Then each table is compared with the live one by a canonical checksum: md5 over the rows as jsonb text
 //! (sorted, UTC, without the wall-clock `projected_at`). Commands may keep arriving meanwhile, so the comparison
@@ -12,12 +13,14 @@
 //! or the settle deadline passes: a cluster whose newest events one side has not applied yet differs only
 //! until both have caught up.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use polaris_domain::EventEnvelope;
 use polaris_store::{STORED_EVENT_COLUMNS, StoredEvent};
 use serde::Serialize;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::{ProjectorError, apply_envelope};
 
@@ -177,32 +180,68 @@ async fn open(pool: &PgPool, requested: Option<&str>) -> Result<(String, bool), 
     Ok((name, false))
 }
 
-/// Applies every committed event the replay schema has not seen, batch by batch, each batch and its progress in
-/// one transaction. Returns how many events were applied.
+/// Connections applying events side by side. Each cluster's events (and its topics') go to one of them, in
+/// commit order, so nothing that depends on order is ever split.
+const PARTITIONS: usize = 4;
+
+/// Applies every committed event the replay schema has not seen, batch by batch. Each batch is split by cluster
+/// over the partitions, applied in one transaction per partition, and then the cursor moves. A batch cut short
+/// (a kill between the partitions' commits and the cursor) is applied again on resume, which the projector's
+/// sequence checks turn into no-ops for what was already applied, exactly as for a redelivered message.
+/// Returns how many events the cursor moved over.
 async fn catch_up(
     pool: &PgPool,
     schema: &str,
     batch_size: i64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, ProjectorError> {
+    // The cursor is bound as constants, so the (xid, position) index serves a range scan; the ORDER BY names
+    // `events.xid` (the xid8 column, not the `xid::text` output column of the same name).
     let select = format!(
-        "SELECT {STORED_EVENT_COLUMNS} FROM public.events, public.replays r \
-         WHERE r.schema_name = $1 AND (xid, position) > (r.last_xid, r.last_position) \
-           AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY xid, position LIMIT $2"
+        "SELECT {STORED_EVENT_COLUMNS} FROM public.events \
+         WHERE (xid, position) > ($1::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY events.xid, events.position LIMIT $3"
     );
+    // Connections whose search_path puts the replay schema first: the projector's statements name tables
+    // unqualified, so they land there. Set for the session, so prepared statements stay valid between batches.
+    // Plans are made per execution: the replay tables start empty, and a generic plan cached while they were
+    // (a sequential scan) would stay in use as they grow, making every lookup slower than the last.
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("search_path", format!("{schema},public")), ("plan_cache_mode", "force_custom_plan".into())]);
+    let mut conns = Vec::with_capacity(PARTITIONS);
+    for _ in 0..PARTITIONS {
+        conns.push(sqlx::ConnectOptions::connect(&options).await?);
+    }
+    let mut families: HashMap<Uuid, Uuid> = HashMap::new();
     let mut applied = 0u64;
     loop {
-        let mut tx = pool.begin().await?;
-        // The projector's statements name tables unqualified: they land in the replay schema.
-        sqlx::query(&format!("SET LOCAL search_path TO {schema}, public")).execute(&mut *tx).await?;
-        let rows: Vec<StoredEvent> = sqlx::query_as(&select).bind(schema).bind(batch_size).fetch_all(&mut *tx).await?;
+        let (cursor_xid, cursor_position): (String, i64) =
+            sqlx::query_as("SELECT last_xid::text, last_position FROM public.replays WHERE schema_name = $1")
+                .bind(schema)
+                .fetch_one(pool)
+                .await?;
+        let rows: Vec<StoredEvent> =
+            sqlx::query_as(&select).bind(&cursor_xid).bind(cursor_position).bind(batch_size).fetch_all(pool).await?;
         let Some(last) = rows.last() else { return Ok(applied) };
         let (last_xid, last_position) = (last.xid.clone(), last.position);
+        let mut parts: Vec<Vec<EventEnvelope>> = vec![Vec::new(); PARTITIONS];
         for row in &rows {
             let envelope = row.to_envelope().map_err(|e| ProjectorError::Replay(e.to_string()))?;
-            apply_envelope(&mut tx, &envelope).await?;
+            let family = family_of(pool, &mut families, &envelope).await?;
+            parts[(family.as_u128() % PARTITIONS as u128) as usize].push(envelope);
         }
+        futures::future::try_join_all(conns.iter_mut().zip(parts).map(|(conn, envelopes)| async move {
+            let mut tx = sqlx::Connection::begin(conn).await?;
+            for envelope in &envelopes {
+                apply_envelope(&mut tx, envelope).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, ProjectorError>(())
+        }))
+        .await?;
         let total: i64 = sqlx::query_scalar(
             "UPDATE public.replays SET last_xid = $2::xid8, last_position = $3, events_applied = events_applied + $4 \
              WHERE schema_name = $1 RETURNING events_applied",
@@ -211,15 +250,44 @@ async fn catch_up(
         .bind(&last_xid)
         .bind(last_position)
         .bind(rows.len() as i64)
-        .fetch_one(&mut *tx)
+        .fetch_one(pool)
         .await?;
-        tx.commit().await?;
         applied += rows.len() as u64;
         progress(total.max(0) as u64, applied);
         if (rows.len() as i64) < batch_size {
             return Ok(applied);
         }
     }
+}
+
+/// The cluster an event's read-model rows belong to: its own id for a cluster event, its cluster's for a topic
+/// event (from `TopicRequested`, remembered, or read from the topic's first event).
+async fn family_of(
+    pool: &PgPool,
+    families: &mut HashMap<Uuid, Uuid>,
+    env: &EventEnvelope,
+) -> Result<Uuid, ProjectorError> {
+    if env.aggregate_type != "topic" {
+        return Ok(env.aggregate_id);
+    }
+    if let Some(cluster) = families.get(&env.aggregate_id) {
+        return Ok(*cluster);
+    }
+    let cluster = match env.payload.get("cluster_id").and_then(|v| v.as_str()).filter(|_| env.sequence == 1) {
+        Some(id) => Some(id.to_owned()),
+        None => sqlx::query_scalar(
+            "SELECT payload::jsonb #>> '{TopicRequested,cluster_id}' FROM public.events \
+             WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
+        )
+        .bind(env.aggregate_id.to_string())
+        .fetch_optional(pool)
+        .await?
+        .flatten(),
+    };
+    // A topic without a readable first event keeps to its own partition slot (its id); nothing depends on it.
+    let cluster = cluster.and_then(|c| c.parse().ok()).unwrap_or(env.aggregate_id);
+    families.insert(env.aggregate_id, cluster);
+    Ok(cluster)
 }
 
 struct Comparison {

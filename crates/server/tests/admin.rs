@@ -7,7 +7,7 @@ use std::time::Duration;
 use polaris_domain::TargetId;
 use polaris_projector::replay::{ReplayOptions, replay};
 use polaris_server::Role;
-use polaris_store::chain::{ChainProblem, verify};
+use polaris_store::chain::{ChainProblem, seal, verify};
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{Harness, cluster_body, send};
 use polaris_test_support::history::{EVENTS_PER_CLUSTER, seed_history};
@@ -44,8 +44,19 @@ async fn verify_reports_a_changed_a_deleted_and_a_truncated_row() {
         let (status, _) = send(&h, h.http.post(h.url("/v1/clusters")).json(&cluster_body(&format!("chain-{i}")))).await;
         assert_eq!(status, 202);
     }
+    // The audit entry of an accepted request is written as its response goes out: wait for all three.
+    eventually("three audit entries", Duration::from_secs(10), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_entries").fetch_one(&pool).await.ok()?;
+        (n >= 3).then_some(())
+    })
+    .await;
+    // Nothing is sealed until a sealer runs (the relay role does); then everything committed is.
     let reports = verify(&pool).await.expect("verify runs");
-    assert!(reports.iter().all(|r| r.intact()), "{reports:?}");
+    assert!(reports.iter().all(|r| r.intact() && r.rows == 0 && r.pending > 0), "{reports:?}");
+    let (events, audit) = seal(&pool).await.expect("seal");
+    assert!(events == 3 && audit >= 3, "sealed {events} events, {audit} audit entries");
+    let reports = verify(&pool).await.expect("verify runs");
+    assert!(reports.iter().all(|r| r.intact() && r.pending == 0), "{reports:?}");
     let events = reports.iter().find(|r| r.chain == "events").expect("events chain");
     assert_eq!(events.rows, 3);
     let audit = reports.iter().find(|r| r.chain == "audit").expect("audit chain");
@@ -54,13 +65,16 @@ async fn verify_reports_a_changed_a_deleted_and_a_truncated_row() {
     // Someone edits an accepted event: more brokers than were ever asked for.
     sqlx::query(
         "UPDATE events SET payload = jsonb_set(payload::jsonb, '{ClusterRequested,brokers}', '9')::json \
-         WHERE chain_seq = 2",
+         WHERE position = (SELECT position FROM event_seals WHERE chain_seq = 2)",
     )
     .execute(&pool)
     .await
     .expect("tamper");
     // ...and deletes an audit entry.
-    sqlx::query("DELETE FROM audit_entries WHERE chain_seq = 2").execute(&pool).await.expect("delete audit");
+    sqlx::query("DELETE FROM audit_entries WHERE position = (SELECT position FROM audit_seals WHERE chain_seq = 2)")
+        .execute(&pool)
+        .await
+        .expect("delete audit");
     let reports = verify(&pool).await.expect("verify runs");
     let events = reports.iter().find(|r| r.chain == "events").expect("events chain");
     assert!(
@@ -68,13 +82,26 @@ async fn verify_reports_a_changed_a_deleted_and_a_truncated_row() {
         "{events:?}"
     );
     let audit = reports.iter().find(|r| r.chain == "audit").expect("audit chain");
-    assert!(audit.problems.contains(&ChainProblem::Missing { from_seq: 2, to_seq: 2 }), "{audit:?}");
+    assert!(matches!(audit.problems.as_slice(), [ChainProblem::Deleted { chain_seq: 2, .. }]), "{audit:?}");
 
-    // Deleting the newest event leaves the chain head longer than the chain.
-    sqlx::query("DELETE FROM events WHERE chain_seq = 3").execute(&pool).await.expect("delete newest");
+    // Deleting the newest seal too (to hide a deleted event) leaves the chain head longer than the chain; an
+    // event slipped in with a back-dated transaction id is older than the head yet never sealed.
+    sqlx::query("DELETE FROM event_seals WHERE chain_seq = 3").execute(&pool).await.expect("delete newest seal");
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, xid) \
+         SELECT aggregate_type, aggregate_id, 99, event_type, event_version, payload, metadata, '1'::xid8 \
+         FROM events LIMIT 1",
+    )
+    .execute(&pool)
+    .await
+    .expect("back-dated insert");
     let reports = verify(&pool).await.expect("verify runs");
     let events = reports.iter().find(|r| r.chain == "events").expect("events chain");
     assert!(events.problems.contains(&ChainProblem::Truncated { head_length: 3, last_seq: 2 }), "{events:?}");
+    assert!(
+        events.problems.iter().any(|p| matches!(p, ChainProblem::Unsealed { row } if row.contains("#99"))),
+        "{events:?}"
+    );
 
     // The binary says the same and exits 1.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_polaris-server"))

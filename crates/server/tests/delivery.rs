@@ -197,3 +197,41 @@ async fn the_projector_applies_a_redelivered_envelope_once() {
         .expect("offset");
     assert_eq!(next, 43);
 }
+
+/// The relay's batch query orders by the xid8 column, never by the `xid::text` output column of the same name
+/// (text order puts "100000" before "99999", which would let the cursor skip an earlier transaction).
+#[tokio::test]
+async fn the_relay_orders_by_xid8_not_by_its_text() {
+    fn sort_keys(plan: &serde_json::Value, out: &mut Vec<String>) {
+        match plan {
+            serde_json::Value::Object(m) => {
+                if let Some(keys) = m.get("Sort Key").and_then(|k| k.as_array()) {
+                    out.extend(keys.iter().filter_map(|k| k.as_str().map(str::to_owned)));
+                }
+                m.values().for_each(|v| sort_keys(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| sort_keys(v, out)),
+            _ => {}
+        }
+    }
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    for _ in 0..3 {
+        append(&mut conn, Uuid::new_v4(), 1, "order").await;
+    }
+    let sql = format!("EXPLAIN (FORMAT JSON) {}", polaris_store::Relay::fetch_sql());
+    for setting in ["enable_seqscan", "enable_sort"] {
+        let mut tx = db.pool.begin().await.expect("tx");
+        // Either plan shape: a sort by the xid8 column (small tables), or the (xid, position) index in order.
+        sqlx::query(&format!("SET LOCAL {setting} = off")).execute(&mut *tx).await.expect("set");
+        let (plan,): (serde_json::Value,) =
+            sqlx::query_as(&sql).bind("default").bind(500i64).fetch_one(&mut *tx).await.expect("explain");
+        let mut keys = Vec::new();
+        sort_keys(&plan, &mut keys);
+        if setting == "enable_sort" {
+            assert!(keys.is_empty() && plan.to_string().contains("events_relay_order"), "index order: {plan}");
+        } else {
+            assert!(keys.is_empty() || keys == ["events.xid", "events.\"position\""], "sorted by xid8: {plan}");
+        }
+    }
+}

@@ -1,9 +1,8 @@
-//! `polaris admin verify`: recomputes the hash chains over the event store and the audit log (migration
-//! `..._hash_chain.sql`) and reports every row changed, deleted or inserted around the chain after the fact.
-//!
-//! The database links rows as they are inserted; this check recomputes each link independently in Rust
-//! (sha256 over the previous stored hash and the row's canonical text), so one altered row is reported once and
-//! does not hide the rows after it.
+//! The hash chains over the event store and the audit log (migration `..._hash_chain.sql`): `seal` extends
+//! them in commit order (the relay role calls it as it goes), and `verify` (`polaris admin verify`) recomputes
+//! every link in Rust (sha256 over the previous stored hash and the row's canonical text) and reports every row
+//! changed, deleted or slipped in after the fact. One altered row is reported once and does not hide the rows
+//! after it.
 
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -14,22 +13,27 @@ use sqlx::PgPool;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChainProblem {
-    /// The row's content no longer matches the hash it was linked with.
+    /// The row's content no longer matches the hash it was sealed with.
     Altered { chain_seq: i64, row: String },
-    /// Rows with these chain numbers are gone.
+    /// The sealed row is gone.
+    Deleted { chain_seq: i64, position: i64 },
+    /// Seals with these chain numbers are gone.
     Missing { from_seq: i64, to_seq: i64 },
-    /// A row that was never linked (inserted with the trigger disabled, or its chain columns cleared).
-    Unlinked { row: String },
-    /// The chain head records more rows than exist: the newest rows were deleted.
+    /// A row older than the sealed head that was never sealed (written with a back-dated transaction id).
+    Unsealed { row: String },
+    /// The chain head records more seals than exist: the newest seals were deleted.
     Truncated { head_length: i64, last_seq: i64 },
-    /// The chain head's hash is not the last row's hash.
+    /// The chain head's hash is not the last seal's hash.
     HeadMismatch { head_length: i64 },
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ChainReport {
     pub chain: &'static str,
+    /// Sealed rows checked.
     pub rows: i64,
+    /// Committed rows not sealed yet (the relay role seals as it goes).
+    pub pending: i64,
     /// The head to anchor elsewhere: `<length>:<sha256 hex>`.
     pub head: String,
     pub problems: Vec<ChainProblem>,
@@ -44,6 +48,7 @@ impl ChainReport {
 struct Chain {
     name: &'static str,
     table: &'static str,
+    seals: &'static str,
     /// How a row is named in a report.
     label: &'static str,
 }
@@ -52,12 +57,37 @@ const CHAINS: [Chain; 2] = [
     Chain {
         name: "events",
         table: "events",
-        label: "aggregate_type || '/' || aggregate_id || '#' || sequence || ' ' || event_type",
+        seals: "event_seals",
+        label: "t.aggregate_type || '/' || t.aggregate_id || '#' || t.sequence || ' ' || t.event_type",
     },
-    Chain { name: "audit", table: "audit_entries", label: "'audit ' || position || ' ' || id" },
+    Chain {
+        name: "audit",
+        table: "audit_entries",
+        seals: "audit_seals",
+        label: "'audit ' || t.position || ' ' || t.id",
+    },
 ];
 
-/// Verifies both chains.
+/// Seals every committed row not sealed yet, in commit order (`polaris_seal` in the hash-chain migration).
+/// Returns how many events and audit entries it sealed.
+pub async fn seal(pool: &PgPool) -> Result<(u64, u64), sqlx::Error> {
+    const BATCH: i32 = 5000;
+    let mut total = (0u64, 0u64);
+    loop {
+        let (events, audit): (i32, i32) =
+            sqlx::query_as("SELECT polaris_seal('events', $1), polaris_seal('audit', $1)")
+                .bind(BATCH)
+                .fetch_one(pool)
+                .await?;
+        total.0 += events.max(0) as u64;
+        total.1 += audit.max(0) as u64;
+        if events < BATCH && audit < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Verifies both chains. Read-only: it seals nothing.
 pub async fn verify(pool: &PgPool) -> Result<Vec<ChainReport>, sqlx::Error> {
     let mut reports = Vec::with_capacity(CHAINS.len());
     for chain in &CHAINS {
@@ -68,61 +98,73 @@ pub async fn verify(pool: &PgPool) -> Result<Vec<ChainReport>, sqlx::Error> {
 
 async fn verify_chain(pool: &PgPool, chain: &Chain) -> Result<ChainReport, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    // One snapshot for the rows and the head, in UTC (the canonical text's time zone).
+    // One snapshot for the rows, the seals and the head, in UTC (the canonical text's time zone).
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
     sqlx::query("SET LOCAL timezone TO 'UTC'").execute(&mut *tx).await?;
-    let (head_length, head_hash): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT length, head FROM chain_heads WHERE chain = $1")
+    let (head_length, head_hash, last_xid, last_position): (i64, Vec<u8>, String, i64) =
+        sqlx::query_as("SELECT length, head, last_xid::text, last_position FROM chain_heads WHERE chain = $1")
             .bind(chain.name)
             .fetch_one(&mut *tx)
             .await?;
+    let (table, seals, label) = (chain.table, chain.seals, chain.label);
 
     let mut problems = Vec::new();
-    let unlinked: Vec<(String,)> =
-        sqlx::query_as(&format!("SELECT {} FROM {} WHERE chain_seq IS NULL", chain.label, chain.table))
-            .fetch_all(&mut *tx)
+    let unsealed: Vec<(String,)> = sqlx::query_as(&format!(
+        "SELECT {label} FROM {table} t WHERE (t.xid, t.position) <= ($1::xid8, $2) \
+         AND NOT EXISTS (SELECT 1 FROM {seals} s WHERE s.position = t.position)"
+    ))
+    .bind(&last_xid)
+    .bind(last_position)
+    .fetch_all(&mut *tx)
+    .await?;
+    problems.extend(unsealed.into_iter().map(|(row,)| ChainProblem::Unsealed { row }));
+    let pending: i64 =
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table} t WHERE (t.xid, t.position) > ($1::xid8, $2)"))
+            .bind(&last_xid)
+            .bind(last_position)
+            .fetch_one(&mut *tx)
             .await?;
-    problems.extend(unlinked.into_iter().map(|(row,)| ChainProblem::Unlinked { row }));
 
     let sql = format!(
-        "SELECT chain_seq, chain_hash, polaris_chain_input(to_jsonb(t)), {} FROM {} t \
-         WHERE chain_seq IS NOT NULL ORDER BY chain_seq",
-        chain.label, chain.table
+        "SELECT s.chain_seq, s.position, s.hash, polaris_chain_input(to_jsonb(t)), {label} \
+         FROM {seals} s LEFT JOIN {table} t ON t.position = s.position ORDER BY s.chain_seq"
     );
-    let mut rows = sqlx::query_as::<_, (i64, Option<Vec<u8>>, String, String)>(&sql).fetch(&mut *tx);
-    let mut prev = vec![0u8; 32];
-    let (mut expected_seq, mut count, mut last_hash) = (1i64, 0i64, vec![0u8; 32]);
-    while let Some((seq, stored, input, label)) = rows.try_next().await? {
+    let mut rows = sqlx::query_as::<_, (i64, i64, Vec<u8>, Option<String>, Option<String>)>(&sql).fetch(&mut *tx);
+    let (mut prev, mut expected_seq, mut count) = (vec![0u8; 32], 1i64, 0i64);
+    while let Some((seq, position, stored, input, row)) = rows.try_next().await? {
         count += 1;
         if seq > expected_seq {
-            // The first row after a gap was linked to a row that is gone, so its own link cannot be checked.
+            // The first seal after a gap was chained to a seal that is gone, so its own link cannot be checked.
             problems.push(ChainProblem::Missing { from_seq: expected_seq, to_seq: seq - 1 });
         }
-        let stored = stored.unwrap_or_default();
-        if seq == expected_seq {
-            let mut hasher = Sha256::new();
-            hasher.update(&prev);
-            hasher.update(input.as_bytes());
-            if hasher.finalize().as_slice() != stored.as_slice() {
-                problems.push(ChainProblem::Altered { chain_seq: seq, row: label });
+        match (input, row) {
+            (Some(input), Some(row)) if seq == expected_seq => {
+                let mut hasher = Sha256::new();
+                hasher.update(&prev);
+                hasher.update(input.as_bytes());
+                if hasher.finalize().as_slice() != stored.as_slice() {
+                    problems.push(ChainProblem::Altered { chain_seq: seq, row });
+                }
             }
+            (Some(_), _) => {}
+            (None, _) => problems.push(ChainProblem::Deleted { chain_seq: seq, position }),
         }
-        prev = stored.clone();
-        last_hash = stored;
+        prev = stored;
         expected_seq = seq + 1;
     }
     drop(rows);
     let last_seq = expected_seq - 1;
     if head_length > last_seq {
         problems.push(ChainProblem::Truncated { head_length, last_seq });
-    } else if head_length == last_seq && head_hash != last_hash {
+    } else if head_length == last_seq && head_length > 0 && head_hash != prev {
         problems.push(ChainProblem::HeadMismatch { head_length });
     }
     tx.commit().await?;
     Ok(ChainReport {
         chain: chain.name,
         rows: count,
+        pending,
         head: format!("{head_length}:{}", hex::encode(&head_hash)),
         problems,
     })

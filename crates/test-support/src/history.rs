@@ -67,7 +67,7 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
     };
     let mut first = serde_json::to_value(ClusterEvent::ClusterRequested(requested)).unwrap_or_default();
     let mut first_version = "2";
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         // Version 1: written before clusters had a target.
         if let Some(inner) = first.get_mut("ClusterRequested").and_then(|v| v.as_object_mut()) {
             inner.remove("target_id");
@@ -179,16 +179,16 @@ pub async fn seed_history(pool: &PgPool, org: OrgId, target: TargetId, clusters:
 
 async fn insert(pool: &PgPool, rows: Vec<Row>) -> u64 {
     let n = rows.len() as u64;
-    let mut cols: (Vec<&str>, Vec<String>, Vec<i64>, Vec<String>, Vec<String>, Vec<String>, Vec<String>) =
-        Default::default();
+    let (mut types, mut ids, mut seqs, mut names, mut versions, mut payloads, mut metadata) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in rows {
-        cols.0.push(r.aggregate_type);
-        cols.1.push(r.aggregate_id.to_string());
-        cols.2.push(r.sequence);
-        cols.3.push(r.event_type);
-        cols.4.push(r.event_version);
-        cols.5.push(r.payload.to_string());
-        cols.6.push(r.metadata.to_string());
+        types.push(r.aggregate_type);
+        ids.push(r.aggregate_id.to_string());
+        seqs.push(r.sequence);
+        names.push(r.event_type);
+        versions.push(r.event_version);
+        payloads.push(r.payload.to_string());
+        metadata.push(r.metadata.to_string());
     }
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
@@ -196,13 +196,13 @@ async fn insert(pool: &PgPool, rows: Vec<Row>) -> u64 {
          FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
               AS x(t, id, s, et, ev, p, m)",
     )
-    .bind(cols.0)
-    .bind(cols.1)
-    .bind(cols.2)
-    .bind(cols.3)
-    .bind(cols.4)
-    .bind(cols.5)
-    .bind(cols.6)
+    .bind(types)
+    .bind(ids)
+    .bind(seqs)
+    .bind(names)
+    .bind(versions)
+    .bind(payloads)
+    .bind(metadata)
     .execute(pool)
     .await
     .unwrap_or_else(|e| panic!("seeding events: {e}"));
