@@ -53,10 +53,15 @@ async fn verify_reports_a_changed_a_deleted_and_a_truncated_row() {
     // Nothing is sealed until a sealer runs (the relay role does); then everything committed is.
     let reports = verify(&pool).await.expect("verify runs");
     assert!(reports.iter().all(|r| r.intact() && r.rows == 0 && r.pending > 0), "{reports:?}");
-    let (events, audit) = seal(&pool).await.expect("seal");
-    assert!(events == 3 && audit >= 3, "sealed {events} events, {audit} audit entries");
-    let reports = verify(&pool).await.expect("verify runs");
-    assert!(reports.iter().all(|r| r.intact() && r.pending == 0), "{reports:?}");
+    // Sealing follows commit order below the server-wide xmin horizon, so a transaction open anywhere (another
+    // test) can hold it back for a moment: seal until everything is sealed, within a deadline.
+    let reports = eventually("everything committed is sealed", Duration::from_secs(30), || async {
+        seal(&pool).await.ok()?;
+        let reports = verify(&pool).await.ok()?;
+        reports.iter().all(|r| r.pending == 0).then_some(reports)
+    })
+    .await;
+    assert!(reports.iter().all(|r| r.intact()), "{reports:?}");
     let events = reports.iter().find(|r| r.chain == "events").expect("events chain");
     assert_eq!(events.rows, 3);
     let audit = reports.iter().find(|r| r.chain == "audit").expect("audit chain");
