@@ -10,7 +10,19 @@ pg_run() {
 
 PG_BIN="$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)"
 
+# The fixed ports lie inside Linux's ephemeral range (32768-60999): an outgoing connection may take one as its
+# local port just before a service binds it ("address already in use"). Reserve them (needs root; skipped if not).
+reserve_ports() {
+  local ports="55432,57233,57235,58080,58233,59090,59092,59093,52379-52382,56443-56444"
+  local f=/proc/sys/net/ipv4/ip_local_reserved_ports
+  if [[ -w "$f" ]]; then
+    local current; current="$(cat "$f")"
+    echo "${current:+$current,}$ports" > "$f" 2>/dev/null || log "could not reserve the local ports ($ports)"
+  fi
+}
+
 ensure_packages() {
+  reserve_ports
   local missing=()
   [[ -x "$PG_BIN/postgres" ]] || missing+=(postgresql-15)
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
