@@ -77,6 +77,9 @@ pub enum ApiError {
     OperationInProgress(uuid::Uuid),
     #[error("deletion protection is on; turn it off with PATCH first")]
     DeletionProtected,
+    /// A platform check (replay) is already running.
+    #[error("{0}")]
+    Busy(String),
     /// A well-formed request the current state cannot honour (`422`), with its stable code.
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String, field: Option<String> },
@@ -117,6 +120,7 @@ impl ApiError {
                 (StatusCode::CONFLICT, "OPERATION_IN_PROGRESS", "Operation in progress")
             }
             ApiError::DeletionProtected => (StatusCode::CONFLICT, "DELETION_PROTECTED", "Deletion protected"),
+            ApiError::Busy(_) => (StatusCode::CONFLICT, "REPLAY_IN_PROGRESS", "Replay in progress"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Unprocessable request"),
             ApiError::PolicyViolation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "POLICY_VIOLATION", "Policy violation"),
             ApiError::IdempotencyKeyReused => {

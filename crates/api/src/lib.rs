@@ -1,11 +1,14 @@
 //! The Polaris REST API (SPEC.md §2). It records intent and reads read models; it never talks to Kafka
 //! producers, Kubernetes or Temporal (ARCHITECTURE.md). Long work returns `202` with an operation to follow.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod clusters;
+pub mod dashboard;
 pub mod dryrun;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod metrics;
@@ -45,6 +48,10 @@ pub struct AppState {
     pub probes: Arc<Vec<Box<dyn DependencyProbe>>>,
     /// The per-token request limit.
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
+    /// Rebuilds read models for `POST /v1/admin/replay` (supplied by the server).
+    pub replay: Option<Arc<dyn admin::ReplayRunner>>,
+    /// The dashboard's built assets (`index.html` and its files); the API works without them.
+    pub dashboard_dir: Option<std::path::PathBuf>,
 }
 
 /// What a process without the API role serves on its listen address: liveness, readiness and metrics, for
@@ -83,12 +90,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orgs", post(tenancy::create_org).get(tenancy::list_orgs))
         .route("/v1/tokens", post(tenancy::create_token).get(tenancy::list_tokens))
         .route("/v1/tokens/{id}", axum::routing::delete(tenancy::revoke_token))
+        .route("/v1/events", get(events::list_events))
+        .route("/v1/admin/verify", post(admin::verify))
+        .route("/v1/admin/replay", post(admin::replay))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         // Swagger UI from vendored assets (no download at build or run time); it also serves the document.
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", <ApiDoc as utoipa::OpenApi>::openapi()))
-        .fallback(health::not_found)
+        .fallback(dashboard::fallback)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::mutations))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))

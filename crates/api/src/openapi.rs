@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
-use crate::{audit, clusters, error, health, operations, policies, targets, tenancy, topics};
+use crate::{admin, audit, clusters, error, events, health, operations, policies, targets, tenancy, topics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +46,9 @@ use crate::{audit, clusters, error, health, operations, policies, targets, tenan
         tenancy::create_token,
         tenancy::list_tokens,
         tenancy::revoke_token,
+        events::list_events,
+        admin::verify,
+        admin::replay,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -60,6 +63,8 @@ use crate::{audit, clusters, error, health, operations, policies, targets, tenan
         (name = "policies", description = "Policy bundles and evaluation"),
         (name = "audit", description = "Who did what, when, and the verdict"),
         (name = "tenancy", description = "Organizations and API tokens"),
+        (name = "events", description = "The org's events in commit order"),
+        (name = "admin", description = "Platform checks: hash-chain verification and read-model replay"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

@@ -54,6 +54,9 @@ pub struct Settings {
     /// API requests per second each token may make on average (bursts of twice that).
     #[arg(long, env = "POLARIS_RATE_LIMIT_PER_SEC", default_value_t = 1000)]
     pub rate_limit_per_sec: u32,
+    /// The dashboard's built assets, served at `/` by the API role (absent: the API serves only itself).
+    #[arg(long, env = "POLARIS_DASHBOARD_DIR", default_value = "dashboard/dist")]
+    pub dashboard_dir: std::path::PathBuf,
 }
 
 impl Settings {
@@ -104,6 +107,32 @@ impl DependencyProbe for KafkaProbe {
                     None => Err(format!("topic {} not found", self.topic)),
                 }
             })
+        })
+    }
+}
+
+/// `POST /v1/admin/replay`: one replay at a time, with the projector's own code, settling for at most 30 s.
+struct Replayer {
+    pool: PgPool,
+    running: tokio::sync::Mutex<()>,
+}
+
+impl polaris_api::admin::ReplayRunner for Replayer {
+    fn replay(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<(bool, serde_json::Value)>, String>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            let Ok(_guard) = self.running.try_lock() else { return Ok(None) };
+            let options = polaris_projector::replay::ReplayOptions {
+                settle_timeout: Duration::from_secs(30),
+                ..Default::default()
+            };
+            let report =
+                polaris_projector::replay::replay(&self.pool, &options, |_, _| {}).await.map_err(|e| e.to_string())?;
+            let value = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+            Ok(Some((report.identical, value)))
         })
     }
 }
@@ -162,6 +191,8 @@ impl Server {
                 self.settings.rate_limit_per_sec,
                 self.settings.rate_limit_per_sec.saturating_mul(2),
             )),
+            replay: Some(Arc::new(Replayer { pool: self.pool.clone(), running: tokio::sync::Mutex::new(()) })),
+            dashboard_dir: Some(self.settings.dashboard_dir.clone()),
         })
     }
 
