@@ -31,6 +31,8 @@ ensure_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v promtool >/dev/null || missing+=(prometheus)
   dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
+  command -v node >/dev/null || missing+=(nodejs npm)
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"
@@ -118,6 +120,21 @@ start_temporal() {
 }
 
 # Polaris itself, all roles, on $POLARIS_PORT, with the development org, admin token and both local targets.
+# The dashboard: npm ci when package-lock.json changed (npm's cache is under .polaris/cache), then a build when a
+# source is newer than dist/index.html. The API serves dashboard/dist at /.
+ensure_dashboard() {
+  local dir="$ROOT/dashboard" lock_sum
+  lock_sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [[ "$(cat "$dir/node_modules/.polaris-lock" 2>/dev/null)" != "$lock_sum" ]]; then
+    step "dashboard: npm ci" "$LOGS/dashboard.log" npm --prefix "$dir" ci --no-audit --no-fund --cache "$CACHE/npm"
+    echo "$lock_sum" > "$dir/node_modules/.polaris-lock"
+  fi
+  if [[ ! -f "$dir/dist/index.html" ]] || [[ -n "$(find "$dir/src" "$dir/index.html" "$dir/vite.config.ts" \
+    "$dir/package-lock.json" -newer "$dir/dist/index.html" -print -quit)" ]]; then
+    step "dashboard: build (tsc, vite)" "$LOGS/dashboard.log" npm --prefix "$dir" run build
+  fi
+}
+
 start_polaris() {
   step "polaris: build polaris-server (cargo)" "$LOGS/build.log" cargo build -p polaris-server --bin polaris-server
   local server="$ROOT/target/debug/polaris-server" target_args=() t name provider region
@@ -131,7 +148,8 @@ start_polaris() {
   log "polaris: start all roles on http://127.0.0.1:$POLARIS_PORT"
   start_bg polaris "$LOGS/polaris.log" env KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" DATABASE_URL="$DATABASE_URL" \
     TEMPORAL_ADDRESS="$TEMPORAL_ADDRESS" \
-    POLARIS_LISTEN="127.0.0.1:$POLARIS_PORT" "$server" serve --roles api,relay,projector,worker
+    POLARIS_LISTEN="127.0.0.1:$POLARIS_PORT" POLARIS_DASHBOARD_DIR="$ROOT/dashboard/dist" \
+    "$server" serve --roles api,relay,projector,worker
   wait_for "polaris /readyz" 60 "$LOGS/polaris.log" curl -fsS "http://127.0.0.1:$POLARIS_PORT/readyz"
 }
 

@@ -14,10 +14,14 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 
+/// What a replay answers: `Ok(None)` when one is already running; otherwise whether the rebuild is identical,
+/// and its report.
+pub type ReplayOutcome<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<(bool, serde_json::Value)>, String>> + Send + 'a>>;
+
 /// Rebuilds the read models from the events (the server supplies it: the projector's own code does the work).
 pub trait ReplayRunner: Send + Sync {
-    /// `Ok(None)` when a replay is already running; otherwise whether the rebuild is identical, and its report.
-    fn replay(&self) -> Pin<Box<dyn Future<Output = Result<Option<(bool, serde_json::Value)>, String>> + Send + '_>>;
+    fn replay(&self) -> ReplayOutcome<'_>;
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

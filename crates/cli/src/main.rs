@@ -343,7 +343,15 @@ async fn wait(client: &Client, operation_id: &str) -> Result<Value, Failure> {
     let started = Instant::now();
     let mut last = String::new();
     loop {
-        let op = client.call(Method::GET, &format!("/v1/operations/{operation_id}"), None).await?;
+        let op = match client.call(Method::GET, &format!("/v1/operations/{operation_id}"), None).await {
+            Ok(op) => op,
+            // The read model shows a just-accepted operation a moment after the 202.
+            Err(f) if f.message.starts_with("NOT_FOUND") && started.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(f) => return Err(f),
+        };
         let steps = op["steps"].as_array().cloned().unwrap_or_default();
         let done = steps.iter().filter(|s| s["state"] == "succeeded").count();
         let current = steps.iter().find(|s| s["state"] == "running").and_then(|s| s["name"].as_str()).unwrap_or("-");

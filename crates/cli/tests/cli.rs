@@ -88,3 +88,237 @@ async fn create_with_wait_list_and_the_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     h.stop().await;
 }
+
+/// Runs `polaris` with standard input.
+async fn polaris_stdin(h: &Harness, token: &str, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let (base, token, stdin) = (h.base.clone(), token.to_owned(), stdin.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_polaris"))
+            .args(&args)
+            .env("POLARIS_API_URL", base)
+            .env("POLARIS_TOKEN", token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run polaris");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("output")
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn policies_topics_audit_events_and_admin_from_the_command_line() {
+    let h = Harness::start(&ALL).await;
+    let token = h.admin_token.clone();
+
+    // A bundle from YAML on standard input; the CLI prints the new version.
+    let bundle = "brokers: {min: 1, max: 5}\nallowed_kafka_versions: ['4.3.1']\nmin_replication_factor: 2\n\
+                  max_partitions_per_topic: 12\n";
+    let out = polaris_stdin(&h, &token, &["policies", "set", "--file", "-"], bundle).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("policy bundle version 1"), "{}", text(&out.stdout));
+    let out = polaris(&h, &token, &["policies", "get", "--output", "json"]).await;
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(got["rules"]["brokers"]["max"], 5);
+
+    // A request that breaks two rules: exit 3, the code, and each violation on its own line.
+    let name = unique_name();
+    let out = polaris(
+        &h,
+        &token,
+        &[
+            "clusters",
+            "create",
+            &name,
+            "--provider",
+            "aws",
+            "--region",
+            "eu-west-1",
+            "--brokers",
+            "9",
+            "--kafka-version",
+            "4.2.0",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("POLICY_VIOLATION"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines.iter().any(|l| l.contains("brokers (brokers")), "{err}");
+    assert!(lines.iter().any(|l| l.contains("kafka_version (allowed_kafka_versions")), "{err}");
+    // The same verdict from evaluate, without running anything.
+    let cmd = format!(
+        r#"{{"command":"create_cluster","input":{{"name":"{name}","provider":"aws","region":"eu-west-1","brokers":9}}}}"#
+    );
+    let out = polaris_stdin(&h, &token, &["policies", "evaluate", "--file", "-"], &cmd).await;
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("brokers must be"), "{}", text(&out.stdout));
+
+    // A dry run shows the plan and records nothing.
+    let out =
+        polaris(&h, &token, &["clusters", "create", &name, "--provider", "aws", "--region", "eu-west-1", "--dry-run"])
+            .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("dry run") && text(&out.stdout).contains("ClusterRequested"));
+    let out = polaris(&h, &token, &["clusters", "list", "--output", "json"]).await;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json"), serde_json::json!([]));
+
+    // Follow the feed from now on, in the background, until two events arrived.
+    let tail = {
+        let (base, token) = (h.base.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_polaris"))
+                .args(["events", "tail", "--count", "2", "--output", "json"])
+                .env("POLARIS_API_URL", base)
+                .env("POLARIS_TOKEN", token)
+                .output()
+                .expect("tail")
+        })
+    };
+    // The tail asks for the head of the feed first; wait until the API has answered it.
+    polaris_test_support::eventually(
+        "events tail to have asked for its starting point",
+        std::time::Duration::from_secs(30),
+        || async {
+            let metrics = h.http.get(h.url("/metrics")).send().await.ok()?.text().await.ok()?;
+            metrics
+                .lines()
+                .any(|l| l.starts_with("polaris_api_requests_total{") && l.contains(r#"route="/v1/events""#))
+                .then_some(())
+        },
+    )
+    .await;
+
+    let out = polaris(
+        &h,
+        &token,
+        &["clusters", "create", &name, "--provider", "aws", "--region", "eu-west-1", "--output", "json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let accepted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = accepted["cluster"]["id"].as_str().expect("id").to_owned();
+    let tailed = tokio::time::timeout(std::time::Duration::from_secs(60), tail)
+        .await
+        .expect("events tail printed two events within 60 s")
+        .expect("join");
+    assert_eq!(tailed.status.code(), Some(0), "stderr: {}", text(&tailed.stderr));
+    let first: serde_json::Value =
+        serde_json::from_str(text(&tailed.stdout).lines().next().expect("a line")).expect("one JSON event per line");
+    assert_eq!(
+        (first["event_type"].as_str(), first["aggregate_id"].as_str()),
+        (Some("ClusterRequested"), Some(id.as_str()))
+    );
+    let out = polaris(&h, &token, &["operations", "watch", accepted["operation"]["id"].as_str().expect("op")]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+
+    // Topics: a refusal, then create with --wait, list, get, update, delete.
+    let out =
+        polaris(&h, &token, &["topics", "create", &id, "orders", "--partitions", "50", "--replication-factor", "1"])
+            .await;
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stderr).lines().filter(|l| l.starts_with("  ")).count(), 2, "{}", text(&out.stderr));
+    let out = polaris(
+        &h,
+        &token,
+        &["topics", "create", &id, "orders.events", "--partitions", "3", "--replication-factor", "2", "--wait"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("succeeded"), "{}", text(&out.stdout));
+    let out = polaris(&h, &token, &["topics", "list", &id]).await;
+    let table = text(&out.stdout);
+    assert!(table.starts_with("NAME") && table.contains("orders.events") && table.contains("READY"), "{table}");
+    let out = polaris(&h, &token, &["topics", "update", &id, "orders.events", "--partitions", "6", "--wait"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let out = polaris(&h, &token, &["topics", "get", &id, "orders.events", "--output", "json"]).await;
+    let topic: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(topic[0]["partitions"], 6, "{topic}");
+    let out = polaris(&h, &token, &["topics", "update", &id, "orders.events", "--partitions", "2"]).await;
+    assert_eq!(out.status.code(), Some(1), "partitions never shrink");
+    assert!(text(&out.stderr).contains("PARTITION_DECREASE_UNSUPPORTED"), "{}", text(&out.stderr));
+    let out = polaris(&h, &token, &["topics", "delete", &id, "orders.events", "--wait"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+
+    // The cluster's events, from the start, filtered to it.
+    let out = polaris(&h, &token, &["events", "tail", "--cluster", &id, "--from-start", "--count", "3"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ClusterRequested"), "{}", text(&out.stdout));
+
+    // The audit log shows the refusals, made from the CLI.
+    let out = polaris(&h, &token, &["audit", "--outcome", "rejected", "--output", "json"]).await;
+    let rejected: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rejected = rejected.as_array().expect("array");
+    let codes: Vec<&str> = rejected.iter().map(|a| a["code"].as_str().unwrap_or_default()).collect();
+    assert_eq!(codes, ["POLICY_VIOLATION", "POLICY_VIOLATION", "PARTITION_DECREASE_UNSUPPORTED"], "{rejected:?}");
+    assert!(rejected.iter().all(|a| a["channel"] == "cli"), "{rejected:?}");
+
+    // Platform checks: refused to an org admin (exit 1, FORBIDDEN), run for a platform admin.
+    let out = polaris(&h, &token, &["admin", "verify"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("FORBIDDEN"), "{}", text(&out.stderr));
+    let platform = polaris_api::auth::new_token_secret();
+    polaris_api::auth::store_token(&h.db.pool, h.org, "platform", polaris_api::auth::Role::Admin, true, &platform)
+        .await
+        .expect("platform token");
+    let out = polaris(&h, &platform, &["admin", "replay"]).await;
+    assert_eq!(out.status.code(), Some(0), "stdout: {} stderr: {}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("identical"), "{}", text(&out.stdout));
+    let out = polaris(&h, &platform, &["admin", "verify"]).await;
+    assert_eq!(out.status.code(), Some(0), "stdout: {} stderr: {}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("events:") && text(&out.stdout).contains("intact"), "{}", text(&out.stdout));
+    h.stop().await;
+}
+
+#[test]
+fn every_command_has_help_with_an_example_and_completions_are_generated() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_polaris")).args(args).output().expect("run polaris");
+    let commands: &[&[&str]] = &[
+        &["login"],
+        &["clusters", "list"],
+        &["clusters", "get"],
+        &["clusters", "create"],
+        &["clusters", "scale"],
+        &["clusters", "upgrade"],
+        &["clusters", "delete"],
+        &["clusters", "history"],
+        &["topics", "create"],
+        &["topics", "list"],
+        &["topics", "get"],
+        &["topics", "update"],
+        &["topics", "delete"],
+        &["operations", "get"],
+        &["operations", "watch"],
+        &["operations", "list"],
+        &["audit"],
+        &["policies", "get"],
+        &["policies", "set"],
+        &["policies", "evaluate"],
+        &["events", "tail"],
+        &["admin", "replay"],
+        &["admin", "verify"],
+        &["completions"],
+    ];
+    for c in commands {
+        let mut args = c.to_vec();
+        args.push("--help");
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{c:?}");
+        let help = text(&out.stdout);
+        assert!(help.contains("Example"), "{c:?} --help has no example:\n{help}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(text(&out.stdout).contains("polaris") && text(&out.stdout).contains("topics"), "{shell}");
+    }
+    let out = run(&["clusters", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}

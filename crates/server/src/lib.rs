@@ -118,11 +118,7 @@ struct Replayer {
 }
 
 impl polaris_api::admin::ReplayRunner for Replayer {
-    fn replay(
-        &self,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Option<(bool, serde_json::Value)>, String>> + Send + '_>,
-    > {
+    fn replay(&self) -> polaris_api::admin::ReplayOutcome<'_> {
         Box::pin(async move {
             let Ok(_guard) = self.running.try_lock() else { return Ok(None) };
             let options = polaris_projector::replay::ReplayOptions {

@@ -136,6 +136,8 @@ fn spawn_worker(h: &Harness) -> std::process::Child {
         .env("POLARIS_WORKER_GROUP", &s.worker_group)
         .env("POLARIS_READY_TIMEOUT_SECS", s.ready_timeout_secs.to_string())
         .env("RUST_LOG", "warn")
+        // Its health and metrics listener on a free port (another Polaris may hold the default one).
+        .env("POLARIS_LISTEN", "127.0.0.1:0")
         .spawn()
         .expect("start polaris-server --roles worker")
 }
@@ -237,4 +239,22 @@ async fn the_stand_in_refuses_to_drop_brokers_that_still_hold_partitions_as_stri
     let pool = pools.get("brokers").await.expect("pool");
     assert_eq!(pool.status.expect("status").node_ids, [1, 2, 3], "no broker was removed");
     Api::<Namespace>::all(client).delete(&ns, &Default::default()).await.expect("clean up");
+}
+
+/// Events whose workflow can never run (here: clusters on a target this installation does not know, as when a
+/// topic outlives its database) are skipped and counted, not retried forever in front of every later event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_whose_target_is_unknown_is_skipped_and_later_clusters_still_provision() {
+    let h = Harness::start(&ALL).await;
+    let unknown = polaris_domain::TargetId::from_uuid(uuid::Uuid::new_v4());
+    let seeded = polaris_test_support::history::seed_history(&h.db.pool, h.org, unknown, 2).await;
+    assert!(seeded > 0);
+    let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
+    wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
+    let metrics = h.http.get(h.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(
+        metrics.contains(r#"polaris_workflow_starts_total{kind="ClusterRequested",outcome="unrunnable"} 2"#),
+        "{metrics}"
+    );
+    h.stop().await;
 }

@@ -65,6 +65,8 @@ impl Harness {
             worker_group: format!("workers-{}", Uuid::new_v4().simple()),
             ready_timeout_secs,
             rate_limit_per_sec,
+            // Absent until a test writes assets there: the API serves only itself.
+            dashboard_dir: std::env::temp_dir().join(format!("polaris-dashboard-{}", Uuid::new_v4().simple())),
         };
         let server = Server::connect(settings.clone()).await.expect("server connects");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -35,6 +35,16 @@ pub fn workflow_id(kind: &str, env: &EventEnvelope) -> String {
     format!("{kind}-{}-{}", env.aggregate_id, env.sequence)
 }
 
+/// An event whose workflow can never run (its cluster or target is unknown here): retrying cannot help, so the
+/// subscriber logs it, counts it and moves on instead of holding up every later event.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unrunnable(pub String);
+
+fn unrunnable(message: String) -> anyhow::Error {
+    Unrunnable(message).into()
+}
+
 /// What handling an event did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Started {
@@ -108,11 +118,14 @@ impl Subscriber {
     async fn day2(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
         let facts = facts::load(&self.pool, env.aggregate_id, env.sequence.saturating_sub(1)).await?;
         let (Some(spec), Some(target_id)) = (facts.spec, facts.target_id) else {
-            anyhow::bail!("cluster {} has no ClusterRequested before sequence {}", env.aggregate_id, env.sequence);
+            return Err(unrunnable(format!(
+                "cluster {} has no ClusterRequested before sequence {}",
+                env.aggregate_id, env.sequence
+            )));
         };
-        let target = target::load(&self.pool, target_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("target {target_id} of cluster {} is not registered", env.aggregate_id))?;
+        let target = target::load(&self.pool, target_id).await?.ok_or_else(|| {
+            unrunnable(format!("target {target_id} of cluster {} is not registered", env.aggregate_id))
+        })?;
         let mut input = OperationInput {
             brokers: spec.brokers,
             kafka_version: spec.kafka_version.clone(),
@@ -140,7 +153,7 @@ impl Subscriber {
                 input.cause.operation_id = e.operation_id.as_uuid();
                 self.start(DeleteCluster::run, input, workflow_id("delete", env)).await
             }
-            other => anyhow::bail!("no workflow for {other:?}"),
+            other => Err(unrunnable(format!("no workflow for {other:?}"))),
         }
     }
 
@@ -149,7 +162,7 @@ impl Subscriber {
     /// two events (partitions and config) starts one.
     async fn topic(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
         let topic = facts::topic(&self.pool, env.aggregate_id).await?;
-        let operation_id = env.operation_id.ok_or_else(|| anyhow::anyhow!("topic event without an operation"))?;
+        let operation_id = env.operation_id.ok_or_else(|| unrunnable("topic event without an operation".to_owned()))?;
         let cluster_id: polaris_domain::ClusterId = match env.event_type.as_str() {
             "TopicRequested" => {
                 let e: polaris_domain::topic::TopicRequested = serde_json::from_value(env.payload.clone())?;
@@ -160,22 +173,28 @@ impl Subscriber {
                     "SELECT {} FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
                     polaris_store::STORED_EVENT_COLUMNS
                 );
-                let row: polaris_store::StoredEvent =
-                    sqlx::query_as(&sql).bind(env.aggregate_id.to_string()).fetch_one(&self.pool).await?;
+                let row: polaris_store::StoredEvent = sqlx::query_as(&sql)
+                    .bind(env.aggregate_id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| unrunnable(format!("topic {} is not in the event store", env.aggregate_id)))?;
                 let first: polaris_domain::topic::TopicEvent = row.decode()?;
                 let polaris_domain::topic::TopicEvent::TopicRequested(e) = first else {
-                    anyhow::bail!("topic {} does not start with TopicRequested", env.aggregate_id);
+                    return Err(unrunnable(format!("topic {} does not start with TopicRequested", env.aggregate_id)));
                 };
                 e.cluster_id
             }
         };
         let facts = facts::load(&self.pool, cluster_id.as_uuid(), u64::MAX).await?;
         let (Some(cluster), Some(target_id)) = (facts.spec, facts.target_id) else {
-            anyhow::bail!("topic {} names cluster {cluster_id} that was never requested", env.aggregate_id);
+            return Err(unrunnable(format!(
+                "topic {} names cluster {cluster_id} that was never requested",
+                env.aggregate_id
+            )));
         };
         let target = target::load(&self.pool, target_id)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("target {target_id} is not registered"))?;
+            .ok_or_else(|| unrunnable(format!("target {target_id} is not registered")))?;
         let name = topic.name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
         let input = TopicInput {
             cluster,
@@ -199,9 +218,9 @@ impl Subscriber {
 
     async fn provision(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
         let e: ClusterRequested = serde_json::from_value(env.payload.clone())?;
-        let target = target::load(&self.pool, e.target_id.as_uuid())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("target {} of cluster {} is not registered", e.target_id, e.cluster_id))?;
+        let target = target::load(&self.pool, e.target_id.as_uuid()).await?.ok_or_else(|| {
+            unrunnable(format!("target {} of cluster {} is not registered", e.target_id, e.cluster_id))
+        })?;
         let input = ProvisionInput {
             spec: ClusterSpec::from_requested(&e),
             target,
@@ -247,6 +266,12 @@ impl Subscriber {
             if let Some(env) = envelope {
                 let mut backoff = Duration::from_millis(200);
                 while let Err(e) = self.handle(&env).await {
+                    if let Some(reason) = e.downcast_ref::<Unrunnable>() {
+                        tracing::error!(%reason, aggregate_id = %env.aggregate_id, sequence = env.sequence, event_type = %env.event_type, "subscriber: this event's workflow cannot run; skipped");
+                        let labels = crate::StartLabels { kind: env.event_type.clone(), outcome: "unrunnable" };
+                        self.config.metrics.workflow_starts.get_or_create(&labels).inc();
+                        break;
+                    }
                     tracing::warn!(error = %e, aggregate_id = %env.aggregate_id, sequence = env.sequence, "subscriber: starting workflow failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
