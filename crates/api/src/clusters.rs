@@ -922,6 +922,24 @@ pub struct HistoryEntry {
     pub payload: serde_json::Value,
 }
 
+impl From<polaris_domain::EventEnvelope> for HistoryEntry {
+    fn from(e: polaris_domain::EventEnvelope) -> Self {
+        Self {
+            sequence: e.sequence,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            occurred_at: e.occurred_at,
+            actor: e.actor,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            operation_id: e.operation_id,
+            policy_version: e.policy_version,
+            payload: e.payload,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct History {
     pub items: Vec<HistoryEntry>,
@@ -957,19 +975,7 @@ pub async fn cluster_history(
         if e.org_id != caller.org_id.as_uuid() {
             return Err(ApiError::NotFound("cluster"));
         }
-        items.push(HistoryEntry {
-            sequence: e.sequence,
-            event_id: e.event_id,
-            event_type: e.event_type,
-            event_version: e.event_version,
-            occurred_at: e.occurred_at,
-            actor: e.actor,
-            correlation_id: e.correlation_id,
-            causation_id: e.causation_id,
-            operation_id: e.operation_id,
-            policy_version: e.policy_version,
-            payload: e.payload,
-        });
+        items.push(HistoryEntry::from(e));
     }
     if items.is_empty() {
         return Err(ApiError::NotFound("cluster"));

@@ -4,33 +4,24 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
+use crate::clusters::HistoryEntry;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
 
+/// One event of the feed: which aggregate, and the event as a cluster's history shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeedEvent {
     /// `cluster` or `topic`.
     pub aggregate_type: String,
     pub aggregate_id: Uuid,
-    pub sequence: u64,
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub event_version: u32,
-    pub occurred_at: DateTime<Utc>,
-    pub actor: String,
-    pub correlation_id: Uuid,
-    pub causation_id: Uuid,
-    pub operation_id: Option<Uuid>,
-    pub policy_version: Option<i64>,
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    #[serde(flatten)]
+    pub event: HistoryEntry,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -54,7 +45,7 @@ pub struct EventQuery {
     #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
     /// From the previous page's `next_page_token`.
-    #[param(pattern = "^[0-9]{1,20}:[0-9]{1,19}$")]
+    #[param(pattern = "^[0-9]{1,18}:[0-9]{1,18}$")]
     pub page_token: Option<String>,
 }
 
@@ -133,19 +124,9 @@ pub async fn list_events(
     for row in rows {
         let e = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;
         items.push(FeedEvent {
-            aggregate_type: e.aggregate_type,
+            aggregate_type: e.aggregate_type.clone(),
             aggregate_id: e.aggregate_id,
-            sequence: e.sequence,
-            event_id: e.event_id,
-            event_type: e.event_type,
-            event_version: e.event_version,
-            occurred_at: e.occurred_at,
-            actor: e.actor,
-            correlation_id: e.correlation_id,
-            causation_id: e.causation_id,
-            operation_id: e.operation_id,
-            policy_version: e.policy_version,
-            payload: e.payload,
+            event: e.into(),
         });
     }
     Ok(Json(EventPage { items, next_page_token }))

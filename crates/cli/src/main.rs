@@ -411,10 +411,8 @@ async fn all_pages(client: &Client, path: &str) -> Result<Vec<Value>, Failure> {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page_path = match &token {
-            Some(t) => format!("{path}{sep}page_size=100&page_token={}", path_segment(t)),
-            None => format!("{path}{sep}page_size=100"),
-        };
+        let page = query(&[("page_size", Some("100")), ("page_token", token.as_deref())]);
+        let page_path = format!("{path}{sep}{}", page.trim_start_matches('?'));
         let page = client.call(Method::GET, &page_path, None).await?;
         items.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next_page_token"].as_str() {

@@ -646,30 +646,12 @@ export interface components {
             /** @description Where to continue: always present, so a follower polls with it until new events arrive. */
             next_page_token: string;
         };
-        FeedEvent: {
-            actor: string;
+        /** @description One event of the feed: which aggregate, and the event as a cluster's history shows it. */
+        FeedEvent: components["schemas"]["HistoryEntry"] & {
             /** Format: uuid */
             aggregate_id: string;
             /** @description `cluster` or `topic`. */
             aggregate_type: string;
-            /** Format: uuid */
-            causation_id: string;
-            /** Format: uuid */
-            correlation_id: string;
-            /** Format: uuid */
-            event_id: string;
-            event_type: string;
-            /** Format: int32 */
-            event_version: number;
-            /** Format: date-time */
-            occurred_at: string;
-            /** Format: uuid */
-            operation_id?: string | null;
-            payload: Record<string, never>;
-            /** Format: int64 */
-            policy_version?: number | null;
-            /** Format: int64 */
-            sequence: number;
         };
         Health: {
             status: string;
