@@ -118,17 +118,24 @@ impl Sim {
                 finalize_namespace(&namespaces, ns).await?;
             }
         }
-        let ns_annotations: HashMap<String, BTreeMap<String, String>> =
-            all_namespaces.into_iter().map(|n| (n.name_any(), n.annotations().clone())).collect();
-        let rebalances: Api<KafkaRebalance> = Api::all(self.client.clone());
-        for rebalance in rebalances.list(&ListParams::default()).await? {
+        // Every resource is listed before the namespaces' annotations are read: a fault annotated on a namespace
+        // before a resource was created in it is then always seen with that resource.
+        let rebalance_list = Api::<KafkaRebalance>::all(self.client.clone()).list(&ListParams::default()).await?;
+        let kafka_list = Api::<Kafka>::all(self.client.clone()).list(&ListParams::default()).await?;
+        let topic_list = Api::<KafkaTopic>::all(self.client.clone()).list(&ListParams::default()).await?;
+        let ns_annotations: HashMap<String, BTreeMap<String, String>> = namespaces
+            .list(&ListParams::default())
+            .await?
+            .into_iter()
+            .map(|n| (n.name_any(), n.annotations().clone()))
+            .collect();
+        for rebalance in rebalance_list {
             let ns = rebalance.namespace().unwrap_or_default();
             let mut annotations = ns_annotations.get(&ns).cloned().unwrap_or_default();
             annotations.extend(rebalance.annotations().clone());
             self.reconcile_rebalance(&rebalance, &ns, &annotations).await?;
         }
-        let kafkas: Api<Kafka> = Api::all(self.client.clone());
-        for kafka in kafkas.list(&ListParams::default()).await? {
+        for kafka in kafka_list {
             let ns = kafka.namespace().unwrap_or_default();
             let mut annotations = ns_annotations.get(&ns).cloned().unwrap_or_default();
             annotations.extend(kafka.annotations().clone());
@@ -136,8 +143,7 @@ impl Sim {
                 tracing::warn!(kafka = %kafka.name_any(), namespace = %ns, error = %e, "reconcile failed");
             }
         }
-        let topics: Api<KafkaTopic> = Api::all(self.client.clone());
-        for topic in topics.list(&ListParams::default()).await? {
+        for topic in topic_list {
             let ns = topic.namespace().unwrap_or_default();
             let stalled = ns_annotations.get(&ns).and_then(|a| a.get(TOPIC_FAULT)).map(String::as_str) == Some("stall")
                 || topic.annotations().get(FAULT).map(String::as_str) == Some("stall");
