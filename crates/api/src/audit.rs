@@ -94,6 +94,8 @@ fn command_name(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/v1/orgs") => "orgs_create",
         ("POST", "/v1/tokens") => "tokens_create",
         ("DELETE", "/v1/tokens/{id}") => "tokens_delete",
+        ("POST", "/v1/admin/verify") => "admin_verify",
+        ("POST", "/v1/admin/replay") => "admin_replay",
         _ => return None,
     };
     Some(name)

@@ -106,7 +106,9 @@ pub async fn list_events(
     let sql = format!(
         "SELECT {} FROM events WHERE (xid, position) > ($2::text::xid8, $3) AND {VISIBLE} \
          AND ($4::text IS NULL OR (aggregate_type = 'cluster' AND aggregate_id = $4) \
-              OR (aggregate_type = 'topic' AND aggregate_id IN (SELECT id::text FROM topics WHERE cluster_id::text = $4))) \
+              OR (aggregate_type = 'topic' AND aggregate_id IN (SELECT t.aggregate_id FROM events t \
+                  WHERE t.aggregate_type = 'topic' AND t.sequence = 1 \
+                  AND t.payload -> 'TopicRequested' ->> 'cluster_id' = $4))) \
          ORDER BY events.xid, events.position LIMIT $5",
         polaris_store::STORED_EVENT_COLUMNS
     );

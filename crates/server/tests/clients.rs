@@ -114,6 +114,19 @@ async fn platform_checks_are_for_platform_admins_and_report_a_sound_installation
     assert_eq!(replayed["identical"], true, "{replayed}");
     assert!(replayed["report"]["events_total"].as_u64().expect("total") >= 4, "{replayed}");
 
+    // Platform checks are audited like every mutating request, and their Idempotency-Key is checked.
+    let bad_key =
+        h.http.post(h.url("/v1/admin/verify")).bearer_auth(&platform).header("idempotency-key", "k".repeat(300)).send();
+    assert_eq!(bad_key.await.expect("verify").status(), StatusCode::BAD_REQUEST);
+    let audit: Value = eventually("the checks' audit entries", Duration::from_secs(10), || async {
+        let r = h.http.get(h.url("/v1/audit?resource=/v1/admin/&page_size=100")).bearer_auth(&platform).send();
+        let a: Value = r.await.ok()?.json().await.ok()?;
+        let commands: Vec<&str> = a["items"].as_array()?.iter().filter_map(|e| e["command"].as_str()).collect();
+        (commands.contains(&"admin_verify") && commands.contains(&"admin_replay")).then_some(a.clone())
+    })
+    .await;
+    assert!(audit["items"].as_array().expect("items").iter().any(|e| e["code"] == "FORBIDDEN"), "{audit}");
+
     // A sealed event altered by hand: verify says so.
     sqlx::query(
         "UPDATE events SET payload = jsonb_set(payload::jsonb, '{ClusterRequested,brokers}', '9')::json \

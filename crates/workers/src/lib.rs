@@ -27,8 +27,10 @@ use crate::subscriber::Subscriber;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 pub struct StartLabels {
+    /// The workflow kind (`provision`, `scale`, ...); for `unrunnable`, the event type.
     pub kind: String,
-    /// `started` or `duplicate` (a redelivered event whose workflow already exists).
+    /// `started`, `duplicate` (a redelivered event whose workflow already exists) or `unrunnable` (its cluster
+    /// or target is unknown here; the event was skipped).
     pub outcome: &'static str,
 }
 
