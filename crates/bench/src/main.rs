@@ -9,6 +9,8 @@
 //! - `replay`: a synthetic history of N clusters (9 events each) written to the event store, projected live,
 //!   then rebuilt by `admin replay`: events per second of the replay, and whether it is identical.
 //! - `lag`: a steady rate of cluster requests through the API for a while: commit-to-read-model lag p50/p99.
+//! - `cli`: the built `polaris` binary: wall time of `clusters list` (process start, HTTP, output) and how long
+//!   `events tail` takes to print an event after its command was accepted.
 
 use std::time::{Duration, Instant};
 
@@ -64,6 +66,12 @@ enum Command {
         rate: u32,
         #[arg(long, default_value_t = 60)]
         seconds: u32,
+    },
+    /// The `polaris` CLI binary (build it first: `cargo build --release -p polaris-cli`; or set POLARIS_CLI).
+    Cli {
+        /// `clusters list` runs, and cluster requests followed by `events tail`.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
     },
     /// Clusters from POST to READY on the local stack.
     Provision {
@@ -414,6 +422,93 @@ async fn lag(rate: u32, seconds: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `polaris` binary beside this one (same profile), or POLARIS_CLI.
+fn cli_binary() -> anyhow::Result<std::path::PathBuf> {
+    let path = match std::env::var_os("POLARIS_CLI") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::env::current_exe()?.with_file_name("polaris"),
+    };
+    anyhow::ensure!(path.is_file(), "no polaris binary at {} (cargo build --release -p polaris-cli)", path.display());
+    Ok(path)
+}
+
+async fn cli(runs: usize) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let bin = cli_binary()?;
+    let h = Harness::start(&[Role::Api, Role::Relay, Role::Projector]).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    for i in 0..20 {
+        post_cluster(&h, &format!("c{run}-seed{i}"), "aws", "eu-west-1").await?;
+    }
+    let polaris = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args(args).env("POLARIS_API_URL", &h.base).env("POLARIS_TOKEN", &h.admin_token);
+        cmd
+    };
+    let mut list = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let out = polaris(&["clusters", "list", "--output", "json"]).output()?;
+        list.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(out.status.success(), "clusters list failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let list = sorted(list);
+
+    // events tail from now on: each accepted request's ClusterRequested, timed from the 202 to the printed line.
+    let mut tail = polaris(&["events", "tail", "--output", "json", "--count", &runs.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = tail.stdout.take().ok_or_else(|| anyhow::anyhow!("tail stdout"))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(e) = serde_json::from_str::<Value>(&line) else { continue };
+            if e["event_type"] == "ClusterRequested" {
+                let _ = tx.send((e["aggregate_id"].as_str().unwrap_or_default().to_owned(), Instant::now()));
+            }
+        }
+    });
+    polaris_test_support::eventually("events tail to ask for its starting point", Duration::from_secs(30), || async {
+        let m = h.http.get(h.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        m.lines()
+            .any(|l| l.starts_with("polaris_api_requests_total{") && l.contains(r#"route="/v1/events""#))
+            .then_some(())
+    })
+    .await;
+    let mut accepted = std::collections::HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    for i in 0..runs {
+        ticker.tick().await;
+        let body = post_cluster(&h, &format!("c{run}-{i}"), "aws", "eu-west-1").await?;
+        accepted.insert(body["cluster"]["id"].as_str().unwrap_or_default().to_owned(), Instant::now());
+    }
+    let mut lags = Vec::with_capacity(runs);
+    while lags.len() < runs {
+        let Ok(Some((id, at))) = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await else {
+            anyhow::bail!("events tail printed {} of {runs} events within 30 s", lags.len());
+        };
+        if let Some(sent) = accepted.get(&id) {
+            lags.push(at.saturating_duration_since(*sent).as_secs_f64() * 1000.0);
+        }
+    }
+    let _ = tail.wait();
+    let lags = sorted(lags);
+    println!("cli: {}", bin.display());
+    println!(
+        "  clusters list --output json (20 clusters), {runs} runs: p50 {:.1} ms   p99 {:.1} ms",
+        percentile(&list, 50.0),
+        percentile(&list, 99.0)
+    );
+    println!(
+        "  202 -> printed by events tail (polls every 500 ms when idle), {runs} events at 10/s: p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        percentile(&lags, 50.0),
+        percentile(&lags, 99.0),
+        lags.last().copied().unwrap_or(f64::NAN)
+    );
+    h.stop().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -422,5 +517,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Subscriber { workflows } => subscriber(workflows).await,
         Command::Replay { clusters, batch_size } => replay(clusters, batch_size).await,
         Command::Lag { rate, seconds } => lag(rate, seconds).await,
+        Command::Cli { runs } => cli(runs).await,
     }
 }
