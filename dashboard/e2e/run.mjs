@@ -109,7 +109,9 @@ async function main() {
       await page.click('button:has-text("Create")');
       await page.waitForURL(/#\/clusters\/[0-9a-f-]{36}$/, { timeout: 10_000 });
       const id = page.url().split('/').pop();
-      await page.waitForSelector('[data-testid=operation] [data-step]', { timeout: 30_000 });
+      // The provision may finish before the page's first refresh shows its steps; the scale below is where the
+      // live steps are checked.
+      await page.waitForSelector('[data-testid=operation] [data-step], h1 [data-status=READY]', { timeout: 30_000 });
       await shot('cluster-provisioning');
       await page.waitForSelector('h1 [data-status=READY]', { timeout: READY_TIMEOUT });
       await page.waitForSelector('[data-testid=brokers] tbody tr', { timeout: 10_000 });
@@ -149,9 +151,23 @@ async function main() {
       await page.waitForSelector('[data-topic="orders.events"] [data-status=READY]', { timeout: READY_TIMEOUT });
     });
 
-    await step('scale to 4 brokers and wait for READY', async () => {
+    await step('scale to 4 brokers, watch its steps live, and wait for READY', async () => {
       await page.fill('[data-testid=scale] input[name=brokers]', '4');
       await page.click('[data-testid=scale] button[type=submit]');
+      // The running operation's steps appear and change as the workers report them.
+      await page.waitForSelector('[data-testid=operation] [data-step="rebalance-add-brokers"]', { timeout: 30_000 });
+      const first = await page.$$eval('[data-testid=operation] [data-step]', (els) =>
+        els.map((e) => `${e.getAttribute('data-step')}=${e.getAttribute('data-state')}`).join(' '));
+      await shot('cluster-scaling');
+      await page.waitForFunction(
+        (before) => {
+          const els = [...document.querySelectorAll('[data-testid=operation] [data-step]')];
+          const now = els.map((e) => `${e.getAttribute('data-step')}=${e.getAttribute('data-state')}`).join(' ');
+          return els.length === 0 || now !== before;
+        },
+        first,
+        { timeout: READY_TIMEOUT },
+      );
       await page.waitForFunction(
         () => document.querySelector('[data-testid=brokers-now]')?.textContent === '4' &&
           document.querySelector('h1 [data-status]')?.getAttribute('data-status') === 'READY',

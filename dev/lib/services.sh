@@ -119,7 +119,6 @@ start_temporal() {
   wait_for "temporal" 60 "$logf" temporal_ready
 }
 
-# Polaris itself, all roles, on $POLARIS_PORT, with the development org, admin token and both local targets.
 # The dashboard: npm ci when package-lock.json changed (npm's cache is under .polaris/cache), then a build when a
 # source is newer than dist/index.html. The API serves dashboard/dist at /.
 ensure_dashboard() {
@@ -130,11 +129,12 @@ ensure_dashboard() {
     echo "$lock_sum" > "$dir/node_modules/.polaris-lock"
   fi
   if [[ ! -f "$dir/dist/index.html" ]] || [[ -n "$(find "$dir/src" "$dir/index.html" "$dir/vite.config.ts" \
-    "$dir/package-lock.json" -newer "$dir/dist/index.html" -print -quit)" ]]; then
+    "$dir/tsconfig.json" "$dir/package-lock.json" -newer "$dir/dist/index.html" -print -quit)" ]]; then
     step "dashboard: build (tsc, vite)" "$LOGS/dashboard.log" npm --prefix "$dir" run build
   fi
 }
 
+# Polaris itself, all roles, on $POLARIS_PORT, with the development org, admin token and both local targets.
 start_polaris() {
   step "polaris: build polaris-server (cargo)" "$LOGS/build.log" cargo build -p polaris-server --bin polaris-server
   local server="$ROOT/target/debug/polaris-server" target_args=() t name provider region

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
+use crate::tenancy::platform_admin;
 
 /// What a replay answers: `Ok(None)` when one is already running; otherwise whether the rebuild is identical,
 /// and its report.
@@ -40,10 +41,6 @@ pub struct ReplayResult {
     /// Events applied, rate, per-table checksums and the clusters that differ.
     #[schema(value_type = Object)]
     pub report: serde_json::Value,
-}
-
-fn platform_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.platform_admin { Ok(()) } else { Err(ApiError::Forbidden) }
 }
 
 /// Verify the hash chains of events and audit entries.

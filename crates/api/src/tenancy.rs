@@ -43,7 +43,7 @@ pub(crate) fn dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn platform_admin(caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn platform_admin(caller: &Caller) -> Result<(), ApiError> {
     if caller.platform_admin { Ok(()) } else { Err(ApiError::Forbidden) }
 }
 

@@ -217,6 +217,9 @@ struct Mode {
     /// Follow the operation to its end with a progress display; exit 1 if it fails or stalls.
     #[arg(long, conflicts_with = "dry_run")]
     wait: bool,
+    /// With --wait: give up following after this many seconds (exit 1; the operation itself goes on).
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    wait_timeout: u64,
     /// Show what would happen (events, Kubernetes changes) and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -229,7 +232,12 @@ enum Operations {
     Get { id: String },
     /// Follow an operation to its end; exit non-zero if it fails or stalls.
     #[command(after_help = "Example:\n  polaris operations watch 5e4c...")]
-    Watch { id: String },
+    Watch {
+        id: String,
+        /// Give up following after this many seconds (exit 1; the operation itself goes on).
+        #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// List operations, newest first.
     #[command(after_help = "Example:\n  polaris operations list --cluster 0b6f...")]
     List {
@@ -339,7 +347,7 @@ fn path_segment(s: &str) -> String {
 }
 
 /// Follows an operation until it ends, printing progress (steps done, current step, elapsed) when it changes.
-async fn wait(client: &Client, operation_id: &str) -> Result<Value, Failure> {
+async fn wait(client: &Client, operation_id: &str, timeout: Duration) -> Result<Value, Failure> {
     let started = Instant::now();
     let mut last = String::new();
     loop {
@@ -368,6 +376,16 @@ async fn wait(client: &Client, operation_id: &str) -> Result<Value, Failure> {
             }
             _ => {}
         }
+        if started.elapsed() >= timeout {
+            return Err(failure(
+                1,
+                format!(
+                    "gave up after {} s with the operation {}; it goes on: polaris operations watch {operation_id}",
+                    timeout.as_secs(),
+                    op["state"].as_str().unwrap_or("?")
+                ),
+            ));
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -390,7 +408,7 @@ async fn mutate(
     }
     match answer["operation"]["id"].as_str() {
         Some(op) if mode.wait => {
-            let done = wait(client, op).await?;
+            let done = wait(client, op, Duration::from_secs(mode.wait_timeout)).await?;
             print::operation(output, &done);
             Ok(done)
         }
@@ -454,8 +472,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let op = client.call(Method::GET, &format!("/v1/operations/{}", path_segment(&id)), None).await?;
             print::operation(output, &op);
         }
-        Command::Operations(Operations::Watch { id }) => {
-            let op = wait(&client, &path_segment(&id)).await?;
+        Command::Operations(Operations::Watch { id, timeout }) => {
+            let op = wait(&client, &path_segment(&id), Duration::from_secs(timeout)).await?;
             print::operation(output, &op);
         }
         Command::Operations(Operations::List { cluster }) => {

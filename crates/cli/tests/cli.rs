@@ -260,6 +260,23 @@ async fn policies_topics_audit_events_and_admin_from_the_command_line() {
     assert_eq!(codes, ["POLICY_VIOLATION", "POLICY_VIOLATION", "PARTITION_DECREASE_UNSUPPORTED"], "{rejected:?}");
     assert!(rejected.iter().all(|a| a["channel"] == "cli"), "{rejected:?}");
 
+    // --wait gives up at its timeout (exit 1) when the operation takes longer; the operation goes on.
+    let slow = unique_name();
+    polaris_test_support::harness::prepare_namespace(
+        "aws-eu-west-1",
+        &slow,
+        &[("strimzi-sim.polaris.dev/delay-seconds", "30")],
+    )
+    .await;
+    let out = polaris(
+        &h,
+        &token,
+        &["clusters", "create", &slow, "--provider", "aws", "--region", "eu-west-1", "--wait", "--wait-timeout", "2"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("gave up after 2 s"), "{}", text(&out.stderr));
+
     // Platform checks: refused to an org admin (exit 1, FORBIDDEN), run for a platform admin.
     let out = polaris(&h, &token, &["admin", "verify"]).await;
     assert_eq!(out.status.code(), Some(1));

@@ -19,7 +19,7 @@ export function TokenEntry({ onToken }: { onToken: (token: string) => void }) {
   return (
     <form className="card token" onSubmit={submit}>
       <h2>Sign in with an API token</h2>
-      <p className="muted">An admin creates tokens with POST /v1/tokens or the CLI; the secret is shown once.</p>
+      <p className="muted">An admin of your organization creates tokens (POST /v1/tokens); the secret is shown once.</p>
       <input
         name="token"
         type="password"
