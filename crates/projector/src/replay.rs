@@ -92,10 +92,12 @@ pub async fn replay(
 ) -> Result<ReplayReport, ProjectorError> {
     let (schema, resumed) = open(pool, options.schema.as_deref()).await?;
     let started = Instant::now();
-    let mut applied = catch_up(pool, &schema, options.batch_size, |total, n| {
-        progress(total, n as f64 / started.elapsed().as_secs_f64().max(1e-9))
-    })
-    .await?;
+    let mut applier = Applier::connect(pool, &schema).await?;
+    let mut applied = applier
+        .catch_up(pool, &schema, options.batch_size, |total, n| {
+            progress(total, n as f64 / started.elapsed().as_secs_f64().max(1e-9))
+        })
+        .await?;
     let replay_seconds = started.elapsed().as_secs_f64();
 
     let deadline = Instant::now() + options.settle_timeout;
@@ -108,7 +110,7 @@ pub async fn replay(
         }
         // Something is in flight: let the live projector move on, and apply what has been committed since.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        applied += catch_up(pool, &schema, options.batch_size, |_, _| {}).await?;
+        applied += applier.catch_up(pool, &schema, options.batch_size, |_, _| {}).await?;
     };
     let identical = comparison.differing.is_empty();
     let events_total: i64 = sqlx::query_scalar("SELECT events_applied FROM replays WHERE schema_name = $1")
@@ -184,78 +186,96 @@ async fn open(pool: &PgPool, requested: Option<&str>) -> Result<(String, bool), 
 /// commit order, so nothing that depends on order is ever split.
 const PARTITIONS: usize = 4;
 
-/// Applies every committed event the replay schema has not seen, batch by batch. Each batch is split by cluster
-/// over the partitions, applied in one transaction per partition, and then the cursor moves. A batch cut short
-/// (a kill between the partitions' commits and the cursor) is applied again on resume, which the projector's
-/// sequence checks turn into no-ops for what was already applied, exactly as for a redelivered message.
-/// Returns how many events the cursor moved over.
-async fn catch_up(
-    pool: &PgPool,
-    schema: &str,
-    batch_size: i64,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<u64, ProjectorError> {
-    // The cursor is bound as constants, so the (xid, position) index serves a range scan; the ORDER BY names
-    // `events.xid` (the xid8 column, not the `xid::text` output column of the same name).
-    let select = format!(
-        "SELECT {STORED_EVENT_COLUMNS} FROM public.events \
-         WHERE (xid, position) > ($1::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY events.xid, events.position LIMIT $3"
-    );
-    // Connections whose search_path puts the replay schema first: the projector's statements name tables
-    // unqualified, so they land there. Set for the session, so prepared statements stay valid between batches.
-    // Plans are made per execution: the replay tables start empty, and a generic plan cached while they were
-    // (a sequential scan) would stay in use as they grow, making every lookup slower than the last.
-    let options = pool
-        .connect_options()
-        .as_ref()
-        .clone()
-        .options([("search_path", format!("{schema},public")), ("plan_cache_mode", "force_custom_plan".into())]);
-    let mut conns = Vec::with_capacity(PARTITIONS);
-    for _ in 0..PARTITIONS {
-        conns.push(sqlx::ConnectOptions::connect(&options).await?);
-    }
-    let mut families: HashMap<Uuid, Uuid> = HashMap::new();
-    let mut applied = 0u64;
-    loop {
-        let (cursor_xid, cursor_position): (String, i64) =
-            sqlx::query_as("SELECT last_xid::text, last_position FROM public.replays WHERE schema_name = $1")
-                .bind(schema)
-                .fetch_one(pool)
-                .await?;
-        let rows: Vec<StoredEvent> =
-            sqlx::query_as(&select).bind(&cursor_xid).bind(cursor_position).bind(batch_size).fetch_all(pool).await?;
-        let Some(last) = rows.last() else { return Ok(applied) };
-        let (last_xid, last_position) = (last.xid.clone(), last.position);
-        let mut parts: Vec<Vec<EventEnvelope>> = vec![Vec::new(); PARTITIONS];
-        for row in &rows {
-            let envelope = row.to_envelope().map_err(|e| ProjectorError::Replay(e.to_string()))?;
-            let family = family_of(pool, &mut families, &envelope).await?;
-            parts[(family.as_u128() % PARTITIONS as u128) as usize].push(envelope);
+/// Applies stored events to the replay schema: connections whose search_path puts the replay schema first, and
+/// each topic's cluster once looked up, both kept for the whole replay (the settle loop catches up repeatedly).
+struct Applier {
+    conns: Vec<sqlx::PgConnection>,
+    families: HashMap<Uuid, Uuid>,
+}
+
+impl Applier {
+    async fn connect(pool: &PgPool, schema: &str) -> Result<Self, ProjectorError> {
+        // The projector's statements name tables unqualified, so they land in the replay schema. Set for the
+        // session, so prepared statements stay valid between batches. Plans are made per execution: the replay
+        // tables start empty, and a generic plan cached while they were (a sequential scan) would stay in use as
+        // they grow, making every lookup slower than the last.
+        let options = pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("search_path", format!("{schema},public")), ("plan_cache_mode", "force_custom_plan".into())]);
+        let mut conns = Vec::with_capacity(PARTITIONS);
+        for _ in 0..PARTITIONS {
+            conns.push(sqlx::ConnectOptions::connect(&options).await?);
         }
-        futures::future::try_join_all(conns.iter_mut().zip(parts).map(|(conn, envelopes)| async move {
-            let mut tx = sqlx::Connection::begin(conn).await?;
-            for envelope in &envelopes {
-                apply_envelope(&mut tx, envelope).await?;
+        Ok(Self { conns, families: HashMap::new() })
+    }
+
+    /// Applies every committed event the replay schema has not seen, batch by batch. Each batch is split by
+    /// cluster over the partitions, applied in one transaction per partition, and then the cursor moves. A batch
+    /// cut short (a kill between the partitions' commits and the cursor) is applied again on resume, which the
+    /// projector's sequence checks turn into no-ops for what was already applied, exactly as for a redelivered
+    /// message. `progress` gets (events in the replay schema, events applied by this call). Returns how many
+    /// events the cursor moved over.
+    async fn catch_up(
+        &mut self,
+        pool: &PgPool,
+        schema: &str,
+        batch_size: i64,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<u64, ProjectorError> {
+        // The cursor is bound as constants, so the (xid, position) index serves a range scan; the ORDER BY names
+        // `events.xid` (the xid8 column, not the `xid::text` output column of the same name).
+        let select = format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM public.events \
+             WHERE (xid, position) > ($1::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY events.xid, events.position LIMIT $3"
+        );
+        let mut applied = 0u64;
+        loop {
+            let (cursor_xid, cursor_position): (String, i64) =
+                sqlx::query_as("SELECT last_xid::text, last_position FROM public.replays WHERE schema_name = $1")
+                    .bind(schema)
+                    .fetch_one(pool)
+                    .await?;
+            let rows: Vec<StoredEvent> = sqlx::query_as(&select)
+                .bind(&cursor_xid)
+                .bind(cursor_position)
+                .bind(batch_size)
+                .fetch_all(pool)
+                .await?;
+            let Some(last) = rows.last() else { return Ok(applied) };
+            let (last_xid, last_position) = (last.xid.clone(), last.position);
+            let mut parts: Vec<Vec<EventEnvelope>> = vec![Vec::new(); PARTITIONS];
+            for row in &rows {
+                let envelope = row.to_envelope().map_err(|e| ProjectorError::Replay(e.to_string()))?;
+                let family = family_of(pool, &mut self.families, &envelope).await?;
+                parts[(family.as_u128() % PARTITIONS as u128) as usize].push(envelope);
             }
-            tx.commit().await?;
-            Ok::<_, ProjectorError>(())
-        }))
-        .await?;
-        let total: i64 = sqlx::query_scalar(
-            "UPDATE public.replays SET last_xid = $2::xid8, last_position = $3, events_applied = events_applied + $4 \
-             WHERE schema_name = $1 RETURNING events_applied",
-        )
-        .bind(schema)
-        .bind(&last_xid)
-        .bind(last_position)
-        .bind(rows.len() as i64)
-        .fetch_one(pool)
-        .await?;
-        applied += rows.len() as u64;
-        progress(total.max(0) as u64, applied);
-        if (rows.len() as i64) < batch_size {
-            return Ok(applied);
+            futures::future::try_join_all(self.conns.iter_mut().zip(parts).map(|(conn, envelopes)| async move {
+                let mut tx = sqlx::Connection::begin(conn).await?;
+                for envelope in &envelopes {
+                    apply_envelope(&mut tx, envelope).await?;
+                }
+                tx.commit().await?;
+                Ok::<_, ProjectorError>(())
+            }))
+            .await?;
+            let total: i64 = sqlx::query_scalar(
+                "UPDATE public.replays SET last_xid = $2::xid8, last_position = $3, \
+                 events_applied = events_applied + $4 WHERE schema_name = $1 RETURNING events_applied",
+            )
+            .bind(schema)
+            .bind(&last_xid)
+            .bind(last_position)
+            .bind(rows.len() as i64)
+            .fetch_one(pool)
+            .await?;
+            applied += rows.len() as u64;
+            progress(total.max(0) as u64, applied);
+            if (rows.len() as i64) < batch_size {
+                return Ok(applied);
+            }
         }
     }
 }
@@ -305,20 +325,24 @@ async fn compare(pool: &PgPool, schema: &str) -> Result<Comparison, ProjectorErr
     for (table, family) in READ_MODELS {
         let mut sides: Vec<(BTreeMap<String, String>, i64, String)> = Vec::with_capacity(2);
         for source in ["public", schema] {
-            let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-                "SELECT {family}::text, md5(string_agg(r, E'\\n' ORDER BY r)), count(*) \
+            // One scan: a digest per cluster, and (the empty grouping set, `whole` = 1) one over the whole table,
+            // which is there even when the table is empty.
+            let rows: Vec<(i32, Option<String>, Option<String>, i64)> = sqlx::query_as(&format!(
+                "SELECT GROUPING({family}), {family}::text, md5(string_agg(r, E'\\n' ORDER BY r)), count(*) \
                  FROM (SELECT {family}, (to_jsonb(t) - {WALL_CLOCK_COLUMNS})::text AS r FROM {source}.{table} t) x \
-                 GROUP BY 1"
+                 GROUP BY GROUPING SETS (({family}), ())"
             ))
             .fetch_all(&mut *tx)
             .await?;
-            let (whole, count): (Option<String>, i64) = sqlx::query_as(&format!(
-                "SELECT md5(string_agg(r, E'\\n' ORDER BY r)), count(*) \
-                 FROM (SELECT (to_jsonb(t) - {WALL_CLOCK_COLUMNS})::text AS r FROM {source}.{table} t) x"
-            ))
-            .fetch_one(&mut *tx)
-            .await?;
-            let per_cluster = rows.into_iter().map(|(k, md5, _)| (k, md5)).collect();
+            let mut per_cluster = BTreeMap::new();
+            let (mut count, mut whole) = (0, None);
+            for (is_whole, key, md5, n) in rows {
+                if is_whole == 1 {
+                    (count, whole) = (n, md5);
+                } else {
+                    per_cluster.insert(key.unwrap_or_default(), md5.unwrap_or_default());
+                }
+            }
             sides.push((per_cluster, count, whole.unwrap_or_else(|| "empty".into())));
         }
         let (live, replayed) = (&sides[0], &sides[1]);
