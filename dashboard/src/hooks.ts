@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import { ApiProblem, api } from './api/client';
+import { asProblem, api, type ApiProblem } from './api/client';
 
 /** A GET that refreshes every `intervalMs` (0: once); `reload` fetches again now. A stale answer (for an
  * earlier path) is dropped. */
@@ -21,7 +21,7 @@ export function usePoll<T>(path: string | null, intervalMs = 0) {
           setState((s) => ({
             path,
             data: s.path === path ? s.data : null,
-            error: e instanceof ApiProblem ? e : new ApiProblem(0, { detail: String(e) }),
+            error: asProblem(e),
           })),
       );
     };

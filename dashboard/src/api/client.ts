@@ -39,6 +39,11 @@ export class ApiProblem extends Error {
   }
 }
 
+/** Any failure of a call as a problem (a network error has no status or code of its own). */
+export function asProblem(e: unknown): ApiProblem {
+  return e instanceof ApiProblem ? e : new ApiProblem(0, { detail: String(e) });
+}
+
 /** Violations grouped by the request field they name (`config.retention.ms` stays whole). */
 export function violationsByField(violations: Violation[]): Record<string, Violation[]> {
   const out: Record<string, Violation[]> = {};

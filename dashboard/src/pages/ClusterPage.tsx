@@ -1,7 +1,8 @@
 import { useState } from 'react';
 import {
-  ApiProblem,
+  asProblem,
   api,
+  type ApiProblem,
   violationsByField,
   type Broker,
   type Cluster,
@@ -125,7 +126,7 @@ function ScaleForm({ cluster, onDone }: { cluster: Cluster; onDone: () => void }
       setProblem(null);
       onDone();
     } catch (err) {
-      setProblem(err instanceof ApiProblem ? err : new ApiProblem(0, { detail: String(err) }));
+      setProblem(asProblem(err));
     }
   };
   const byField = violationsByField(problem?.violations ?? []);
@@ -163,7 +164,7 @@ function TopicForm({ clusterId, onDone }: { clusterId: string; onDone: () => voi
       setForm({ ...form, name: '' });
       onDone();
     } catch (err) {
-      setProblem(err instanceof ApiProblem ? err : new ApiProblem(0, { detail: String(err) }));
+      setProblem(asProblem(err));
     }
   };
   const byField = violationsByField(problem?.violations ?? []);

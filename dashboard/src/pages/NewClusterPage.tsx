@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { ApiProblem, api, violationsByField, type Cluster, type CreateCluster, type Operation } from '../api/client';
+import { asProblem, api, violationsByField, type ApiProblem, type Cluster, type CreateCluster, type Operation } from '../api/client';
 import { Field, ProblemBanner } from '../components';
 import { go } from '../router';
 
@@ -41,7 +41,7 @@ export function NewClusterPage() {
       const accepted = await api<{ cluster: Cluster; operation: Operation }>('POST', '/v1/clusters', toCreateCluster(form));
       go(`#/clusters/${accepted.cluster.id}`);
     } catch (e) {
-      setProblem(e instanceof ApiProblem ? e : new ApiProblem(0, { detail: String(e) }));
+      setProblem(asProblem(e));
     }
   };
   return (

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { ApiProblem, api, storeToken } from '../api/client';
+import { asProblem, api, storeToken, type ApiProblem } from '../api/client';
 import { ProblemBanner } from '../components';
 
 /** Asks for an API token and checks it against the API before keeping it (in this browser's local storage). */
@@ -13,7 +13,7 @@ export function TokenEntry({ onToken }: { onToken: (token: string) => void }) {
       storeToken(token.trim());
       onToken(token.trim());
     } catch (err) {
-      setProblem(err instanceof ApiProblem ? err : new ApiProblem(0, { detail: String(err) }));
+      setProblem(asProblem(err));
     }
   };
   return (
