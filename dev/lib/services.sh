@@ -140,15 +140,16 @@ start_polaris() {
   local server="$ROOT/target/debug/polaris-server" target_args=() t name provider region
   for t in "${TARGETS[@]}"; do
     read -r name provider region _ <<<"$t"
-    target_args+=(--target "$provider/$region=$(kubeconfig_of "$name")")
+    target_args+=(--target "$provider/$region=$name.kubeconfig")
   done
   step "polaris: migrations, development org, admin token, local targets" "$LOGS/polaris.log" \
-    "$server" bootstrap-dev --token-file "$POLARIS_DIR/dev-admin-token" "${target_args[@]}"
+    env POLARIS_TARGETS_DIR="$POLARIS_DIR/kube" "$server" bootstrap-dev --token-file "$POLARIS_DIR/dev-admin-token" "${target_args[@]}"
   stop_pidfile polaris
   log "polaris: start all roles on http://127.0.0.1:$POLARIS_PORT"
   start_bg polaris "$LOGS/polaris.log" env KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" DATABASE_URL="$DATABASE_URL" \
     TEMPORAL_ADDRESS="$TEMPORAL_ADDRESS" \
     POLARIS_LISTEN="127.0.0.1:$POLARIS_PORT" POLARIS_DASHBOARD_DIR="$ROOT/dashboard/dist" \
+    POLARIS_TARGETS_DIR="$POLARIS_DIR/kube" \
     "$server" serve --roles api,relay,projector,worker
   wait_for "polaris /readyz" 60 "$LOGS/polaris.log" curl -fsS "http://127.0.0.1:$POLARIS_PORT/readyz"
 }
@@ -188,6 +189,23 @@ ensure_helm() {
 kubectl_bin() { echo "$CACHE/venv/bin/kubectl"; }
 KUBE_ADMIN_TOKEN="polaris-dev-kube-admin"
 
+# ensure_kube_tls DIR: a CA and a serving certificate for 127.0.0.1 signed by it, made once. True when made now.
+ensure_kube_tls() {
+  local dir="$1"
+  [[ -f "$dir/ca.crt" && -f "$dir/server.crt" && -f "$dir/server.key" ]] && return 1
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 3650 \
+    -subj "/CN=polaris-dev-kube-ca" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/CN=kube-apiserver" \
+    2>/dev/null
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" > "$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null
+  return 0
+}
+
 # start_kube NAME PROVIDER REGION API_PORT ETCD_PORT ETCD_PEER_PORT
 start_kube() {
   local name="$1" api_port="$4" etcd_port="$5" peer_port="$6"
@@ -205,11 +223,15 @@ start_kube() {
   [[ -f "$dir/sa.key" ]] || openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
   [[ -f "$dir/sa.pub" ]] || openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
   echo "$KUBE_ADMIN_TOKEN,polaris-admin,polaris-admin,system:masters" > "$dir/tokens.csv"
+  # Verified TLS: the API server serves a certificate of a local CA that the kubeconfig carries (clients never
+  # skip verification). A server started before the CA existed is restarted with it.
+  if ensure_kube_tls "$dir/tls"; then stop_pidfile "kube-apiserver-$name"; fi
   if ! is_running "kube-apiserver-$name"; then
     log "kube-apiserver ($name): start on https://127.0.0.1:$api_port"
     start_bg "kube-apiserver-$name" "$logf" "$CACHE/kube-$K8S_VERSION/kube-apiserver" \
       --etcd-servers "http://127.0.0.1:$etcd_port" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
       --secure-port "$api_port" --cert-dir "$dir/certs" --token-auth-file "$dir/tokens.csv" \
+      --tls-cert-file "$dir/tls/server.crt" --tls-private-key-file "$dir/tls/server.key" \
       --authorization-mode RBAC --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
       --service-account-issuer "https://kubernetes.default.svc" --service-account-key-file "$dir/sa.pub" \
       --service-account-signing-key-file "$dir/sa.key" --disable-admission-plugins ServiceAccount
@@ -221,7 +243,7 @@ clusters:
 - name: $name
   cluster:
     server: https://127.0.0.1:$api_port
-    insecure-skip-tls-verify: true
+    certificate-authority-data: $(base64 -w0 "$dir/tls/ca.crt")
 users:
 - name: polaris-admin
   user:

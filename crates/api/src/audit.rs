@@ -40,6 +40,45 @@ pub struct AuditDraft {
     pub dry_run: bool,
     /// The resource the request created or changed, when the path does not name it (a create).
     pub resource: Option<String>,
+    /// What the middleware knows of the request before the handler runs.
+    pub request: Option<RequestFacts>,
+    /// The id of the entry a command wrote in its events' transaction (see `Caller::metadata_map`): the middleware
+    /// writes no second one.
+    pub written_in_transaction: Option<Uuid>,
+}
+
+/// The parts of an audit entry the middleware knows before the handler runs.
+#[derive(Clone, Debug)]
+pub struct RequestFacts {
+    pub channel: String,
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub command: &'static str,
+    pub idempotency_key: Option<String>,
+}
+
+impl AuditDraft {
+    /// The `accepted` entry of a command about to append its events, answered with `status`; `None` outside an
+    /// audited request. The entry commits with the events, so it exists even if the process dies before it answers.
+    pub fn accepted_record(&self, policy_version: Option<i64>) -> Option<polaris_store::AuditRecord> {
+        let (org_id, actor, _) = self.caller.clone()?;
+        let facts = self.request.clone()?;
+        let status = if facts.command == "clusters_update" { 200 } else { 202 };
+        Some(polaris_store::AuditRecord {
+            id: Uuid::new_v4(),
+            org_id,
+            actor,
+            channel: facts.channel,
+            request_id: facts.request_id,
+            method: facts.method,
+            resource: self.resource.clone().unwrap_or(facts.path),
+            command: facts.command.to_owned(),
+            status,
+            policy_version: policy_version.or(self.policy_version),
+            idempotency_key: facts.idempotency_key,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -50,6 +89,10 @@ impl AuditSlot {
         if let Ok(mut d) = self.0.lock() {
             f(&mut d);
         }
+    }
+
+    pub fn get(&self) -> AuditDraft {
+        self.take()
     }
 
     fn take(&self) -> AuditDraft {
@@ -91,6 +134,7 @@ fn command_name(method: &Method, route: &str) -> Option<&'static str> {
         ("PUT", "/v1/policies") => "policies_update",
         ("POST", "/v1/policies/evaluate") => "policies_evaluate",
         ("POST", "/v1/targets") => "targets_create",
+        ("POST", "/v1/targets/{id}/grants") => "targets_grant",
         ("POST", "/v1/orgs") => "orgs_create",
         ("POST", "/v1/tokens") => "tokens_create",
         ("DELETE", "/v1/tokens/{id}") => "tokens_delete",
@@ -265,6 +309,17 @@ pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) 
         req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_else(|| Uuid::new_v4().to_string());
     let channel = channel(req.headers());
     let slot = AuditSlot::default();
+    let key_header = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    slot.update(|d| {
+        d.request = Some(RequestFacts {
+            channel: channel.clone(),
+            request_id: request_id.clone(),
+            method: method.as_str().to_owned(),
+            path: resource.clone(),
+            command,
+            idempotency_key: key_header,
+        })
+    });
     let mut req = req;
     req.extensions_mut().insert(slot.clone());
     let mut key_used = None;
@@ -310,6 +365,20 @@ pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) 
     } else {
         "rejected"
     };
+    if let Some(id) = draft.written_in_transaction {
+        // The command wrote its entry with its events. If it answered an error anyway, the entry exists only if
+        // the transaction committed (a failure after the commit); otherwise this request still needs one.
+        let committed = outcome == "accepted"
+            || sqlx::query_scalar::<_, i32>("SELECT 1 FROM audit_entries WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&state.pool)
+                .await
+                .map(|r| r.is_some())
+                .unwrap_or(false);
+        if committed {
+            return resp;
+        }
+    }
     let code = resp.extensions().get::<ProblemCode>().map(|c| c.0);
     let written = sqlx::query(
         "INSERT INTO audit_entries (id, org_id, actor, channel, at, request_id, method, resource, command, outcome, \

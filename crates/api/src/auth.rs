@@ -13,7 +13,7 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use axum::http::HeaderMap;
-use polaris_store::repository::{IDEMPOTENCY_KEY, REQUEST_HASH};
+use polaris_store::repository::{AUDIT_ENTRY, IDEMPOTENCY_KEY, REQUEST_HASH};
 
 use crate::AppState;
 use crate::audit::{AuditDraft, AuditSlot, Authenticated, IdempotencyClaim};
@@ -82,13 +82,20 @@ impl Caller {
         }
     }
 
-    /// The metadata map a command is executed with: the metadata, plus the idempotency claim the event
-    /// repository takes out and stores beside the events.
+    /// The metadata map a command is executed with: the metadata, plus what the event repository takes out and
+    /// writes in the events' transaction: the idempotency claim and the request's `accepted` audit entry.
     pub fn metadata_map(&self, md: &CommandMetadata) -> HashMap<String, String> {
         let mut map = md.to_map();
         if let Some(claim) = &self.idempotency {
             map.insert(IDEMPOTENCY_KEY.to_owned(), claim.key.clone());
             map.insert(REQUEST_HASH.to_owned(), claim.request_hash.clone());
+        }
+        if let Some(slot) = &self.audit
+            && let Some(record) = slot.get().accepted_record(md.policy_version)
+            && let Ok(json) = serde_json::to_string(&record)
+        {
+            map.insert(AUDIT_ENTRY.to_owned(), json);
+            slot.update(|d| d.written_in_transaction = Some(record.id));
         }
         map
     }

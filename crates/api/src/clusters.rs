@@ -11,9 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
-use polaris_domain::cluster::{
-    ClusterEvent, ClusterRequested, ClusterStatus, DEFAULT_KAFKA_VERSION, DEFAULT_STORAGE_GIB,
-};
+use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStatus};
 use polaris_domain::policy::Subject;
 use polaris_domain::{Cluster, ClusterCommand, ClusterError, ClusterId, OperationId, Provider, RequestCluster};
 use serde::{Deserialize, Serialize};
@@ -31,8 +29,8 @@ use crate::operations::OperationView;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCluster {
-    /// DNS-1123 label of at most 54 characters (its namespace is `polaris-<name>`), unique in the org among
-    /// clusters not deleted.
+    /// DNS-1123 label of at most 54 characters, unique in the org among clusters not deleted. Its namespace is
+    /// `polaris-<name>-<first 8 hex digits of the cluster id>`, so clusters of one name in two orgs never share one.
     #[schema(example = "orders", pattern = "^[a-z0-9]([-a-z0-9]{0,52}[a-z0-9])?$", max_length = 54)]
     pub name: String,
     /// One of `aws`, `gcp`, `azure`, `onprem`.
@@ -64,6 +62,9 @@ pub struct ClusterView {
     pub id: Uuid,
     pub org: Uuid,
     pub name: String,
+    /// The Kubernetes namespace on the target that this cluster owns alone (`polaris-<name>-<id prefix>`; clusters
+    /// requested before namespaces carried the id keep `polaris-<name>`). Fixed for the cluster's life.
+    pub namespace: String,
     pub provider: String,
     pub region: String,
     pub target_id: Option<Uuid>,
@@ -121,6 +122,7 @@ struct ClusterRow {
     id: Uuid,
     org_id: Uuid,
     name: String,
+    namespace: String,
     provider: String,
     region: String,
     target_id: Option<Uuid>,
@@ -140,7 +142,7 @@ struct ClusterRow {
     updated_at: DateTime<Utc>,
 }
 
-const CLUSTER_COLUMNS: &str = "id, org_id, name, provider, region, target_id, kafka_version, metadata_version, brokers, \
+const CLUSTER_COLUMNS: &str = "id, org_id, name, namespace, provider, region, target_id, kafka_version, metadata_version, brokers, \
      controllers, storage_gib, config, deletion_protection, status, status_reason, version, current_operation_id, \
      bootstrap_servers, created_at, updated_at";
 
@@ -150,6 +152,7 @@ impl From<ClusterRow> for ClusterView {
             id: r.id,
             org: r.org_id,
             name: r.name,
+            namespace: r.namespace,
             provider: r.provider,
             region: r.region,
             target_id: r.target_id,
@@ -178,6 +181,7 @@ impl ClusterView {
             id: e.cluster_id.as_uuid(),
             org: e.org_id.as_uuid(),
             name: e.name.to_string(),
+            namespace: e.namespace.clone(),
             provider: e.provider.to_string(),
             region: e.region.to_string(),
             target_id: Some(e.target_id.as_uuid()),
@@ -266,26 +270,19 @@ async fn request_cluster(
     let policy_version = crate::policies::judge(
         state,
         caller,
-        &Subject::Cluster {
-            name: &body.name,
-            provider: &body.provider,
-            region: &body.region,
-            kafka_version: Some(body.kafka_version.as_deref().unwrap_or(DEFAULT_KAFKA_VERSION)),
-            brokers: body.brokers,
-            storage_gib: Some(body.storage_gib.unwrap_or(DEFAULT_STORAGE_GIB)),
-            deletion_protection: body.deletion_protection.unwrap_or(false),
-        },
+        &Subject::cluster_request(
+            &body.name,
+            &body.provider,
+            &body.region,
+            body.kafka_version.as_deref(),
+            body.brokers,
+            body.storage_gib,
+            body.deletion_protection,
+        ),
     )
     .await?;
-    let taken: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM clusters WHERE org_id = $1 AND name = $2 AND status <> 'DELETED' LIMIT 1")
-            .bind(caller.org_id.as_uuid())
-            .bind(&body.name)
-            .fetch_optional(&state.pool)
-            .await?;
-    if let Some((id,)) = taken {
-        return Err(ApiError::Conflict(format!("a cluster named {:?} already exists in this org ({id})", body.name)));
-    }
+    // The name is reserved in the transaction that appends ClusterRequested (polaris_store::invariants), not
+    // checked here against a read model that may lag: of concurrent requests for one name exactly one is accepted.
     let target_id = crate::targets::place(&state.pool, caller.org_id, &body.provider, &body.region).await?;
     let cluster_id = ClusterId::from_uuid(Uuid::new_v4());
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
@@ -316,7 +313,7 @@ async fn request_cluster(
         caller.note(|d| d.dry_run = true);
         let events =
             crate::dryrun::decide::<Cluster>(&state.pool, &cluster_id.to_string(), command, cluster_user_error).await?;
-        return Ok(Requested::Planned(crate::dryrun::cluster_plan(&cluster_name, &events, Some(policy_version))?));
+        return Ok(Requested::Planned(crate::dryrun::cluster_plan(&cluster_name, "", &events, Some(policy_version))?));
     }
     execute(state, caller, cluster_id.as_uuid(), command, &metadata, None).await?;
 
@@ -413,7 +410,23 @@ fn command_error(e: AggregateError<ClusterError>) -> ApiError {
             ApiError::Conflict("the cluster changed while the command ran; retry".to_owned())
         }
         AggregateError::DatabaseConnectionError(e) => ApiError::Unavailable(e.to_string()),
+        AggregateError::UnexpectedError(e) => match e.downcast_ref::<polaris_store::InvariantViolation>() {
+            Some(v) => invariant_error(v),
+            None => ApiError::Internal(e.to_string()),
+        },
         other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// An invariant the append's own transaction refused (nothing was recorded).
+pub fn invariant_error(v: &polaris_store::InvariantViolation) -> ApiError {
+    match v {
+        polaris_store::InvariantViolation::ClusterNameTaken { .. } => {
+            ApiError::Conflict("a cluster with this name already exists in this org".to_owned())
+        }
+        polaris_store::InvariantViolation::NamespaceTaken { .. } => {
+            ApiError::Conflict("the cluster's namespace already belongs to another cluster on its target".to_owned())
+        }
     }
 }
 
@@ -527,6 +540,7 @@ impl From<polaris_domain::snapshot::ClusterSnapshot> for ClusterView {
             id: s.id,
             org: s.org_id,
             name: s.name,
+            namespace: s.namespace,
             provider: s.provider,
             region: s.region,
             target_id: Some(s.target_id),
@@ -578,16 +592,28 @@ async fn cluster_as_of(
         .ok_or(ApiError::NotFound("cluster"))
 }
 
-/// A cluster of the caller's org as the read model has it, or, when the projector has not got to it yet, as
-/// its events say (so a client can read what it has just written).
+/// A cluster of the caller's org as the read model has it, or, when the projector has not got to its last event
+/// yet, as its events say: a client reads at least what it has just written (read your own writes).
 pub async fn current(state: &AppState, caller: &Caller, id: Uuid) -> Result<ClusterView, ApiError> {
     let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 AND org_id = $2");
     let row: Option<ClusterRow> =
         sqlx::query_as(&sql).bind(id).bind(caller.org_id.as_uuid()).fetch_optional(&state.pool).await?;
     match row {
-        Some(row) => Ok(row.into()),
-        None => cluster_as_of(state, caller, id, Utc::now()).await,
+        Some(row) if row.version >= head_sequence(&state.pool, "cluster", &id.to_string()).await? => Ok(row.into()),
+        _ => cluster_as_of(state, caller, id, Utc::now()).await,
     }
+}
+
+/// The last sequence an aggregate's events reached (0 when it has none): what a read model must have applied to
+/// be current. One index lookup.
+pub async fn head_sequence(pool: &sqlx::PgPool, aggregate_type: &str, id: &str) -> Result<i64, ApiError> {
+    let (head,): (Option<i64>,) =
+        sqlx::query_as("SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(aggregate_type)
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+    Ok(head.unwrap_or(0))
 }
 
 /// Get one cluster, now or (with `as_of`) at any past instant.
@@ -677,7 +703,8 @@ async fn disruptive(
     make: impl FnOnce(OperationId, String) -> ClusterCommand,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
-    let cluster_name = current(state, caller, id).await?.name;
+    let view = current(state, caller, id).await?;
+    let (cluster_name, namespace) = (view.name, view.namespace);
     let started = Instant::now();
     let policy_version = Some(match subject {
         Some(subject) => crate::policies::judge(state, caller, &subject).await?,
@@ -691,7 +718,7 @@ async fn disruptive(
         caller.note(|d| d.dry_run = true);
         let events =
             crate::dryrun::decide::<Cluster>(&state.pool, &id.to_string(), command, cluster_user_error).await?;
-        let plan = crate::dryrun::cluster_plan(&cluster_name, &events, policy_version)?;
+        let plan = crate::dryrun::cluster_plan(&cluster_name, &namespace, &events, policy_version)?;
         return Ok((StatusCode::OK, Json(plan)).into_response());
     }
     let expected = match &command {

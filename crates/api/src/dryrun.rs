@@ -5,7 +5,7 @@
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use polaris_domain::cluster::ClusterEvent;
-use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL, cluster_namespace, kafka_topic_resource_name};
+use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL, kafka_topic_resource_name};
 use polaris_domain::topic::TopicEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -109,13 +109,19 @@ fn planned<E: DomainEvent>(events: &[E]) -> Result<Vec<PlannedEvent>, ApiError> 
         .collect()
 }
 
-/// The plan of a cluster command; `cluster_name` names its namespace.
+/// The plan of a cluster command on the cluster `cluster_name` in `namespace` (a request's own event names the
+/// namespace it fixes).
 pub fn cluster_plan(
     cluster_name: &str,
+    namespace: &str,
     events: &[ClusterEvent],
     policy_version: Option<i64>,
 ) -> Result<Plan, ApiError> {
-    let namespace = cluster_namespace(cluster_name);
+    let requested = events.iter().find_map(|e| match e {
+        ClusterEvent::ClusterRequested(r) => Some(r.namespace.clone()),
+        _ => None,
+    });
+    let namespace = requested.unwrap_or_else(|| namespace.to_owned());
     let ns = Some(namespace.as_str());
     let mut k8s = Vec::new();
     for event in events {
@@ -209,13 +215,13 @@ pub fn cluster_plan(
 
 /// The plan of a topic command.
 pub fn topic_plan(
-    cluster_name: &str,
+    cluster_namespace: &str,
     topic_id: uuid::Uuid,
     topic_name: &str,
     events: &[TopicEvent],
     policy_version: Option<i64>,
 ) -> Result<Plan, ApiError> {
-    let ns = cluster_namespace(cluster_name);
+    let ns = cluster_namespace.to_owned();
     let resource = kafka_topic_resource_name(topic_name, topic_id);
     let mut k8s = Vec::new();
     for event in events {

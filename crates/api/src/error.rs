@@ -31,6 +31,9 @@ pub struct Problem {
     /// With `POLICY_VIOLATION`: every violated rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub violations: Option<Vec<ViolationView>>,
+    /// With `INTERNAL`: the id the server logged the failure under; quote it when reporting the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<uuid::Uuid>,
 }
 
 /// One violated policy rule.
@@ -67,6 +70,9 @@ pub enum ApiError {
     Unauthenticated,
     #[error("this token's role may not do this")]
     Forbidden,
+    /// Forbidden, with the reason (for example: targets are platform infrastructure).
+    #[error("{0}")]
+    NotPermitted(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -112,7 +118,7 @@ impl ApiError {
         match self {
             ApiError::Validation { .. } => (StatusCode::BAD_REQUEST, "VALIDATION_FAILED", "Validation failed"),
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Unauthenticated"),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN", "Forbidden"),
+            ApiError::Forbidden | ApiError::NotPermitted(_) => (StatusCode::FORBIDDEN, "FORBIDDEN", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "ALREADY_EXISTS", "Already exists"),
             ApiError::VersionConflict { .. } => (StatusCode::CONFLICT, "VERSION_CONFLICT", "Version conflict"),
@@ -138,9 +144,7 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "DEPENDENCY_UNAVAILABLE", "Dependency unavailable")
             }
-            ApiError::Internal(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "DEPENDENCY_UNAVAILABLE", "Dependency unavailable")
-            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error"),
         }
     }
 }
@@ -154,11 +158,19 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title) = self.parts();
+        // An internal error is a bug: it is logged under a fresh id the client can quote, and carries no retry
+        // hint (retrying will not help); a dependency being down is a 503 with `Retry-After`.
+        let correlation_id = matches!(self, ApiError::Internal(_)).then(uuid::Uuid::new_v4);
         let detail = match &self {
             // Never leak internals: the log has them, the client gets a stable sentence.
-            ApiError::Unavailable(internal) | ApiError::Internal(internal) => {
+            ApiError::Unavailable(internal) => {
                 tracing::error!(error = %internal, "request failed on a dependency");
                 "a service Polaris depends on is unavailable; retry later".to_owned()
+            }
+            ApiError::Internal(internal) => {
+                let id = correlation_id.unwrap_or_default();
+                tracing::error!(error = %internal, correlation_id = %id, "internal error");
+                format!("Polaris failed on this request; report correlation id {id}")
             }
             other => other.to_string(),
         };
@@ -185,6 +197,7 @@ impl IntoResponse for ApiError {
                 ApiError::PolicyViolation(v) => Some(v.clone()),
                 _ => None,
             },
+            correlation_id,
         };
         let mut resp = (status, Json(problem)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

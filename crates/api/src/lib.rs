@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operations", get(operations::list_operations))
         .route("/v1/operations/{id}", get(operations::get_operation))
         .route("/v1/targets", post(targets::create_target).get(targets::list_targets))
+        .route("/v1/targets/{id}/grants", post(targets::grant_target))
         .route("/v1/policies", get(policies::get_policies).put(policies::put_policies))
         .route("/v1/policies/evaluate", post(policies::evaluate))
         .route("/v1/audit", get(audit::list_audit))

@@ -350,15 +350,15 @@ pub async fn evaluate(
         Some(id) => Some(crate::clusters::current(&state, &caller, id).await?.brokers),
     };
     let violations = match &body {
-        EvaluateRequest::CreateCluster(c) => bundle.evaluate(&Subject::Cluster {
-            name: &c.name,
-            provider: &c.provider,
-            region: &c.region,
-            kafka_version: c.kafka_version.as_deref(),
-            brokers: c.brokers,
-            storage_gib: c.storage_gib,
-            deletion_protection: c.deletion_protection.unwrap_or(false),
-        }),
+        EvaluateRequest::CreateCluster(c) => bundle.evaluate(&Subject::cluster_request(
+            &c.name,
+            &c.provider,
+            &c.region,
+            c.kafka_version.as_deref(),
+            c.brokers,
+            c.storage_gib,
+            c.deletion_protection,
+        )),
         EvaluateRequest::ScaleCluster(c) => bundle.evaluate(&Subject::Scale { brokers: c.brokers }),
         EvaluateRequest::UpgradeCluster(c) => bundle.evaluate(&Subject::Upgrade { kafka_version: &c.kafka_version }),
         EvaluateRequest::CreateTopic(t) => bundle.evaluate(&Subject::Topic {

@@ -1,5 +1,8 @@
-//! Targets: the Kubernetes clusters an org deploys into. Placement puts a cluster on the org's target for its
-//! `(provider, region)`.
+//! Targets: the Kubernetes clusters Polaris deploys into. They are platform infrastructure: only platform admins
+//! register them, from credentials the platform installed (a kubeconfig path relative to the server's targets
+//! directory, or a Kubernetes Secret reference; never an arbitrary file on the workers' machines), and grant
+//! orgs their use. Placement puts a cluster on a target granted to its org for its `(provider, region)`. Org
+//! callers see their granted targets without the credentials' locations.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +15,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, Problem};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, IdPath};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,9 +29,13 @@ pub struct CreateTarget {
     /// The kubeconfig context to use; the file's current context when absent.
     #[schema(pattern = "^[ -~]{1,4096}$")]
     pub kube_context: Option<String>,
-    /// Path of the kubeconfig file on the workers' machines.
-    #[schema(pattern = "^[ -~]{1,4096}$")]
+    /// Path of the kubeconfig file relative to the server's targets directory (`POLARIS_TARGETS_DIR`); absolute
+    /// paths and `..` are refused. Give this or `kubeconfig_secret`.
+    #[schema(example = "aws-eu-west-1.kubeconfig", pattern = "^[ -~]{1,4096}$")]
     pub kubeconfig: Option<String>,
+    /// `namespace/name` of a Kubernetes Secret (key `kubeconfig`) the workers read with their own credentials.
+    #[schema(example = "polaris/target-aws-eu-west-1", pattern = "^[a-z0-9-]{1,63}/[a-z0-9.-]{1,253}$")]
+    pub kubeconfig_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -37,9 +44,23 @@ pub struct TargetView {
     pub name: String,
     pub provider: String,
     pub region: String,
+    /// Platform admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kube_context: Option<String>,
+    /// Platform admins only: where the credentials are.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<String>,
+    /// Platform admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret: Option<String>,
     pub status: String,
+}
+
+impl TargetView {
+    /// What an org caller may see: the target, not where its credentials are.
+    fn for_org(self) -> Self {
+        TargetView { kube_context: None, kubeconfig: None, kubeconfig_secret: None, ..self }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -47,7 +68,20 @@ pub struct TargetList {
     pub items: Vec<TargetView>,
 }
 
-/// The org's target for a provider and region, if any.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantTarget {
+    /// The org that may place clusters on the target.
+    pub org_id: Uuid,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TargetGrant {
+    pub target_id: Uuid,
+    pub org_id: Uuid,
+}
+
+/// The org's target for a provider and region, if one is granted to it (the oldest, when several are).
 pub async fn place(
     pool: &sqlx::PgPool,
     org: OrgId,
@@ -55,7 +89,9 @@ pub async fn place(
     region: &str,
 ) -> Result<Option<TargetId>, sqlx::Error> {
     let row: Option<(Uuid,)> = sqlx::query_as(
-        "SELECT id FROM targets WHERE org_id = $1 AND provider = $2 AND region = $3 AND status = 'active'",
+        "SELECT t.id FROM targets t JOIN target_grants g ON g.target_id = t.id \
+         WHERE g.org_id = $1 AND t.provider = $2 AND t.region = $3 AND t.status = 'active' \
+         ORDER BY t.created_at, t.id LIMIT 1",
     )
     .bind(org.as_uuid())
     .bind(provider)
@@ -65,16 +101,36 @@ pub async fn place(
     Ok(row.map(|(id,)| TargetId::from_uuid(id)))
 }
 
-/// Register a target (admin).
+fn require_platform_admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.platform_admin {
+        Ok(())
+    } else {
+        Err(ApiError::NotPermitted(
+            "targets are platform infrastructure: only a platform admin registers them and grants orgs their use"
+                .to_owned(),
+        ))
+    }
+}
+
+/// A kubeconfig path as registered: relative to the targets directory, never leaving it.
+pub fn valid_kubeconfig_path(path: &str) -> bool {
+    let p = std::path::Path::new(path);
+    !path.is_empty()
+        && !p.is_absolute()
+        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+        && path.chars().all(|c| (' '..='~').contains(&c))
+}
+
+/// Register a target (platform admins).
 #[utoipa::path(
     post, path = "/v1/targets", operation_id = "targets_create", tag = "targets",
     request_body = CreateTarget,
     responses(
         (status = 201, description = "Registered", body = TargetView),
-        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid request (a kubeconfig path outside the targets directory)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A target with this name or provider and region exists", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a platform admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A target with this name exists", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -85,6 +141,7 @@ pub async fn create_target(
     ApiJson(body): ApiJson<CreateTarget>,
 ) -> Result<(StatusCode, Json<TargetView>), ApiError> {
     caller.require(Role::Admin)?;
+    require_platform_admin(&caller)?;
     let provider = Provider::parse(&body.provider).ok_or_else(|| {
         ApiError::validation(
             format!("provider {:?} is not one of aws, gcp, azure, onprem", body.provider),
@@ -100,44 +157,147 @@ pub async fn create_target(
     let printable = |s: &Option<String>| {
         s.as_deref().is_none_or(|s| (1..=4096).contains(&s.len()) && s.chars().all(|c| (' '..='~').contains(&c)))
     };
-    if !printable(&body.kube_context) || !printable(&body.kubeconfig) {
-        return Err(ApiError::validation("kube_context and kubeconfig are 1 to 4096 printable ASCII characters", None));
+    if !printable(&body.kube_context) {
+        return Err(ApiError::validation("kube_context is 1 to 4096 printable ASCII characters", Some("kube_context")));
     }
-    let target = register(&state.pool, caller.org_id, name, provider, &region, body.kube_context, body.kubeconfig)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Conflict(format!("a target named {name:?} or serving {provider}/{region} already exists"))
-        })?;
+    match (&body.kubeconfig, &body.kubeconfig_secret) {
+        (Some(path), None) if path.len() <= 4096 && valid_kubeconfig_path(path) => {}
+        (Some(_), None) => {
+            return Err(ApiError::validation(
+                "kubeconfig must be a path relative to the server's targets directory (POLARIS_TARGETS_DIR), \
+                 without '..' or a leading '/'",
+                Some("kubeconfig"),
+            ));
+        }
+        (None, Some(secret)) if valid_secret_ref(secret) => {}
+        (None, Some(_)) => {
+            return Err(ApiError::validation(
+                "kubeconfig_secret must be `namespace/name` of a Kubernetes Secret",
+                Some("kubeconfig_secret"),
+            ));
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "give exactly one of kubeconfig (a path in the targets directory) and kubeconfig_secret",
+                Some("kubeconfig"),
+            ));
+        }
+    }
+    let target = register(
+        &state.pool,
+        name,
+        provider,
+        &region,
+        Credentials { kube_context: body.kube_context, kubeconfig: body.kubeconfig, secret: body.kubeconfig_secret },
+    )
+    .await?
+    .ok_or_else(|| ApiError::Conflict(format!("a target named {name:?} already exists")))?;
     Ok((StatusCode::CREATED, Json(target)))
 }
 
-/// Stores a target; `None` when the org already has one with this name or `(provider, region)`.
+fn valid_secret_ref(s: &str) -> bool {
+    let Some((ns, name)) = s.split_once('/') else { return false };
+    crate::tenancy::dns_label(ns)
+        && (1..=253).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
+/// Where a target's credentials are.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    pub kube_context: Option<String>,
+    /// Relative to the targets directory.
+    pub kubeconfig: Option<String>,
+    /// `namespace/name` of a Secret.
+    pub secret: Option<String>,
+}
+
+const TARGET_COLUMNS: &str = "id, name, provider, region, kube_context, kubeconfig, kubeconfig_secret, status";
+
+/// Stores a platform target; `None` when one with this name exists.
 pub async fn register(
     pool: &sqlx::PgPool,
-    org: OrgId,
     name: &str,
     provider: Provider,
     region: &Region,
-    kube_context: Option<String>,
-    kubeconfig: Option<String>,
+    credentials: Credentials,
 ) -> Result<Option<TargetView>, sqlx::Error> {
-    sqlx::query_as(
-        "INSERT INTO targets (id, org_id, name, provider, region, kube_context, kubeconfig) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING \
-         RETURNING id, name, provider, region, kube_context, kubeconfig, status",
-    )
+    sqlx::query_as(&format!(
+        "INSERT INTO targets (id, org_id, name, provider, region, kube_context, kubeconfig, kubeconfig_secret) \
+         VALUES ($1, NULL, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING {TARGET_COLUMNS}"
+    ))
     .bind(Uuid::new_v4())
-    .bind(org.as_uuid())
     .bind(name)
     .bind(provider.as_str())
     .bind(region.as_str())
-    .bind(kube_context)
-    .bind(kubeconfig)
+    .bind(credentials.kube_context)
+    .bind(credentials.kubeconfig)
+    .bind(credentials.secret)
     .fetch_optional(pool)
     .await
 }
 
-/// List the org's targets.
+/// Grants `org` the use of a target (a repeat changes nothing). False when the target or the org does not exist.
+pub async fn grant(pool: &sqlx::PgPool, target: Uuid, org: Uuid, by: &str) -> Result<bool, sqlx::Error> {
+    let granted = sqlx::query(
+        "INSERT INTO target_grants (target_id, org_id, granted_by) \
+         SELECT t.id, o.id, $3 FROM targets t, orgs o WHERE t.id = $1 AND o.id = $2 ON CONFLICT DO NOTHING",
+    )
+    .bind(target)
+    .bind(org)
+    .bind(by)
+    .execute(pool)
+    .await?;
+    if granted.rows_affected() > 0 {
+        return Ok(true);
+    }
+    let (exists,): (bool,) =
+        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM target_grants WHERE target_id = $1 AND org_id = $2)")
+            .bind(target)
+            .bind(org)
+            .fetch_one(pool)
+            .await?;
+    Ok(exists)
+}
+
+/// The platform target named `name`, if any.
+pub async fn by_name(pool: &sqlx::PgPool, name: &str) -> Result<Option<TargetView>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {TARGET_COLUMNS} FROM targets WHERE name = $1 AND org_id IS NULL"))
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Grant an org the use of a target (platform admins).
+#[utoipa::path(
+    post, path = "/v1/targets/{id}/grants", operation_id = "targets_grant", tag = "targets",
+    params(("id" = Uuid, Path, description = "Target id")),
+    request_body = GrantTarget,
+    responses(
+        (status = 201, description = "Granted (a repeat answers the same)", body = TargetGrant),
+        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a platform admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such target or org", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn grant_target(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<GrantTarget>,
+) -> Result<(StatusCode, Json<TargetGrant>), ApiError> {
+    require_platform_admin(&caller)?;
+    if !grant(&state.pool, id, body.org_id, &caller.actor()).await? {
+        return Err(ApiError::NotFound("target or org"));
+    }
+    Ok((StatusCode::CREATED, Json(TargetGrant { target_id: id, org_id: body.org_id })))
+}
+
+/// List targets: platform admins see every target with its credentials' location; others the targets granted
+/// to their org, without it.
 #[utoipa::path(
     get, path = "/v1/targets", operation_id = "targets_list", tag = "targets",
     responses(
@@ -148,12 +308,20 @@ pub async fn register(
     security(("bearer" = []))
 )]
 pub async fn list_targets(State(state): State<AppState>, caller: Caller) -> Result<Json<TargetList>, ApiError> {
-    let items: Vec<TargetView> = sqlx::query_as(
-        "SELECT id, name, provider, region, kube_context, kubeconfig, status FROM targets WHERE org_id = $1 \
-         ORDER BY provider, region",
-    )
-    .bind(caller.org_id.as_uuid())
-    .fetch_all(&state.pool)
-    .await?;
+    let columns = TARGET_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+    let items: Vec<TargetView> = if caller.platform_admin {
+        sqlx::query_as(&format!("SELECT {columns} FROM targets t ORDER BY t.provider, t.region, t.name"))
+            .fetch_all(&state.pool)
+            .await?
+    } else {
+        let rows: Vec<TargetView> = sqlx::query_as(&format!(
+            "SELECT {columns} FROM targets t JOIN target_grants g ON g.target_id = t.id WHERE g.org_id = $1 \
+             ORDER BY t.provider, t.region, t.name"
+        ))
+        .bind(caller.org_id.as_uuid())
+        .fetch_all(&state.pool)
+        .await?;
+        rows.into_iter().map(TargetView::for_org).collect()
+    };
     Ok(Json(TargetList { items }))
 }

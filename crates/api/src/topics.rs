@@ -111,7 +111,7 @@ const TOPIC_COLUMNS: &str = "id, cluster_id, name, partitions, replication_facto
 /// The cluster's status, broker count and name, if it is the caller's.
 async fn cluster_of(state: &AppState, caller: &Caller, id: Uuid) -> Result<(String, i32, String), ApiError> {
     let c = crate::clusters::current(state, caller, id).await?;
-    Ok((c.status, c.brokers as i32, c.name))
+    Ok((c.status, c.brokers as i32, c.namespace))
 }
 
 /// The largest replication factor among a cluster's live topics: the floor for scaling it down.
@@ -186,7 +186,7 @@ pub async fn create_topic(
     ApiJson(body): ApiJson<CreateTopicRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
-    let (status, brokers, cluster_name) = cluster_of(&state, &caller, cluster).await?;
+    let (status, brokers, cluster_namespace) = cluster_of(&state, &caller, cluster).await?;
     let policy_version = crate::policies::judge(
         &state,
         &caller,
@@ -226,7 +226,7 @@ pub async fn create_topic(
         requested_at: now,
     });
     if q.on() {
-        return plan(&state, &caller, &cluster_name, id, &topic_name, command, Some(policy_version)).await;
+        return plan(&state, &caller, &cluster_namespace, id, &topic_name, command, Some(policy_version)).await;
     }
     state
         .topics
@@ -347,13 +347,14 @@ pub async fn get_topic(
         return Ok((etag(view.version)?, Json(view)));
     }
     let sql = format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 AND name = $2");
-    let row: TopicRow = sqlx::query_as(&sql)
-        .bind(cluster)
-        .bind(&name)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::NotFound("topic"))?;
-    let view = TopicView::from(row);
+    let row: Option<TopicRow> = sqlx::query_as(&sql).bind(cluster).bind(&name).fetch_optional(&state.pool).await?;
+    // Read your own writes: a read model behind the topic's last event answers from the events instead.
+    let id = topic_id(ClusterId::from_uuid(cluster), &name).to_string();
+    let head = crate::clusters::head_sequence(&state.pool, "topic", &id).await?;
+    let view = match row {
+        Some(row) if row.version >= head => TopicView::from(row),
+        _ => topic_as_of(&state, &caller, cluster, &name, Utc::now()).await?,
+    };
     Ok((etag(view.version)?, Json(view)))
 }
 
@@ -466,7 +467,7 @@ pub async fn update_topic(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
-    let (_, brokers, cluster_name) = cluster_of(&state, &caller, cluster).await?;
+    let (_, brokers, cluster_namespace) = cluster_of(&state, &caller, cluster).await?;
     let expected_version = crate::clusters::expected_version(&headers, body.expected_version)?;
     let policy_version = if body.partitions.is_some() || body.config.is_some() {
         let subject = Subject::Topic {
@@ -493,7 +494,7 @@ pub async fn update_topic(
         requested_by: caller.actor(),
     });
     if q.on() {
-        return plan(&state, &caller, &cluster_name, id, &name, command, Some(policy_version)).await;
+        return plan(&state, &caller, &cluster_namespace, id, &name, command, Some(policy_version)).await;
     }
     state
         .topics
@@ -547,7 +548,7 @@ pub async fn delete_topic(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
-    let (_, _, cluster_name) = cluster_of(&state, &caller, cluster).await?;
+    let (_, _, cluster_namespace) = cluster_of(&state, &caller, cluster).await?;
     let expected_version = crate::clusters::expected_version(&headers, None)?;
     let id = topic_id(ClusterId::from_uuid(cluster), &name);
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
@@ -555,7 +556,7 @@ pub async fn delete_topic(
     let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));
     let command = TopicCommand::RequestDeletion { operation_id, expected_version, requested_by: caller.actor() };
     if q.on() {
-        return plan(&state, &caller, &cluster_name, id, &name, command, Some(policy_version)).await;
+        return plan(&state, &caller, &cluster_namespace, id, &name, command, Some(policy_version)).await;
     }
     state
         .topics
@@ -582,7 +583,7 @@ pub async fn delete_topic(
 async fn plan(
     state: &AppState,
     caller: &Caller,
-    cluster_name: &str,
+    cluster_namespace: &str,
     id: Uuid,
     name: &str,
     command: TopicCommand,
@@ -593,6 +594,6 @@ async fn plan(
         topic_error(AggregateError::UserError(e))
     })
     .await?;
-    let plan = crate::dryrun::topic_plan(cluster_name, id, name, &events, policy_version)?;
+    let plan = crate::dryrun::topic_plan(cluster_namespace, id, name, &events, policy_version)?;
     Ok((StatusCode::OK, Json(plan)).into_response())
 }

@@ -342,6 +342,9 @@ pub struct ClusterRequested {
     pub deletion_protection: bool,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
+    /// The Kubernetes namespace the cluster owns alone on its target (`naming::cluster_namespace`), fixed here for
+    /// the cluster's life.
+    pub namespace: String,
 }
 
 impl DomainEvent for ClusterEvent {
@@ -507,6 +510,7 @@ impl Cluster {
         let target_id = cmd
             .target_id
             .ok_or_else(|| ClusterError::NoTarget { provider: provider.to_string(), region: region.to_string() })?;
+        let namespace = crate::naming::cluster_namespace(name.as_str(), cmd.cluster_id.as_uuid());
         Ok(ClusterRequested {
             cluster_id: cmd.cluster_id,
             org_id: cmd.org_id,
@@ -524,6 +528,7 @@ impl Cluster {
             deletion_protection: cmd.deletion_protection,
             requested_by: cmd.requested_by,
             requested_at: cmd.requested_at,
+            namespace,
         })
     }
 
@@ -881,6 +886,7 @@ mod tests {
             deletion_protection: false,
             requested_by: "token:test".into(),
             requested_at: request().requested_at,
+            namespace: "polaris-orders-00000000".into(),
         });
         given_nothing_when(request()).then_expect_events(vec![expected]);
     }

@@ -20,7 +20,7 @@ use crate::topic::{self, TopicEvent};
 
 /// Every event type with its aggregate and current version.
 pub const CURRENT: &[(&str, &str, u32)] = &[
-    ("cluster", "ClusterRequested", 2),
+    ("cluster", "ClusterRequested", 3),
     ("cluster", "ClusterProvisioningStarted", 1),
     ("cluster", "StrimziResourcesApplied", 1),
     ("cluster", "ClusterReady", 1),
@@ -75,12 +75,60 @@ pub struct ClusterRequestedV1 {
 impl ClusterRequestedV1 {
     /// Version 2 adds `target_id`. A version 1 cluster was never placed on a registered target, so it gets
     /// [`TargetId::UNPLACED`]: the workers refuse to act on it ("target ... is not registered") rather than guess.
-    fn upcast(self) -> cluster::ClusterRequested {
-        cluster::ClusterRequested {
+    fn upcast(self) -> ClusterRequestedV2 {
+        ClusterRequestedV2 {
             cluster_id: self.cluster_id,
             org_id: self.org_id,
             operation_id: self.operation_id,
             target_id: TargetId::UNPLACED,
+            name: self.name,
+            provider: self.provider,
+            region: self.region,
+            kafka_version: self.kafka_version,
+            metadata_version: self.metadata_version,
+            brokers: self.brokers,
+            controllers: self.controllers,
+            storage_gib: self.storage_gib,
+            config: self.config,
+            deletion_protection: self.deletion_protection,
+            requested_by: self.requested_by,
+            requested_at: self.requested_at,
+        }
+    }
+}
+
+/// `ClusterRequested` version 2, written before each cluster's namespace carried its id: no `namespace`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRequestedV2 {
+    pub cluster_id: ClusterId,
+    pub org_id: OrgId,
+    pub operation_id: OperationId,
+    pub target_id: TargetId,
+    pub name: ClusterName,
+    pub provider: Provider,
+    pub region: Region,
+    pub kafka_version: String,
+    pub metadata_version: String,
+    pub brokers: u32,
+    pub controllers: u32,
+    pub storage_gib: u32,
+    pub config: BTreeMap<String, String>,
+    pub deletion_protection: bool,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl ClusterRequestedV2 {
+    /// Version 3 adds `namespace`. A version 2 cluster was provisioned into `polaris-<name>` (the old rule) and keeps
+    /// that namespace for life, so its workflows keep finding its resources.
+    fn upcast(self) -> cluster::ClusterRequested {
+        cluster::ClusterRequested {
+            namespace: crate::naming::legacy_cluster_namespace(self.name.as_str()),
+            cluster_id: self.cluster_id,
+            org_id: self.org_id,
+            operation_id: self.operation_id,
+            target_id: self.target_id,
             name: self.name,
             provider: self.provider,
             region: self.region,
@@ -122,6 +170,10 @@ pub fn upcast(event_type: &str, version: u32, payload: Value) -> Result<(u32, Va
             ("ClusterRequested", 1) => {
                 let v1: ClusterRequestedV1 = serde_json::from_value(payload).map_err(|e| malformed(1, e))?;
                 serde_json::to_value(v1.upcast()).map_err(|e| malformed(1, e))?
+            }
+            ("ClusterRequested", 2) => {
+                let v2: ClusterRequestedV2 = serde_json::from_value(payload).map_err(|e| malformed(2, e))?;
+                serde_json::to_value(v2.upcast()).map_err(|e| malformed(2, e))?
             }
             _ => break,
         };
@@ -200,7 +252,7 @@ pub fn catalog() -> Vec<EventSchema> {
     use topic as t;
     vec![
         entry::<ClusterRequestedV1>("cluster", "ClusterRequested", 1),
-        entry::<c::ClusterRequested>("cluster", "ClusterRequested", 2),
+        entry::<c::ClusterRequested>("cluster", "ClusterRequested", 3),
         entry::<c::ClusterProvisioningStarted>("cluster", "ClusterProvisioningStarted", 1),
         entry::<c::StrimziResourcesApplied>("cluster", "StrimziResourcesApplied", 1),
         entry::<c::ClusterReady>("cluster", "ClusterReady", 1),

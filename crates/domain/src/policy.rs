@@ -188,6 +188,31 @@ pub enum Subject<'a> {
     },
 }
 
+impl<'a> Subject<'a> {
+    /// The subject a cluster request is judged as, with the defaults the Cluster aggregate applies to what the
+    /// request leaves out. Creating, dry-running and evaluating a request all judge this one subject, so they give
+    /// the same verdict and the same violations.
+    pub fn cluster_request(
+        name: &'a str,
+        provider: &'a str,
+        region: &'a str,
+        kafka_version: Option<&'a str>,
+        brokers: u32,
+        storage_gib: Option<u32>,
+        deletion_protection: Option<bool>,
+    ) -> Self {
+        Subject::Cluster {
+            name,
+            provider,
+            region,
+            kafka_version: Some(kafka_version.unwrap_or(crate::cluster::DEFAULT_KAFKA_VERSION)),
+            brokers,
+            storage_gib: Some(storage_gib.unwrap_or(crate::cluster::DEFAULT_STORAGE_GIB)),
+            deletion_protection: deletion_protection.unwrap_or(false),
+        }
+    }
+}
+
 impl PolicyBundle {
     pub fn empty() -> Self {
         PolicyBundle { version: 0, rules: PolicyRules::default() }

@@ -14,6 +14,7 @@ pub struct ClusterSnapshot {
     pub id: uuid::Uuid,
     pub org_id: uuid::Uuid,
     pub name: String,
+    pub namespace: String,
     pub provider: String,
     pub region: String,
     pub target_id: uuid::Uuid,
@@ -44,6 +45,7 @@ impl ClusterSnapshot {
                         id: e.cluster_id.as_uuid(),
                         org_id: e.org_id.as_uuid(),
                         name: e.name.to_string(),
+                        namespace: e.namespace.clone(),
                         provider: e.provider.to_string(),
                         region: e.region.to_string(),
                         target_id: e.target_id.as_uuid(),
@@ -150,7 +152,7 @@ mod tests {
             "operation_id": uuid::Uuid::from_u128(3), "target_id": uuid::Uuid::from_u128(4), "name": "orders",
             "provider": "aws", "region": "eu-west-1", "kafka_version": "4.3.1", "metadata_version": "4.3",
             "brokers": 3, "controllers": 3, "storage_gib": 100, "config": {}, "deletion_protection": false,
-            "requested_by": "u", "requested_at": "2026-11-26T10:00:00Z"
+            "requested_by": "u", "requested_at": "2026-11-26T10:00:00Z", "namespace": "polaris-orders-00000000"
         }}))
         .unwrap();
         let op = OperationId::from_uuid(uuid::Uuid::from_u128(9));

@@ -308,8 +308,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
         }
         "ClusterScaleRequested" => {
             let e: ClusterScaleRequested = payload(env)?;
-            let first = if e.to > e.from { "scale-broker-pool" } else { "rebalance-remove-brokers" };
-            start_operation(conn, env, e.operation_id.as_uuid(), "SCALING", "scale", first, &e.requested_by).await
+            start_operation(conn, env, e.operation_id.as_uuid(), "SCALING").await
         }
         "BrokersAdded" => {
             let e: BrokersAdded = payload(env)?;
@@ -373,16 +372,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
         }
         "ClusterUpgradeRequested" => {
             let e: ClusterUpgradeRequested = payload(env)?;
-            start_operation(
-                conn,
-                env,
-                e.operation_id.as_uuid(),
-                "UPGRADING",
-                "upgrade",
-                "roll-kafka-version",
-                &e.requested_by,
-            )
-            .await
+            start_operation(conn, env, e.operation_id.as_uuid(), "UPGRADING").await
         }
         "KafkaVersionRolled" => {
             let e: KafkaVersionRolled = payload(env)?;
@@ -423,16 +413,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
         }
         "ClusterDeletionRequested" => {
             let e: ClusterDeletionRequested = payload(env)?;
-            start_operation(
-                conn,
-                env,
-                e.operation_id.as_uuid(),
-                "DELETING",
-                "delete",
-                "delete-resources",
-                &e.requested_by,
-            )
-            .await
+            start_operation(conn, env, e.operation_id.as_uuid(), "DELETING").await
         }
         "ClusterDeleted" => {
             let e: ClusterDeleted = payload(env)?;
@@ -486,26 +467,7 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             if inserted == 0 {
                 return Ok(Outcome::AlreadyApplied);
             }
-            let steps = vec![Step {
-                name: "apply-kafkatopic".into(),
-                state: "running".into(),
-                started_at: Some(env.occurred_at),
-                finished_at: None,
-                detail: None,
-            }];
-            sqlx::query(
-                "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, state, steps, requested_by, started_at) \
-                 VALUES ($1, $2, 'topic_apply', $3, $4, 'running', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(e.operation_id.as_uuid())
-            .bind(e.org_id.as_uuid())
-            .bind(e.cluster_id.as_uuid())
-            .bind(e.topic_id)
-            .bind(sqlx::types::Json(&steps))
-            .bind(&e.requested_by)
-            .bind(env.occurred_at)
-            .execute(&mut *conn)
-            .await?;
+            start_operation_row(conn, env, || None).await?;
             Ok(Outcome::Applied)
         }
         "TopicReady" => {
@@ -531,22 +493,19 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
         }
         "TopicPartitionsIncreased" | "TopicConfigChanged" => {
             // Either change starts (or joins) the operation applying the KafkaTopic.
-            let (operation_id, requested_by, applied) = if env.event_type == "TopicPartitionsIncreased" {
+            let applied = if env.event_type == "TopicPartitionsIncreased" {
                 let e: TopicPartitionsIncreased = payload(env)?;
                 let to = e.to as i32;
-                let set = "partitions = $4, status = 'UPDATING'";
-                (e.operation_id, e.requested_by, advance_topic(conn, env, set, move |q| q.bind(to)).await?)
+                advance_topic(conn, env, "partitions = $4, status = 'UPDATING'", move |q| q.bind(to)).await?
             } else {
                 let e: TopicConfigChanged = payload(env)?;
                 let config = sqlx::types::Json(e.config);
-                let set = "config = $4, status = 'UPDATING'";
-                (e.operation_id, e.requested_by, advance_topic(conn, env, set, move |q| q.bind(config)).await?)
+                advance_topic(conn, env, "config = $4, status = 'UPDATING'", move |q| q.bind(config)).await?
             };
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            topic_operation(conn, env, operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", &requested_by)
-                .await?;
+            topic_operation(conn, env).await?;
             Ok(Outcome::Applied)
         }
         "TopicDeletionProtectionChanged" => {
@@ -556,12 +515,11 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
         }
         "TopicDeletionRequested" => {
-            let e: TopicDeletionRequested = payload(env)?;
+            let _: TopicDeletionRequested = payload(env)?;
             if !advance_topic(conn, env, "status = 'DELETING'", |q| q).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            topic_operation(conn, env, e.operation_id.as_uuid(), "topic_delete", "delete-kafkatopic", &e.requested_by)
-                .await?;
+            topic_operation(conn, env).await?;
             Ok(Outcome::Applied)
         }
         "TopicStalled" => {
@@ -610,47 +568,22 @@ async fn advance_topic(
     Ok(extra(query).execute(&mut *conn).await?.rows_affected() > 0)
 }
 
-/// The operation a topic change starts, with its one step running.
-async fn topic_operation(
-    conn: &mut PgConnection,
-    env: &EventEnvelope,
-    operation_id: uuid::Uuid,
-    kind: &str,
-    step: &str,
-    requested_by: &str,
-) -> Result<(), ProjectorError> {
-    let steps = vec![Step {
-        name: step.into(),
-        state: "running".into(),
-        started_at: Some(env.occurred_at),
-        finished_at: None,
-        detail: None,
-    }];
-    sqlx::query(
-        "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, state, steps, requested_by, started_at) \
-         SELECT $1, org_id, $2, cluster_id, id, 'running', $3, $4, $5 FROM topics WHERE id = $6 \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(operation_id)
-    .bind(kind)
-    .bind(sqlx::types::Json(&steps))
-    .bind(requested_by)
-    .bind(env.occurred_at)
-    .bind(env.aggregate_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// The operation a topic change starts, with its one step running, for the topic's cluster.
+async fn topic_operation(conn: &mut PgConnection, env: &EventEnvelope) -> Result<(), ProjectorError> {
+    let cluster: Option<uuid::Uuid> = sqlx::query_scalar("SELECT cluster_id FROM topics WHERE id = $1")
+        .bind(env.aggregate_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    start_operation_row(conn, env, || cluster).await
 }
 
-/// A disruptive operation was accepted: the cluster enters `status` and the operation starts at `first_step`.
+/// A disruptive operation was accepted: the cluster enters `status` and the operation starts (its first step as
+/// `OperationStart::of` says).
 async fn start_operation(
     conn: &mut PgConnection,
     env: &EventEnvelope,
     operation_id: uuid::Uuid,
     status: &str,
-    kind: &str,
-    first_step: &str,
-    requested_by: &str,
 ) -> Result<Outcome, ProjectorError> {
     let applied = advance_with(conn, env, "status = $4, status_reason = NULL, current_operation_id = $5", |q| {
         q.bind(status.to_owned()).bind(operation_id)
@@ -659,26 +592,7 @@ async fn start_operation(
     if !applied {
         return Ok(Outcome::AlreadyApplied);
     }
-    let steps = vec![Step {
-        name: first_step.into(),
-        state: "running".into(),
-        started_at: Some(env.occurred_at),
-        finished_at: None,
-        detail: None,
-    }];
-    sqlx::query(
-        "INSERT INTO operations (id, org_id, kind, cluster_id, state, steps, requested_by, started_at) \
-         VALUES ($1, $2, $3, $4, 'running', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(operation_id)
-    .bind(env.org_id)
-    .bind(kind)
-    .bind(env.aggregate_id)
-    .bind(sqlx::types::Json(&steps))
-    .bind(requested_by)
-    .bind(env.occurred_at)
-    .execute(&mut *conn)
-    .await?;
+    start_operation_row(conn, env, || None).await?;
     Ok(Outcome::Applied)
 }
 
@@ -751,8 +665,8 @@ async fn cluster_requested(
     let inserted = sqlx::query(
         "INSERT INTO clusters (id, org_id, name, provider, region, target_id, kafka_version, metadata_version, \
            brokers, controllers, storage_gib, config, deletion_protection, status, version, current_operation_id, \
-           created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'REQUESTED', $14, $15, $16, $16) \
+           created_at, updated_at, namespace) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'REQUESTED', $14, $15, $16, $16, $17) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(e.cluster_id.as_uuid())
@@ -772,35 +686,30 @@ async fn cluster_requested(
     .bind(env.sequence as i64)
     .bind(e.operation_id.as_uuid())
     .bind(env.occurred_at)
+    .bind(&e.namespace)
     .execute(&mut *conn)
     .await?
     .rows_affected();
     if inserted == 0 {
         return Ok(Outcome::AlreadyApplied);
     }
-    sqlx::query(
-        "INSERT INTO operations (id, org_id, kind, cluster_id, state, requested_by, started_at) \
-         VALUES ($1, $2, 'provision', $3, 'pending', $4, $5) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(e.operation_id.as_uuid())
-    .bind(e.org_id.as_uuid())
-    .bind(e.cluster_id.as_uuid())
-    .bind(&e.requested_by)
-    .bind(env.occurred_at)
-    .execute(&mut *conn)
-    .await?;
+    start_operation_row(conn, env, || None).await?;
     Ok(Outcome::Applied)
 }
 
-/// An operation's step as stored in `operations.steps`.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Step {
-    pub name: String,
-    pub state: String,
-    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub detail: Option<String>,
+/// The operation `env` starts, as the event store also writes it in the command's transaction (one definition).
+async fn start_operation_row(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    topic_cluster: impl FnOnce() -> Option<uuid::Uuid>,
+) -> Result<(), ProjectorError> {
+    if let Some(op) = OperationStart::of(env, topic_cluster) {
+        op.insert(conn).await?;
+    }
+    Ok(())
 }
+
+pub use polaris_store::operations::{OperationStart, Step};
 
 struct OperationState {
     state: String,

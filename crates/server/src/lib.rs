@@ -57,6 +57,12 @@ pub struct Settings {
     /// The dashboard's built assets, served at `/` by the API role (absent: the API serves only itself).
     #[arg(long, env = "POLARIS_DASHBOARD_DIR", default_value = "dashboard/dist")]
     pub dashboard_dir: std::path::PathBuf,
+    /// The directory targets' kubeconfigs live in; a target's registered path is relative to it and never leaves it.
+    #[arg(long, env = "POLARIS_TARGETS_DIR", default_value = "/etc/polaris/targets")]
+    pub targets_dir: std::path::PathBuf,
+    /// Development mode: accept target kubeconfigs that skip TLS verification (`insecure-skip-tls-verify`).
+    #[arg(long, env = "POLARIS_DEVELOPMENT", default_value_t = false)]
+    pub development: bool,
 }
 
 impl Settings {
@@ -72,6 +78,10 @@ impl Settings {
             ready_timeout: Duration::from_secs(self.ready_timeout_secs),
             metrics: polaris_workers::WorkerMetrics::default(),
             store_metrics: polaris_store::StoreMetrics::default(),
+            targets: polaris_workers::target::TargetsConfig {
+                dir: self.targets_dir.clone(),
+                allow_insecure: self.development,
+            },
         }
     }
 }

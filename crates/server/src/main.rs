@@ -41,7 +41,7 @@ enum Command {
         database_url: String,
         #[arg(long)]
         token_file: PathBuf,
-        /// A local target, `provider/region=kubeconfig-path`; repeat for each.
+        /// A local target, `provider/region=kubeconfig`, the kubeconfig relative to POLARIS_TARGETS_DIR; repeat for each.
         #[arg(long = "target")]
         targets: Vec<String>,
     },
@@ -218,19 +218,15 @@ async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[Stri
         let provider = Provider::parse(provider).with_context(|| format!("unknown provider {provider}"))?;
         let region = Region::parse(region).map_err(|e| anyhow::anyhow!("region {region}: {e}"))?;
         let name = format!("{provider}-{region}");
-        let registered = polaris_api::targets::register(
-            &pool,
-            OrgId::from_uuid(DEV_ORG_ID),
-            &name,
-            provider,
-            &region,
-            None,
-            Some(kubeconfig.to_owned()),
-        )
-        .await?;
-        if registered.is_some() {
-            println!("registered target {name} ({kubeconfig})");
+        let credentials =
+            polaris_api::targets::Credentials { kubeconfig: Some(kubeconfig.to_owned()), ..Default::default() };
+        if polaris_api::targets::register(&pool, &name, provider, &region, credentials).await?.is_some() {
+            println!("registered platform target {name} ({kubeconfig} in the targets directory)");
         }
+        let target = polaris_api::targets::by_name(&pool, &name)
+            .await?
+            .with_context(|| format!("target {name} is registered by an org, not the platform"))?;
+        polaris_api::targets::grant(&pool, target.id, DEV_ORG_ID, "bootstrap-dev").await?;
     }
     // The development default bundle: clusters only where a local target serves them. Published once.
     let (current, _) = polaris_api::policies::current_bundle(&pool, OrgId::from_uuid(DEV_ORG_ID)).await?;

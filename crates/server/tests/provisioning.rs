@@ -197,8 +197,9 @@ async fn the_stand_in_refuses_to_drop_brokers_that_still_hold_partitions_as_stri
     use polaris_workers::resources::ClusterSpec;
 
     let name = unique_name();
+    let cluster_id = uuid::Uuid::new_v4();
     let spec = ClusterSpec {
-        cluster_id: uuid::Uuid::new_v4(),
+        cluster_id,
         name: name.clone(),
         kafka_version: "4.3.1".into(),
         metadata_version: "4.3".into(),
@@ -206,6 +207,7 @@ async fn the_stand_in_refuses_to_drop_brokers_that_still_hold_partitions_as_stri
         controllers: 1,
         storage_gib: 10,
         config: Default::default(),
+        namespace: polaris_domain::naming::cluster_namespace(&name, cluster_id),
     };
     let client = kube_client("gcp-europe-west1").await;
     let ns = spec.namespace();

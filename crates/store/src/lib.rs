@@ -3,6 +3,8 @@
 //! Kafka in commit order.
 
 pub mod chain;
+mod invariants;
+pub mod operations;
 pub mod relay;
 pub mod repository;
 
@@ -22,7 +24,7 @@ pub use relay::{Relay, RelayConfig, RelayError};
 /// The SQL migrations under `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-pub use repository::{EventRepository, StoreMetrics};
+pub use repository::{AuditRecord, EventRepository, InvariantViolation, StoreMetrics};
 
 pub type ClusterCqrs = CqrsFramework<Cluster, PersistedEventStore<EventRepository, Cluster>>;
 

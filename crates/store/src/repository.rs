@@ -16,6 +16,59 @@ use sqlx::PgPool;
 pub const IDEMPOTENCY_KEY: &str = "polaris.idempotency_key";
 /// Metadata key carrying the SHA-256 of the request (method, path, body).
 pub const REQUEST_HASH: &str = "polaris.request_hash";
+/// Metadata key carrying the request's audit entry ([`AuditRecord`] as JSON): it commits with the events, so an
+/// accepted command always has its entry, even when the process dies before it answers.
+pub const AUDIT_ENTRY: &str = "polaris.audit";
+
+/// The audit entry of an accepted command, written in the events' transaction.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AuditRecord {
+    pub id: uuid::Uuid,
+    pub org_id: uuid::Uuid,
+    pub actor: String,
+    pub channel: String,
+    pub request_id: String,
+    pub method: String,
+    pub resource: String,
+    pub command: String,
+    pub status: i32,
+    pub policy_version: Option<i64>,
+    pub idempotency_key: Option<String>,
+}
+
+impl AuditRecord {
+    /// Inserts the entry as `accepted`.
+    pub async fn insert(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO audit_entries (id, org_id, actor, channel, at, request_id, method, resource, command, \
+             outcome, status, policy_version, idempotency_key) \
+             VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8, 'accepted', $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(self.id)
+        .bind(self.org_id)
+        .bind(&self.actor)
+        .bind(&self.channel)
+        .bind(&self.request_id)
+        .bind(&self.method)
+        .bind(&self.resource)
+        .bind(&self.command)
+        .bind(self.status)
+        .bind(self.policy_version)
+        .bind(&self.idempotency_key)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// An invariant the command's own transaction refused: nothing was appended.
+#[derive(Debug, thiserror::Error)]
+pub enum InvariantViolation {
+    #[error("a cluster named {name:?} already exists in this org")]
+    ClusterNameTaken { name: String },
+    #[error("namespace {namespace:?} already belongs to another cluster on this target")]
+    NamespaceTaken { namespace: String },
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 pub struct AppendLabels {
@@ -51,8 +104,14 @@ impl EventRepository {
     }
 }
 
-fn db_error(e: sqlx::Error) -> PersistenceError {
+pub(crate) fn db_error(e: sqlx::Error) -> PersistenceError {
     match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("cluster_names_pkey") => {
+            PersistenceError::UnknownError(Box::new(InvariantViolation::ClusterNameTaken { name: String::new() }))
+        }
+        sqlx::Error::Database(d) if d.constraint() == Some("cluster_namespaces_pkey") => {
+            PersistenceError::UnknownError(Box::new(InvariantViolation::NamespaceTaken { namespace: String::new() }))
+        }
         sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => PersistenceError::OptimisticLockError,
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             PersistenceError::ConnectionError(Box::new(e))
@@ -103,11 +162,18 @@ impl PersistedEventRepository for EventRepository {
         }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let mut claim = None;
+        let mut audit: Option<AuditRecord> = None;
         for event in events {
             let mut metadata = event.metadata.clone();
             if let Some(c) = take_claim(&mut metadata) {
                 claim.get_or_insert((c, event.aggregate_id.clone(), event.sequence));
             }
+            if let Some(Value::String(a)) = metadata.as_object_mut().and_then(|m| m.remove(AUDIT_ENTRY)) {
+                let record = serde_json::from_str(&a)
+                    .map_err(|e| PersistenceError::UnknownError(format!("audit entry in metadata: {e}").into()))?;
+                audit.get_or_insert(record);
+            }
+            crate::invariants::enforce(&mut tx, A::TYPE, event, &metadata).await?;
             sqlx::query(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
                  metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -141,6 +207,9 @@ impl PersistedEventRepository for EventRepository {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        }
+        if let Some(record) = &audit {
+            record.insert(&mut tx).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)?;
         for event in events {

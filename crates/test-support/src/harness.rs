@@ -67,6 +67,8 @@ impl Harness {
             rate_limit_per_sec,
             // Absent until a test writes assets there: the API serves only itself.
             dashboard_dir: std::env::temp_dir().join(format!("polaris-dashboard-{}", Uuid::new_v4().simple())),
+            targets_dir: kubeconfig_dir().into(),
+            development: false,
         };
         let server = Server::connect(settings.clone()).await.expect("server connects");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -132,18 +134,14 @@ pub async fn register_local_targets(db: &TestDb, org: OrgId) {
     {
         let path = format!("{dir}/{file}.kubeconfig");
         assert!(std::path::Path::new(&path).exists(), "kubeconfig {path} missing; {}", crate::START_HINT);
-        polaris_api::targets::register(
-            &db.pool,
-            org,
-            file,
-            polaris_domain::Provider::parse(provider).expect("provider"),
-            &polaris_domain::Region::parse(region).expect("region"),
-            None,
-            Some(path),
-        )
-        .await
-        .expect("register target")
-        .expect("target is new");
+        // Platform targets, registered once per database (relative to the targets directory) and granted.
+        let credentials =
+            polaris_api::targets::Credentials { kubeconfig: Some(format!("{file}.kubeconfig")), ..Default::default() };
+        let provider = polaris_domain::Provider::parse(provider).expect("provider");
+        let region = polaris_domain::Region::parse(region).expect("region");
+        polaris_api::targets::register(&db.pool, file, provider, &region, credentials).await.expect("register target");
+        let target = polaris_api::targets::by_name(&db.pool, file).await.expect("target").expect("registered");
+        polaris_api::targets::grant(&db.pool, target.id, org.as_uuid(), "test").await.expect("grant");
     }
 }
 

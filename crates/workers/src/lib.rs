@@ -3,6 +3,7 @@
 
 pub mod facts;
 pub mod operations;
+pub mod ownership;
 pub mod provision;
 pub mod resources;
 pub mod strimzi;
@@ -65,6 +66,8 @@ pub struct WorkerConfig {
     pub metrics: WorkerMetrics,
     /// The command path's metrics (events appended by the workers' reports).
     pub store_metrics: polaris_store::StoreMetrics,
+    /// Where targets' kubeconfigs live, and whether one may skip TLS verification.
+    pub targets: target::TargetsConfig,
 }
 
 pub async fn temporal_client(config: &WorkerConfig) -> anyhow::Result<Client> {

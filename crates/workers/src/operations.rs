@@ -15,8 +15,9 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
-use crate::provision::{Cause, FIELD_MANAGER, Report, classify_kube, report, retryable};
-use crate::resources::{BROKER_POOL, ClusterSpec};
+use crate::ownership;
+use crate::provision::{Cause, Report, classify_kube, report};
+use crate::resources::{BROKER_POOL, CLUSTER_ID_LABEL, ClusterSpec};
 use crate::strimzi::{
     CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaRebalanceSpec, KafkaTopic, condition_summary,
     ready_for_generation,
@@ -56,6 +57,8 @@ pub struct KubeStep {
 pub enum StepOutcome {
     Done { node_ids: Vec<i32> },
     Stalled { reason: String },
+    /// An object of another owner is in the way (`OWNERSHIP_CONFLICT`); nothing was changed.
+    Conflict { reason: String },
 }
 
 fn now_ms() -> u64 {
@@ -66,36 +69,29 @@ pub struct OperationActivities;
 
 #[activities]
 impl OperationActivities {
-    /// Applies the broker pool at `spec.brokers` replicas (server-side apply: the same call twice is a no-op).
+    /// Applies the broker pool at `spec.brokers` replicas (server-side apply: the same call twice is a no-op),
+    /// unless the pool belongs to another cluster.
     #[activity]
-    pub async fn apply_broker_pool(_ctx: ActivityContext, step: KubeStep) -> Result<(), ActivityError> {
-        let client = step.target.client().await.map_err(retryable)?;
+    pub async fn apply_broker_pool(_ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
+        let client = step.target.client().await.map_err(crate::provision::target_error)?;
         let pools: Api<KafkaNodePool> = Api::namespaced(client, &step.spec.namespace());
         let [_, brokers] = step.spec.node_pools();
-        pools
-            .patch(BROKER_POOL, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&brokers))
-            .await
-            .map_err(classify_kube)?;
-        Ok(())
+        Ok(guarded(ownership::apply(&pools, BROKER_POOL, &brokers, step.spec.cluster_id).await?))
     }
 
-    /// Applies the Kafka resource with `spec`'s versions.
+    /// Applies the Kafka resource with `spec`'s versions, unless it belongs to another cluster.
     #[activity]
-    pub async fn apply_kafka(_ctx: ActivityContext, step: KubeStep) -> Result<(), ActivityError> {
-        let client = step.target.client().await.map_err(retryable)?;
+    pub async fn apply_kafka(_ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
+        let client = step.target.client().await.map_err(crate::provision::target_error)?;
         let kafkas: Api<Kafka> = Api::namespaced(client, &step.spec.namespace());
-        kafkas
-            .patch(&step.spec.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&step.spec.kafka()))
-            .await
-            .map_err(classify_kube)?;
-        Ok(())
+        Ok(guarded(ownership::apply(&kafkas, &step.spec.name, &step.spec.kafka(), step.spec.cluster_id).await?))
     }
 
     /// Waits until Kafka is Ready for its current generation, reports `spec`'s versions, and the broker pool has
     /// exactly `spec.brokers` node ids. Returns the broker node ids.
     #[activity]
     pub async fn wait_converged(ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
-        let client = step.target.client().await.map_err(retryable)?;
+        let client = step.target.client().await.map_err(crate::provision::target_error)?;
         let ns = step.spec.namespace();
         let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
         let pools: Api<KafkaNodePool> = Api::namespaced(client, &ns);
@@ -132,7 +128,7 @@ impl OperationActivities {
     /// Creates (or finds) a KafkaRebalance for `node_ids`, approves its proposal, and waits until it is Ready.
     #[activity]
     pub async fn rebalance(ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
-        let client = step.target.client().await.map_err(retryable)?;
+        let client = step.target.client().await.map_err(crate::provision::target_error)?;
         let ns = step.spec.namespace();
         let api: Api<KafkaRebalance> = Api::namespaced(client, &ns);
         let mut rebalance = KafkaRebalance::new(
@@ -140,10 +136,16 @@ impl OperationActivities {
             KafkaRebalanceSpec { mode: Some(step.mode.clone()), brokers: step.node_ids.clone() },
         );
         rebalance.metadata.namespace = Some(ns.clone());
-        rebalance.metadata.labels = Some([(CLUSTER_LABEL.to_owned(), step.spec.name.clone())].into());
-        api.patch(&step.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&rebalance))
-            .await
-            .map_err(classify_kube)?;
+        rebalance.metadata.labels = Some(
+            [
+                (CLUSTER_LABEL.to_owned(), step.spec.name.clone()),
+                (CLUSTER_ID_LABEL.to_owned(), step.spec.cluster_id.to_string()),
+            ]
+            .into(),
+        );
+        if let Err(conflict) = ownership::apply(&api, &step.name, &rebalance, step.spec.cluster_id).await? {
+            return Ok(StepOutcome::Conflict { reason: conflict.to_string() });
+        }
         loop {
             let current = api.get(&step.name).await.map_err(classify_kube)?;
             let conditions = current.status.map(|s| s.conditions).unwrap_or_default();
@@ -177,27 +179,50 @@ impl OperationActivities {
     }
 
     /// Deletes the cluster's topics, then Kafka, rebalances and node pools, then the namespace, and waits until
-    /// the namespace is gone.
+    /// the namespace is gone. Only objects labelled with the cluster's id are deleted; a namespace of another
+    /// owner, or one that still holds another owner's Strimzi objects, is a conflict and nothing more is deleted.
     #[activity]
     pub async fn delete_resources(ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
-        let client = step.target.client().await.map_err(retryable)?;
+        let client = step.target.client().await.map_err(crate::provision::target_error)?;
         let ns = step.spec.namespace();
+        let id = step.spec.cluster_id;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        if let Some(existing) = namespaces.get_opt(&ns).await.map_err(classify_kube)?
+            && let Err(conflict) = ownership::check(&existing, id)
+        {
+            return Ok(StepOutcome::Conflict { reason: conflict.to_string() });
+        }
         let dp = DeleteParams::background();
-        let all = ListParams::default();
+        let own = ListParams::default().labels(&ownership::selector(id));
         let topics: Api<KafkaTopic> = Api::namespaced(client.clone(), &ns);
-        topics.delete_collection(&dp, &all).await.map_err(classify_kube)?;
+        topics.delete_collection(&dp, &own).await.map_err(classify_kube)?;
         let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
-        kafkas.delete_collection(&dp, &all).await.map_err(classify_kube)?;
+        kafkas.delete_collection(&dp, &own).await.map_err(classify_kube)?;
         let rebalances: Api<KafkaRebalance> = Api::namespaced(client.clone(), &ns);
-        rebalances.delete_collection(&dp, &all).await.map_err(classify_kube)?;
+        rebalances.delete_collection(&dp, &own).await.map_err(classify_kube)?;
+        // Rebalances of clusters from before rebalances carried the id: the cluster's name in its own namespace.
+        let legacy = ListParams::default().labels(&format!("{CLUSTER_LABEL}={},!{CLUSTER_ID_LABEL}", step.spec.name));
+        rebalances.delete_collection(&dp, &legacy).await.map_err(classify_kube)?;
         let pools: Api<KafkaNodePool> = Api::namespaced(client.clone(), &ns);
-        pools.delete_collection(&dp, &all).await.map_err(classify_kube)?;
-        let namespaces: Api<Namespace> = Api::all(client);
+        pools.delete_collection(&dp, &own).await.map_err(classify_kube)?;
         loop {
             match namespaces.get_opt(&ns).await.map_err(classify_kube)? {
                 None => return Ok(StepOutcome::Done { node_ids: vec![] }),
                 Some(n) if n.metadata.deletion_timestamp.is_none() => {
-                    namespaces.delete(&ns, &dp).await.map_err(classify_kube)?;
+                    // Deleting the namespace deletes what is in it: only when nothing of another owner is left.
+                    let all = ListParams::default();
+                    let strangers = [
+                        foreign(&topics.list(&all).await.map_err(classify_kube)?.items, id),
+                        foreign(&kafkas.list(&all).await.map_err(classify_kube)?.items, id),
+                        foreign(&pools.list(&all).await.map_err(classify_kube)?.items, id),
+                        foreign(&rebalances.list(&all).await.map_err(classify_kube)?.items, id),
+                    ];
+                    if let Some(conflict) = strangers.into_iter().flatten().next() {
+                        return Ok(StepOutcome::Conflict { reason: conflict.to_string() });
+                    }
+                    if let Err(conflict) = ownership::delete(&namespaces, &ns, id).await? {
+                        return Ok(StepOutcome::Conflict { reason: conflict.to_string() });
+                    }
                 }
                 Some(_) => {}
             }
@@ -207,6 +232,19 @@ impl OperationActivities {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// The first object (not being deleted) that does not belong to cluster `id`.
+fn foreign<K: kube::Resource<DynamicType = ()>>(items: &[K], id: Uuid) -> Option<ownership::Conflict> {
+    items.iter().filter(|o| o.meta().deletion_timestamp.is_none()).find_map(|o| ownership::check(o, id).err())
+}
+
+/// An apply's outcome as a step's.
+fn guarded(applied: Result<(), ownership::Conflict>) -> StepOutcome {
+    match applied {
+        Ok(()) => StepOutcome::Done { node_ids: vec![] },
+        Err(conflict) => StepOutcome::Conflict { reason: conflict.to_string() },
     }
 }
 
@@ -228,6 +266,17 @@ fn step<W>(ctx: &WorkflowContext<W>, input: &OperationInput, spec: ClusterSpec) 
         node_ids: vec![],
         name: String::new(),
     }
+}
+
+/// Reports the operation failed at `step_name` (an ownership conflict) and ends the workflow.
+async fn failed<W>(
+    ctx: &WorkflowContext<W>,
+    input: &OperationInput,
+    step_name: &str,
+    reason: String,
+) -> WorkflowResult<String> {
+    report(ctx, input.spec.cluster_id, &input.cause, Report::Failed { step: step_name.into(), reason }).await?;
+    Ok("failed".into())
 }
 
 /// Reports a stall for `step_name` and ends the workflow; nothing else is touched.
@@ -257,12 +306,16 @@ impl ScaleCluster {
         };
         let target_spec = ClusterSpec { brokers: input.brokers, ..input.spec.clone() };
         if input.brokers > input.spec.brokers {
-            ctx.execute_activity(
-                OperationActivities::apply_broker_pool,
-                step(ctx, &input, target_spec.clone()),
-                opts.clone(),
-            )
-            .await?;
+            if let StepOutcome::Conflict { reason } = ctx
+                .execute_activity(
+                    OperationActivities::apply_broker_pool,
+                    step(ctx, &input, target_spec.clone()),
+                    opts.clone(),
+                )
+                .await?
+            {
+                return failed(ctx, &input, "scale-broker-pool", reason).await;
+            }
             let node_ids = match ctx
                 .execute_activity(
                     OperationActivities::wait_converged,
@@ -273,6 +326,7 @@ impl ScaleCluster {
             {
                 StepOutcome::Done { node_ids } => node_ids,
                 StepOutcome::Stalled { reason } => return stalled(ctx, &input, "scale-broker-pool", reason).await,
+                StepOutcome::Conflict { reason } => return failed(ctx, &input, "scale-broker-pool", reason).await,
             };
             let added: Vec<i32> = node_ids.into_iter().filter(|id| !input.broker_ids.contains(id)).collect();
             report(ctx, input.spec.cluster_id, &input.cause, Report::BrokersAdded { node_ids: added.clone() }).await?;
@@ -290,6 +344,7 @@ impl ScaleCluster {
                     Ok("scaled up".into())
                 }
                 StepOutcome::Stalled { reason } => stalled(ctx, &input, "rebalance-add-brokers", reason).await,
+                StepOutcome::Conflict { reason } => failed(ctx, &input, "rebalance-add-brokers", reason).await,
             }
         } else {
             let mut ids = input.broker_ids.clone();
@@ -310,14 +365,21 @@ impl ScaleCluster {
                 StepOutcome::Stalled { reason } => {
                     return stalled(ctx, &input, "rebalance-remove-brokers", reason).await;
                 }
+                StepOutcome::Conflict { reason } => {
+                    return failed(ctx, &input, "rebalance-remove-brokers", reason).await;
+                }
             }
             // The rebalance is Ready: the brokers hold no replicas any more, so the pool may shrink.
-            ctx.execute_activity(
-                OperationActivities::apply_broker_pool,
-                step(ctx, &input, target_spec.clone()),
-                opts.clone(),
-            )
-            .await?;
+            if let StepOutcome::Conflict { reason } = ctx
+                .execute_activity(
+                    OperationActivities::apply_broker_pool,
+                    step(ctx, &input, target_spec.clone()),
+                    opts.clone(),
+                )
+                .await?
+            {
+                return failed(ctx, &input, "scale-broker-pool", reason).await;
+            }
             match ctx
                 .execute_activity(OperationActivities::wait_converged, step(ctx, &input, target_spec), opts)
                 .await?
@@ -328,6 +390,7 @@ impl ScaleCluster {
                     Ok("scaled down".into())
                 }
                 StepOutcome::Stalled { reason } => stalled(ctx, &input, "scale-broker-pool", reason).await,
+                StepOutcome::Conflict { reason } => failed(ctx, &input, "scale-broker-pool", reason).await,
             }
         }
     }
@@ -345,7 +408,12 @@ impl UpgradeCluster {
     pub async fn run(ctx: &mut WorkflowContext<Self>, input: OperationInput) -> WorkflowResult<String> {
         let opts = kube_options(input.timeout_secs);
         let rolled = ClusterSpec { kafka_version: input.kafka_version.clone(), ..input.spec.clone() };
-        ctx.execute_activity(OperationActivities::apply_kafka, step(ctx, &input, rolled.clone()), opts.clone()).await?;
+        if let StepOutcome::Conflict { reason } = ctx
+            .execute_activity(OperationActivities::apply_kafka, step(ctx, &input, rolled.clone()), opts.clone())
+            .await?
+        {
+            return failed(ctx, &input, "roll-kafka-version", reason).await;
+        }
         match ctx
             .execute_activity(OperationActivities::wait_converged, step(ctx, &input, rolled.clone()), opts.clone())
             .await?
@@ -360,9 +428,15 @@ impl UpgradeCluster {
                 .await?
             }
             StepOutcome::Stalled { reason } => return stalled(ctx, &input, "roll-kafka-version", reason).await,
+            StepOutcome::Conflict { reason } => return failed(ctx, &input, "roll-kafka-version", reason).await,
         }
         let bumped = ClusterSpec { metadata_version: input.metadata_version.clone(), ..rolled };
-        ctx.execute_activity(OperationActivities::apply_kafka, step(ctx, &input, bumped.clone()), opts.clone()).await?;
+        if let StepOutcome::Conflict { reason } = ctx
+            .execute_activity(OperationActivities::apply_kafka, step(ctx, &input, bumped.clone()), opts.clone())
+            .await?
+        {
+            return failed(ctx, &input, "bump-metadata-version", reason).await;
+        }
         match ctx.execute_activity(OperationActivities::wait_converged, step(ctx, &input, bumped), opts).await? {
             StepOutcome::Done { .. } => {
                 report(
@@ -375,6 +449,7 @@ impl UpgradeCluster {
                 Ok("upgraded".into())
             }
             StepOutcome::Stalled { reason } => stalled(ctx, &input, "bump-metadata-version", reason).await,
+            StepOutcome::Conflict { reason } => failed(ctx, &input, "bump-metadata-version", reason).await,
         }
     }
 }
@@ -397,6 +472,7 @@ impl DeleteCluster {
                 Ok("deleted".into())
             }
             StepOutcome::Stalled { reason } => stalled(ctx, &input, "delete-resources", reason).await,
+            StepOutcome::Conflict { reason } => failed(ctx, &input, "delete-resources", reason).await,
         }
     }
 }
@@ -421,7 +497,7 @@ impl TopicActivities {
     /// Applies the KafkaTopic, then waits until the Topic Operator reports it Ready for its generation.
     #[activity]
     pub async fn apply_topic(ctx: ActivityContext, input: TopicInput) -> Result<StepOutcome, ActivityError> {
-        let client = input.target.client().await.map_err(retryable)?;
+        let client = input.target.client().await.map_err(crate::provision::target_error)?;
         let api: Api<KafkaTopic> = Api::namespaced(client, &input.cluster.namespace());
         let topic = input.cluster.kafka_topic(
             input.topic_id,
@@ -431,9 +507,9 @@ impl TopicActivities {
             &input.config,
         );
         let name = topic.metadata.name.clone().unwrap_or_default();
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&topic))
-            .await
-            .map_err(classify_kube)?;
+        if let Err(conflict) = ownership::apply(&api, &name, &topic, input.cluster.cluster_id).await? {
+            return Ok(StepOutcome::Conflict { reason: conflict.to_string() });
+        }
         loop {
             let current = api.get(&name).await.map_err(classify_kube)?;
             let status = current.status.clone().unwrap_or_default();
@@ -462,13 +538,11 @@ impl TopicDeleteActivities {
     /// topic is deleted in Kafka).
     #[activity]
     pub async fn delete_topic(ctx: ActivityContext, input: TopicInput) -> Result<StepOutcome, ActivityError> {
-        let client = input.target.client().await.map_err(retryable)?;
+        let client = input.target.client().await.map_err(crate::provision::target_error)?;
         let api: Api<KafkaTopic> = Api::namespaced(client, &input.cluster.namespace());
         let name = crate::resources::kafka_topic_resource_name(&input.name, input.topic_id);
-        match api.delete(&name, &kube::api::DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(classify_kube(e)),
+        if let Err(conflict) = ownership::delete(&api, &name, input.cluster.cluster_id).await? {
+            return Ok(StepOutcome::Conflict { reason: conflict.to_string() });
         }
         loop {
             match api.get_opt(&name).await.map_err(classify_kube)? {
@@ -533,7 +607,9 @@ impl DeleteTopic {
                 .await?;
                 Ok("deleted".into())
             }
-            StepOutcome::Stalled { reason } => topic_stalled(ctx, &input, reason).await,
+            StepOutcome::Stalled { reason } | StepOutcome::Conflict { reason } => {
+                topic_stalled(ctx, &input, reason).await
+            }
         }
     }
 }
@@ -560,7 +636,9 @@ impl ApplyTopic {
                 .await?;
                 Ok("ready".into())
             }
-            StepOutcome::Stalled { reason } => topic_stalled(ctx, &input, reason).await,
+            StepOutcome::Stalled { reason } | StepOutcome::Conflict { reason } => {
+                topic_stalled(ctx, &input, reason).await
+            }
         }
     }
 }

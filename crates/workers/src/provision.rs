@@ -12,7 +12,6 @@ use chrono::Utc;
 use cqrs_es_compat::AggregateError;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use polaris_domain::{ClusterCommand, ClusterError, CommandMetadata, OperationId, OrgId};
 use polaris_store::ClusterCqrs;
 use serde::{Deserialize, Serialize};
@@ -24,6 +23,7 @@ use uuid::Uuid;
 
 use crate::resources::{BROKER_POOL, CONTROLLER_POOL, ClusterSpec, PLAIN_LISTENER};
 use crate::strimzi::{Kafka, KafkaNodePool, condition_summary, ready_for_generation};
+use crate::ownership;
 use crate::target::TargetRef;
 
 mod cqrs_es_compat {
@@ -128,6 +128,12 @@ fn non_retryable(e: impl std::fmt::Display) -> ActivityError {
     ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!("{e}")))
 }
 
+/// A target whose credentials are refused (outside the targets directory, skipping TLS verification) will be
+/// refused again; anything else (the API server unreachable) may pass later.
+pub(crate) fn target_error(e: anyhow::Error) -> ActivityError {
+    if e.downcast_ref::<crate::target::TargetError>().is_some() { non_retryable(e) } else { retryable(e) }
+}
+
 /// The API server refusing a resource (invalid, forbidden) will refuse it again; anything else may pass later.
 pub(crate) fn classify_kube(e: kube::Error) -> ActivityError {
     match &e {
@@ -136,14 +142,6 @@ pub(crate) fn classify_kube(e: kube::Error) -> ActivityError {
         }
         _ => retryable(e),
     }
-}
-
-async fn apply<K>(api: &Api<K>, name: &str, obj: &K) -> Result<(), ActivityError>
-where
-    K: kube::Resource + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await.map_err(classify_kube)?;
-    Ok(())
 }
 
 /// The Kafka resource's last condition, and whether it is Ready for its current generation.
@@ -244,34 +242,22 @@ impl ClusterActivities {
         }
     }
 
-    /// Applies the namespace, both node pools, then the Kafka resource. Returns `Kind/name` of each.
+    /// Applies the namespace, both node pools, then the Kafka resource (see [`apply_cluster_resources`]).
     #[activity]
     pub async fn apply_resources(
         _ctx: ActivityContext,
         input: (ClusterSpec, TargetRef),
-    ) -> Result<Vec<String>, ActivityError> {
+    ) -> Result<Applied, ActivityError> {
         let (spec, target) = input;
-        let client = target.client().await.map_err(retryable)?;
-        let ns = spec.namespace();
-        apply(&Api::<Namespace>::all(client.clone()), &ns, &spec.namespace_object()).await?;
-        let mut applied = vec![format!("Namespace/{ns}")];
-        let pools: Api<KafkaNodePool> = Api::namespaced(client.clone(), &ns);
-        for pool in spec.node_pools() {
-            let name = pool.metadata.name.clone().unwrap_or_default();
-            apply(&pools, &name, &pool).await?;
-            applied.push(format!("KafkaNodePool/{name}"));
-        }
-        let kafkas: Api<Kafka> = Api::namespaced(client, &ns);
-        apply(&kafkas, &spec.name, &spec.kafka()).await?;
-        applied.push(format!("Kafka/{}", spec.name));
-        Ok(applied)
+        let client = target.client().await.map_err(crate::provision::target_error)?;
+        apply_cluster_resources(client, &spec).await
     }
 
     /// Waits until Strimzi reports the Kafka resource Ready for its current generation and the broker pool has
     /// its node ids; or until the deadline, which is a stall, not an error.
     #[activity]
     pub async fn wait_ready(ctx: ActivityContext, input: WaitInput) -> Result<WaitOutcome, ActivityError> {
-        let client = input.target.client().await.map_err(retryable)?;
+        let client = input.target.client().await.map_err(crate::provision::target_error)?;
         let ns = input.spec.namespace();
         let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
         let pools: Api<KafkaNodePool> = Api::namespaced(client, &ns);
@@ -320,6 +306,58 @@ impl ClusterActivities {
     }
 }
 
+/// What applying a cluster's resources came to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Applied {
+    /// `Kind/name` of each resource applied.
+    Resources(Vec<String>),
+    /// An object of another owner was in the way (`OWNERSHIP_CONFLICT`); nothing was written.
+    Conflict { reason: String },
+}
+
+/// Applies the namespace, both node pools, then the Kafka resource, all labelled with the cluster's id. Every
+/// object is checked before anything is written, so an object of another owner anywhere leaves all of them as
+/// they were.
+pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -> Result<Applied, ActivityError> {
+    let ns = spec.namespace();
+    let id = spec.cluster_id;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let pools: Api<KafkaNodePool> = Api::namespaced(client.clone(), &ns);
+    let kafkas: Api<Kafka> = Api::namespaced(client, &ns);
+    let mut existing = Vec::new();
+    if let Some(n) = namespaces.get_opt(&ns).await.map_err(classify_kube)? {
+        existing.push(ownership::check(&n, id));
+    }
+    for pool in [CONTROLLER_POOL, BROKER_POOL] {
+        if let Some(p) = pools.get_opt(pool).await.map_err(classify_kube)? {
+            existing.push(ownership::check(&p, id));
+        }
+    }
+    if let Some(k) = kafkas.get_opt(&spec.name).await.map_err(classify_kube)? {
+        existing.push(ownership::check(&k, id));
+    }
+    if let Some(Err(conflict)) = existing.into_iter().find(Result::is_err) {
+        return Ok(Applied::Conflict { reason: conflict.to_string() });
+    }
+    let conflict = |c: ownership::Conflict| Ok(Applied::Conflict { reason: c.to_string() });
+    if let Err(c) = ownership::apply(&namespaces, &ns, &spec.namespace_object(), id).await? {
+        return conflict(c);
+    }
+    let mut applied = vec![format!("Namespace/{ns}")];
+    for pool in spec.node_pools() {
+        let name = pool.metadata.name.clone().unwrap_or_default();
+        if let Err(c) = ownership::apply(&pools, &name, &pool, id).await? {
+            return conflict(c);
+        }
+        applied.push(format!("KafkaNodePool/{name}"));
+    }
+    if let Err(c) = ownership::apply(&kafkas, &spec.name, &spec.kafka(), id).await? {
+        return conflict(c);
+    }
+    applied.push(format!("Kafka/{}", spec.name));
+    Ok(Applied::Resources(applied))
+}
+
 pub(crate) fn report_options() -> ActivityOptions {
     let mut o = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
     o.retry_policy = Some(RetryPolicy::builder().maximum_interval(Duration::from_secs(10)).build());
@@ -348,7 +386,12 @@ impl ProvisionCluster {
             )
             .await;
         let resources = match applied {
-            Ok(r) => r,
+            Ok(Applied::Resources(r)) => r,
+            Ok(Applied::Conflict { reason }) => {
+                let failed = Report::Failed { step: "apply-resources".into(), reason };
+                report(ctx, input.spec.cluster_id, &input.cause, failed).await?;
+                return Ok("failed".into());
+            }
             Err(e) => {
                 let reason = format!("applying Strimzi resources failed: {e}");
                 report(

@@ -29,6 +29,8 @@ pub struct ClusterSpec {
     pub controllers: u32,
     pub storage_gib: u32,
     pub config: BTreeMap<String, String>,
+    /// The namespace the cluster owns alone on its target, as `ClusterRequested` recorded it.
+    pub namespace: String,
 }
 
 impl ClusterSpec {
@@ -43,11 +45,12 @@ impl ClusterSpec {
             controllers: e.controllers,
             storage_gib: e.storage_gib,
             config: e.config.clone(),
+            namespace: e.namespace.clone(),
         }
     }
 
     pub fn namespace(&self) -> String {
-        polaris_domain::naming::cluster_namespace(&self.name)
+        self.namespace.clone()
     }
 
     fn labels(&self, with_cluster: bool) -> BTreeMap<String, String> {
@@ -178,6 +181,7 @@ mod tests {
                 ("auto.create.topics.enable".into(), "false".into()),
                 ("compression.type".into(), "zstd".into()),
             ]),
+            namespace: "polaris-orders".into(),
         }
     }
 

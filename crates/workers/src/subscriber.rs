@@ -123,7 +123,7 @@ impl Subscriber {
                 env.aggregate_id, env.sequence
             )));
         };
-        let target = target::load(&self.pool, target_id).await?.ok_or_else(|| {
+        let target = self.target(target_id).await?.ok_or_else(|| {
             unrunnable(format!("target {target_id} of cluster {} is not registered", env.aggregate_id))
         })?;
         let mut input = OperationInput {
@@ -192,9 +192,8 @@ impl Subscriber {
                 env.aggregate_id
             )));
         };
-        let target = target::load(&self.pool, target_id)
-            .await?
-            .ok_or_else(|| unrunnable(format!("target {target_id} is not registered")))?;
+        let target =
+            self.target(target_id).await?.ok_or_else(|| unrunnable(format!("target {target_id} is not registered")))?;
         let name = topic.name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
         let input = TopicInput {
             cluster,
@@ -216,9 +215,16 @@ impl Subscriber {
         }
     }
 
+    /// A target's connection details; credentials the platform did not install for it make the event unrunnable.
+    async fn target(&self, target_id: uuid::Uuid) -> anyhow::Result<Option<target::TargetRef>> {
+        target::load(&self.pool, target_id, &self.config.targets).await.map_err(|e| {
+            if e.downcast_ref::<target::TargetError>().is_some() { unrunnable(e.to_string()) } else { e }
+        })
+    }
+
     async fn provision(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
         let e: ClusterRequested = serde_json::from_value(env.payload.clone())?;
-        let target = target::load(&self.pool, e.target_id.as_uuid()).await?.ok_or_else(|| {
+        let target = self.target(e.target_id.as_uuid()).await?.ok_or_else(|| {
             unrunnable(format!("target {} of cluster {} is not registered", e.target_id, e.cluster_id))
         })?;
         let input = ProvisionInput {

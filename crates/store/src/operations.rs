@@ -1,0 +1,147 @@
+//! The row an operation starts with, written by two hands from one definition: the event store, in the same
+//! transaction as the event that starts the operation (so the `Location` of a `202` answers at once: read your
+//! own writes), and the projector, which builds the same row when it applies that event (so a replay into an
+//! empty schema writes it too). Both insert with `ON CONFLICT DO NOTHING`; whichever comes second changes nothing,
+//! and every later change to the row is the projector's.
+
+use chrono::{DateTime, Utc};
+use polaris_domain::EventEnvelope;
+use polaris_domain::cluster::{ClusterDeletionRequested, ClusterRequested, ClusterScaleRequested, ClusterUpgradeRequested};
+use polaris_domain::topic::{TopicConfigChanged, TopicDeletionRequested, TopicPartitionsIncreased, TopicRequested};
+use serde::de::DeserializeOwned;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// An operation's step as stored in `operations.steps`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Step {
+    pub name: String,
+    pub state: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub detail: Option<String>,
+}
+
+impl Step {
+    pub fn running(name: &str, at: DateTime<Utc>) -> Self {
+        Step { name: name.into(), state: "running".into(), started_at: Some(at), finished_at: None, detail: None }
+    }
+}
+
+/// A new `operations` row.
+#[derive(Clone, Debug)]
+pub struct OperationStart {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub kind: &'static str,
+    pub cluster_id: Uuid,
+    pub topic_id: Option<Uuid>,
+    pub state: &'static str,
+    pub steps: Vec<Step>,
+    pub requested_by: String,
+    pub started_at: DateTime<Utc>,
+}
+
+fn decode<T: DeserializeOwned>(env: &EventEnvelope) -> Option<T> {
+    serde_json::from_value(env.payload.clone()).ok()
+}
+
+impl OperationStart {
+    /// The operation `env` starts, if it starts one. A topic's events after its request do not carry the
+    /// cluster: `topic_cluster` gives it (the caller looks it up its own way).
+    pub fn of(env: &EventEnvelope, topic_cluster: impl FnOnce() -> Option<Uuid>) -> Option<Self> {
+        let at = env.occurred_at;
+        let cluster_op = |id: Uuid, kind: &'static str, first: &str, by: String| OperationStart {
+            id,
+            org_id: env.org_id,
+            kind,
+            cluster_id: env.aggregate_id,
+            topic_id: None,
+            state: "running",
+            steps: vec![Step::running(first, at)],
+            requested_by: by,
+            started_at: at,
+        };
+        let topic_op = |id: Uuid, kind: &'static str, first: &str, by: String, cluster_id: Uuid| OperationStart {
+            id,
+            org_id: env.org_id,
+            kind,
+            cluster_id,
+            topic_id: Some(env.aggregate_id),
+            state: "running",
+            steps: vec![Step::running(first, at)],
+            requested_by: by,
+            started_at: at,
+        };
+        match (env.aggregate_type.as_str(), env.event_type.as_str()) {
+            ("cluster", "ClusterRequested") => {
+                let e: ClusterRequested = decode(env)?;
+                Some(OperationStart {
+                    id: e.operation_id.as_uuid(),
+                    org_id: e.org_id.as_uuid(),
+                    kind: "provision",
+                    cluster_id: e.cluster_id.as_uuid(),
+                    topic_id: None,
+                    state: "pending",
+                    steps: vec![],
+                    requested_by: e.requested_by,
+                    started_at: at,
+                })
+            }
+            ("cluster", "ClusterScaleRequested") => {
+                let e: ClusterScaleRequested = decode(env)?;
+                let first = if e.to > e.from { "scale-broker-pool" } else { "rebalance-remove-brokers" };
+                Some(cluster_op(e.operation_id.as_uuid(), "scale", first, e.requested_by))
+            }
+            ("cluster", "ClusterUpgradeRequested") => {
+                let e: ClusterUpgradeRequested = decode(env)?;
+                Some(cluster_op(e.operation_id.as_uuid(), "upgrade", "roll-kafka-version", e.requested_by))
+            }
+            ("cluster", "ClusterDeletionRequested") => {
+                let e: ClusterDeletionRequested = decode(env)?;
+                Some(cluster_op(e.operation_id.as_uuid(), "delete", "delete-resources", e.requested_by))
+            }
+            ("topic", "TopicRequested") => {
+                let e: TopicRequested = decode(env)?;
+                let cluster = e.cluster_id.as_uuid();
+                Some(topic_op(e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", e.requested_by, cluster))
+            }
+            ("topic", "TopicPartitionsIncreased") => {
+                let e: TopicPartitionsIncreased = decode(env)?;
+                let cluster = topic_cluster()?;
+                Some(topic_op(e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", e.requested_by, cluster))
+            }
+            ("topic", "TopicConfigChanged") => {
+                let e: TopicConfigChanged = decode(env)?;
+                let cluster = topic_cluster()?;
+                Some(topic_op(e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", e.requested_by, cluster))
+            }
+            ("topic", "TopicDeletionRequested") => {
+                let e: TopicDeletionRequested = decode(env)?;
+                let cluster = topic_cluster()?;
+                Some(topic_op(e.operation_id.as_uuid(), "topic_delete", "delete-kafkatopic", e.requested_by, cluster))
+            }
+            _ => None,
+        }
+    }
+
+    /// Inserts the row unless it exists.
+    pub async fn insert(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, state, steps, requested_by, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(self.id)
+        .bind(self.org_id)
+        .bind(self.kind)
+        .bind(self.cluster_id)
+        .bind(self.topic_id)
+        .bind(self.state)
+        .bind(sqlx::types::Json(&self.steps))
+        .bind(&self.requested_by)
+        .bind(self.started_at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
