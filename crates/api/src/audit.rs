@@ -100,6 +100,25 @@ impl AuditSlot {
     }
 }
 
+/// Claims the request's `Idempotency-Key` (if it has one) in the transaction of an effect that appends no events
+/// (orgs, tokens, policies, targets), so the key commits exactly when the effect does: a retry after a crash
+/// between the commit and the answer is never executed twice. The response is filled in by the middleware.
+pub async fn claim_key(conn: &mut sqlx::PgConnection, caller: &Caller) -> Result<(), ApiError> {
+    let Some(claim) = &caller.idempotency else { return Ok(()) };
+    let claimed = sqlx::query("INSERT INTO idempotency_keys (org_id, key, request_hash) VALUES ($1, $2, $3)")
+        .bind(caller.org_id.as_uuid())
+        .bind(&claim.key)
+        .bind(&claim.request_hash)
+        .execute(&mut *conn)
+        .await;
+    match claimed {
+        Ok(_) => Ok(()),
+        // A concurrent request with this key got there first: the middleware answers as it does.
+        Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23505") => Err(ApiError::IdempotencyKeyInProgress),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A request's `Idempotency-Key` and the hash of what it asked.
 #[derive(Clone, Debug)]
 pub struct IdempotencyClaim {

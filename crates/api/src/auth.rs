@@ -18,6 +18,7 @@ use polaris_store::repository::{AUDIT_ENTRY, IDEMPOTENCY_KEY, REQUEST_HASH};
 use crate::AppState;
 use crate::audit::{AuditDraft, AuditSlot, Authenticated, IdempotencyClaim};
 use crate::error::ApiError;
+use crate::ratelimit::RateKey;
 
 /// Roles in increasing power: viewer reads; operator changes clusters and topics; admin manages policies,
 /// targets and tokens.
@@ -125,7 +126,7 @@ pub fn new_token_secret() -> String {
 
 /// Stores a token (hashed) for an org and returns its id.
 pub async fn store_token(
-    pool: &PgPool,
+    conn: impl sqlx::PgExecutor<'_>,
     org_id: OrgId,
     name: &str,
     role: Role,
@@ -143,7 +144,7 @@ pub async fn store_token(
     .bind(role.as_str())
     .bind(platform_admin)
     .bind(hash_token(secret))
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(id)
 }
@@ -183,13 +184,25 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let mut caller = match parts.extensions.get::<Authenticated>() {
             Some(Authenticated(caller)) => caller.clone(),
-            None => authenticate(&state.pool, &parts.headers).await?,
+            None => match authenticate(&state.pool, &parts.headers).await {
+                Ok(caller) => caller,
+                Err(e @ ApiError::Unauthenticated) => {
+                    // A flood of missing or bad tokens is limited per client address.
+                    if let Some(axum::extract::ConnectInfo(addr)) =
+                        parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    {
+                        crate::ratelimit::check(&state.anonymous_limiter, RateKey::Address(addr.ip()))?;
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            },
         };
         caller.audit = parts.extensions.get::<AuditSlot>().cloned();
         caller.idempotency = parts.extensions.get::<IdempotencyClaim>().cloned();
         let (id, actor, org) = (caller.token_id, caller.actor(), caller.org_id);
         caller.note(|d| d.caller = Some((org.as_uuid(), actor, id)));
-        crate::ratelimit::check(&state.rate_limiter, caller.token_id)?;
+        crate::ratelimit::check(&state.rate_limiter, RateKey::Token(caller.token_id))?;
         Ok(caller)
     }
 }

@@ -46,8 +46,10 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Dependencies `/readyz` checks besides PostgreSQL (Kafka, Temporal), supplied by the server.
     pub probes: Arc<Vec<Box<dyn DependencyProbe>>>,
-    /// The per-token request limit.
+    /// The per-token request limit (this replica's share).
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
+    /// The per-address limit of requests without a valid token (this replica's share).
+    pub anonymous_limiter: Arc<ratelimit::RateLimiter>,
     /// Rebuilds read models for `POST /v1/admin/replay` (supplied by the server).
     pub replay: Option<Arc<dyn admin::ReplayRunner>>,
     /// The dashboard's built assets (`index.html` and its files); the API works without them.

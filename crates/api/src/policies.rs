@@ -246,6 +246,8 @@ pub async fn put_policies(
     }
     let version = current.version + 1;
     let json = serde_json::to_value(&rules).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut tx = state.pool.begin().await?;
+    crate::audit::claim_key(&mut tx, &caller).await?;
     let inserted = sqlx::query(
         "INSERT INTO policy_bundles (org_id, version, rules, created_by) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (org_id, version) DO NOTHING",
@@ -254,12 +256,14 @@ pub async fn put_policies(
     .bind(version)
     .bind(&json)
     .bind(caller.actor())
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
+        drop(tx);
         let (now, _) = current_bundle(&state.pool, caller.org_id).await?;
         return Err(ApiError::VersionConflict { expected: current.version as u64, current: now.version as u64 });
     }
+    tx.commit().await?;
     caller.note(|d| d.policy_version = Some(version));
     let (bundle, published) = bundle_at(&state.pool, caller.org_id, Some(version)).await?;
     Ok((etag(version)?, Json(view(bundle, published)?)))

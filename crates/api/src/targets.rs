@@ -183,8 +183,10 @@ pub async fn create_target(
             ));
         }
     }
+    let mut tx = state.pool.begin().await?;
+    crate::audit::claim_key(&mut tx, &caller).await?;
     let target = register(
-        &state.pool,
+        &mut *tx,
         name,
         provider,
         &region,
@@ -192,6 +194,7 @@ pub async fn create_target(
     )
     .await?
     .ok_or_else(|| ApiError::Conflict(format!("a target named {name:?} already exists")))?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(target)))
 }
 
@@ -216,7 +219,7 @@ const TARGET_COLUMNS: &str = "id, name, provider, region, kube_context, kubeconf
 
 /// Stores a platform target; `None` when one with this name exists.
 pub async fn register(
-    pool: &sqlx::PgPool,
+    conn: impl sqlx::PgExecutor<'_>,
     name: &str,
     provider: Provider,
     region: &Region,
@@ -233,12 +236,12 @@ pub async fn register(
     .bind(credentials.kube_context)
     .bind(credentials.kubeconfig)
     .bind(credentials.secret)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 
 /// Grants `org` the use of a target (a repeat changes nothing). False when the target or the org does not exist.
-pub async fn grant(pool: &sqlx::PgPool, target: Uuid, org: Uuid, by: &str) -> Result<bool, sqlx::Error> {
+pub async fn grant(conn: &mut sqlx::PgConnection, target: Uuid, org: Uuid, by: &str) -> Result<bool, sqlx::Error> {
     let granted = sqlx::query(
         "INSERT INTO target_grants (target_id, org_id, granted_by) \
          SELECT t.id, o.id, $3 FROM targets t, orgs o WHERE t.id = $1 AND o.id = $2 ON CONFLICT DO NOTHING",
@@ -246,7 +249,7 @@ pub async fn grant(pool: &sqlx::PgPool, target: Uuid, org: Uuid, by: &str) -> Re
     .bind(target)
     .bind(org)
     .bind(by)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     if granted.rows_affected() > 0 {
         return Ok(true);
@@ -255,7 +258,7 @@ pub async fn grant(pool: &sqlx::PgPool, target: Uuid, org: Uuid, by: &str) -> Re
         sqlx::query_as("SELECT EXISTS (SELECT 1 FROM target_grants WHERE target_id = $1 AND org_id = $2)")
             .bind(target)
             .bind(org)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     Ok(exists)
 }
@@ -290,9 +293,12 @@ pub async fn grant_target(
     ApiJson(body): ApiJson<GrantTarget>,
 ) -> Result<(StatusCode, Json<TargetGrant>), ApiError> {
     require_platform_admin(&caller)?;
-    if !grant(&state.pool, id, body.org_id, &caller.actor()).await? {
+    let mut tx = state.pool.begin().await?;
+    crate::audit::claim_key(&mut tx, &caller).await?;
+    if !grant(&mut tx, id, body.org_id, &caller.actor()).await? {
         return Err(ApiError::NotFound("target or org"));
     }
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(TargetGrant { target_id: id, org_id: body.org_id })))
 }
 

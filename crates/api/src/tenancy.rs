@@ -66,14 +66,17 @@ pub async fn create_org(
     if !dns_label(&body.name) {
         return Err(ApiError::validation("name must be a DNS-1123 label (a-z, 0-9, '-'; 1 to 63)", Some("name")));
     }
+    let mut tx = state.pool.begin().await?;
+    crate::audit::claim_key(&mut tx, &caller).await?;
     let org: Option<OrgView> = sqlx::query_as(
         "INSERT INTO orgs (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id, name, created_at",
     )
     .bind(Uuid::new_v4())
     .bind(&body.name)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let org = org.ok_or_else(|| ApiError::Conflict(format!("an org named {:?} exists", body.name)))?;
+    tx.commit().await?;
     caller.note(|d| d.resource = Some(format!("/v1/orgs/{}", org.id)));
     Ok((StatusCode::CREATED, Json(org)))
 }
@@ -175,9 +178,12 @@ pub async fn create_token(
         _ => caller.org_id,
     };
     let secret = new_token_secret();
-    let id = store_token(&state.pool, org, &body.name, role, false, &secret).await?;
+    let mut tx = state.pool.begin().await?;
+    crate::audit::claim_key(&mut tx, &caller).await?;
+    let id = store_token(&mut *tx, org, &body.name, role, false, &secret).await?;
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
-    let token: TokenView = sqlx::query_as(&sql).bind(id).fetch_one(&state.pool).await?;
+    let token: TokenView = sqlx::query_as(&sql).bind(id).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
     caller.note(|d| d.resource = Some(format!("/v1/tokens/{id}")));
     Ok((StatusCode::CREATED, Json(TokenCreated { token, secret: Some(secret) })))
 }
@@ -211,13 +217,16 @@ pub async fn revoke_token(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
+    let mut tx = state.pool.begin().await?;
+    crate::audit::claim_key(&mut tx, &caller).await?;
     let found: Option<(Uuid,)> = sqlx::query_as(
         "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND org_id = $2 RETURNING id",
     )
     .bind(id)
     .bind(caller.org_id.as_uuid())
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
     found.ok_or(ApiError::NotFound("token"))?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -51,9 +51,16 @@ pub struct Settings {
     /// Seconds a cluster may take to become Ready before its operation is marked stalled.
     #[arg(long, env = "POLARIS_READY_TIMEOUT_SECS", default_value_t = 600)]
     pub ready_timeout_secs: u64,
-    /// API requests per second each token may make on average (bursts of twice that).
+    /// API requests per second each token may make on average (bursts of twice that), across all API replicas.
     #[arg(long, env = "POLARIS_RATE_LIMIT_PER_SEC", default_value_t = 1000)]
     pub rate_limit_per_sec: u32,
+    /// Requests per second a client address may make without a valid token (bursts of twice that), across all API
+    /// replicas.
+    #[arg(long, env = "POLARIS_UNAUTHENTICATED_RATE_PER_SEC", default_value_t = 20)]
+    pub unauthenticated_rate_per_sec: u32,
+    /// How many API replicas share the limits: each enforces its share (the Helm chart sets it from `api.replicas`).
+    #[arg(long, env = "POLARIS_API_REPLICAS", default_value_t = 1)]
+    pub api_replicas: u32,
     /// The dashboard's built assets, served at `/` by the API role (absent: the API serves only itself).
     #[arg(long, env = "POLARIS_DASHBOARD_DIR", default_value = "dashboard/dist")]
     pub dashboard_dir: std::path::PathBuf,
@@ -193,9 +200,15 @@ impl Server {
             metrics: self.api_metrics.clone(),
             registry: self.registry.clone(),
             probes: Arc::new(vec![Box::new(probe)]),
-            rate_limiter: Arc::new(polaris_api::ratelimit::RateLimiter::new(
+            rate_limiter: Arc::new(polaris_api::ratelimit::RateLimiter::share(
                 self.settings.rate_limit_per_sec,
                 self.settings.rate_limit_per_sec.saturating_mul(2),
+                self.settings.api_replicas,
+            )),
+            anonymous_limiter: Arc::new(polaris_api::ratelimit::RateLimiter::share(
+                self.settings.unauthenticated_rate_per_sec,
+                self.settings.unauthenticated_rate_per_sec.saturating_mul(2),
+                self.settings.api_replicas,
             )),
             replay: Some(Arc::new(Replayer { pool: self.pool.clone(), running: tokio::sync::Mutex::new(()) })),
             dashboard_dir: Some(self.settings.dashboard_dir.clone()),
@@ -266,6 +279,8 @@ impl Server {
                 let graceful = async move {
                     let _ = stop.wait_for(|s| *s).await;
                 };
+                // The peer address keys the rate limit of requests without a valid token.
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
                     tracing::error!(error = %e, "api server failed");
                 }

@@ -226,7 +226,7 @@ async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[Stri
         let target = polaris_api::targets::by_name(&pool, &name)
             .await?
             .with_context(|| format!("target {name} is registered by an org, not the platform"))?;
-        polaris_api::targets::grant(&pool, target.id, DEV_ORG_ID, "bootstrap-dev").await?;
+        polaris_api::targets::grant(&mut *pool.acquire().await?, target.id, DEV_ORG_ID, "bootstrap-dev").await?;
     }
     // The development default bundle: clusters only where a local target serves them. Published once.
     let (current, _) = polaris_api::policies::current_bundle(&pool, OrgId::from_uuid(DEV_ORG_ID)).await?;

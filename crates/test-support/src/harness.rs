@@ -68,6 +68,8 @@ impl Harness {
             // Absent until a test writes assets there: the API serves only itself.
             dashboard_dir: std::env::temp_dir().join(format!("polaris-dashboard-{}", Uuid::new_v4().simple())),
             targets_dir: kubeconfig_dir().into(),
+            unauthenticated_rate_per_sec: 1000,
+            api_replicas: 1,
             development: false,
         };
         let server = Server::connect(settings.clone()).await.expect("server connects");
@@ -141,7 +143,8 @@ pub async fn register_local_targets(db: &TestDb, org: OrgId) {
         let region = polaris_domain::Region::parse(region).expect("region");
         polaris_api::targets::register(&db.pool, file, provider, &region, credentials).await.expect("register target");
         let target = polaris_api::targets::by_name(&db.pool, file).await.expect("target").expect("registered");
-        polaris_api::targets::grant(&db.pool, target.id, org.as_uuid(), "test").await.expect("grant");
+        let mut conn = db.pool.acquire().await.expect("connection");
+        polaris_api::targets::grant(&mut conn, target.id, org.as_uuid(), "test").await.expect("grant");
     }
 }
 
