@@ -114,7 +114,9 @@ pub async fn claim_key(conn: &mut sqlx::PgConnection, caller: &Caller) -> Result
     match claimed {
         Ok(_) => Ok(()),
         // A concurrent request with this key got there first: the middleware answers as it does.
-        Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23505") => Err(ApiError::IdempotencyKeyInProgress),
+        Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23505") => {
+            Err(ApiError::IdempotencyKeyInProgress)
+        }
         Err(e) => Err(e.into()),
     }
 }

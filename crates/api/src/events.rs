@@ -73,6 +73,7 @@ fn parse_token(token: &str) -> Option<(u64, i64)> {
         (status = 200, description = "Events in commit order, and where to continue", body = EventPage),
         (status = 400, description = "Invalid filter or page token", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org (`cluster_id`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
     ),
@@ -85,6 +86,10 @@ pub async fn list_events(
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require(Role::Viewer)?;
     let page_size = crate::clusters::page_size(q.page_size)?;
+    if let Some(cluster) = q.cluster_id {
+        // Another org's cluster answers 404 here too, as everywhere.
+        crate::clusters::current(&state, &caller, cluster).await?;
+    }
     let org = caller.org_id.as_uuid().to_string();
     let bad_token = || ApiError::validation("page_token is not a token this API issued", Some("page_token"));
     let (xid, position) = match (&q.page_token, q.start.as_deref()) {

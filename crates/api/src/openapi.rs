@@ -110,7 +110,8 @@ fn add_common(op: &mut Operation, mutating: bool) {
     let mut add = |code: &str, description: &str| {
         op.responses.responses.entry(code.to_owned()).or_insert_with(|| problem(description));
     };
-    add("503", "`DEPENDENCY_UNAVAILABLE`");
+    add("503", "`DEPENDENCY_UNAVAILABLE`: retry after `Retry-After`");
+    add("500", "`INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help");
     if secured {
         add("401", "`UNAUTHENTICATED`: missing or bad token");
         add("403", "`FORBIDDEN`: role too low");

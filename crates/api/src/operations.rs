@@ -145,6 +145,7 @@ pub struct OperationList {
         (status = 200, description = "Operations", body = OperationList),
         (status = 400, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org (`cluster_id`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dependency unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -155,6 +156,10 @@ pub async fn list_operations(
     ApiQuery(q): ApiQuery<ListOperationsQuery>,
 ) -> Result<Json<OperationList>, ApiError> {
     let page_size = crate::clusters::page_size(q.page_size)?;
+    if let Some(cluster) = q.cluster_id {
+        // Another org's cluster answers 404 here too, as everywhere.
+        crate::clusters::current(&state, &caller, cluster).await?;
+    }
     let before = q.page_token.as_deref().map(crate::clusters::decode_page_token).transpose()?;
     let sql = format!(
         "SELECT {OPERATION_COLUMNS} FROM operations WHERE org_id = $1 AND ($2::uuid IS NULL OR cluster_id = $2) \

@@ -262,7 +262,7 @@ async fn policies_topics_audit_events_and_admin_from_the_command_line() {
 
     // --wait gives up at its timeout (exit 1) when the operation takes longer; the operation goes on.
     let slow = unique_name();
-    polaris_test_support::harness::prepare_namespace(
+    polaris_test_support::harness::prepare_faults(
         "aws-eu-west-1",
         &slow,
         &[("strimzi-sim.polaris.dev/delay-seconds", "30")],

@@ -1330,6 +1330,6 @@ mod tests {
     #[test]
     fn event_names_are_past_tense_and_versioned() {
         assert_eq!(requested().event_type(), "ClusterRequested");
-        assert_eq!(requested().event_version(), "2");
+        assert_eq!(requested().event_version(), "3");
     }
 }

@@ -252,6 +252,7 @@ pub fn catalog() -> Vec<EventSchema> {
     use topic as t;
     vec![
         entry::<ClusterRequestedV1>("cluster", "ClusterRequested", 1),
+        entry::<ClusterRequestedV2>("cluster", "ClusterRequested", 2),
         entry::<c::ClusterRequested>("cluster", "ClusterRequested", 3),
         entry::<c::ClusterProvisioningStarted>("cluster", "ClusterProvisioningStarted", 1),
         entry::<c::StrimziResourcesApplied>("cluster", "StrimziResourcesApplied", 1),

@@ -122,7 +122,7 @@ async fn scale_up_then_down_upgrade_and_delete_one_operation_at_a_time() {
     let (s, _) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}?as_of=2000-01-01T00:00:00Z")))).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "the cluster did not exist yet");
 
-    let ns = format!("polaris-{name}");
+    let ns = cluster["namespace"].as_str().expect("namespace").to_owned();
     let aws = kube_client("aws-eu-west-1").await;
     let rebalances = Api::<KafkaRebalance>::namespaced(aws.clone(), &ns).list(&Default::default()).await.expect("list");
     let add = rebalances.items.iter().find(|r| r.spec.mode.as_deref() == Some("add-brokers")).expect("add-brokers");

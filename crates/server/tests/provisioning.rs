@@ -9,7 +9,7 @@ use kube::Api;
 use polaris_server::Role;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
-    ALL, Harness, create, get, kube_client, prepare_namespace, unique_name, wait_for_status,
+    ALL, Harness, create, get, kube_client, prepare_faults, unique_name, wait_for_status,
 };
 use polaris_workers::strimzi::{Kafka, KafkaNodePool};
 
@@ -20,12 +20,14 @@ async fn a_three_broker_cluster_is_provisioned_on_its_target_only() {
     let (id, op) = create(&h, &name, ("aws", "eu-west-1")).await;
 
     let cluster = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
-    assert_eq!(cluster["bootstrap_servers"], format!("{name}-kafka-bootstrap.polaris-{name}.svc:9092"));
+    // The cluster's namespace carries its id: no other cluster, of any org, can have it.
+    let ns_name = cluster["namespace"].as_str().expect("namespace").to_owned();
+    assert_eq!(ns_name, format!("polaris-{name}-{}", &id[..8]));
+    assert_eq!(cluster["bootstrap_servers"], format!("{name}-kafka-bootstrap.{ns_name}.svc:9092"));
     assert!(cluster["current_operation_id"].is_null());
 
     // On the aws target: the namespace (labelled with the cluster id), both node pools and the Kafka resource.
     let aws = kube_client("aws-eu-west-1").await;
-    let ns_name = format!("polaris-{name}");
     let ns = Api::<Namespace>::all(aws.clone()).get(&ns_name).await.expect("namespace on aws");
     assert_eq!(ns.metadata.labels.expect("labels")["polaris.dev/cluster-id"], id);
     let pools = Api::<KafkaNodePool>::namespaced(aws.clone(), &ns_name);
@@ -98,7 +100,7 @@ async fn a_three_broker_cluster_is_provisioned_on_its_target_only() {
 async fn a_cluster_strimzi_never_reports_ready_is_stalled_at_its_deadline_and_nothing_else_changes() {
     let h = Harness::start_with(&ALL, 6).await;
     let name = unique_name();
-    prepare_namespace("gcp-europe-west1", &name, &[("strimzi-sim.polaris.dev/fault", "stall")]).await;
+    prepare_faults("gcp-europe-west1", &name, &[("strimzi-sim.polaris.dev/fault", "stall")]).await;
     let (id, op) = create(&h, &name, ("gcp", "europe-west1")).await;
 
     let cluster = wait_for_status(&h, &id, "STALLED", Duration::from_secs(60)).await;
@@ -110,7 +112,7 @@ async fn a_cluster_strimzi_never_reports_ready_is_stalled_at_its_deadline_and_no
 
     // Nothing else was touched: each resource is still at the generation Polaris first applied.
     let gcp = kube_client("gcp-europe-west1").await;
-    let ns = format!("polaris-{name}");
+    let ns = cluster["namespace"].as_str().expect("namespace").to_owned();
     let kafka = Api::<Kafka>::namespaced(gcp.clone(), &ns).get(&name).await.expect("kafka");
     assert_eq!(kafka.metadata.generation, Some(1));
     for pool in ["controllers", "brokers"] {
@@ -135,6 +137,7 @@ fn spawn_worker(h: &Harness) -> std::process::Child {
         .env("POLARIS_TASK_QUEUE", &s.task_queue)
         .env("POLARIS_WORKER_GROUP", &s.worker_group)
         .env("POLARIS_READY_TIMEOUT_SECS", s.ready_timeout_secs.to_string())
+        .env("POLARIS_TARGETS_DIR", &s.targets_dir)
         .env("RUST_LOG", "warn")
         // Its health and metrics listener on a free port (another Polaris may hold the default one).
         .env("POLARIS_LISTEN", "127.0.0.1:0")
@@ -160,7 +163,7 @@ async fn a_worker_killed_mid_provisioning_is_replaced_and_the_workflow_completes
     let h = Harness::start_with(&[Role::Api, Role::Relay, Role::Projector], 120).await;
     let name = unique_name();
     // Slow: Strimzi takes 8 s to report Ready, so the worker dies while it waits.
-    prepare_namespace("aws-eu-west-1", &name, &[("strimzi-sim.polaris.dev/delay-seconds", "8")]).await;
+    prepare_faults("aws-eu-west-1", &name, &[("strimzi-sim.polaris.dev/delay-seconds", "8")]).await;
     let mut first = spawn_worker(&h);
     let (id, _op) = create(&h, &name, ("aws", "eu-west-1")).await;
 
@@ -183,7 +186,7 @@ async fn a_worker_killed_mid_provisioning_is_replaced_and_the_workflow_completes
         "no step recorded twice"
     );
     let aws = kube_client("aws-eu-west-1").await;
-    let ns = format!("polaris-{name}");
+    let ns = get(&h, &format!("/v1/clusters/{id}")).await["namespace"].as_str().expect("namespace").to_owned();
     let kafka = Api::<Kafka>::namespaced(aws.clone(), &ns).get(&name).await.expect("kafka");
     assert_eq!(kafka.metadata.generation, Some(1), "the Kafka resource was not changed again");
     let pools = Api::<KafkaNodePool>::namespaced(aws, &ns).list(&Default::default()).await.expect("pools");

@@ -31,8 +31,8 @@ async fn a_topic_grows_changes_refuses_to_shrink_and_is_deleted_only_when_unprot
     let h = Harness::start(&ALL).await;
     let name = unique_name();
     let (id, _) = create(&h, &name, ("aws", "eu-west-1")).await;
-    wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
-    let ns = format!("polaris-{name}");
+    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
+    let ns = ready["namespace"].as_str().expect("namespace").to_owned();
     let topics = format!("/v1/clusters/{id}/topics");
     let topic = format!("{topics}/orders.events");
 
@@ -156,11 +156,12 @@ async fn a_topic_the_operator_never_readies_is_stalled_at_its_deadline_and_the_c
     let h = Harness::start_with(&ALL, 8).await;
     let name = unique_name();
     let (id, _) = create(&h, &name, ("aws", "eu-west-1")).await;
-    wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
+    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube_client("aws-eu-west-1").await);
     let patch = json!({"metadata": {"annotations": {"strimzi-sim.polaris.dev/topic-fault": "stall"}}});
+    let ns = ready["namespace"].as_str().expect("namespace");
     namespaces
-        .patch(&format!("polaris-{name}"), &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .patch(ns, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
         .await
         .expect("annotate namespace");
 

@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use polaris_domain::EventEnvelope;
-use polaris_domain::cluster::{ClusterDeletionRequested, ClusterRequested, ClusterScaleRequested, ClusterUpgradeRequested};
+use polaris_domain::cluster::{
+    ClusterDeletionRequested, ClusterRequested, ClusterScaleRequested, ClusterUpgradeRequested,
+};
 use polaris_domain::topic::{TopicConfigChanged, TopicDeletionRequested, TopicPartitionsIncreased, TopicRequested};
 use serde::de::DeserializeOwned;
 use sqlx::PgConnection;

@@ -120,6 +120,16 @@ pub(crate) fn db_error(e: sqlx::Error) -> PersistenceError {
     }
 }
 
+/// Fault injection for the tests that kill the API between the events' commit and the response:
+/// `POLARIS_FAILPOINTS=abort-after-commit` aborts the process right after an append commits. Read once; unset in
+/// every deployment.
+fn failpoint_abort_after_commit() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var("POLARIS_FAILPOINTS").is_ok_and(|v| v.split(',').any(|f| f.trim() == "abort-after-commit"))
+    })
+}
+
 /// The idempotency claim in an event's metadata, removed from it.
 fn take_claim(metadata: &mut Value) -> Option<(String, String, String)> {
     let map = metadata.as_object_mut()?;
@@ -212,6 +222,10 @@ impl PersistedEventRepository for EventRepository {
             record.insert(&mut tx).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)?;
+        if failpoint_abort_after_commit() {
+            // Fault tests: the process dies with the append committed and nobody told (see the function).
+            std::process::abort();
+        }
         for event in events {
             let labels = AppendLabels { aggregate_type: A::TYPE.to_owned(), event_type: event.event_type.clone() };
             self.metrics.events_appended.get_or_create(&labels).inc();

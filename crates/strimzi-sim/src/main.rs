@@ -11,7 +11,9 @@
 //! then `Ready`). It also finalizes deleted namespaces, the part of kube-controller-manager a namespace
 //! deletion needs, since none runs locally.
 //!
-//! Tests drive faults with annotations on a resource or on its namespace:
+//! Tests drive faults with annotations on a resource, on its namespace, or on a ConfigMap named after the cluster
+//! in the namespace `strimzi-sim-faults` (a cluster's namespace carries its id, so a test cannot create it ahead
+//! of the request, and Polaris would refuse a namespace it did not create):
 //! - `strimzi-sim.polaris.dev/fault: stall`: never becomes Ready (stays `NotReady`, reason `Creating`);
 //! - `strimzi-sim.polaris.dev/fault: fail`: reports `NotReady` with a failure reason and message;
 //! - `strimzi-sim.polaris.dev/topic-fault: stall` on a namespace: its KafkaTopics never become Ready;
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::PostParams;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -38,6 +40,8 @@ pub const FAULT: &str = "strimzi-sim.polaris.dev/fault";
 /// On a namespace: its KafkaTopics never become Ready (its Kafka is unaffected).
 pub const TOPIC_FAULT: &str = "strimzi-sim.polaris.dev/topic-fault";
 pub const DELAY: &str = "strimzi-sim.polaris.dev/delay-seconds";
+/// ConfigMaps here, named after a cluster, carry fault annotations for that cluster's resources.
+pub const FAULTS_NAMESPACE: &str = "strimzi-sim-faults";
 const OPERATOR_VERSION: &str = "1.3.0-strimzi-sim";
 
 #[derive(Parser)]
@@ -129,23 +133,35 @@ impl Sim {
             .into_iter()
             .map(|n| (n.name_any(), n.annotations().clone()))
             .collect();
+        let cluster_faults: HashMap<String, BTreeMap<String, String>> =
+            Api::<ConfigMap>::namespaced(self.client.clone(), FAULTS_NAMESPACE)
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.into_iter().map(|c| (c.name_any(), c.annotations().clone())).collect())
+                .unwrap_or_default();
+        // A resource's faults: its namespace's, its cluster's, then its own.
+        let faults = |ns: &str, cluster: Option<&String>, own: &BTreeMap<String, String>| {
+            let mut annotations = ns_annotations.get(ns).cloned().unwrap_or_default();
+            annotations.extend(cluster.and_then(|c| cluster_faults.get(c)).cloned().unwrap_or_default());
+            annotations.extend(own.clone());
+            annotations
+        };
         for rebalance in rebalance_list {
             let ns = rebalance.namespace().unwrap_or_default();
-            let mut annotations = ns_annotations.get(&ns).cloned().unwrap_or_default();
-            annotations.extend(rebalance.annotations().clone());
+            let annotations = faults(&ns, rebalance.labels().get(CLUSTER_LABEL), rebalance.annotations());
             self.reconcile_rebalance(&rebalance, &ns, &annotations).await?;
         }
         for kafka in kafka_list {
             let ns = kafka.namespace().unwrap_or_default();
-            let mut annotations = ns_annotations.get(&ns).cloned().unwrap_or_default();
-            annotations.extend(kafka.annotations().clone());
+            let annotations = faults(&ns, Some(&kafka.name_any()), kafka.annotations());
             if let Err(e) = self.reconcile_kafka(&kafka, &ns, &annotations).await {
                 tracing::warn!(kafka = %kafka.name_any(), namespace = %ns, error = %e, "reconcile failed");
             }
         }
         for topic in topic_list {
             let ns = topic.namespace().unwrap_or_default();
-            let stalled = ns_annotations.get(&ns).and_then(|a| a.get(TOPIC_FAULT)).map(String::as_str) == Some("stall")
+            let annotations = faults(&ns, topic.labels().get(CLUSTER_LABEL), topic.annotations());
+            let stalled = annotations.get(TOPIC_FAULT).map(String::as_str) == Some("stall")
                 || topic.annotations().get(FAULT).map(String::as_str) == Some("stall");
             match self.reconcile_topic(&topic, stalled).await {
                 Ok(()) => {}

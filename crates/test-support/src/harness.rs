@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::eventually;
 use crate::{TestDb, kafka_bootstrap, unique_topic};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use polaris_server::{Role, Server, Settings};
@@ -181,11 +181,22 @@ pub async fn wait_for_status(h: &Harness, id: &str, status: &str, deadline: Dura
     .await
 }
 
-/// Creates the cluster's namespace ahead of time with strimzi-sim fault annotations.
-pub async fn prepare_namespace(target: &str, name: &str, annotations: &[(&str, &str)]) {
+/// Gives the cluster named `name` strimzi-sim fault annotations ahead of its request: a ConfigMap named after it
+/// in strimzi-sim's faults namespace (the cluster's own namespace carries its id, unknown before the request).
+pub async fn prepare_faults(target: &str, name: &str, annotations: &[(&str, &str)]) {
+    let client = kube_client(target).await;
     let ns = Namespace {
+        metadata: ObjectMeta { name: Some(FAULTS_NAMESPACE.into()), ..Default::default() },
+        ..Default::default()
+    };
+    match Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("namespace {FAULTS_NAMESPACE}: {e}"),
+    }
+    let faults = ConfigMap {
         metadata: ObjectMeta {
-            name: Some(format!("polaris-{name}")),
+            name: Some(name.to_owned()),
             annotations: Some(
                 annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
             ),
@@ -193,8 +204,14 @@ pub async fn prepare_namespace(target: &str, name: &str, annotations: &[(&str, &
         },
         ..Default::default()
     };
-    Api::<Namespace>::all(kube_client(target).await).create(&PostParams::default(), &ns).await.expect("namespace");
+    Api::<ConfigMap>::namespaced(client, FAULTS_NAMESPACE)
+        .create(&PostParams::default(), &faults)
+        .await
+        .expect("faults ConfigMap");
 }
+
+/// strimzi-sim's faults namespace (see its module documentation).
+pub const FAULTS_NAMESPACE: &str = "strimzi-sim-faults";
 
 /// Sends a request as the harness admin: status and JSON body (Null when there is none).
 pub async fn send(h: &Harness, req: reqwest::RequestBuilder) -> (StatusCode, Value) {

@@ -73,7 +73,7 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
         if let Some(inner) = first.get_mut("ClusterRequested").and_then(|v| v.as_object_mut()) {
             inner.remove("namespace");
             first_version = "2";
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 inner.remove("target_id");
                 first_version = "1";
             }

@@ -55,10 +55,16 @@ pub struct KubeStep {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum StepOutcome {
-    Done { node_ids: Vec<i32> },
-    Stalled { reason: String },
+    Done {
+        node_ids: Vec<i32>,
+    },
+    Stalled {
+        reason: String,
+    },
     /// An object of another owner is in the way (`OWNERSHIP_CONFLICT`); nothing was changed.
-    Conflict { reason: String },
+    Conflict {
+        reason: String,
+    },
 }
 
 fn now_ms() -> u64 {

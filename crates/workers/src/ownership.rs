@@ -36,7 +36,9 @@ impl std::fmt::Display for Conflict {
             None => format!("{} {}", self.kind, self.name),
         };
         match &self.owner {
-            Some(owner) => write!(f, "{OWNERSHIP_CONFLICT}: {object} belongs to cluster {owner}; it was left unchanged"),
+            Some(owner) => {
+                write!(f, "{OWNERSHIP_CONFLICT}: {object} belongs to cluster {owner}; it was left unchanged")
+            }
             None => write!(
                 f,
                 "{OWNERSHIP_CONFLICT}: {object} exists without the {CLUSTER_ID_LABEL} label (not created by Polaris); \
@@ -52,12 +54,7 @@ pub fn check<K: Resource<DynamicType = ()>>(existing: &K, cluster_id: uuid::Uuid
     if owner.as_deref() == Some(cluster_id.to_string().as_str()) {
         return Ok(());
     }
-    Err(Conflict {
-        kind: K::kind(&()).into_owned(),
-        namespace: existing.namespace(),
-        name: existing.name_any(),
-        owner,
-    })
+    Err(Conflict { kind: K::kind(&()).into_owned(), namespace: existing.namespace(), name: existing.name_any(), owner })
 }
 
 /// Server-side applies `obj` (named `name`) for `cluster_id`, unless an object of another owner is in the way.

@@ -21,9 +21,9 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, ApplicationFailure, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
+use crate::ownership;
 use crate::resources::{BROKER_POOL, CONTROLLER_POOL, ClusterSpec, PLAIN_LISTENER};
 use crate::strimzi::{Kafka, KafkaNodePool, condition_summary, ready_for_generation};
-use crate::ownership;
 use crate::target::TargetRef;
 
 mod cqrs_es_compat {

@@ -217,9 +217,9 @@ impl Subscriber {
 
     /// A target's connection details; credentials the platform did not install for it make the event unrunnable.
     async fn target(&self, target_id: uuid::Uuid) -> anyhow::Result<Option<target::TargetRef>> {
-        target::load(&self.pool, target_id, &self.config.targets).await.map_err(|e| {
-            if e.downcast_ref::<target::TargetError>().is_some() { unrunnable(e.to_string()) } else { e }
-        })
+        target::load(&self.pool, target_id, &self.config.targets)
+            .await
+            .map_err(|e| if e.downcast_ref::<target::TargetError>().is_some() { unrunnable(e.to_string()) } else { e })
     }
 
     async fn provision(&self, env: &EventEnvelope) -> anyhow::Result<Started> {

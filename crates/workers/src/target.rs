@@ -40,7 +40,9 @@ pub struct TargetRef {
 pub enum TargetError {
     #[error("target {0}: the kubeconfig path {1:?} is not inside the targets directory {2}")]
     OutsideTargetsDir(uuid::Uuid, String, String),
-    #[error("target {0}: the kubeconfig skips TLS verification (insecure-skip-tls-verify); refused outside development mode")]
+    #[error(
+        "target {0}: the kubeconfig skips TLS verification (insecure-skip-tls-verify); refused outside development mode"
+    )]
     Insecure(uuid::Uuid),
 }
 
@@ -65,7 +67,10 @@ impl TargetRef {
         let config = match kubeconfig {
             Some(kc) => {
                 if !self.allow_insecure
-                    && kc.clusters.iter().any(|c| c.cluster.as_ref().and_then(|c| c.insecure_skip_tls_verify) == Some(true))
+                    && kc
+                        .clusters
+                        .iter()
+                        .any(|c| c.cluster.as_ref().and_then(|c| c.insecure_skip_tls_verify) == Some(true))
                 {
                     return Err(TargetError::Insecure(self.target_id).into());
                 }

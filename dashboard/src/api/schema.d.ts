@@ -374,11 +374,31 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the org's targets. */
+        /**
+         * List targets: platform admins see every target with its credentials' location; others the targets granted
+         *     to their org, without it.
+         */
         get: operations["targets_list"];
         put?: never;
-        /** Register a target (admin). */
+        /** Register a target (platform admins). */
         post: operations["targets_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/targets/{id}/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Grant an org the use of a target (platform admins). */
+        post: operations["targets_grant"];
         delete?: never;
         options?: never;
         head?: never;
@@ -502,6 +522,11 @@ export interface components {
             kafka_version: string;
             metadata_version: string;
             name: string;
+            /**
+             * @description The Kubernetes namespace on the target that this cluster owns alone (`polaris-<name>-<id prefix>`; clusters
+             *     requested before namespaces carried the id keep `polaris-<name>`). Fixed for the cluster's life.
+             */
+            namespace: string;
             /** Format: uuid */
             org: string;
             provider: string;
@@ -538,8 +563,8 @@ export interface components {
             /** @enum {string} */
             kafka_version?: "4.2.0" | "4.2.1" | "4.3.0" | "4.3.1";
             /**
-             * @description DNS-1123 label of at most 54 characters (its namespace is `polaris-<name>`), unique in the org among
-             *     clusters not deleted.
+             * @description DNS-1123 label of at most 54 characters, unique in the org among clusters not deleted. Its namespace is
+             *     `polaris-<name>-<first 8 hex digits of the cluster id>`, so clusters of one name in two orgs never share one.
              * @example orders
              */
             name: string;
@@ -560,8 +585,17 @@ export interface components {
         CreateTarget: {
             /** @description The kubeconfig context to use; the file's current context when absent. */
             kube_context?: string | null;
-            /** @description Path of the kubeconfig file on the workers' machines. */
+            /**
+             * @description Path of the kubeconfig file relative to the server's targets directory (`POLARIS_TARGETS_DIR`); absolute
+             *     paths and `..` are refused. Give this or `kubeconfig_secret`.
+             * @example aws-eu-west-1.kubeconfig
+             */
             kubeconfig?: string | null;
+            /**
+             * @description `namespace/name` of a Kubernetes Secret (key `kubeconfig`) the workers read with their own credentials.
+             * @example polaris/target-aws-eu-west-1
+             */
+            kubeconfig_secret?: string | null;
             /** @example aws-eu-west-1 */
             name: string;
             /** @enum {string} */
@@ -652,6 +686,13 @@ export interface components {
             aggregate_id: string;
             /** @description `cluster` or `topic`. */
             aggregate_type: string;
+        };
+        GrantTarget: {
+            /**
+             * Format: uuid
+             * @description The org that may place clusters on the target.
+             */
+            org_id: string;
         };
         Health: {
             status: string;
@@ -841,6 +882,11 @@ export interface components {
             /** @description Stable error code, for example `VALIDATION_FAILED` or `NOT_FOUND`. */
             code: string;
             /**
+             * Format: uuid
+             * @description With `INTERNAL`: the id the server logged the failure under; quote it when reporting the problem.
+             */
+            correlation_id?: string | null;
+            /**
              * Format: int64
              * @description With `VERSION_CONFLICT`: the resource's current version.
              */
@@ -884,14 +930,24 @@ export interface components {
              */
             expected_version?: number | null;
         };
+        TargetGrant: {
+            /** Format: uuid */
+            org_id: string;
+            /** Format: uuid */
+            target_id: string;
+        };
         TargetList: {
             items: components["schemas"]["TargetView"][];
         };
         TargetView: {
             /** Format: uuid */
             id: string;
+            /** @description Platform admins only. */
             kube_context?: string | null;
+            /** @description Platform admins only: where the credentials are. */
             kubeconfig?: string | null;
+            /** @description Platform admins only. */
+            kubeconfig_secret?: string | null;
             name: string;
             provider: string;
             region: string;
@@ -1023,7 +1079,16 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1052,7 +1117,16 @@ export interface operations {
                     "application/openmetrics-text": string;
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1079,6 +1153,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description A dependency is down */
@@ -1178,6 +1261,15 @@ export interface operations {
             };
             /** @description `RATE_LIMITED`, with `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1289,6 +1381,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -1368,6 +1469,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -1434,6 +1544,15 @@ export interface operations {
             };
             /** @description `RATE_LIMITED`, with `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1563,6 +1682,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -1638,6 +1766,15 @@ export interface operations {
             };
             /** @description `RATE_LIMITED`, with `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1775,6 +1912,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -1897,6 +2043,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -1974,6 +2129,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -2044,6 +2208,15 @@ export interface operations {
             };
             /** @description `RATE_LIMITED`, with `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2185,6 +2358,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -2260,6 +2442,15 @@ export interface operations {
             };
             /** @description `RATE_LIMITED`, with `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2401,6 +2592,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -2478,6 +2678,15 @@ export interface operations {
             };
             /** @description `RATE_LIMITED`, with `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2617,7 +2826,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2753,7 +2971,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2887,6 +3114,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -2951,8 +3187,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No such cluster in this org (`cluster_id`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Rate limited */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3023,8 +3277,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No such cluster in this org (`cluster_id`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description `RATE_LIMITED`, with `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3109,6 +3381,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -3174,7 +3455,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3282,7 +3572,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3340,6 +3639,15 @@ export interface operations {
             };
             /** @description Rate limited */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3451,6 +3759,15 @@ export interface operations {
             };
             /** @description Rate limited */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3580,6 +3897,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -3645,6 +3971,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Dependency unavailable */
             503: {
                 headers: {
@@ -3681,7 +4016,7 @@ export interface operations {
                     "application/json": components["schemas"]["TargetView"];
                 };
             };
-            /** @description Invalid request */
+            /** @description Invalid request (a kubeconfig path outside the targets directory) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3699,7 +4034,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not an admin */
+            /** @description Not a platform admin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3708,7 +4043,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A target with this name or provider and region exists */
+            /** @description A target with this name exists */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3746,6 +4081,144 @@ export interface operations {
             };
             /** @description `RATE_LIMITED`, with `Retry-After` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Dependency unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    targets_grant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeating a request with the same key and body answers the first response again */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Target id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GrantTarget"];
+            };
+        };
+        responses: {
+            /** @description Granted (a repeat answers the same) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TargetGrant"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a platform admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such target or org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_IN_PROGRESS` or a conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3818,7 +4291,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3935,7 +4417,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4049,7 +4540,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `DEPENDENCY_UNAVAILABLE` */
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;

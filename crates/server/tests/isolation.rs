@@ -1,0 +1,390 @@
+//! Tenant isolation on the data plane, and the write path's invariants, on the real services: two orgs' clusters
+//! of one name on one target, the ownership guard, name uniqueness under concurrency, platform targets, the audit
+//! entry of a command killed before it answered, and reading one's own writes.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use polaris_api::auth::Role as TokenRole;
+use polaris_server::Role;
+use polaris_test_support::eventually;
+use polaris_test_support::harness::{
+    ALL, Harness, cluster_body, kube_client, new_org, new_token, register_local_targets, send, unique_name,
+    wait_for_status, wait_operation,
+};
+use polaris_workers::provision::{Applied, apply_cluster_resources};
+use polaris_workers::resources::{CLUSTER_ID_LABEL, ClusterSpec};
+use polaris_workers::strimzi::{Kafka, KafkaNodePool};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const API_ONLY: [Role; 1] = [Role::Api];
+
+/// Sends as the holder of `token`: status and JSON body.
+async fn send_as(token: &str, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.bearer_auth(token).send().await.expect("request");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_as(h: &Harness, token: &str, path: &str) -> Value {
+    let (s, body) = send_as(token, h.http.get(h.url(path))).await;
+    assert_eq!(s, StatusCode::OK, "GET {path}: {body}");
+    body
+}
+
+async fn count(h: &Harness, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&h.db.pool).await.expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_orgs_with_one_cluster_name_on_one_target_each_own_their_resources() {
+    let h = Harness::start(&ALL).await;
+    let beta = new_org(&h.db, "beta").await;
+    let beta_token = new_token(&h.db, beta, TokenRole::Admin).await;
+    register_local_targets(&h.db, beta).await;
+    let name = unique_name();
+    let body = |brokers: u32| json!({"name": name, "provider": "aws", "region": "eu-west-1", "brokers": brokers});
+    let (s, a) = send_as(&h.admin_token, h.http.post(h.url("/v1/clusters")).json(&body(3))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{a}");
+    let (s, b) = send_as(&beta_token, h.http.post(h.url("/v1/clusters")).json(&body(5))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "the other org may use the name: {b}");
+    let (a_id, b_id) = (a["cluster"]["id"].as_str().expect("id"), b["cluster"]["id"].as_str().expect("id"));
+    let (a_ns, b_ns) =
+        (a["cluster"]["namespace"].as_str().expect("ns"), b["cluster"]["namespace"].as_str().expect("ns"));
+    assert_ne!(a_ns, b_ns, "one namespace per cluster");
+    wait_for_status(&h, a_id, "READY", Duration::from_secs(90)).await;
+    eventually("beta's cluster to be READY", Duration::from_secs(90), || async {
+        let c = get_as(&h, &beta_token, &format!("/v1/clusters/{b_id}")).await;
+        (c["status"] == "READY").then_some(())
+    })
+    .await;
+
+    // Each org's Strimzi resources carry its own cluster id and its own replica count.
+    let aws = kube_client("aws-eu-west-1").await;
+    for (ns, id, brokers) in [(a_ns, a_id, 3), (b_ns, b_id, 5)] {
+        let pool = Api::<KafkaNodePool>::namespaced(aws.clone(), ns).get("brokers").await.expect("broker pool");
+        assert_eq!(pool.spec.replicas, brokers, "{ns}");
+        assert_eq!(pool.metadata.labels.as_ref().expect("labels")[CLUSTER_ID_LABEL], id, "{ns}");
+        let kafka = Api::<Kafka>::namespaced(aws.clone(), ns).get(&name).await.expect("kafka");
+        assert_eq!(kafka.metadata.labels.as_ref().expect("labels")[CLUSTER_ID_LABEL], id, "{ns}");
+    }
+
+    // Deleting one leaves the other's resources intact.
+    let (s, d) = send_as(&h.admin_token, h.http.delete(h.url(&format!("/v1/clusters/{a_id}")))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{d}");
+    wait_for_status(&h, a_id, "DELETED", Duration::from_secs(90)).await;
+    let namespaces = Api::<Namespace>::all(aws.clone());
+    assert!(namespaces.get_opt(a_ns).await.expect("kube").is_none(), "the deleted cluster's namespace is gone");
+    let pool = Api::<KafkaNodePool>::namespaced(aws.clone(), b_ns).get("brokers").await.expect("beta's pool");
+    assert_eq!((pool.spec.replicas, pool.metadata.deletion_timestamp.is_none()), (5, true));
+    assert!(Api::<Kafka>::namespaced(aws, b_ns).get_opt(&name).await.expect("kube").is_some());
+    assert_eq!(get_as(&h, &beta_token, &format!("/v1/clusters/{b_id}")).await["status"], "READY");
+
+    // The name is free again in the first org once its cluster is deleted.
+    let (s, again) = send_as(&h.admin_token, h.http.post(h.url("/v1/clusters")).json(&body(3))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_of_another_cluster_in_the_way_fails_the_operation_and_is_left_unchanged() {
+    let h = Harness::start(&ALL).await;
+    let name = unique_name();
+    let (s, created) = send(&h, h.http.post(h.url("/v1/clusters")).json(&cluster_body(&name))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let id = created["cluster"]["id"].as_str().expect("id").to_owned();
+    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
+    let ns = ready["namespace"].as_str().expect("namespace").to_owned();
+
+    // Someone relabels the broker pool as another cluster's; a scale must not touch it.
+    let aws = kube_client("aws-eu-west-1").await;
+    let pools = Api::<KafkaNodePool>::namespaced(aws.clone(), &ns);
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let relabel = json!({"metadata": {"labels": {CLUSTER_ID_LABEL: stranger}}});
+    pools.patch("brokers", &PatchParams::default(), &Patch::Merge(&relabel)).await.expect("relabel");
+    let before = pools.get("brokers").await.expect("pool");
+
+    let (s, scale) =
+        send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": 4}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{scale}");
+    let op = wait_operation(&h, scale["operation"]["id"].as_str().expect("op"), "failed").await;
+    let error = op["error"].as_str().expect("error");
+    assert!(error.starts_with("OWNERSHIP_CONFLICT: KafkaNodePool"), "{error}");
+    assert!(
+        error.contains(&format!("{ns}/brokers")) && error.contains(&stranger),
+        "the event names the object: {error}"
+    );
+    let history = polaris_test_support::harness::get(&h, &format!("/v1/clusters/{id}/history")).await;
+    let failed = history["items"].as_array().expect("items").last().expect("event").clone();
+    assert_eq!(failed["event_type"], "OperationFailed");
+    assert!(failed["payload"]["reason"].as_str().expect("reason").starts_with("OWNERSHIP_CONFLICT"), "{failed}");
+
+    let after = pools.get("brokers").await.expect("pool");
+    assert_eq!(after.spec.replicas, 3, "the pool was not scaled");
+    assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the pool was not written at all");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_into_a_namespace_of_another_owner_changes_nothing() {
+    let client = kube_client("gcp-europe-west1").await;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for owner in [Some(uuid::Uuid::new_v4().to_string()), None] {
+        let name = unique_name();
+        let cluster_id = uuid::Uuid::new_v4();
+        let spec = ClusterSpec {
+            cluster_id,
+            name: name.clone(),
+            kafka_version: "4.3.1".into(),
+            metadata_version: "4.3".into(),
+            brokers: 3,
+            controllers: 1,
+            storage_gib: 10,
+            config: Default::default(),
+            namespace: polaris_domain::naming::cluster_namespace(&name, cluster_id),
+        };
+        // The namespace the cluster would write exists already: another cluster's, or nobody's.
+        let labels = owner.clone().map(|o| [(CLUSTER_ID_LABEL.to_owned(), o)].into());
+        let ns = Namespace {
+            metadata: ObjectMeta { name: Some(spec.namespace.clone()), labels, ..Default::default() },
+            ..Default::default()
+        };
+        namespaces.create(&PostParams::default(), &ns).await.expect("pre-create the namespace");
+        let before = namespaces.get(&spec.namespace).await.expect("namespace");
+
+        let reason = match apply_cluster_resources(client.clone(), &spec).await.expect("the API server answers") {
+            Applied::Conflict { reason } => reason,
+            other => panic!("applied into another owner's namespace: {other:?}"),
+        };
+        assert!(reason.starts_with(&format!("OWNERSHIP_CONFLICT: Namespace {}", spec.namespace)), "{reason}");
+        match &owner {
+            Some(o) => assert!(reason.contains(o), "{reason}"),
+            None => assert!(reason.contains("without the polaris.dev/cluster-id label"), "{reason}"),
+        }
+        let after = namespaces.get(&spec.namespace).await.expect("namespace");
+        assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the namespace is unchanged");
+        let pools = Api::<KafkaNodePool>::namespaced(client.clone(), &spec.namespace);
+        assert!(pools.list(&Default::default()).await.expect("list").items.is_empty(), "no pool was created");
+        namespaces.delete(&spec.namespace, &Default::default()).await.expect("clean up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_sixteen_concurrent_creates_of_one_name_exactly_one_is_accepted() {
+    let h = Harness::start(&API_ONLY).await;
+    for round in 0..20 {
+        let name = unique_name();
+        let requests = (0..16).map(|_| {
+            let req = h.http.post(h.url("/v1/clusters")).bearer_auth(&h.admin_token).json(&cluster_body(&name));
+            async move {
+                let resp = req.send().await.expect("POST /v1/clusters");
+                let status = resp.status();
+                (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        });
+        let answers = futures::future::join_all(requests).await;
+        let accepted = answers.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).count();
+        assert_eq!(accepted, 1, "round {round}: {answers:?}");
+        for (s, body) in answers.iter().filter(|(s, _)| *s != StatusCode::ACCEPTED) {
+            assert_eq!((*s, body["code"].as_str()), (StatusCode::CONFLICT, Some("ALREADY_EXISTS")), "{body}");
+        }
+    }
+    let requested = count(&h, "SELECT COUNT(*) FROM events WHERE event_type = 'ClusterRequested'").await;
+    assert_eq!(requested, 20, "one cluster per name was recorded");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn targets_are_registered_by_platform_admins_from_the_targets_directory_and_granted_to_orgs() {
+    let h = Harness::start(&API_ONLY).await;
+    let target = |kubeconfig: &str| json!({"name": unique_name(), "provider": "aws", "region": "eu-west-1", "kubeconfig": kubeconfig});
+    // An org admin cannot register one, whatever it points at.
+    let (s, p) = send(&h, h.http.post(h.url("/v1/targets")).json(&target("aws-eu-west-1.kubeconfig"))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")), "{p}");
+    assert!(p["detail"].as_str().expect("detail").contains("platform admin"), "{p}");
+
+    let platform = polaris_api::auth::new_token_secret();
+    polaris_api::auth::store_token(&h.db.pool, h.org, "platform", TokenRole::Admin, true, &platform)
+        .await
+        .expect("platform token");
+    for bad in ["../../etc/passwd", "/etc/kubernetes/admin.conf", "a/../../b"] {
+        let (s, p) = send_as(&platform, h.http.post(h.url("/v1/targets")).json(&target(bad))).await;
+        assert_eq!(
+            (s, p["code"].as_str(), p["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("VALIDATION_FAILED"), Some("kubeconfig")),
+            "{bad}: {p}"
+        );
+        assert!(p["detail"].as_str().expect("detail").contains("targets directory"), "{p}");
+    }
+    let before = count(&h, "SELECT COUNT(*) FROM targets").await;
+    let (s, created) =
+        send_as(&platform, h.http.post(h.url("/v1/targets")).json(&target("aws-eu-west-1.kubeconfig"))).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(count(&h, "SELECT COUNT(*) FROM targets").await, before + 1);
+
+    // A new org has no target until a platform admin grants one.
+    let gamma = new_org(&h.db, "gamma").await;
+    let gamma_token = new_token(&h.db, gamma, TokenRole::Admin).await;
+    let (s, p) = send_as(&gamma_token, h.http.post(h.url("/v1/clusters")).json(&cluster_body(&unique_name()))).await;
+    assert_eq!((s, p["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("NO_TARGET")), "{p}");
+    assert!(get_as(&h, &gamma_token, "/v1/targets").await["items"].as_array().expect("items").is_empty());
+    let grant = json!({"org_id": gamma.as_uuid()});
+    let path = format!("/v1/targets/{}/grants", created["id"].as_str().expect("id"));
+    let (s, p) = send_as(&gamma_token, h.http.post(h.url(&path)).json(&grant)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "an org admin cannot grant itself a target: {p}");
+    let (s, p) = send_as(&platform, h.http.post(h.url(&path)).json(&grant)).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (s, p) = send_as(&gamma_token, h.http.post(h.url("/v1/clusters")).json(&cluster_body(&unique_name()))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{p}");
+
+    // Org callers see their granted targets without where the credentials are; platform admins see it.
+    let seen = get_as(&h, &gamma_token, "/v1/targets").await;
+    let items = seen["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{seen}");
+    assert!(items[0].get("kubeconfig").is_none() && items[0].get("kube_context").is_none(), "{seen}");
+    let all = get_as(&h, &platform, "/v1/targets").await;
+    assert!(all["items"].as_array().expect("items").iter().all(|t| t["kubeconfig"].is_string()), "{all}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_api_killed_between_the_commit_and_the_response_leaves_the_audit_entry() {
+    let h = Harness::start(&API_ONLY).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let s = &h.settings;
+    let mut api = std::process::Command::new(env!("CARGO_BIN_EXE_polaris-server"))
+        .args(["serve", "--roles", "api"])
+        .env("DATABASE_URL", &s.database_url)
+        .env("KAFKA_BOOTSTRAP", &s.kafka_bootstrap)
+        .env("POLARIS_EVENTS_TOPIC", &s.events_topic)
+        .env("TEMPORAL_ADDRESS", &s.temporal_address)
+        .env("POLARIS_LISTEN", addr.to_string())
+        .env("POLARIS_FAILPOINTS", "abort-after-commit")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("spawn polaris-server");
+    let base = format!("http://{addr}");
+    eventually("the API to answer", Duration::from_secs(30), || async {
+        h.http.get(format!("{base}/healthz")).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+    let name = unique_name();
+    let answer =
+        h.http.post(format!("{base}/v1/clusters")).bearer_auth(&h.admin_token).json(&cluster_body(&name)).send().await;
+    assert!(answer.is_err(), "the process died before it answered: {answer:?}");
+    let status = api.wait().expect("the API process ended");
+    assert!(!status.success(), "aborted: {status:?}");
+
+    // The command committed, and with it its audit entry.
+    let cluster: String = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events WHERE event_type = 'ClusterRequested' AND payload::jsonb->'ClusterRequested'->>'name' = $1",
+    )
+    .bind(&name)
+    .fetch_one(&h.db.pool)
+    .await
+    .expect("the ClusterRequested event committed");
+    let (outcome, status, resource): (String, i32, String) =
+        sqlx::query_as("SELECT outcome, status, resource FROM audit_entries WHERE command = 'clusters_create'")
+            .fetch_one(&h.db.pool)
+            .await
+            .expect("exactly one audit entry");
+    assert_eq!((outcome.as_str(), status, resource), ("accepted", 202, format!("/v1/clusters/{cluster}")));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn right_after_a_202_its_location_and_its_resource_answer_with_at_least_what_it_described() {
+    let h = Harness::start(&ALL).await;
+    let mut checked = 0;
+    let location_of = |resp: &reqwest::Response| {
+        resp.headers().get("location").and_then(|l| l.to_str().ok()).expect("Location").to_owned()
+    };
+    // A GET that must answer 200 at once (no retry).
+    let now = |path: String| {
+        let req = h.http.get(h.url(&path)).bearer_auth(&h.admin_token);
+        async move {
+            let r = req.send().await.expect("GET");
+            assert_eq!(r.status(), StatusCode::OK, "GET {path} right after the 202");
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let mut clusters = Vec::new();
+    for _ in 0..100 {
+        let resp = h
+            .http
+            .post(h.url("/v1/clusters"))
+            .bearer_auth(&h.admin_token)
+            .json(&cluster_body(&unique_name()))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let location = location_of(&resp);
+        let body: Value = resp.json().await.expect("json");
+        let op = now(location).await;
+        assert_eq!((op["id"].clone(), op["kind"].as_str()), (body["operation"]["id"].clone(), Some("provision")));
+        let id = body["cluster"]["id"].as_str().expect("id").to_owned();
+        let cluster = now(format!("/v1/clusters/{id}")).await;
+        assert!(cluster["version"].as_i64() >= body["cluster"]["version"].as_i64(), "{cluster}");
+        clusters.push(id);
+        checked += 1;
+    }
+    for id in &clusters[..50] {
+        wait_for_status(&h, id, "READY", Duration::from_secs(120)).await;
+    }
+    for (i, id) in clusters[..50].iter().enumerate() {
+        let before = now(format!("/v1/clusters/{id}")).await["version"].as_i64().expect("version");
+        let resp = if i % 2 == 0 {
+            let topic = json!({"name": "orders.events", "partitions": 3, "replication_factor": 3});
+            h.http.post(h.url(&format!("/v1/clusters/{id}/topics"))).bearer_auth(&h.admin_token).json(&topic)
+        } else {
+            h.http
+                .post(h.url(&format!("/v1/clusters/{id}/scale")))
+                .bearer_auth(&h.admin_token)
+                .json(&json!({"brokers": 4}))
+        }
+        .send()
+        .await
+        .expect("POST");
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let location = location_of(&resp);
+        let body: Value = resp.json().await.expect("json");
+        let op = now(location).await;
+        assert_eq!(op["id"], body["operation"]["id"]);
+        if i % 2 == 0 {
+            assert_eq!(op["kind"], "topic_apply");
+            let topic = now(format!("/v1/clusters/{id}/topics/orders.events")).await;
+            assert!(topic["version"].as_i64() >= body["topic"]["version"].as_i64(), "{topic}");
+        } else {
+            assert_eq!(op["kind"], "scale");
+            let cluster = now(format!("/v1/clusters/{id}")).await;
+            assert!(cluster["version"].as_i64().expect("version") > before, "the scale is visible: {cluster}");
+        }
+        checked += 1;
+    }
+    // Fifty more creates, so 200 accepted commands were each read back at once.
+    for _ in 0..50 {
+        let resp = h
+            .http
+            .post(h.url("/v1/clusters"))
+            .bearer_auth(&h.admin_token)
+            .json(&cluster_body(&unique_name()))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let location = location_of(&resp);
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(now(location).await["kind"], "provision");
+        let id = body["cluster"]["id"].as_str().expect("id");
+        assert_eq!(now(format!("/v1/clusters/{id}")).await["id"], id);
+        checked += 1;
+    }
+    assert_eq!(checked, 200);
+    h.stop().await;
+}
