@@ -388,3 +388,27 @@ async fn right_after_a_202_its_location_and_its_resource_answer_with_at_least_wh
     assert_eq!(checked, 200);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_bad_tokens_is_limited_per_client_address_and_valid_tokens_still_pass() {
+    let h = Harness::start_configured(&API_ONLY, |s| s.unauthenticated_rate_per_sec = 5).await;
+    let mut limited = None;
+    for i in 0..60 {
+        let r =
+            h.http.get(h.url("/v1/clusters")).bearer_auth(format!("pol_not-a-token-{i}")).send().await.expect("GET");
+        match r.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited = Some(r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned));
+                break;
+            }
+            other => panic!("request {i}: {other}"),
+        }
+    }
+    let retry_after = limited.expect("the flood was limited within 60 requests (burst 10)");
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)), "with Retry-After");
+    // The limit is per address and for requests without a valid token: the holder of a token is unaffected.
+    let (s, _) = send(&h, h.http.get(h.url("/v1/clusters"))).await;
+    assert_eq!(s, StatusCode::OK);
+    h.stop().await;
+}

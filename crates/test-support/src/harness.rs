@@ -44,6 +44,15 @@ impl Harness {
 
     /// Like `start_with`, with the per-token API rate limit.
     pub async fn start_full(roles: &[Role], ready_timeout_secs: u64, rate_limit_per_sec: u32) -> Self {
+        Self::start_configured(roles, |s| {
+            s.ready_timeout_secs = ready_timeout_secs;
+            s.rate_limit_per_sec = rate_limit_per_sec;
+        })
+        .await
+    }
+
+    /// Starts with the test defaults, changed by `configure`.
+    pub async fn start_configured(roles: &[Role], configure: impl FnOnce(&mut Settings)) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,rdkafka=error".into()),
@@ -63,8 +72,8 @@ impl Harness {
             temporal_namespace: "default".into(),
             task_queue: format!("polaris-test-{}", Uuid::new_v4().simple()),
             worker_group: format!("workers-{}", Uuid::new_v4().simple()),
-            ready_timeout_secs,
-            rate_limit_per_sec,
+            ready_timeout_secs: 60,
+            rate_limit_per_sec: 1000,
             // Absent until a test writes assets there: the API serves only itself.
             dashboard_dir: std::env::temp_dir().join(format!("polaris-dashboard-{}", Uuid::new_v4().simple())),
             targets_dir: kubeconfig_dir().into(),
@@ -72,6 +81,8 @@ impl Harness {
             api_replicas: 1,
             development: false,
         };
+        let mut settings = settings;
+        configure(&mut settings);
         let server = Server::connect(settings.clone()).await.expect("server connects");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
