@@ -211,3 +211,42 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parts(e: ApiError) -> (StatusCode, HeaderMapLite, serde_json::Value) {
+        let resp = e.into_response();
+        let status = resp.status();
+        let retry_after = resp.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap_or("").to_owned());
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+        (status, HeaderMapLite { retry_after }, serde_json::from_slice(&body).expect("problem json"))
+    }
+
+    struct HeaderMapLite {
+        retry_after: Option<String>,
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_500_without_a_retry_hint_and_with_a_correlation_id() {
+        let (status, headers, problem) =
+            parts(ApiError::Internal("stored event unreadable: secret detail".into())).await;
+        assert_eq!((status, problem["code"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("INTERNAL")));
+        assert_eq!(headers.retry_after, None, "retrying will not help");
+        let id = problem["correlation_id"].as_str().expect("a correlation id");
+        assert!(problem["detail"].as_str().expect("detail").contains(id), "{problem}");
+        assert!(!problem.to_string().contains("secret detail"), "internals stay in the log: {problem}");
+    }
+
+    #[tokio::test]
+    async fn only_an_unavailable_dependency_is_503_with_retry_after() {
+        let (status, headers, problem) = parts(ApiError::Unavailable("postgres: connection refused".into())).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("DEPENDENCY_UNAVAILABLE"))
+        );
+        assert_eq!(headers.retry_after.as_deref(), Some("1"));
+        assert!(problem.get("correlation_id").is_none());
+    }
+}

@@ -114,13 +114,19 @@ async fn cluster_of(state: &AppState, caller: &Caller, id: Uuid) -> Result<(Stri
     Ok((c.status, c.brokers as i32, c.namespace))
 }
 
-/// The largest replication factor among a cluster's live topics: the floor for scaling it down.
+/// The largest replication factor among a cluster's live topics: the floor for scaling it down. Read from the
+/// event store (each topic's `TopicRequested`, indexed by cluster, and no `TopicDeleted`), not from the topics
+/// read model, which may not have a topic whose request was just accepted.
 pub async fn largest_replication_factor(pool: &sqlx::PgPool, cluster: Uuid) -> Result<u32, sqlx::Error> {
-    let (rf,): (Option<i32>,) =
-        sqlx::query_as("SELECT max(replication_factor) FROM topics WHERE cluster_id = $1 AND status <> 'DELETED'")
-            .bind(cluster)
-            .fetch_one(pool)
-            .await?;
+    let (rf,): (Option<i32>,) = sqlx::query_as(
+        "SELECT max((e.payload -> 'TopicRequested' ->> 'replication_factor')::int) FROM events e \
+         WHERE e.aggregate_type = 'topic' AND e.sequence = 1 AND e.payload -> 'TopicRequested' ->> 'cluster_id' = $1 \
+           AND NOT EXISTS (SELECT 1 FROM events d WHERE d.aggregate_type = 'topic' \
+                           AND d.aggregate_id = e.aggregate_id AND d.event_type = 'TopicDeleted')",
+    )
+    .bind(cluster.to_string())
+    .fetch_one(pool)
+    .await?;
     Ok(rf.unwrap_or(0).max(0) as u32)
 }
 

@@ -274,6 +274,19 @@ fn step<W>(ctx: &WorkflowContext<W>, input: &OperationInput, spec: ClusterSpec) 
     }
 }
 
+/// Applies the broker pool at `spec`'s replicas; `Some(reason)` when an object of another owner is in the way.
+async fn apply_pool<W>(
+    ctx: &WorkflowContext<W>,
+    input: &OperationInput,
+    spec: ClusterSpec,
+    opts: ActivityOptions,
+) -> WorkflowResult<Option<String>> {
+    match ctx.execute_activity(OperationActivities::apply_broker_pool, step(ctx, input, spec), opts).await? {
+        StepOutcome::Conflict { reason } => Ok(Some(reason)),
+        _ => Ok(None),
+    }
+}
+
 /// Reports the operation failed at `step_name` (an ownership conflict) and ends the workflow.
 async fn failed<W>(
     ctx: &WorkflowContext<W>,
@@ -312,14 +325,7 @@ impl ScaleCluster {
         };
         let target_spec = ClusterSpec { brokers: input.brokers, ..input.spec.clone() };
         if input.brokers > input.spec.brokers {
-            if let StepOutcome::Conflict { reason } = ctx
-                .execute_activity(
-                    OperationActivities::apply_broker_pool,
-                    step(ctx, &input, target_spec.clone()),
-                    opts.clone(),
-                )
-                .await?
-            {
+            if let Some(reason) = apply_pool(ctx, &input, target_spec.clone(), opts.clone()).await? {
                 return failed(ctx, &input, "scale-broker-pool", reason).await;
             }
             let node_ids = match ctx
@@ -376,14 +382,7 @@ impl ScaleCluster {
                 }
             }
             // The rebalance is Ready: the brokers hold no replicas any more, so the pool may shrink.
-            if let StepOutcome::Conflict { reason } = ctx
-                .execute_activity(
-                    OperationActivities::apply_broker_pool,
-                    step(ctx, &input, target_spec.clone()),
-                    opts.clone(),
-                )
-                .await?
-            {
+            if let Some(reason) = apply_pool(ctx, &input, target_spec.clone(), opts.clone()).await? {
                 return failed(ctx, &input, "scale-broker-pool", reason).await;
             }
             match ctx
