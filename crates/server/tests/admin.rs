@@ -14,11 +14,14 @@ use polaris_test_support::history::{EVENTS_PER_CLUSTER, seed_history};
 use sqlx::PgPool;
 
 async fn a_target(pool: &PgPool, h: &Harness) -> TargetId {
-    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM targets WHERE org_id = $1 ORDER BY name LIMIT 1")
-        .bind(h.org.as_uuid())
-        .fetch_one(pool)
-        .await
-        .expect("a registered target");
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "SELECT t.id FROM targets t JOIN target_grants g ON g.target_id = t.id WHERE g.org_id = $1 \
+         ORDER BY t.name LIMIT 1",
+    )
+    .bind(h.org.as_uuid())
+    .fetch_one(pool)
+    .await
+    .expect("a registered target");
     TargetId::from_uuid(id)
 }
 

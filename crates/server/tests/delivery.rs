@@ -155,7 +155,7 @@ async fn the_projector_applies_a_redelivered_envelope_once() {
         aggregate_id: cluster,
         sequence: 1,
         event_type: "ClusterRequested".into(),
-        event_version: 1,
+        event_version: 3,
         occurred_at: Utc::now(),
         org_id: org,
         actor: "test".into(),
@@ -167,7 +167,7 @@ async fn the_projector_applies_a_redelivered_envelope_once() {
             "cluster_id": cluster, "org_id": org, "operation_id": operation, "target_id": Uuid::new_v4(), "name": "orders", "provider": "gcp",
             "region": "europe-west1", "kafka_version": "4.3.1", "metadata_version": "4.3", "brokers": 3,
             "controllers": 3, "storage_gib": 100, "config": {}, "deletion_protection": false,
-            "requested_by": "test", "requested_at": Utc::now(),
+            "requested_by": "test", "requested_at": Utc::now(), "namespace": "polaris-orders-00000001",
         }),
     };
     let first = apply_message(&db.pool, "g", "t", 0, 41, &envelope).await.expect("apply");

@@ -86,7 +86,7 @@ struct State {
 
 /// The newest version of each event this view was written against.
 const KNOWN_VERSIONS: &[(&str, u32)] = &[
-    ("ClusterRequested", 2),
+    ("ClusterRequested", 3),
     ("ClusterReady", 1),
     ("BrokersAdded", 1),
     ("BrokersRemoved", 1),
@@ -242,12 +242,14 @@ mod tests {
     }
 
     #[test]
-    fn a_redelivered_event_changes_nothing_and_versions_one_and_two_both_count() {
+    fn a_redelivered_event_changes_nothing_and_every_known_version_counts() {
         let mut s = State::default();
         let v1 = serde_json::json!({"name": "a", "provider": "aws", "region": "eu-west-1"});
         let v2 = serde_json::json!({"name": "b", "provider": "aws", "region": "eu-west-1", "target_id": "t"});
+        let v3 = serde_json::json!({"name": "c", "provider": "aws", "region": "eu-west-1", "namespace": "polaris-c-1"});
         assert!(s.apply(&env("a", 1, "ClusterRequested", 1, v1.clone())).expect("v1"));
         assert!(s.apply(&env("b", 1, "ClusterRequested", 2, v2)).expect("v2"));
+        assert!(s.apply(&env("c", 1, "ClusterRequested", 3, v3)).expect("v3"));
         let ready = serde_json::json!({"broker_ids": [0, 1, 2]});
         assert!(s.apply(&env("a", 2, "ClusterReady", 1, ready.clone())).expect("ready"));
         let before = s.inventory.clone();
@@ -256,13 +258,13 @@ mod tests {
         assert_eq!(s.inventory, before);
         assert_eq!(s.duplicates_ignored, 2);
         let loc = &s.inventory["aws/eu-west-1"];
-        assert_eq!((loc.clusters, loc.brokers, loc.by_status["READY"]), (2, 3, 1));
+        assert_eq!((loc.clusters, loc.brokers, loc.by_status["READY"]), (3, 3, 1));
     }
 
     #[test]
     fn a_version_from_the_future_is_refused() {
         let mut s = State::default();
-        let e = s.apply(&env("a", 1, "ClusterRequested", 3, serde_json::json!({}))).expect_err("v3");
-        assert!(e.to_string().contains("version 3"));
+        let e = s.apply(&env("a", 1, "ClusterRequested", 4, serde_json::json!({}))).expect_err("v4");
+        assert!(e.to_string().contains("version 4"));
     }
 }
