@@ -55,9 +55,9 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
     // Some traffic through every role, so each metric family has a sample.
     let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
     wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
-    let exported = exported(&h).await;
     // The provisioning that just finished is one observed workflow (the projector records it right after
-    // applying ClusterReady, so it may trail the read model by a moment).
+    // applying ClusterReady; a cluster read answers from its events when the read model lags, so READY may be
+    // seen before that).
     let text =
         polaris_test_support::eventually("the provision workflow is observed", Duration::from_secs(10), || async {
             let text = h.http.get(h.url("/metrics")).send().await.ok()?.text().await.ok()?;
@@ -71,6 +71,7 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
                 .then_some(text)
         })
         .await;
+    let exported = exported(&h).await;
     assert!(text.lines().any(|l| l.starts_with("polaris_events_appended_total{") && l.contains("ClusterRequested")));
     for expected in [
         "polaris_api_requests_total",

@@ -139,4 +139,28 @@ mod tests {
             assert_eq!(resolve_in(dir, bad), None, "{bad}");
         }
     }
+
+    #[tokio::test]
+    async fn a_kubeconfig_that_skips_tls_verification_is_refused_outside_development_mode() {
+        let path = std::env::temp_dir().join(format!("insecure-{}.kubeconfig", uuid::Uuid::new_v4().simple()));
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    \
+             insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  \
+             context: {cluster: c, user: u}\ncurrent-context: c\n",
+        )
+        .expect("write kubeconfig");
+        let target = |allow_insecure| TargetRef {
+            target_id: uuid::Uuid::nil(),
+            kubeconfig: Some(path.display().to_string()),
+            kube_context: None,
+            kubeconfig_secret: None,
+            allow_insecure,
+        };
+        let Err(refused) = target(false).client().await else { panic!("an insecure kubeconfig was accepted") };
+        assert!(matches!(refused.downcast_ref::<TargetError>(), Some(TargetError::Insecure(_))), "{refused}");
+        // Development mode accepts it (building a client does not connect).
+        target(true).client().await.expect("accepted in development mode");
+        let _ = std::fs::remove_file(&path);
+    }
 }
