@@ -51,7 +51,7 @@ pub struct TopicView {
     pub replication_factor: u32,
     pub config: BTreeMap<String, String>,
     pub deletion_protection: bool,
-    /// REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED.
+    /// REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED, FAILED.
     pub status: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,

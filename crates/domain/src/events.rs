@@ -44,6 +44,7 @@ pub const CURRENT: &[(&str, &str, u32)] = &[
     ("topic", "TopicDeletionRequested", 1),
     ("topic", "TopicDeleted", 1),
     ("topic", "TopicStalled", 1),
+    ("topic", "TopicOperationFailed", 1),
 ];
 
 /// The current version of an event type, if this build knows it.
@@ -277,6 +278,7 @@ pub fn catalog() -> Vec<EventSchema> {
         entry::<t::TopicDeletionRequested>("topic", "TopicDeletionRequested", 1),
         entry::<t::TopicDeleted>("topic", "TopicDeleted", 1),
         entry::<t::TopicStalled>("topic", "TopicStalled", 1),
+        entry::<t::TopicOperationFailed>("topic", "TopicOperationFailed", 1),
     ]
 }
 

@@ -133,6 +133,12 @@ pub enum TopicCommand {
         operation_id: OperationId,
         reason: String,
     },
+    /// The topic workflow could not do its work (an object of another owner in the way: `OWNERSHIP_CONFLICT`);
+    /// the operation fails and nothing was touched.
+    MarkFailed {
+        operation_id: OperationId,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -145,6 +151,17 @@ pub enum TopicEvent {
     TopicDeletionRequested(TopicDeletionRequested),
     TopicDeleted(TopicDeleted),
     TopicStalled(TopicStalled),
+    TopicOperationFailed(TopicOperationFailed),
+}
+
+/// A topic operation failed (for example `OWNERSHIP_CONFLICT`: the KafkaTopic belongs to another cluster); the
+/// topic is FAILED until a new change succeeds, and nothing was touched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopicOperationFailed {
+    pub operation_id: OperationId,
+    /// Why, starting with the stable code (`OWNERSHIP_CONFLICT: KafkaTopic <namespace>/<name> ...`).
+    pub reason: String,
 }
 
 /// A topic operation passed its deadline; the topic is STALLED and nothing else was touched.
@@ -233,6 +250,7 @@ impl DomainEvent for TopicEvent {
             TopicEvent::TopicDeletionRequested(_) => "TopicDeletionRequested",
             TopicEvent::TopicDeleted(_) => "TopicDeleted",
             TopicEvent::TopicStalled(_) => "TopicStalled",
+            TopicEvent::TopicOperationFailed(_) => "TopicOperationFailed",
         }
         .to_owned()
     }
@@ -305,14 +323,18 @@ pub struct Topic {
     pub version: u64,
     /// The last operation passed its deadline.
     pub stalled: bool,
+    /// The last operation failed.
+    pub failed: bool,
 }
 
 impl Topic {
-    /// REQUESTED (never applied yet), READY, UPDATING (a change is being applied), DELETING, DELETED, STALLED.
+    /// REQUESTED (never applied yet), READY, UPDATING (a change is being applied), DELETING, DELETED, STALLED,
+    /// FAILED.
     pub fn status(&self) -> &'static str {
         match (self.deleted, self.deleting, self.current_operation, self.ready) {
             (true, ..) => "DELETED",
             _ if self.stalled => "STALLED",
+            _ if self.failed => "FAILED",
             (_, true, ..) => "DELETING",
             (_, _, Some(_), false) => "REQUESTED",
             (_, _, Some(_), true) => "UPDATING",
@@ -467,6 +489,12 @@ impl Aggregate for Topic {
                 // Already recorded, or the operation finished after all: nothing to say.
                 _ => vec![],
             },
+            TopicCommand::MarkFailed { operation_id, reason } => match self.current_operation {
+                Some(current) if current == operation_id => {
+                    vec![TopicEvent::TopicOperationFailed(TopicOperationFailed { operation_id, reason })]
+                }
+                _ => vec![],
+            },
         };
         for event in events {
             sink.write(event, self).await;
@@ -478,6 +506,8 @@ impl Aggregate for Topic {
         self.version += 1;
         self.stalled = matches!(event, TopicEvent::TopicStalled(_))
             || (self.stalled && matches!(event, TopicEvent::TopicDeletionProtectionChanged(_)));
+        self.failed = matches!(event, TopicEvent::TopicOperationFailed(_))
+            || (self.failed && matches!(event, TopicEvent::TopicDeletionProtectionChanged(_)));
         match event {
             TopicEvent::TopicRequested(e) => {
                 self.name = Some(e.name);
@@ -508,7 +538,7 @@ impl Aggregate for Topic {
                 self.deleted = true;
                 self.current_operation = None;
             }
-            TopicEvent::TopicStalled(_) => self.current_operation = None,
+            TopicEvent::TopicStalled(_) | TopicEvent::TopicOperationFailed(_) => self.current_operation = None,
         }
     }
 }

@@ -19,8 +19,8 @@ use polaris_domain::cluster::{
     KafkaVersionRolled, MetadataVersionBumped, OperationFailed, RebalanceCompleted, StrimziResourcesApplied,
 };
 use polaris_domain::topic::{
-    TopicConfigChanged, TopicDeleted, TopicDeletionProtectionChanged, TopicDeletionRequested, TopicPartitionsIncreased,
-    TopicReady, TopicRequested, TopicStalled,
+    TopicConfigChanged, TopicDeleted, TopicDeletionProtectionChanged, TopicDeletionRequested, TopicOperationFailed,
+    TopicPartitionsIncreased, TopicReady, TopicRequested, TopicStalled,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -118,7 +118,7 @@ impl Default for ProjectorMetrics {
 }
 
 /// Events that can end an operation (each operation is one workflow).
-const FINISHING_EVENTS: [&str; 11] = [
+const FINISHING_EVENTS: [&str; 12] = [
     "ClusterReady",
     "RebalanceCompleted",
     "BrokersRemoved",
@@ -130,6 +130,7 @@ const FINISHING_EVENTS: [&str; 11] = [
     "TopicReady",
     "TopicDeleted",
     "TopicStalled",
+    "TopicOperationFailed",
 ];
 
 impl ProjectorMetrics {
@@ -535,6 +536,24 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
                 }
                 op.state = "stalled".into();
                 op.error = Some(e.reason.clone());
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        "TopicOperationFailed" => {
+            let e: TopicOperationFailed = payload(env)?;
+            if !advance_topic(conn, env, "status = 'FAILED'", |q| q).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                let running: Vec<String> =
+                    op.steps.iter().filter(|s| s.state == "running").map(|s| s.name.clone()).collect();
+                for step in running {
+                    op.finish_step(&step, "failed", Some(e.reason.clone()), env.occurred_at);
+                }
+                op.state = "failed".into();
+                op.error = Some(e.reason.clone());
+                op.finished_at = Some(env.occurred_at);
             })
             .await?;
             Ok(Outcome::Applied)

@@ -16,7 +16,7 @@ use polaris_test_support::harness::{
 };
 use polaris_workers::provision::{Applied, apply_cluster_resources};
 use polaris_workers::resources::{CLUSTER_ID_LABEL, ClusterSpec};
-use polaris_workers::strimzi::{Kafka, KafkaNodePool};
+use polaris_workers::strimzi::{Kafka, KafkaNodePool, KafkaTopic, KafkaTopicSpec};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -125,6 +125,51 @@ async fn an_object_of_another_cluster_in_the_way_fails_the_operation_and_is_left
     let after = pools.get("brokers").await.expect("pool");
     assert_eq!(after.spec.replicas, 3, "the pool was not scaled");
     assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the pool was not written at all");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kafka_topic_of_another_cluster_where_a_new_topic_would_go_fails_the_topic_and_is_left_unchanged() {
+    let h = Harness::start(&ALL).await;
+    let name = unique_name();
+    let (s, created) = send(&h, h.http.post(h.url("/v1/clusters")).json(&cluster_body(&name))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let id = created["cluster"]["id"].as_str().expect("id").to_owned();
+    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
+    let ns = ready["namespace"].as_str().expect("namespace").to_owned();
+
+    // Pre-create the KafkaTopic the topic would be applied as, labelled with another cluster's id.
+    let cluster_id = polaris_domain::ClusterId::from_uuid(id.parse().expect("uuid"));
+    let resource = polaris_domain::naming::kafka_topic_resource_name(
+        "orders.events",
+        polaris_domain::topic::topic_id(cluster_id, "orders.events"),
+    );
+    let topics = Api::<KafkaTopic>::namespaced(kube_client("aws-eu-west-1").await, &ns);
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let mut squatter = KafkaTopic::new(
+        &resource,
+        KafkaTopicSpec {
+            topic_name: Some("orders.events".into()),
+            partitions: Some(1),
+            replicas: Some(1),
+            config: Default::default(),
+        },
+    );
+    squatter.metadata.labels = Some([(CLUSTER_ID_LABEL.to_owned(), stranger.clone())].into());
+    let before = topics.create(&PostParams::default(), &squatter).await.expect("pre-create the KafkaTopic");
+
+    let topic = json!({"name": "orders.events", "partitions": 6, "replication_factor": 3});
+    let (s, accepted) = send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/topics"))).json(&topic)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+    let op = wait_operation(&h, accepted["operation"]["id"].as_str().expect("op"), "failed").await;
+    let error = op["error"].as_str().expect("error");
+    assert!(error.starts_with(&format!("OWNERSHIP_CONFLICT: KafkaTopic {ns}/{resource}")), "{error}");
+    assert!(error.contains(&stranger), "{error}");
+    let view = polaris_test_support::harness::get(&h, &format!("/v1/clusters/{id}/topics/orders.events")).await;
+    assert_eq!(view["status"], "FAILED", "{view}");
+    let after = topics.get(&resource).await.expect("the KafkaTopic is still there");
+    assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "it was not written");
+    assert_eq!(after.spec.partitions, Some(1));
     h.stop().await;
 }
 

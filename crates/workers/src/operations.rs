@@ -578,6 +578,18 @@ fn topic_report(input: &TopicInput) -> crate::provision::TopicReportInput {
     crate::provision::TopicReportInput { topic_id: input.topic_id, cause: input.cause.clone() }
 }
 
+/// A topic operation found another owner's KafkaTopic in its way: `TopicOperationFailed`; nothing was touched.
+async fn topic_failed<W>(ctx: &WorkflowContext<W>, input: &TopicInput, reason: String) -> WorkflowResult<String> {
+    tracing::warn!(topic = %input.name, %reason, "topic operation failed");
+    ctx.execute_activity(
+        crate::provision::ClusterActivities::report_topic_failed,
+        (topic_report(input), reason),
+        crate::provision::report_options(),
+    )
+    .await?;
+    Ok("failed".into())
+}
+
 /// A topic operation passed its deadline: `TopicStalled`, and nothing else is touched.
 async fn topic_stalled<W>(ctx: &WorkflowContext<W>, input: &TopicInput, reason: String) -> WorkflowResult<String> {
     tracing::warn!(topic = %input.name, %reason, "topic operation stalled");
@@ -612,9 +624,8 @@ impl DeleteTopic {
                 .await?;
                 Ok("deleted".into())
             }
-            StepOutcome::Stalled { reason } | StepOutcome::Conflict { reason } => {
-                topic_stalled(ctx, &input, reason).await
-            }
+            StepOutcome::Stalled { reason } => topic_stalled(ctx, &input, reason).await,
+            StepOutcome::Conflict { reason } => topic_failed(ctx, &input, reason).await,
         }
     }
 }
@@ -641,9 +652,8 @@ impl ApplyTopic {
                 .await?;
                 Ok("ready".into())
             }
-            StepOutcome::Stalled { reason } | StepOutcome::Conflict { reason } => {
-                topic_stalled(ctx, &input, reason).await
-            }
+            StepOutcome::Stalled { reason } => topic_stalled(ctx, &input, reason).await,
+            StepOutcome::Conflict { reason } => topic_failed(ctx, &input, reason).await,
         }
     }
 }

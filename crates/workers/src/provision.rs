@@ -226,6 +226,23 @@ impl ClusterActivities {
         }
     }
 
+    /// Reports a topic operation that could not do its work (`OWNERSHIP_CONFLICT`): `TopicOperationFailed`.
+    #[activity]
+    pub async fn report_topic_failed(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: (TopicReportInput, String),
+    ) -> Result<(), ActivityError> {
+        let (input, reason) = input;
+        let metadata = input.cause.metadata();
+        let command = polaris_domain::topic::TopicCommand::MarkFailed { operation_id: input.cause.operation(), reason };
+        match self.topics.execute_with_metadata(&input.topic_id.to_string(), command, metadata.to_map()).await {
+            Ok(()) => Ok(()),
+            Err(AggregateError::UserError(e)) => Err(non_retryable(e)),
+            Err(e) => Err(retryable(e)),
+        }
+    }
+
     /// Reports a topic's KafkaTopic gone: `TopicDeleted`.
     #[activity]
     pub async fn report_topic_deleted(
