@@ -1007,7 +1007,7 @@ export interface components {
             partitions: number;
             /** Format: int32 */
             replication_factor: number;
-            /** @description REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED. */
+            /** @description REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED, FAILED. */
             status: string;
             /** Format: date-time */
             updated_at: string;
