@@ -39,13 +39,13 @@ pub struct CreateCluster {
     #[schema(example = "eu-west-1", pattern = "^[a-z0-9-]*[a-z0-9-]$", max_length = 63)]
     pub region: String,
     /// Defaults to the newest supported version.
-    #[schema(example = "4.3.1", schema_with = crate::schema::kafka_version)]
+    #[schema(example = "4.3.1", schema_with = crate::schema::kafka_version_or_default)]
     pub kafka_version: Option<String>,
     /// Broker count, 1 to 100.
     #[schema(example = 3, minimum = 1, maximum = 100)]
     pub brokers: u32,
     /// KRaft controllers: 1, 3 (default) or 5.
-    #[schema(schema_with = crate::schema::controllers)]
+    #[schema(schema_with = crate::schema::controllers_or_default)]
     pub controllers: Option<u32>,
     /// Storage per broker in GiB (default 100).
     #[schema(minimum = 1, maximum = 65536)]

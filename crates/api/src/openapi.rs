@@ -160,6 +160,24 @@ impl Modify for CommonResponses {
                 }
             }
         }
+        // A target's credentials: exactly one of `kubeconfig` and `kubeconfig_secret`.
+        if let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas)
+            && let Some(RefOr::T(target)) = schemas.remove("CreateTarget")
+        {
+            let requiring = |field: &str| -> RefOr<utoipa::openapi::schema::Schema> {
+                let string = utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .build();
+                utoipa::openapi::schema::ObjectBuilder::new().required(field).property(field, string).into()
+            };
+            let one_of = utoipa::openapi::schema::OneOfBuilder::new()
+                .item(requiring("kubeconfig"))
+                .item(requiring("kubeconfig_secret"))
+                .build();
+            let one_of = utoipa::openapi::schema::Schema::OneOf(one_of);
+            let all_of = utoipa::openapi::schema::AllOfBuilder::new().item(target).item(one_of).build();
+            schemas.insert("CreateTarget".to_owned(), RefOr::T(utoipa::openapi::schema::Schema::AllOf(all_of)));
+        }
         for item in openapi.paths.paths.values_mut() {
             for op in [&mut item.get].into_iter().flatten() {
                 add_common(op, false);

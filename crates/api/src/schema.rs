@@ -29,6 +29,27 @@ pub fn kafka_version() -> Schema {
     string_enum(polaris_domain::cluster::SUPPORTED_KAFKA_VERSIONS)
 }
 
+/// One of `values`, or null (an optional request field left to its default: serde reads null as absent).
+fn nullable_enum(ty: Type, values: impl IntoIterator<Item = serde_json::Value>) -> Schema {
+    let mut values: Vec<serde_json::Value> = values.into_iter().collect();
+    values.push(serde_json::Value::Null);
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([ty, Type::Null]))
+        .enum_values(Some(values))
+        .build()
+        .into()
+}
+
+/// A supported Kafka version, or null for the default.
+pub fn kafka_version_or_default() -> Schema {
+    nullable_enum(Type::String, polaris_domain::cluster::SUPPORTED_KAFKA_VERSIONS.map(serde_json::Value::from))
+}
+
+/// 1, 3 or 5 KRaft controllers, or null for the default (3).
+pub fn controllers_or_default() -> Schema {
+    nullable_enum(Type::Integer, [1, 3, 5].map(serde_json::Value::from))
+}
+
 /// KRaft controller counts: 1, 3 or 5.
 pub fn controllers() -> Schema {
     ObjectBuilder::new().schema_type(Type::Integer).enum_values(Some([1, 3, 5])).build().into()
@@ -41,8 +62,9 @@ pub fn cluster_status() -> Schema {
 
 /// A configuration map: Kafka property names to string values.
 pub fn config() -> Schema {
+    // Every `config` a request takes is optional: null reads as absent.
     ObjectBuilder::new()
-        .schema_type(Type::Object)
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Object, Type::Null]))
         .property_names(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(CONFIG_KEY))))
         .additional_properties(Some(AdditionalProperties::from(
             ObjectBuilder::new().schema_type(Type::String).pattern(Some(NO_NUL)),

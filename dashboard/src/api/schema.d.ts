@@ -556,12 +556,12 @@ export interface components {
             brokers: number;
             config?: {
                 [key: string]: string;
-            };
-            /** @enum {integer} */
-            controllers?: 1 | 3 | 5;
+            } | null;
+            /** @enum {integer|null} */
+            controllers?: 1 | 3 | 5 | null;
             deletion_protection?: boolean | null;
-            /** @enum {string} */
-            kafka_version?: "4.2.0" | "4.2.1" | "4.3.0" | "4.3.1";
+            /** @enum {string|null} */
+            kafka_version?: "4.2.0" | "4.2.1" | "4.3.0" | "4.3.1" | null;
             /**
              * @description DNS-1123 label of at most 54 characters, unique in the org among clusters not deleted. Its namespace is
              *     `polaris-<name>-<first 8 hex digits of the cluster id>`, so clusters of one name in two orgs never share one.
@@ -602,7 +602,11 @@ export interface components {
             provider: "aws" | "gcp" | "azure" | "onprem";
             /** @example eu-west-1 */
             region: string;
-        };
+        } & ({
+            kubeconfig: string;
+        } | {
+            kubeconfig_secret: string;
+        });
         CreateToken: {
             /** @description What the token is for, for people (shown in audit entries as the actor). */
             name: string;
@@ -617,7 +621,7 @@ export interface components {
         CreateTopicRequest: {
             config?: {
                 [key: string]: string;
-            };
+            } | null;
             deletion_protection?: boolean | null;
             /**
              * @description A Kafka topic name (letters, digits, `.`, `_`, `-`).
@@ -774,7 +778,7 @@ export interface components {
         PatchCluster: {
             config?: {
                 [key: string]: string;
-            };
+            } | null;
             deletion_protection?: boolean | null;
             /** Format: int64 */
             expected_version?: number | null;
@@ -783,7 +787,7 @@ export interface components {
         PatchTopic: {
             config?: {
                 [key: string]: string;
-            };
+            } | null;
             deletion_protection?: boolean | null;
             /**
              * Format: int64
@@ -1018,7 +1022,7 @@ export interface components {
         UpdateTopicInput: {
             config?: {
                 [key: string]: string;
-            };
+            } | null;
             deletion_protection?: boolean | null;
             /** Format: int64 */
             expected_version?: number | null;
