@@ -1,6 +1,6 @@
 // End-to-end: Debian's Chromium (through playwright-core, no browser download) drives the dashboard the API
 // server serves, against the live local stack (./dev/up or ./dev/test). Each run works in an org of its own:
-// a platform admin token creates the org, an admin token for it, its targets (the local ones) and a policy
+// a platform admin token creates the org, an admin token for it, grants it the (local) targets, and a policy
 // bundle. Screenshots of the main pages go to $POLARIS_SCREENSHOTS (default .polaris/screenshots).
 //
 //   POLARIS_API_URL=http://127.0.0.1:8080 POLARIS_TOKEN_FILE=../.polaris/dev-admin-token node e2e/run.mjs
@@ -41,13 +41,11 @@ async function call(token, method, path, body) {
 async function setUp(platformToken, stamp) {
   const org = await call(platformToken, 'POST', '/v1/orgs', { name: `e2e-${stamp}` });
   const token = await call(platformToken, 'POST', '/v1/tokens', { name: 'e2e-admin', role: 'admin', org_id: org.id });
+  // Targets are platform infrastructure: the platform admin grants the new org the local ones.
   const targets = await call(platformToken, 'GET', '/v1/targets');
-  if (!targets.items?.length) fail('the development org has no targets; ./dev/up registers them');
+  if (!targets.items?.length) fail('there are no targets; ./dev/up registers the local ones');
   for (const t of targets.items) {
-    const copy = { name: t.name, provider: t.provider, region: t.region };
-    if (t.kube_context) copy.kube_context = t.kube_context;
-    if (t.kubeconfig) copy.kubeconfig = t.kubeconfig;
-    await call(token.secret, 'POST', '/v1/targets', copy);
+    await call(platformToken, 'POST', `/v1/targets/${t.id}/grants`, { org_id: org.id });
   }
   await call(token.secret, 'PUT', '/v1/policies', {
     brokers: { min: 1, max: 6 },
