@@ -35,6 +35,15 @@ async fn get_as(h: &Harness, token: &str, path: &str) -> Value {
     body
 }
 
+/// A new READY cluster of the harness org: its id and namespace.
+async fn ready_cluster(h: &Harness) -> (String, String) {
+    let (s, created) = send(h, h.http.post(h.url("/v1/clusters")).json(&cluster_body(&unique_name()))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let id = created["cluster"]["id"].as_str().expect("id").to_owned();
+    let ready = wait_for_status(h, &id, "READY", Duration::from_secs(90)).await;
+    (id, ready["namespace"].as_str().expect("namespace").to_owned())
+}
+
 async fn count(h: &Harness, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&h.db.pool).await.expect("count")
 }
@@ -92,12 +101,7 @@ async fn two_orgs_with_one_cluster_name_on_one_target_each_own_their_resources()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_object_of_another_cluster_in_the_way_fails_the_operation_and_is_left_unchanged() {
     let h = Harness::start(&ALL).await;
-    let name = unique_name();
-    let (s, created) = send(&h, h.http.post(h.url("/v1/clusters")).json(&cluster_body(&name))).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
-    let id = created["cluster"]["id"].as_str().expect("id").to_owned();
-    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
-    let ns = ready["namespace"].as_str().expect("namespace").to_owned();
+    let (id, ns) = ready_cluster(&h).await;
 
     // Someone relabels the broker pool as another cluster's; a scale must not touch it.
     let aws = kube_client("aws-eu-west-1").await;
@@ -135,12 +139,7 @@ async fn an_object_of_another_cluster_in_the_way_fails_the_operation_and_is_left
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kafka_topic_of_another_cluster_where_a_new_topic_would_go_fails_the_topic_and_is_left_unchanged() {
     let h = Harness::start(&ALL).await;
-    let name = unique_name();
-    let (s, created) = send(&h, h.http.post(h.url("/v1/clusters")).json(&cluster_body(&name))).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
-    let id = created["cluster"]["id"].as_str().expect("id").to_owned();
-    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
-    let ns = ready["namespace"].as_str().expect("namespace").to_owned();
+    let (id, ns) = ready_cluster(&h).await;
 
     // Pre-create the KafkaTopic the topic would be applied as, labelled with another cluster's id.
     let cluster_id = polaris_domain::ClusterId::from_uuid(id.parse().expect("uuid"));
