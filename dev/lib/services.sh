@@ -255,6 +255,39 @@ current-context: $name
 KC
   wait_for "kube-apiserver ($name)" 120 "$logf" "$(kubectl_bin)" --kubeconfig "$kubeconfig" get --raw /readyz
   apply_strimzi_crds "$kubeconfig" "$name"
+  apply_istio_crds "$kubeconfig" "$name"
+}
+
+# Istio's CRDs (no Istio data plane runs here: the API servers validate the mesh objects Polaris writes).
+istio_crds() { echo "$CACHE/istio-api-$ISTIO_API_VERSION/customresourcedefinitions.gen.yaml"; }
+ensure_istio_crds() {
+  [[ -f "$(istio_crds)" ]] && return 0
+  local dir
+  dir=$(cd "$ROOT" && GOFLAGS=-mod=mod go mod download -json "istio.io/api@$ISTIO_API_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$(dirname "$(istio_crds)")"
+  cp "$dir/kubernetes/customresourcedefinitions.gen.yaml" "$(istio_crds)"
+}
+apply_istio_crds() {
+  local kubeconfig="$1" name="$2" logf="$LOGS/kube-$2.log"
+  step "istio.io/api $ISTIO_API_VERSION: fetch the Istio CRDs from the Go module proxy" "$LOGS/install.log" ensure_istio_crds
+  step "kube ($name): apply the Istio CRDs" "$logf" \
+    "$(kubectl_bin)" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$(istio_crds)"
+  for crd in peerauthentications.security.istio.io authorizationpolicies.security.istio.io \
+    destinationrules.networking.istio.io virtualservices.networking.istio.io sidecars.networking.istio.io; do
+    wait_for "CRD $crd established on $name" 60 "$logf" \
+      "$(kubectl_bin)" --kubeconfig "$kubeconfig" wait --for condition=established --timeout=5s "crd/$crd"
+  done
+}
+
+# istioctl (for `istioctl analyze` of the chart's mesh rendering), built from the Go module proxy; cached.
+istioctl_bin() { echo "$CACHE/istioctl-$ISTIOCTL_VERSION/istioctl"; }
+ensure_istioctl() {
+  if [[ ! -x "$(istioctl_bin)" ]]; then
+    step "istioctl $ISTIOCTL_VERSION: build from the Go module proxy (first run: about 5 minutes)" "$LOGS/install.log" \
+      env GOBIN="$CACHE/istioctl-$ISTIOCTL_VERSION" GOTOOLCHAIN=go1.27.3 \
+      go install "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL_VERSION"
+  fi
 }
 
 # The real Strimzi CRDs from ../shared when present; otherwise the ones Polaris generates from its own types.

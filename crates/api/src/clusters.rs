@@ -267,7 +267,7 @@ async fn request_cluster(
     body: CreateCluster,
     dry_run: bool,
 ) -> Result<Requested, ApiError> {
-    let policy_version = crate::policies::judge(
+    let bundle = crate::policies::judge_by_bundle(
         state,
         caller,
         &Subject::cluster_request(
@@ -281,6 +281,7 @@ async fn request_cluster(
         ),
     )
     .await?;
+    let policy_version = bundle.version;
     // The name is reserved in the transaction that appends ClusterRequested (polaris_store::invariants), not
     // checked here against a read model that may lag: of concurrent requests for one name exactly one is accepted.
     let target_id = crate::targets::place(&state.pool, caller.org_id, &body.provider, &body.region).await?;
@@ -308,6 +309,7 @@ async fn request_cluster(
         deletion_protection: body.deletion_protection.unwrap_or(false),
         requested_by: caller.actor(),
         requested_at: now,
+        mesh: bundle.rules.mesh,
     });
     if dry_run {
         caller.note(|d| d.dry_run = true);

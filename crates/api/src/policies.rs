@@ -64,6 +64,16 @@ async fn bundle_at(
 /// Judges a command by the org's current bundle. Allowed: the bundle version, for the command's metadata.
 /// Refused: `422 POLICY_VIOLATION` with every violated rule. Either way the audit entry records the verdict.
 pub async fn judge(state: &AppState, caller: &Caller, subject: &Subject<'_>) -> Result<i64, ApiError> {
+    Ok(judge_by_bundle(state, caller, subject).await?.version)
+}
+
+/// Like [`judge`], answering the bundle that judged the command (its settings, such as `mesh`, shape what the
+/// command records).
+pub async fn judge_by_bundle(
+    state: &AppState,
+    caller: &Caller,
+    subject: &Subject<'_>,
+) -> Result<PolicyBundle, ApiError> {
     let (bundle, _) = current_bundle(&state.pool, caller.org_id).await?;
     let violations: Vec<ViolationView> = bundle.evaluate(subject).into_iter().map(Into::into).collect();
     let version = bundle.version;
@@ -71,7 +81,7 @@ pub async fn judge(state: &AppState, caller: &Caller, subject: &Subject<'_>) -> 
         d.policy_version = Some(version);
         d.violations = violations.clone();
     });
-    if violations.is_empty() { Ok(version) } else { Err(ApiError::PolicyViolation(violations)) }
+    if violations.is_empty() { Ok(bundle) } else { Err(ApiError::PolicyViolation(violations)) }
 }
 
 /// The rules of a bundle, as the OpenAPI document describes them (the domain's `PolicyRules`; a test keeps the
@@ -98,6 +108,33 @@ pub struct PolicyRulesDoc {
     /// Clusters whose name matches this regular expression must keep deletion protection on.
     #[schema(schema_with = crate::schema::text)]
     deletion_protection_required_for: Option<String>,
+    /// Whether clusters requested under this bundle join an Istio mesh (absent: `off`). Recorded on each cluster
+    /// when it is requested.
+    mesh: Option<MeshDoc>,
+}
+
+/// How an org's clusters join the Istio mesh: `strict` (mutual TLS required) or `permissive` (mutual TLS
+/// accepted beside plain text) label the namespace for sidecar injection and create a `PeerAuthentication` and an
+/// `AuthorizationPolicy` admitting the cluster's own namespace and `client_namespaces`; `off` creates nothing.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PolicyMesh)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MeshDoc {
+    mode: MeshModeDoc,
+    /// Namespaces (DNS-1123 labels, at most 64) whose workloads may call the cluster through the mesh.
+    #[schema(schema_with = crate::schema::namespaces_or_none)]
+    client_namespaces: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = MeshMode)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum MeshModeDoc {
+    Strict,
+    Permissive,
+    Off,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -401,6 +438,22 @@ fn nested_objects(rules: &serde_json::Value) -> Result<(), ApiError> {
             return Err(ApiError::validation(format!("{field} must be an object or null"), Some(field)));
         }
     }
+    if let Some(mesh) = rules.get("mesh").filter(|m| !m.is_null()) {
+        let Some(mesh) = mesh.as_object() else {
+            return Err(ApiError::validation("mesh must be an object or null", Some("mesh")));
+        };
+        let modes = ["strict", "permissive", "off"];
+        if !mesh.get("mode").and_then(|m| m.as_str()).is_some_and(|m| modes.contains(&m)) {
+            let detail = format!("mesh.mode must be one of {}", modes.join(", "));
+            return Err(ApiError::validation(detail, Some("mesh.mode")));
+        }
+        if let Some(list) = mesh.get("client_namespaces").filter(|l| !l.is_null())
+            && !list.as_array().is_some_and(|items| items.iter().all(serde_json::Value::is_string))
+        {
+            let detail = "mesh.client_namespaces is a list of namespace names";
+            return Err(ApiError::validation(detail, Some("mesh.client_namespaces")));
+        }
+    }
     if let Some(serde_json::Value::Array(items)) = rules.get("allowed_locations")
         && !items.iter().all(serde_json::Value::is_object)
     {
@@ -457,6 +510,7 @@ mod tests {
             retention_ms: Some(RetentionRule { finite: true, min: Some(1), max: Some(2) }),
             replication_factor_at_most_brokers: true,
             deletion_protection_required_for: Some(String::new()),
+            mesh: Some(polaris_domain::policy::MeshPolicy::default()),
         };
         let json = serde_json::to_value(&full).expect("json");
         let mut keys: Vec<String> = json.as_object().expect("object").keys().cloned().collect();
@@ -465,5 +519,10 @@ mod tests {
         assert_eq!(properties(BoundsDoc::schema()), ["max", "min"]);
         assert_eq!(properties(RetentionDoc::schema()), ["finite", "max", "min"]);
         assert_eq!(properties(LocationDoc::schema()), ["provider", "region"]);
+        assert_eq!(properties(MeshDoc::schema()), ["client_namespaces", "mode"]);
+        let mesh = serde_json::to_value(polaris_domain::policy::MeshPolicy::default()).expect("json");
+        let mut keys: Vec<&String> = mesh.as_object().expect("object").keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["client_namespaces", "mode"]);
     }
 }

@@ -73,6 +73,16 @@ pub fn config() -> Schema {
         .into()
 }
 
+/// Kubernetes namespace names (DNS-1123 labels), at most 64, or null for none.
+pub fn namespaces_or_none() -> Schema {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(DNS_LABEL)))
+        .max_items(Some(polaris_domain::policy::MESH_CLIENT_NAMESPACES_MAX))
+        .build()
+        .into()
+}
+
 /// Text without NUL characters.
 pub fn text() -> Schema {
     ObjectBuilder::new().schema_type(Type::String).pattern(Some(NO_NUL)).build().into()

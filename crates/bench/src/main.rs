@@ -144,6 +144,7 @@ async fn handle_directly(
         deletion_protection: false,
         requested_by: "bench".into(),
         requested_at: now,
+        mesh: None,
     });
     cqrs.execute_with_metadata(&id.to_string(), cmd, md.to_map()).await.map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -84,6 +84,8 @@ pub struct RequestCluster {
     pub deletion_protection: bool,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
+    /// The org policy's mesh setting when the request was judged; `None` (or mode `off`): no mesh.
+    pub mesh: Option<crate::policy::MeshPolicy>,
 }
 
 /// Commands on a cluster. `Request*` come from users through the API; the others are workflows reporting a
@@ -322,6 +324,27 @@ pub struct OperationFailed {
     pub reason: String,
 }
 
+/// How a cluster joins the Istio mesh, fixed when it is requested (the org policy's `mesh` then).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterMesh {
+    /// `strict` or `permissive`; a cluster outside the mesh has no `mesh` at all.
+    pub mode: crate::policy::MeshMode,
+    /// Namespaces besides the cluster's own whose workloads may call it through the mesh.
+    pub client_namespaces: Vec<String>,
+}
+
+impl ClusterMesh {
+    /// The mesh a policy setting gives a new cluster: none when absent or `off`.
+    pub fn from_policy(policy: Option<&crate::policy::MeshPolicy>) -> Option<Self> {
+        let p = policy.filter(|p| p.mode != crate::policy::MeshMode::Off)?;
+        let mut client_namespaces = p.client_namespaces.clone();
+        client_namespaces.sort();
+        client_namespaces.dedup();
+        Some(ClusterMesh { mode: p.mode, client_namespaces })
+    }
+}
+
 /// A new cluster was accepted and placed on a target; provisioning follows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -345,6 +368,8 @@ pub struct ClusterRequested {
     /// The Kubernetes namespace the cluster owns alone on its target (`naming::cluster_namespace`), fixed here for
     /// the cluster's life.
     pub namespace: String,
+    /// The cluster's mesh membership (version 4); `null`: not in a mesh.
+    pub mesh: Option<ClusterMesh>,
 }
 
 impl DomainEvent for ClusterEvent {
@@ -529,6 +554,7 @@ impl Cluster {
             requested_by: cmd.requested_by,
             requested_at: cmd.requested_at,
             namespace,
+            mesh: ClusterMesh::from_policy(cmd.mesh.as_ref()),
         })
     }
 
@@ -856,11 +882,27 @@ mod tests {
             deletion_protection: false,
             requested_by: "token:test".into(),
             requested_at: DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z").unwrap().with_timezone(&Utc),
+            mesh: None,
         }
     }
 
     fn requested() -> ClusterEvent {
         ClusterEvent::ClusterRequested(Cluster::default().request(request()).unwrap())
+    }
+
+    #[test]
+    fn the_request_records_the_policys_mesh_and_off_is_no_mesh() {
+        use crate::policy::{MeshMode, MeshPolicy};
+        let with = |mesh: Option<MeshPolicy>| Cluster::default().request(RequestCluster { mesh, ..request() }).unwrap();
+        assert_eq!(with(None).mesh, None);
+        let off = MeshPolicy { mode: MeshMode::Off, client_namespaces: vec!["payments".into()] };
+        assert_eq!(with(Some(off)).mesh, None, "off: no mesh, whatever the namespaces");
+        let strict = MeshPolicy { mode: MeshMode::Strict, client_namespaces: vec!["b".into(), "a".into(), "b".into()] };
+        assert_eq!(
+            with(Some(strict)).mesh,
+            Some(ClusterMesh { mode: MeshMode::Strict, client_namespaces: vec!["a".into(), "b".into()] }),
+            "sorted, without repeats"
+        );
     }
 
     fn given_nothing_when(cmd: RequestCluster) -> cqrs_es::test::AggregateResultValidator<Cluster> {
@@ -887,6 +929,7 @@ mod tests {
             requested_by: "token:test".into(),
             requested_at: request().requested_at,
             namespace: "polaris-orders-00000000".into(),
+            mesh: None,
         });
         given_nothing_when(request()).then_expect_events(vec![expected]);
     }
@@ -1330,6 +1373,6 @@ mod tests {
     #[test]
     fn event_names_are_past_tense_and_versioned() {
         assert_eq!(requested().event_type(), "ClusterRequested");
-        assert_eq!(requested().event_version(), "3");
+        assert_eq!(requested().event_version(), "4");
     }
 }

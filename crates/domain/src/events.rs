@@ -20,7 +20,7 @@ use crate::topic::{self, TopicEvent};
 
 /// Every event type with its aggregate and current version.
 pub const CURRENT: &[(&str, &str, u32)] = &[
-    ("cluster", "ClusterRequested", 3),
+    ("cluster", "ClusterRequested", 4),
     ("cluster", "ClusterProvisioningStarted", 1),
     ("cluster", "StrimziResourcesApplied", 1),
     ("cluster", "ClusterReady", 1),
@@ -123,8 +123,8 @@ pub struct ClusterRequestedV2 {
 impl ClusterRequestedV2 {
     /// Version 3 adds `namespace`. A version 2 cluster was provisioned into `polaris-<name>` (the old rule) and keeps
     /// that namespace for life, so its workflows keep finding its resources.
-    fn upcast(self) -> cluster::ClusterRequested {
-        cluster::ClusterRequested {
+    fn upcast(self) -> ClusterRequestedV3 {
+        ClusterRequestedV3 {
             namespace: crate::naming::legacy_cluster_namespace(self.name.as_str()),
             cluster_id: self.cluster_id,
             org_id: self.org_id,
@@ -142,6 +142,55 @@ impl ClusterRequestedV2 {
             deletion_protection: self.deletion_protection,
             requested_by: self.requested_by,
             requested_at: self.requested_at,
+        }
+    }
+}
+
+/// `ClusterRequested` version 3, written before clusters could join a mesh: no `mesh`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRequestedV3 {
+    pub cluster_id: ClusterId,
+    pub org_id: OrgId,
+    pub operation_id: OperationId,
+    pub target_id: TargetId,
+    pub name: ClusterName,
+    pub provider: Provider,
+    pub region: Region,
+    pub kafka_version: String,
+    pub metadata_version: String,
+    pub brokers: u32,
+    pub controllers: u32,
+    pub storage_gib: u32,
+    pub config: BTreeMap<String, String>,
+    pub deletion_protection: bool,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub namespace: String,
+}
+
+impl ClusterRequestedV3 {
+    /// Version 4 adds `mesh`; a cluster requested before it is outside any mesh.
+    fn upcast(self) -> cluster::ClusterRequested {
+        cluster::ClusterRequested {
+            cluster_id: self.cluster_id,
+            org_id: self.org_id,
+            operation_id: self.operation_id,
+            target_id: self.target_id,
+            name: self.name,
+            provider: self.provider,
+            region: self.region,
+            kafka_version: self.kafka_version,
+            metadata_version: self.metadata_version,
+            brokers: self.brokers,
+            controllers: self.controllers,
+            storage_gib: self.storage_gib,
+            config: self.config,
+            deletion_protection: self.deletion_protection,
+            requested_by: self.requested_by,
+            requested_at: self.requested_at,
+            namespace: self.namespace,
+            mesh: None,
         }
     }
 }
@@ -175,6 +224,10 @@ pub fn upcast(event_type: &str, version: u32, payload: Value) -> Result<(u32, Va
             ("ClusterRequested", 2) => {
                 let v2: ClusterRequestedV2 = serde_json::from_value(payload).map_err(|e| malformed(2, e))?;
                 serde_json::to_value(v2.upcast()).map_err(|e| malformed(2, e))?
+            }
+            ("ClusterRequested", 3) => {
+                let v3: ClusterRequestedV3 = serde_json::from_value(payload).map_err(|e| malformed(3, e))?;
+                serde_json::to_value(v3.upcast()).map_err(|e| malformed(3, e))?
             }
             _ => break,
         };
@@ -254,7 +307,8 @@ pub fn catalog() -> Vec<EventSchema> {
     vec![
         entry::<ClusterRequestedV1>("cluster", "ClusterRequested", 1),
         entry::<ClusterRequestedV2>("cluster", "ClusterRequested", 2),
-        entry::<c::ClusterRequested>("cluster", "ClusterRequested", 3),
+        entry::<ClusterRequestedV3>("cluster", "ClusterRequested", 3),
+        entry::<c::ClusterRequested>("cluster", "ClusterRequested", 4),
         entry::<c::ClusterProvisioningStarted>("cluster", "ClusterProvisioningStarted", 1),
         entry::<c::StrimziResourcesApplied>("cluster", "StrimziResourcesApplied", 1),
         entry::<c::ClusterReady>("cluster", "ClusterReady", 1),

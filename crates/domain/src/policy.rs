@@ -60,6 +60,57 @@ fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Erro
     Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
+/// How the org's clusters join an Istio service mesh.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MeshMode {
+    /// Sidecar injection and mutual TLS required for everything the sidecar carries.
+    Strict,
+    /// Sidecar injection; mutual TLS accepted, plain text too (a migration step).
+    Permissive,
+    /// No mesh objects (the default).
+    #[default]
+    Off,
+}
+
+impl MeshMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeshMode::Strict => "strict",
+            MeshMode::Permissive => "permissive",
+            MeshMode::Off => "off",
+        }
+    }
+}
+
+/// The mesh setting of an org's clusters: how they join the mesh, and which client namespaces may call them.
+/// Recorded on each cluster when it is requested, so a later change applies to clusters requested after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshPolicy {
+    pub mode: MeshMode,
+    /// Namespaces (besides the cluster's own) whose workloads may call the cluster through the mesh.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub client_namespaces: Vec<String>,
+}
+
+/// At most this many client namespaces per policy.
+pub const MESH_CLIENT_NAMESPACES_MAX: usize = 64;
+
+/// `null` reads as absent: empty.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A Kubernetes namespace name: a DNS-1123 label.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// The rules of a bundle. Every rule is optional; an absent rule allows everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +139,9 @@ pub struct PolicyRules {
     /// Clusters whose name matches this regular expression must keep deletion protection on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_protection_required_for: Option<String>,
+    /// Whether clusters requested under this bundle join an Istio mesh (absent: `off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<MeshPolicy>,
 }
 
 /// A rule set that cannot be used: a pattern that does not compile, or bounds upside down.
@@ -120,6 +174,17 @@ impl PolicyRules {
             && min > max
         {
             return Err(InvalidPolicy { field: "retention_ms", reason: format!("min {min} is above max {max}") });
+        }
+        if let Some(mesh) = &self.mesh {
+            let field = "mesh.client_namespaces";
+            if mesh.client_namespaces.len() > MESH_CLIENT_NAMESPACES_MAX {
+                let reason = format!("at most {MESH_CLIENT_NAMESPACES_MAX} namespaces");
+                return Err(InvalidPolicy { field, reason });
+            }
+            if let Some(bad) = mesh.client_namespaces.iter().find(|n| !is_dns_label(n)) {
+                let reason = format!("{bad:?} is not a namespace name (a DNS-1123 label)");
+                return Err(InvalidPolicy { field, reason });
+            }
         }
         Ok(())
     }
@@ -413,6 +478,40 @@ fn check_retention(rule: &RetentionRule, value: &str, violate: &mut impl FnMut(&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mesh_setting_reads_every_mode_and_refuses_what_is_not_one() {
+        for (mode, expected) in
+            [("strict", MeshMode::Strict), ("permissive", MeshMode::Permissive), ("off", MeshMode::Off)]
+        {
+            let rules: PolicyRules = serde_json::from_value(serde_json::json!({"mesh": {"mode": mode}})).unwrap();
+            let mesh = rules.mesh.expect("mesh");
+            assert_eq!((mesh.mode, mesh.client_namespaces.len()), (expected, 0));
+            assert_eq!(mesh.mode.as_str(), mode);
+        }
+        for bad in [
+            serde_json::json!({"mesh": {"mode": "STRICT"}}),
+            serde_json::json!({"mesh": {}}),
+            serde_json::json!({"mesh": {"mode": "strict", "extra": 1}}),
+        ] {
+            assert!(serde_json::from_value::<PolicyRules>(bad.clone()).is_err(), "{bad}");
+        }
+        let named = |names: &[&str]| PolicyRules {
+            mesh: Some(MeshPolicy {
+                mode: MeshMode::Strict,
+                client_namespaces: names.iter().map(|n| (*n).to_owned()).collect(),
+            }),
+            ..PolicyRules::default()
+        };
+        assert_eq!(named(&["payments", "team-a1"]).validate(), Ok(()));
+        for bad in ["Payments", "-a", "a-", "", "a_b", &"a".repeat(64)] {
+            let e = named(&[bad]).validate().expect_err(bad);
+            assert_eq!(e.field, "mesh.client_namespaces", "{bad}");
+        }
+        let many: Vec<String> = (0..=MESH_CLIENT_NAMESPACES_MAX).map(|i| format!("ns-{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(named(&refs).validate().is_err(), "at most {MESH_CLIENT_NAMESPACES_MAX}");
+    }
 
     fn bundle(rules: PolicyRules) -> PolicyBundle {
         PolicyBundle { version: 7, rules }

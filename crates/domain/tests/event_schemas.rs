@@ -113,7 +113,7 @@ fn a_stored_version_1_event_is_read_by_current_code_without_rewriting_it() {
     // ...but through the upcaster (the form the event store keeps, externally tagged) it can.
     let (version, tagged) =
         events::upcast_tagged("ClusterRequested", 1, stored["payload"].clone()).expect("version 1 upcasts");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let event: ClusterEvent = serde_json::from_value(tagged.clone()).expect("current code reads the upcast event");
     let ClusterEvent::ClusterRequested(requested) = event else { panic!("not a ClusterRequested") };
     assert_eq!(requested.target_id, TargetId::UNPLACED);
@@ -121,7 +121,9 @@ fn a_stored_version_1_event_is_read_by_current_code_without_rewriting_it() {
     assert_eq!(requested.brokers, 3);
     // Clusters from before namespaces carried the id keep the old rule's namespace for life.
     assert_eq!(requested.namespace, format!("polaris-{}", requested.name.as_str()));
-    assert_fits(&tagged["ClusterRequested"], &schema_of("ClusterRequested", 3));
+    // ...and outside any mesh: meshes came with version 4.
+    assert_eq!(requested.mesh, None);
+    assert_fits(&tagged["ClusterRequested"], &schema_of("ClusterRequested", 4));
 
     // The envelope path (relay, projector, subscribers) does the same.
     let envelope = EventEnvelope {
@@ -143,7 +145,7 @@ fn a_stored_version_1_event_is_read_by_current_code_without_rewriting_it() {
     let decoded: ClusterEvent = envelope.decode().expect("decodes");
     assert!(matches!(decoded, ClusterEvent::ClusterRequested(_)));
     let current = envelope.clone().into_current().expect("upcasts");
-    assert_eq!(current.event_version, 3);
+    assert_eq!(current.event_version, 4);
     assert_eq!(current.payload["target_id"], "00000000-0000-0000-0000-000000000000");
 
     // The fixture (the stored row) is untouched: upcasting works on copies.
@@ -152,8 +154,8 @@ fn a_stored_version_1_event_is_read_by_current_code_without_rewriting_it() {
 
 #[test]
 fn unknown_and_malformed_versions_are_refused_by_name() {
-    let e = events::upcast("ClusterRequested", 4, serde_json::json!({})).expect_err("v4 does not exist");
-    assert!(e.to_string().contains("version 4"), "{e}");
+    let e = events::upcast("ClusterRequested", 5, serde_json::json!({})).expect_err("v5 does not exist");
+    assert!(e.to_string().contains("version 5"), "{e}");
     let e = events::upcast("ClusterRequested", 1, serde_json::json!({"name": "x"})).expect_err("malformed v1");
     assert!(e.to_string().contains("version 1"), "{e}");
     // An unknown type passes through unchanged (the relay forwards it); decoding it fails by name.

@@ -197,6 +197,7 @@ async fn provisioning_into_a_namespace_of_another_owner_changes_nothing() {
             storage_gib: 10,
             config: Default::default(),
             namespace: polaris_domain::naming::cluster_namespace(&name, cluster_id),
+            mesh: None,
         };
         // The namespace the cluster would write exists already: another cluster's, or nobody's.
         let labels = owner.clone().map(|o| [(CLUSTER_ID_LABEL.to_owned(), o)].into());

@@ -211,6 +211,7 @@ async fn the_stand_in_refuses_to_drop_brokers_that_still_hold_partitions_as_stri
         storage_gib: 10,
         config: Default::default(),
         namespace: polaris_domain::naming::cluster_namespace(&name, cluster_id),
+        mesh: None,
     };
     let client = kube_client("gcp-europe-west1").await;
     let ns = spec.namespace();

@@ -117,7 +117,7 @@ async fn a_cluster_request_reaches_kafka_once_and_the_read_model() {
     assert_eq!(envelope.aggregate_type, "cluster");
     assert_eq!(envelope.sequence, 1);
     assert_eq!(envelope.event_type, "ClusterRequested");
-    assert_eq!(envelope.event_version, 3, "ClusterRequested is at version 3 (target_id, namespace)");
+    assert_eq!(envelope.event_version, 4, "ClusterRequested is at version 4 (target_id, namespace, mesh)");
     assert_eq!(envelope.org_id, h.org.as_uuid());
     assert_eq!(envelope.operation_id.map(|o| o.to_string()), Some(operation_id.clone()));
     assert!(envelope.actor.starts_with("token:admin-token:"), "{}", envelope.actor);
@@ -137,7 +137,7 @@ async fn a_cluster_request_reaches_kafka_once_and_the_read_model() {
             .unwrap_or_else(|| panic!("header {name}"))
     };
     assert_eq!(header("event_type"), "ClusterRequested");
-    assert_eq!(header("event_version"), "3");
+    assert_eq!(header("event_version"), "4");
     assert_eq!(header("content-type"), "application/json");
 
     h.stop().await;

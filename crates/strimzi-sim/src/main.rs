@@ -30,6 +30,7 @@ use kube::api::PostParams;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, ResourceExt};
+use polaris_workers::istio::{AuthorizationPolicy, DestinationRule, PeerAuthentication};
 use polaris_workers::strimzi::{
     CLUSTER_LABEL, Condition, Kafka, KafkaNodePool, KafkaNodePoolStatus, KafkaRebalance, KafkaRebalanceStatus,
     KafkaStatus, KafkaTopic, KafkaTopicStatus, ListenerStatus, ProcessRole, UsedNodePoolStatus,
@@ -177,7 +178,8 @@ impl Sim {
         Ok(())
     }
 
-    /// Deletes the Strimzi resources left in a terminating namespace; true once none is left.
+    /// Deletes the Strimzi resources (and the Istio objects Polaris writes) left in a terminating namespace; true
+    /// once none is left.
     async fn empty_namespace(&self, ns: &str) -> anyhow::Result<bool> {
         async fn sweep<K>(api: Api<K>) -> anyhow::Result<usize>
         where
@@ -187,7 +189,12 @@ impl Sim {
                 + std::fmt::Debug,
             <K as kube::Resource>::DynamicType: Default,
         {
-            let left = api.list(&ListParams::default()).await?.items.len();
+            let left = match api.list(&ListParams::default()).await {
+                Ok(list) => list.items.len(),
+                // A kind the API server does not serve (Istio's, where its CRDs are not installed): nothing left.
+                Err(kube::Error::Api(e)) if e.code == 404 => 0,
+                Err(e) => return Err(e.into()),
+            };
             if left > 0 {
                 api.delete_collection(&kube::api::DeleteParams::background(), &ListParams::default()).await?;
             }
@@ -197,7 +204,10 @@ impl Sim {
         let left = sweep(Api::<KafkaTopic>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<KafkaRebalance>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<Kafka>::namespaced(c.clone(), ns)).await?
-            + sweep(Api::<KafkaNodePool>::namespaced(c.clone(), ns)).await?;
+            + sweep(Api::<KafkaNodePool>::namespaced(c.clone(), ns)).await?
+            + sweep(Api::<PeerAuthentication>::namespaced(c.clone(), ns)).await?
+            + sweep(Api::<AuthorizationPolicy>::namespaced(c.clone(), ns)).await?
+            + sweep(Api::<DestinationRule>::namespaced(c.clone(), ns)).await?;
         Ok(left == 0)
     }
 

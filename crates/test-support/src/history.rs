@@ -65,18 +65,24 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
         requested_by: "seed:history".into(),
         requested_at: at(0),
         namespace: polaris_domain::naming::cluster_namespace(&format!("seed-{n}"), cluster.as_uuid()),
+        mesh: None,
     };
     let mut first = serde_json::to_value(ClusterEvent::ClusterRequested(requested)).unwrap_or_default();
-    let mut first_version = "3";
-    if n % 10 <= 1 {
-        // Version 2: written before namespaces carried the cluster id; version 1 also before clusters had a target.
-        if let Some(inner) = first.get_mut("ClusterRequested").and_then(|v| v.as_object_mut()) {
+    let mut first_version = "4";
+    // Version 3: written before clusters could join a mesh; version 2 also before namespaces carried the cluster
+    // id; version 1 also before clusters had a target.
+    if n % 10 <= 2
+        && let Some(inner) = first.get_mut("ClusterRequested").and_then(|v| v.as_object_mut())
+    {
+        inner.remove("mesh");
+        first_version = "3";
+        if n % 10 <= 1 {
             inner.remove("namespace");
             first_version = "2";
-            if n.is_multiple_of(10) {
-                inner.remove("target_id");
-                first_version = "1";
-            }
+        }
+        if n.is_multiple_of(10) {
+            inner.remove("target_id");
+            first_version = "1";
         }
     }
     let ready = ClusterReady {

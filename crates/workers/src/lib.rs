@@ -2,6 +2,7 @@
 //! target Kubernetes clusters, and report every step back through the command path.
 
 pub mod facts;
+pub mod istio;
 pub mod operations;
 pub mod ownership;
 pub mod provision;

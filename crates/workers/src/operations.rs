@@ -15,6 +15,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
+use crate::istio::{self, AuthorizationPolicy, DestinationRule, PeerAuthentication};
 use crate::ownership;
 use crate::provision::{Cause, Report, classify_kube, report};
 use crate::resources::{BROKER_POOL, CLUSTER_ID_LABEL, ClusterSpec};
@@ -184,9 +185,10 @@ impl OperationActivities {
         }
     }
 
-    /// Deletes the cluster's topics, then Kafka, rebalances and node pools, then the namespace, and waits until
-    /// the namespace is gone. Only objects labelled with the cluster's id are deleted; a namespace of another
-    /// owner, or one that still holds another owner's Strimzi objects, is a conflict and nothing more is deleted.
+    /// Deletes the cluster's topics, then Kafka, rebalances, node pools and mesh objects, then the namespace, and
+    /// waits until the namespace is gone. Only objects labelled with the cluster's id are deleted; a namespace of
+    /// another owner, or one that still holds another owner's Strimzi or mesh objects, is a conflict and nothing
+    /// more is deleted.
     #[activity]
     pub async fn delete_resources(ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
         let client = step.target.client().await.map_err(crate::provision::target_error)?;
@@ -211,6 +213,13 @@ impl OperationActivities {
         rebalances.delete_collection(&dp, &legacy).await.map_err(classify_kube)?;
         let pools: Api<KafkaNodePool> = Api::namespaced(client.clone(), &ns);
         pools.delete_collection(&dp, &own).await.map_err(classify_kube)?;
+        // The mesh objects of a cluster in a mesh; a target without Istio's CRDs has none.
+        let peer: Api<PeerAuthentication> = Api::namespaced(client.clone(), &ns);
+        let authz: Api<AuthorizationPolicy> = Api::namespaced(client.clone(), &ns);
+        let rules: Api<DestinationRule> = Api::namespaced(client.clone(), &ns);
+        istio::delete_if_served(&peer, &own).await?;
+        istio::delete_if_served(&authz, &own).await?;
+        istio::delete_if_served(&rules, &own).await?;
         loop {
             match namespaces.get_opt(&ns).await.map_err(classify_kube)? {
                 None => return Ok(StepOutcome::Done { node_ids: vec![] }),
@@ -222,6 +231,9 @@ impl OperationActivities {
                         foreign(&kafkas.list(&all).await.map_err(classify_kube)?.items, id),
                         foreign(&pools.list(&all).await.map_err(classify_kube)?.items, id),
                         foreign(&rebalances.list(&all).await.map_err(classify_kube)?.items, id),
+                        foreign(&istio::list_if_served(&peer, &all).await?, id),
+                        foreign(&istio::list_if_served(&authz, &all).await?, id),
+                        foreign(&istio::list_if_served(&rules, &all).await?, id),
                     ];
                     if let Some(conflict) = strangers.into_iter().flatten().next() {
                         return Ok(StepOutcome::Conflict { reason: conflict.to_string() });

@@ -21,6 +21,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, ApplicationFailure, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
+use crate::istio::{self, AuthorizationPolicy, DestinationRule, PeerAuthentication};
 use crate::ownership;
 use crate::resources::{BROKER_POOL, CONTROLLER_POOL, ClusterSpec, PLAIN_LISTENER};
 use crate::strimzi::{Kafka, KafkaNodePool, condition_summary, ready_for_generation};
@@ -328,19 +329,43 @@ impl ClusterActivities {
 pub enum Applied {
     /// `Kind/name` of each resource applied.
     Resources(Vec<String>),
-    /// An object of another owner was in the way (`OWNERSHIP_CONFLICT`); nothing was written.
+    /// Nothing was written, and retrying will not help: an object of another owner is in the way
+    /// (`OWNERSHIP_CONFLICT`), or the cluster needs a kind its target does not serve (`MESH_UNAVAILABLE`).
     Conflict { reason: String },
 }
 
-/// Applies the namespace, both node pools, then the Kafka resource, all labelled with the cluster's id. Every
-/// object is checked before anything is written, so an object of another owner anywhere leaves all of them as
-/// they were.
+/// The stable code an operation's failure reason starts with when a cluster in a mesh is placed on a target
+/// without Istio's CRDs.
+pub const MESH_UNAVAILABLE: &str = "MESH_UNAVAILABLE";
+
+/// Applies the namespace, the mesh objects (for a cluster in a mesh), both node pools, then the Kafka resource,
+/// all labelled with the cluster's id. Every object is checked before anything is written, so an object of
+/// another owner anywhere leaves all of them as they were.
 pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -> Result<Applied, ActivityError> {
     let ns = spec.namespace();
     let id = spec.cluster_id;
     let namespaces = Api::<Namespace>::all(client.clone());
     let pools: Api<KafkaNodePool> = Api::namespaced(client.clone(), &ns);
-    let kafkas: Api<Kafka> = Api::namespaced(client, &ns);
+    let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
+    let peer: Api<PeerAuthentication> = Api::namespaced(client.clone(), &ns);
+    let authz: Api<AuthorizationPolicy> = Api::namespaced(client.clone(), &ns);
+    let rules: Api<DestinationRule> = Api::namespaced(client, &ns);
+    let mesh = spec.mesh_objects();
+    if mesh.is_some() {
+        for (kind, served) in [
+            ("PeerAuthentication.security.istio.io/v1", istio::served(&peer).await?),
+            ("AuthorizationPolicy.security.istio.io/v1", istio::served(&authz).await?),
+            ("DestinationRule.networking.istio.io/v1", istio::served(&rules).await?),
+        ] {
+            if !served {
+                let reason = format!(
+                    "{MESH_UNAVAILABLE}: the cluster is in a mesh (its org's policy), but its target does not serve \
+                     {kind}: install Istio's CRDs on the target; nothing was written"
+                );
+                return Ok(Applied::Conflict { reason });
+            }
+        }
+    }
     let mut existing = Vec::new();
     if let Some(n) = namespaces.get_opt(&ns).await.map_err(classify_kube)? {
         existing.push(ownership::check(&n, id));
@@ -353,6 +378,17 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
     if let Some(k) = kafkas.get_opt(&spec.name).await.map_err(classify_kube)? {
         existing.push(ownership::check(&k, id));
     }
+    if mesh.is_some() {
+        if let Some(o) = peer.get_opt(&spec.name).await.map_err(classify_kube)? {
+            existing.push(ownership::check(&o, id));
+        }
+        if let Some(o) = authz.get_opt(&spec.name).await.map_err(classify_kube)? {
+            existing.push(ownership::check(&o, id));
+        }
+        if let Some(o) = rules.get_opt(&spec.name).await.map_err(classify_kube)? {
+            existing.push(ownership::check(&o, id));
+        }
+    }
     if let Some(Err(conflict)) = existing.into_iter().find(Result::is_err) {
         return Ok(Applied::Conflict { reason: conflict.to_string() });
     }
@@ -361,6 +397,20 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
         return conflict(c);
     }
     let mut applied = vec![format!("Namespace/{ns}")];
+    if let Some(m) = mesh {
+        if let Err(c) = ownership::apply(&peer, &spec.name, &m.peer_authentication, id).await? {
+            return conflict(c);
+        }
+        applied.push(format!("PeerAuthentication/{}", spec.name));
+        if let Err(c) = ownership::apply(&authz, &spec.name, &m.authorization_policy, id).await? {
+            return conflict(c);
+        }
+        applied.push(format!("AuthorizationPolicy/{}", spec.name));
+        if let Err(c) = ownership::apply(&rules, &spec.name, &m.destination_rule, id).await? {
+            return conflict(c);
+        }
+        applied.push(format!("DestinationRule/{}", spec.name));
+    }
     for pool in spec.node_pools() {
         let name = pool.metadata.name.clone().unwrap_or_default();
         if let Err(c) = ownership::apply(&pools, &name, &pool, id).await? {

@@ -7,9 +7,17 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
+use polaris_domain::cluster::ClusterMesh;
+use polaris_domain::policy::MeshMode;
+
+use crate::istio::{
+    AuthorizationPolicy, AuthorizationPolicySpec, ClientTls, DestinationRule, DestinationRuleSpec,
+    EXCLUDE_INBOUND_PORTS, From, INJECTION_LABEL, KAFKA_PORTS, MutualTls, PeerAuthentication, PeerAuthenticationSpec,
+    PortSelector, PortTrafficPolicy, Rule, Source, TrafficPolicy,
+};
 use crate::strimzi::{
-    CLUSTER_LABEL, Enabled, EntityOperatorSpec, GenericKafkaListener, Kafka, KafkaClusterSpec, KafkaNodePool,
-    KafkaNodePoolSpec, KafkaSpec, ProcessRole, Storage,
+    CLUSTER_LABEL, Enabled, EntityOperatorSpec, GenericKafkaListener, Kafka, KafkaClusterSpec, KafkaClusterTemplate,
+    KafkaNodePool, KafkaNodePoolSpec, KafkaSpec, MetadataTemplate, PodTemplate, ProcessRole, Storage,
 };
 
 /// Label on every resource Polaris creates, naming the cluster it belongs to.
@@ -31,6 +39,17 @@ pub struct ClusterSpec {
     pub config: BTreeMap<String, String>,
     /// The namespace the cluster owns alone on its target, as `ClusterRequested` recorded it.
     pub namespace: String,
+    /// The cluster's mesh membership, as `ClusterRequested` recorded it; `None`: no mesh objects.
+    #[serde(default)]
+    pub mesh: Option<ClusterMesh>,
+}
+
+/// The Istio objects of a cluster in a mesh, all named after the cluster, in its namespace.
+#[derive(Clone, Debug)]
+pub struct MeshObjects {
+    pub peer_authentication: PeerAuthentication,
+    pub authorization_policy: AuthorizationPolicy,
+    pub destination_rule: DestinationRule,
 }
 
 impl ClusterSpec {
@@ -46,6 +65,7 @@ impl ClusterSpec {
             storage_gib: e.storage_gib,
             config: e.config.clone(),
             namespace: e.namespace.clone(),
+            mesh: e.mesh.clone(),
         }
     }
 
@@ -74,12 +94,12 @@ impl ClusterSpec {
     }
 
     pub fn namespace_object(&self) -> Namespace {
+        let mut labels = self.labels(false);
+        if self.mesh.is_some() {
+            labels.insert(INJECTION_LABEL.to_owned(), "enabled".to_owned());
+        }
         Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.namespace()),
-                labels: Some(self.labels(false)),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { name: Some(self.namespace()), labels: Some(labels), ..Default::default() },
             ..Default::default()
         }
     }
@@ -120,6 +140,7 @@ impl ClusterSpec {
                         GenericKafkaListener { name: "tls".into(), port: 9093, type_: "internal".into(), tls: true },
                     ],
                     config,
+                    template: self.mesh.as_ref().map(|_| kafka_pods_outside_the_sidecar()),
                 },
                 entity_operator: Some(EntityOperatorSpec {
                     topic_operator: Some(Enabled::default()),
@@ -133,6 +154,49 @@ impl ClusterSpec {
 }
 
 impl ClusterSpec {
+    /// The cluster's Istio objects when it is in a mesh (see deploy/MESH.md):
+    /// - a `PeerAuthentication` for the namespace in the mode the policy gave (`STRICT` or `PERMISSIVE`);
+    /// - an `AuthorizationPolicy` admitting only the namespace itself and the policy's client namespaces;
+    /// - a `DestinationRule` telling clients' sidecars that Kafka's ports carry Kafka's own TLS (the brokers keep
+    ///   those ports out of their sidecar), so the sidecar passes them through instead of wrapping them in Istio's.
+    pub fn mesh_objects(&self) -> Option<MeshObjects> {
+        let mesh = self.mesh.as_ref()?;
+        let ns = self.namespace();
+        let mode = match mesh.mode {
+            MeshMode::Permissive => "PERMISSIVE",
+            MeshMode::Strict | MeshMode::Off => "STRICT",
+        };
+        let mut namespaces = vec![ns.clone()];
+        namespaces.extend(mesh.client_namespaces.iter().filter(|n| **n != ns).cloned());
+        let port = |number: u16| PortTrafficPolicy {
+            port: PortSelector { number: u32::from(number) },
+            tls: ClientTls { mode: "DISABLE".into() },
+        };
+        Some(MeshObjects {
+            peer_authentication: PeerAuthentication {
+                metadata: self.meta(&self.name, false),
+                spec: PeerAuthenticationSpec { selector: None, mtls: Some(MutualTls { mode: mode.into() }) },
+            },
+            authorization_policy: AuthorizationPolicy {
+                metadata: self.meta(&self.name, false),
+                spec: AuthorizationPolicySpec {
+                    selector: None,
+                    action: "ALLOW".into(),
+                    rules: vec![Rule { from: vec![From { source: Source { namespaces } }] }],
+                },
+            },
+            destination_rule: DestinationRule {
+                metadata: self.meta(&self.name, false),
+                spec: DestinationRuleSpec {
+                    host: format!("*.{ns}.svc.cluster.local"),
+                    traffic_policy: Some(TrafficPolicy {
+                        port_level_settings: KAFKA_PORTS.into_iter().map(port).collect(),
+                    }),
+                },
+            },
+        })
+    }
+
     pub fn kafka_topic(
         &self,
         topic_id: uuid::Uuid,
@@ -152,6 +216,20 @@ impl ClusterSpec {
             },
             status: None,
         }
+    }
+}
+
+/// Broker and controller pods keep Kafka's ports out of their sidecar: Kafka's own TLS and authentication guard
+/// them, and clients reach each broker by its own address, which a sidecar in the way would break.
+fn kafka_pods_outside_the_sidecar() -> KafkaClusterTemplate {
+    let ports: Vec<String> = KAFKA_PORTS.iter().map(u16::to_string).collect();
+    KafkaClusterTemplate {
+        pod: Some(PodTemplate {
+            metadata: Some(MetadataTemplate {
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::from([(EXCLUDE_INBOUND_PORTS.to_owned(), ports.join(","))]),
+            }),
+        }),
     }
 }
 
@@ -182,6 +260,7 @@ mod tests {
                 ("compression.type".into(), "zstd".into()),
             ]),
             namespace: "polaris-orders".into(),
+            mesh: None,
         }
     }
 
@@ -220,5 +299,28 @@ mod tests {
         assert_eq!(k["spec"]["kafka"]["version"], "4.3.1");
         assert_eq!(k["spec"]["kafka"]["metadataVersion"], "4.3");
         assert_eq!(k["spec"]["cruiseControl"], serde_json::json!({}));
+        assert!(k["spec"]["kafka"].get("template").is_none(), "no mesh, no pod annotations");
+        assert!(spec().mesh_objects().is_none());
+    }
+
+    #[test]
+    fn a_cluster_in_a_mesh_gets_injection_its_mesh_objects_and_kafka_ports_outside_the_sidecar() {
+        let s = ClusterSpec {
+            mesh: Some(ClusterMesh { mode: MeshMode::Permissive, client_namespaces: vec!["payments".into()] }),
+            ..spec()
+        };
+        assert_eq!(s.namespace_object().metadata.labels.unwrap()[INJECTION_LABEL], "enabled");
+        let k = serde_json::to_value(s.kafka()).unwrap();
+        let annotations = &k["spec"]["kafka"]["template"]["pod"]["metadata"]["annotations"];
+        assert_eq!(annotations[EXCLUDE_INBOUND_PORTS], "9090,9091,9092,9093");
+        let m = s.mesh_objects().expect("in a mesh");
+        assert_eq!(m.peer_authentication.spec.mtls.unwrap().mode, "PERMISSIVE");
+        let from = &m.authorization_policy.spec.rules[0].from[0].source.namespaces;
+        assert_eq!(from, &["polaris-orders".to_owned(), "payments".to_owned()]);
+        assert_eq!(m.destination_rule.spec.host, "*.polaris-orders.svc.cluster.local");
+        for meta in [&m.peer_authentication.metadata, &m.authorization_policy.metadata, &m.destination_rule.metadata] {
+            assert_eq!(meta.namespace.as_deref(), Some("polaris-orders"));
+            assert_eq!(meta.labels.as_ref().unwrap()[CLUSTER_ID_LABEL], s.cluster_id.to_string());
+        }
     }
 }

@@ -729,6 +729,8 @@ export interface components {
             /** Format: int64 */
             sequence: number;
         };
+        /** @enum {string} */
+        MeshMode: "strict" | "permissive" | "off";
         OperationAccepted: {
             operation: components["schemas"]["OperationView"];
         };
@@ -853,6 +855,15 @@ export interface components {
             provider: string;
             region: string;
         };
+        /**
+         * @description How an org's clusters join the Istio mesh: `strict` (mutual TLS required) or `permissive` (mutual TLS
+         *     accepted beside plain text) label the namespace for sidecar injection and create a `PeerAuthentication` and an
+         *     `AuthorizationPolicy` admitting the cluster's own namespace and `client_namespaces`; `off` creates nothing.
+         */
+        PolicyMesh: {
+            client_namespaces?: string[] | null;
+            mode: components["schemas"]["MeshMode"];
+        };
         /** @description `finite` refuses `-1` (infinite retention); `min`/`max` bound finite values. */
         PolicyRetention: {
             finite?: boolean | null;
@@ -873,6 +884,7 @@ export interface components {
             deletion_protection_required_for?: string;
             /** Format: int32 */
             max_partitions_per_topic?: number | null;
+            mesh?: components["schemas"]["PolicyMesh"] | null;
             /** Format: int32 */
             min_replication_factor?: number | null;
             /** @description Topics may not ask for more replicas than the cluster has brokers. */
