@@ -86,7 +86,7 @@ struct State {
 
 /// The newest version of each event this view was written against.
 const KNOWN_VERSIONS: &[(&str, u32)] = &[
-    ("ClusterRequested", 3),
+    ("ClusterRequested", 4),
     ("ClusterReady", 1),
     ("BrokersAdded", 1),
     ("BrokersRemoved", 1),
@@ -250,6 +250,9 @@ mod tests {
         assert!(s.apply(&env("a", 1, "ClusterRequested", 1, v1.clone())).expect("v1"));
         assert!(s.apply(&env("b", 1, "ClusterRequested", 2, v2)).expect("v2"));
         assert!(s.apply(&env("c", 1, "ClusterRequested", 3, v3)).expect("v3"));
+        let v4 = serde_json::json!({"name": "d", "provider": "aws", "region": "eu-west-1", "namespace": "polaris-d-1",
+            "mesh": {"mode": "strict", "client_namespaces": []}});
+        assert!(s.apply(&env("d", 1, "ClusterRequested", 4, v4)).expect("v4"));
         let ready = serde_json::json!({"broker_ids": [0, 1, 2]});
         assert!(s.apply(&env("a", 2, "ClusterReady", 1, ready.clone())).expect("ready"));
         let before = s.inventory.clone();
@@ -258,13 +261,13 @@ mod tests {
         assert_eq!(s.inventory, before);
         assert_eq!(s.duplicates_ignored, 2);
         let loc = &s.inventory["aws/eu-west-1"];
-        assert_eq!((loc.clusters, loc.brokers, loc.by_status["READY"]), (3, 3, 1));
+        assert_eq!((loc.clusters, loc.brokers, loc.by_status["READY"]), (4, 3, 1));
     }
 
     #[test]
     fn a_version_from_the_future_is_refused() {
         let mut s = State::default();
-        let e = s.apply(&env("a", 1, "ClusterRequested", 4, serde_json::json!({}))).expect_err("v4");
-        assert!(e.to_string().contains("version 4"));
+        let e = s.apply(&env("a", 1, "ClusterRequested", 5, serde_json::json!({}))).expect_err("v5");
+        assert!(e.to_string().contains("version 5"));
     }
 }
