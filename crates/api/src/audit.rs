@@ -521,14 +521,10 @@ pub async fn list_audit(
             Some("outcome"),
         ));
     }
-    let page_size = crate::clusters::page_size(q.page_size)?;
-    let after: i64 = match &q.page_token {
-        None => 0,
-        Some(t) => t
-            .parse()
-            .ok()
-            .filter(|p| *p >= 0)
-            .ok_or_else(|| ApiError::validation("page_token is not a token this API issued", Some("page_token")))?,
+    let page_size = crate::paging::page_size(q.page_size)?;
+    let after = match crate::paging::cursor(q.page_token.as_deref(), polaris_store::CursorKind::Position)? {
+        Some(polaris_store::Cursor::Position(p)) => p,
+        _ => 0,
     };
     let rows: Vec<(i64, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
         "SELECT position, to_jsonb(a) - 'position' FROM audit_entries a WHERE org_id = $1 AND position > $2 \
@@ -553,6 +549,6 @@ pub async fn list_audit(
         last = Some(position);
         items.push(serde_json::from_value(json.0).map_err(|e| ApiError::Internal(format!("audit row: {e}")))?);
     }
-    let next_page_token = if more { last.map(|p| p.to_string()) } else { None };
+    let next_page_token = if more { last.map(|p| polaris_store::Cursor::Position(p).encode()) } else { None };
     Ok(Json(AuditPage { items, next_page_token }))
 }

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use cqrs_es::AggregateError;
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStatus};
 use polaris_domain::policy::Subject;
 use polaris_domain::{Cluster, ClusterCommand, ClusterError, ClusterId, OperationId, Provider, RequestCluster};
+use polaris_store::{Cursor, CursorKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -314,7 +314,7 @@ async fn request_cluster(
     if dry_run {
         caller.note(|d| d.dry_run = true);
         let events =
-            crate::dryrun::decide::<Cluster>(&state.pool, &cluster_id.to_string(), command, cluster_user_error).await?;
+            crate::dryrun::decide::<Cluster>(&state.pool, &cluster_id.to_string(), command, ApiError::from).await?;
         return Ok(Requested::Planned(crate::dryrun::cluster_plan(&cluster_name, "", &events, Some(policy_version))?));
     }
     execute(state, caller, cluster_id.as_uuid(), command, &metadata, None).await?;
@@ -338,8 +338,8 @@ async fn request_cluster(
     })))
 }
 
-/// Executes a cluster command. A race lost to a concurrent command is a `VERSION_CONFLICT` naming the version
-/// that won.
+/// Executes a cluster command (a race lost to a concurrent command is a `VERSION_CONFLICT` naming the version
+/// that won).
 async fn execute(
     state: &AppState,
     caller: &Caller,
@@ -348,116 +348,50 @@ async fn execute(
     metadata: &polaris_domain::CommandMetadata,
     expected: Option<u64>,
 ) -> Result<(), ApiError> {
-    let result = state.cqrs.execute_with_metadata(&id.to_string(), command, caller.metadata_map(metadata)).await;
-    match result {
-        Ok(()) => Ok(()),
-        Err(AggregateError::AggregateConflict) => {
-            let (current,): (Option<i64>,) = sqlx::query_as(
-                "SELECT MAX(sequence) FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1",
-            )
-            .bind(id.to_string())
-            .fetch_one(&state.pool)
-            .await?;
-            let current = current.unwrap_or(0).max(0) as u64;
-            Err(ApiError::VersionConflict { expected: expected.unwrap_or(current.saturating_sub(1)), current })
-        }
-        Err(e) => Err(command_error(e)),
-    }
+    let metadata = caller.metadata_map(metadata);
+    crate::command::execute(&state.cqrs, &state.pool, &id.to_string(), command, metadata, expected).await
 }
 
-fn cluster_user_error(e: ClusterError) -> ApiError {
-    command_error(AggregateError::UserError(e))
-}
-
-fn command_error(e: AggregateError<ClusterError>) -> ApiError {
-    match e {
-        AggregateError::UserError(ClusterError::VersionConflict { expected, current }) => {
-            ApiError::VersionConflict { expected, current }
-        }
-        AggregateError::UserError(ClusterError::OperationInProgress { operation_id }) => {
-            ApiError::OperationInProgress(operation_id.as_uuid())
-        }
-        AggregateError::UserError(ClusterError::DeletionProtected) => ApiError::DeletionProtected,
-        AggregateError::UserError(ClusterError::NotFound) => ApiError::NotFound("cluster"),
-        AggregateError::UserError(e @ ClusterError::InvalidTransition { .. }) => {
-            ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
-        }
-        // Well-formed requests the cluster's current state cannot honour.
-        AggregateError::UserError(e @ ClusterError::NoChange { .. }) => {
-            ApiError::Unprocessable { code: "NO_CHANGE", detail: e.to_string(), field: Some("brokers".into()) }
-        }
-        AggregateError::UserError(e @ ClusterError::BelowReplicationFactor { .. }) => ApiError::Unprocessable {
-            code: "BELOW_REPLICATION_FACTOR",
-            detail: e.to_string(),
-            field: Some("brokers".into()),
-        },
-        AggregateError::UserError(e @ ClusterError::SameVersion { .. }) => {
-            ApiError::Unprocessable { code: "NO_CHANGE", detail: e.to_string(), field: Some("kafka_version".into()) }
-        }
-        AggregateError::UserError(e @ ClusterError::Downgrade { .. }) => ApiError::Unprocessable {
-            code: "DOWNGRADE_UNSUPPORTED",
-            detail: e.to_string(),
-            field: Some("kafka_version".into()),
-        },
-        AggregateError::UserError(ClusterError::AlreadyExists(id)) => {
-            ApiError::Conflict(format!("cluster {id} already exists"))
-        }
-        AggregateError::UserError(e @ ClusterError::NoTarget { .. }) => ApiError::Unprocessable {
-            code: "NO_TARGET",
-            detail: format!("{e}; an admin can register one with POST /v1/targets"),
-            field: e.field().map(str::to_owned),
-        },
-        AggregateError::UserError(e) => ApiError::validation(e.to_string(), e.field()),
-        AggregateError::AggregateConflict => {
-            ApiError::Conflict("the cluster changed while the command ran; retry".to_owned())
-        }
-        AggregateError::DatabaseConnectionError(e) => ApiError::Unavailable(e.to_string()),
-        AggregateError::UnexpectedError(e) => match e.downcast_ref::<polaris_store::InvariantViolation>() {
-            Some(v) => invariant_error(v),
-            None => ApiError::Internal(e.to_string()),
-        },
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
-/// An invariant the append's own transaction refused (nothing was recorded).
-pub fn invariant_error(v: &polaris_store::InvariantViolation) -> ApiError {
-    match v {
-        polaris_store::InvariantViolation::ClusterNameTaken { .. } => {
-            ApiError::Conflict("a cluster with this name already exists in this org".to_owned())
-        }
-        polaris_store::InvariantViolation::NamespaceTaken { .. } => {
-            ApiError::Conflict("the cluster's namespace already belongs to another cluster on its target".to_owned())
+/// What each of the Cluster aggregate's refusals means to the caller.
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::VersionConflict { expected, current } => ApiError::VersionConflict { expected, current },
+            ClusterError::OperationInProgress { operation_id } => ApiError::OperationInProgress(operation_id.as_uuid()),
+            ClusterError::DeletionProtected => ApiError::DeletionProtected,
+            ClusterError::NotFound => ApiError::NotFound("cluster"),
+            e @ ClusterError::InvalidTransition { .. } => {
+                ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
+            }
+            // Well-formed requests the cluster's current state cannot honour.
+            e @ ClusterError::NoChange { .. } => {
+                ApiError::Unprocessable { code: "NO_CHANGE", detail: e.to_string(), field: Some("brokers".into()) }
+            }
+            e @ ClusterError::BelowReplicationFactor { .. } => ApiError::Unprocessable {
+                code: "BELOW_REPLICATION_FACTOR",
+                detail: e.to_string(),
+                field: Some("brokers".into()),
+            },
+            e @ ClusterError::SameVersion { .. } => ApiError::Unprocessable {
+                code: "NO_CHANGE",
+                detail: e.to_string(),
+                field: Some("kafka_version".into()),
+            },
+            e @ ClusterError::Downgrade { .. } => ApiError::Unprocessable {
+                code: "DOWNGRADE_UNSUPPORTED",
+                detail: e.to_string(),
+                field: Some("kafka_version".into()),
+            },
+            ClusterError::AlreadyExists(id) => ApiError::Conflict(format!("cluster {id} already exists")),
+            e @ ClusterError::NoTarget { .. } => ApiError::Unprocessable {
+                code: "NO_TARGET",
+                detail: format!("{e}; an admin can register one with POST /v1/targets"),
+                field: e.field().map(str::to_owned),
+            },
+            e => ApiError::validation(e.to_string(), e.field()),
         }
     }
 }
-
-/// Page tokens are opaque to clients: the last item's `(created_at, id)` as `<microseconds>.<uuid>`.
-pub fn encode_page_token(created_at: DateTime<Utc>, id: Uuid) -> String {
-    format!("{}.{}", created_at.timestamp_micros(), id)
-}
-
-pub fn decode_page_token(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || ApiError::validation("page_token is not a token this API issued", Some("page_token"));
-    let (micros, id) = token.split_once('.').ok_or_else(bad)?;
-    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
-    Ok((at, id.parse().map_err(|_| bad())?))
-}
-
-pub const MAX_PAGE_SIZE: u32 = 100;
-
-/// A requested page size, checked: 1 to 100, default 50.
-pub fn page_size(requested: Option<u32>) -> Result<u32, ApiError> {
-    let page_size = requested.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(ApiError::validation(
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"),
-            Some("page_size"),
-        ));
-    }
-    Ok(page_size)
-}
-const DEFAULT_PAGE_SIZE: u32 = 50;
 
 /// List the org's clusters, oldest first.
 #[utoipa::path(
@@ -476,7 +410,7 @@ pub async fn list_clusters(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListClustersQuery>,
 ) -> Result<Json<ClusterList>, ApiError> {
-    let page_size = page_size(q.page_size)?;
+    let page_size = crate::paging::page_size(q.page_size)?;
     if let Some(s) = &q.status
         && !KNOWN_STATUSES.contains(&s.as_str())
     {
@@ -487,7 +421,7 @@ pub async fn list_clusters(
     {
         return Err(ApiError::validation(format!("unknown provider {p:?}"), Some("provider")));
     }
-    let after = q.page_token.as_deref().map(decode_page_token).transpose()?;
+    let after = crate::paging::cursor(q.page_token.as_deref(), CursorKind::Keyed)?.and_then(|c| c.keyed());
     let sql = format!(
         "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE org_id = $1 \
            AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR provider = $3) \
@@ -505,12 +439,8 @@ pub async fn list_clusters(
         .bind(i64::from(page_size) + 1)
         .fetch_all(&state.pool)
         .await?;
-    let next_page_token = if rows.len() > page_size as usize {
-        rows.truncate(page_size as usize);
-        rows.last().map(|r| encode_page_token(r.created_at, r.id))
-    } else {
-        None
-    };
+    let next_page_token =
+        crate::paging::next_token(&mut rows, page_size, |r| Cursor::Keyed { at: r.created_at, id: r.id });
     Ok(Json(ClusterList { items: rows.into_iter().map(ClusterView::from).collect(), next_page_token }))
 }
 
@@ -601,21 +531,11 @@ pub async fn current(state: &AppState, caller: &Caller, id: Uuid) -> Result<Clus
     let row: Option<ClusterRow> =
         sqlx::query_as(&sql).bind(id).bind(caller.org_id.as_uuid()).fetch_optional(&state.pool).await?;
     match row {
-        Some(row) if row.version >= head_sequence(&state.pool, "cluster", &id.to_string()).await? => Ok(row.into()),
+        Some(row) if row.version >= crate::command::head_sequence(&state.pool, "cluster", &id.to_string()).await? => {
+            Ok(row.into())
+        }
         _ => cluster_as_of(state, caller, id, Utc::now()).await,
     }
-}
-
-/// The last sequence an aggregate's events reached (0 when it has none): what a read model must have applied to
-/// be current. One index lookup.
-pub async fn head_sequence(pool: &sqlx::PgPool, aggregate_type: &str, id: &str) -> Result<i64, ApiError> {
-    let (head,): (Option<i64>,) =
-        sqlx::query_as("SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
-            .bind(aggregate_type)
-            .bind(id)
-            .fetch_one(pool)
-            .await?;
-    Ok(head.unwrap_or(0))
 }
 
 /// Get one cluster, now or (with `as_of`) at any past instant.
@@ -642,11 +562,7 @@ pub async fn get_cluster(
         Some(as_of) => cluster_as_of(&state, &caller, id, as_of).await?,
         None => current(&state, &caller, id).await?,
     };
-    let mut headers = HeaderMap::new();
-    let etag =
-        HeaderValue::from_str(&format!("\"{}\"", view.version)).map_err(|e| ApiError::Internal(e.to_string()))?;
-    headers.insert(header::ETAG, etag);
-    Ok((headers, Json(view)))
+    Ok((crate::preconditions::etag(view.version as i64)?, Json(view)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -672,27 +588,6 @@ pub struct OperationAccepted {
     pub operation: OperationView,
 }
 
-/// `If-Match: "<version>"` (or `W/"<version>"`), or `expected_version` in the body; both must agree.
-pub fn expected_version(headers: &HeaderMap, body: Option<u64>) -> Result<Option<u64>, ApiError> {
-    let header = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(v) => {
-            let raw = v.to_str().unwrap_or("").trim();
-            let raw = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
-            Some(raw.parse::<u64>().map_err(|_| {
-                ApiError::validation("If-Match must be a quoted version, for example \"3\"", Some("If-Match"))
-            })?)
-        }
-    };
-    match (header, body) {
-        (Some(h), Some(b)) if h != b => Err(ApiError::Unprocessable {
-            code: "IF_MATCH_DISAGREES",
-            detail: format!("If-Match says version {h}, expected_version says {b}; send one, or the same in both"),
-            field: Some("expected_version".into()),
-        }),
-        (h, b) => Ok(h.or(b)),
-    }
-}
 
 /// Runs a disruptive command on a cluster of the caller's org and answers `202` with the operation.
 async fn disruptive(
@@ -718,8 +613,7 @@ async fn disruptive(
     let command = make(operation_id, caller.actor());
     if dry_run {
         caller.note(|d| d.dry_run = true);
-        let events =
-            crate::dryrun::decide::<Cluster>(&state.pool, &id.to_string(), command, cluster_user_error).await?;
+        let events = crate::dryrun::decide::<Cluster>(&state.pool, &id.to_string(), command, ApiError::from).await?;
         let plan = crate::dryrun::cluster_plan(&cluster_name, &namespace, &events, policy_version)?;
         return Ok((StatusCode::OK, Json(plan)).into_response());
     }
@@ -772,7 +666,7 @@ pub async fn scale_cluster(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ScaleCluster>,
 ) -> Result<Response, ApiError> {
-    let expected_version = expected_version(&headers, body.expected_version)?;
+    let expected_version = crate::preconditions::expected_version(&headers, body.expected_version)?;
     let largest_topic_rf = crate::topics::largest_replication_factor(&state.pool, id).await?;
     let subject = Subject::Scale { brokers: body.brokers };
     disruptive(&state, &caller, id, ("scale", "RequestScale"), Some(subject), q.on(), |operation_id, requested_by| {
@@ -817,7 +711,7 @@ pub async fn upgrade_cluster(
     headers: HeaderMap,
     ApiJson(body): ApiJson<UpgradeCluster>,
 ) -> Result<Response, ApiError> {
-    let expected_version = expected_version(&headers, body.expected_version)?;
+    let expected_version = crate::preconditions::expected_version(&headers, body.expected_version)?;
     let wanted = body.kafka_version.clone();
     let subject = Subject::Upgrade { kafka_version: &wanted };
     disruptive(
@@ -863,7 +757,7 @@ pub async fn delete_cluster(
     ApiQuery(q): ApiQuery<DryRunQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let expected_version = expected_version(&headers, None)?;
+    let expected_version = crate::preconditions::expected_version(&headers, None)?;
     disruptive(&state, &caller, id, ("delete", "RequestDeletion"), None, q.on(), |operation_id, requested_by| {
         ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by }
     })
@@ -915,7 +809,7 @@ pub async fn patch_cluster(
             field: Some("config".into()),
         });
     }
-    let expected_version = expected_version(&headers, body.expected_version)?;
+    let expected_version = crate::preconditions::expected_version(&headers, body.expected_version)?;
     let name = current(&state, &caller, id).await?.name;
     if let Some(enabled) = body.deletion_protection {
         let subject = Subject::ClusterProtection { name: &name, deletion_protection: enabled };
@@ -926,11 +820,7 @@ pub async fn patch_cluster(
     }
     // The answer reflects the change at once: folded from the events, not from the read model that follows them.
     let view = cluster_as_of(&state, &caller, id, Utc::now()).await?;
-    let mut headers = HeaderMap::new();
-    let etag =
-        HeaderValue::from_str(&format!("\"{}\"", view.version)).map_err(|e| ApiError::Internal(e.to_string()))?;
-    headers.insert(header::ETAG, etag);
-    Ok((headers, Json(view)))
+    Ok((crate::preconditions::etag(view.version as i64)?, Json(view)))
 }
 
 /// One event in a cluster's history.
@@ -1050,19 +940,4 @@ pub async fn cluster_brokers(
             .fetch_all(&state.pool)
             .await?;
     Ok(Json(BrokerList { items }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_reject_garbage() {
-        let at = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
-        let id = Uuid::new_v4();
-        assert_eq!(decode_page_token(&encode_page_token(at, id)).unwrap(), (at, id));
-        for bad in ["", "zz", "00", &hex::encode("1|not-a-uuid")] {
-            assert!(matches!(decode_page_token(bad), Err(ApiError::Validation { .. })), "{bad}");
-        }
-    }
 }

@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use polaris_store::{Cursor, CursorKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -60,9 +61,9 @@ fn start_schema() -> utoipa::openapi::schema::Schema {
 /// Committed and visible to a reader: older than every running transaction (as the relay reads).
 const VISIBLE: &str = "xid < pg_snapshot_xmin(pg_current_snapshot()) AND metadata->>'org_id' = $1::text";
 
-fn parse_token(token: &str) -> Option<(u64, i64)> {
-    let (xid, position) = token.split_once(':')?;
-    Some((xid.parse().ok()?, position.parse().ok().filter(|p: &i64| *p >= 0)?))
+/// The cursor after an event (its transaction id as PostgreSQL prints an `xid8`).
+fn commit_cursor(xid: &str, position: i64) -> Cursor {
+    Cursor::Commit { xid: xid.parse().unwrap_or_default(), position }
 }
 
 /// The org's events in commit order.
@@ -85,15 +86,15 @@ pub async fn list_events(
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require(Role::Viewer)?;
-    let page_size = crate::clusters::page_size(q.page_size)?;
+    let page_size = crate::paging::page_size(q.page_size)?;
     if let Some(cluster) = q.cluster_id {
         // Another org's cluster answers 404 here too, as everywhere.
         crate::clusters::current(&state, &caller, cluster).await?;
     }
     let org = caller.org_id.as_uuid().to_string();
-    let bad_token = || ApiError::validation("page_token is not a token this API issued", Some("page_token"));
-    let (xid, position) = match (&q.page_token, q.start.as_deref()) {
-        (Some(t), _) => parse_token(t).ok_or_else(bad_token)?,
+    let from = crate::paging::cursor(q.page_token.as_deref(), CursorKind::Commit)?.and_then(|c| c.commit());
+    let (xid, position) = match (from, q.start.as_deref()) {
+        (Some(from), _) => from,
         (None, None | Some("beginning")) => (0, 0),
         (None, Some("end")) => {
             let head: Option<(String, i64)> = sqlx::query_as(&format!(
@@ -103,7 +104,7 @@ pub async fn list_events(
             .bind(&org)
             .fetch_optional(&state.pool)
             .await?;
-            let token = head.map_or_else(|| "0:0".to_owned(), |(x, p)| format!("{x}:{p}"));
+            let token = head.map_or(Cursor::COMMIT_START, |(x, p)| commit_cursor(&x, p)).encode();
             return Ok(Json(EventPage { items: Vec::new(), next_page_token: token }));
         }
         (None, Some(_)) => return Err(ApiError::validation("start must be beginning or end", Some("start"))),
@@ -126,7 +127,7 @@ pub async fn list_events(
         .fetch_all(&state.pool)
         .await?;
     let next_page_token =
-        rows.last().map_or_else(|| format!("{xid}:{position}"), |r| format!("{}:{}", r.xid, r.position));
+        rows.last().map_or(Cursor::Commit { xid, position }, |r| commit_cursor(&r.xid, r.position)).encode();
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
         let e = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;

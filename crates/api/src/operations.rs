@@ -155,12 +155,13 @@ pub async fn list_operations(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListOperationsQuery>,
 ) -> Result<Json<OperationList>, ApiError> {
-    let page_size = crate::clusters::page_size(q.page_size)?;
+    let page_size = crate::paging::page_size(q.page_size)?;
     if let Some(cluster) = q.cluster_id {
         // Another org's cluster answers 404 here too, as everywhere.
         crate::clusters::current(&state, &caller, cluster).await?;
     }
-    let before = q.page_token.as_deref().map(crate::clusters::decode_page_token).transpose()?;
+    let before =
+        crate::paging::cursor(q.page_token.as_deref(), polaris_store::CursorKind::Keyed)?.and_then(|c| c.keyed());
     let sql = format!(
         "SELECT {OPERATION_COLUMNS} FROM operations WHERE org_id = $1 AND ($2::uuid IS NULL OR cluster_id = $2) \
          AND ($3::timestamptz IS NULL OR (started_at, id) < ($3, $4)) ORDER BY started_at DESC, id DESC LIMIT $5"
@@ -173,12 +174,10 @@ pub async fn list_operations(
         .bind(i64::from(page_size) + 1)
         .fetch_all(&state.pool)
         .await?;
-    let next_page_token = if rows.len() > page_size as usize {
-        rows.truncate(page_size as usize);
-        rows.last().map(|r| crate::clusters::encode_page_token(r.started_at, r.id))
-    } else {
-        None
-    };
+    let next_page_token = crate::paging::next_token(&mut rows, page_size, |r| polaris_store::Cursor::Keyed {
+        at: r.started_at,
+        id: r.id,
+    });
     Ok(Json(OperationList { items: rows.into_iter().map(OperationView::from).collect(), next_page_token }))
 }
 

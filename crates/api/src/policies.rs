@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
 use polaris_domain::OrgId;
 use polaris_domain::policy::{PolicyBundle, PolicyRules, Subject};
@@ -201,12 +201,6 @@ fn view(bundle: PolicyBundle, published: Option<Published>) -> Result<PolicyBund
     })
 }
 
-fn etag(version: i64) -> Result<HeaderMap, ApiError> {
-    let mut headers = HeaderMap::new();
-    let v = HeaderValue::from_str(&format!("\"{version}\"")).map_err(|e| ApiError::Internal(e.to_string()))?;
-    headers.insert(header::ETAG, v);
-    Ok(headers)
-}
 
 /// The org's current policy bundle.
 #[utoipa::path(
@@ -225,7 +219,7 @@ pub async fn get_policies(
 ) -> Result<(HeaderMap, Json<PolicyBundleView>), ApiError> {
     caller.require(Role::Viewer)?;
     let (bundle, published) = current_bundle(&state.pool, caller.org_id).await?;
-    Ok((etag(bundle.version)?, Json(view(bundle, published)?)))
+    Ok((crate::preconditions::etag(bundle.version)?, Json(view(bundle, published)?)))
 }
 
 /// Publish a new bundle version (admin). The body is the rules document, as JSON (`application/json`) or YAML
@@ -274,7 +268,7 @@ pub async fn put_policies(
     let rules: PolicyRules = serde_json::from_value(value)
         .map_err(|e| ApiError::validation(format!("the rules are not valid: {e}"), None))?;
     rules.validate().map_err(unusable)?;
-    let expected = crate::clusters::expected_version(&headers, None)?;
+    let expected = crate::preconditions::expected_version(&headers, None)?;
     let (current, _) = current_bundle(&state.pool, caller.org_id).await?;
     if let Some(expected) = expected
         && expected != current.version as u64
@@ -303,7 +297,7 @@ pub async fn put_policies(
     tx.commit().await?;
     caller.note(|d| d.policy_version = Some(version));
     let (bundle, published) = bundle_at(&state.pool, caller.org_id, Some(version)).await?;
-    Ok((etag(version)?, Json(view(bundle, published)?)))
+    Ok((crate::preconditions::etag(version)?, Json(view(bundle, published)?)))
 }
 
 /// A command to judge, as its endpoint would receive it: `{"command": "...", "input": {...}}`.

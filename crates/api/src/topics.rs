@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use cqrs_es::AggregateError;
 use polaris_domain::policy::Subject;
 use polaris_domain::topic::{CreateTopic, Topic, TopicCommand, TopicError, TopicEvent, UpdateTopic, topic_id};
 use polaris_domain::{ClusterId, OperationId};
@@ -130,36 +129,30 @@ pub async fn largest_replication_factor(pool: &sqlx::PgPool, cluster: Uuid) -> R
     Ok(rf.unwrap_or(0).max(0) as u32)
 }
 
-fn topic_error(e: AggregateError<TopicError>) -> ApiError {
-    match e {
-        AggregateError::UserError(e @ TopicError::AlreadyExists(_)) => ApiError::Conflict(e.to_string()),
-        AggregateError::UserError(e @ TopicError::PartitionDecrease { .. }) => ApiError::Unprocessable {
-            code: "PARTITION_DECREASE_UNSUPPORTED",
-            detail: format!("{e}; Kafka cannot remove partitions (create a new topic instead)"),
-            field: Some("partitions".into()),
-        },
-        AggregateError::UserError(TopicError::VersionConflict { expected, current }) => {
-            ApiError::VersionConflict { expected, current }
+/// What each of the Topic aggregate's refusals means to the caller.
+impl From<TopicError> for ApiError {
+    fn from(e: TopicError) -> Self {
+        match e {
+            e @ TopicError::AlreadyExists(_) => ApiError::Conflict(e.to_string()),
+            e @ TopicError::PartitionDecrease { .. } => ApiError::Unprocessable {
+                code: "PARTITION_DECREASE_UNSUPPORTED",
+                detail: format!("{e}; Kafka cannot remove partitions (create a new topic instead)"),
+                field: Some("partitions".into()),
+            },
+            TopicError::VersionConflict { expected, current } => ApiError::VersionConflict { expected, current },
+            TopicError::OperationInProgress { operation_id } => ApiError::OperationInProgress(operation_id.as_uuid()),
+            TopicError::DeletionProtected => ApiError::DeletionProtected,
+            TopicError::NotFound => ApiError::NotFound("topic"),
+            e @ TopicError::ReplicationFactorAboveBrokers { .. } => ApiError::Unprocessable {
+                code: "REPLICATION_FACTOR_ABOVE_BROKERS",
+                detail: e.to_string(),
+                field: Some("replication_factor".into()),
+            },
+            e @ TopicError::Deleting => {
+                ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
+            }
+            e => ApiError::validation(e.to_string(), e.field()),
         }
-        AggregateError::UserError(TopicError::OperationInProgress { operation_id }) => {
-            ApiError::OperationInProgress(operation_id.as_uuid())
-        }
-        AggregateError::UserError(TopicError::DeletionProtected) => ApiError::DeletionProtected,
-        AggregateError::UserError(TopicError::NotFound) => ApiError::NotFound("topic"),
-        AggregateError::UserError(e @ TopicError::ReplicationFactorAboveBrokers { .. }) => ApiError::Unprocessable {
-            code: "REPLICATION_FACTOR_ABOVE_BROKERS",
-            detail: e.to_string(),
-            field: Some("replication_factor".into()),
-        },
-        AggregateError::UserError(e @ TopicError::Deleting) => {
-            ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
-        }
-        AggregateError::UserError(e) => ApiError::validation(e.to_string(), e.field()),
-        AggregateError::AggregateConflict => {
-            ApiError::Conflict("the topic changed while the command ran; retry".into())
-        }
-        AggregateError::DatabaseConnectionError(e) => ApiError::Unavailable(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
     }
 }
 
@@ -234,11 +227,9 @@ pub async fn create_topic(
     if q.on() {
         return plan(&state, &caller, &cluster_namespace, id, &topic_name, command, Some(policy_version)).await;
     }
-    state
-        .topics
-        .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
-        .await
-        .map_err(topic_error)?;
+    // A create expects the topic to have no events yet: a create that loses a race finds it existing.
+    let metadata_map = caller.metadata_map(&metadata);
+    crate::command::execute(&state.topics, &state.pool, &id.to_string(), command, metadata_map, Some(0)).await?;
     let (payload,): (serde_json::Value,) = sqlx::query_as(
         "SELECT payload::jsonb FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
     )
@@ -287,30 +278,17 @@ pub async fn list_topics(
     ApiQuery(q): ApiQuery<ListTopicsQuery>,
 ) -> Result<Json<TopicList>, ApiError> {
     cluster_of(&state, &caller, cluster).await?;
-    let page_size = crate::clusters::page_size(q.page_size)?;
-    // The token is the last name of the previous page.
-    if let Some(t) = &q.page_token
-        && polaris_domain::topic::TopicName::parse(t).is_err()
-        && !matches!(t.as_str(), "." | "..")
-    {
-        return Err(ApiError::validation("page_token is not a token this API issued", Some("page_token")));
-    }
+    let page_size = crate::paging::page_size(q.page_size)?;
+    // The cursor is the last name of the previous page.
+    let after = crate::paging::cursor(q.page_token.as_deref(), polaris_store::CursorKind::Name)?.map(|c| c.encode());
     let sql = format!(
         "SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 AND ($2::text IS NULL OR name > $2) \
          ORDER BY name LIMIT $3"
     );
-    let mut rows: Vec<TopicRow> = sqlx::query_as(&sql)
-        .bind(cluster)
-        .bind(&q.page_token)
-        .bind(i64::from(page_size) + 1)
-        .fetch_all(&state.pool)
-        .await?;
-    let next_page_token = if rows.len() > page_size as usize {
-        rows.truncate(page_size as usize);
-        rows.last().map(|r| r.name.clone())
-    } else {
-        None
-    };
+    let mut rows: Vec<TopicRow> =
+        sqlx::query_as(&sql).bind(cluster).bind(&after).bind(i64::from(page_size) + 1).fetch_all(&state.pool).await?;
+    let next_page_token =
+        crate::paging::next_token(&mut rows, page_size, |r| polaris_store::Cursor::Name(r.name.clone()));
     Ok(Json(TopicList { items: rows.into_iter().map(TopicView::from).collect(), next_page_token }))
 }
 
@@ -350,26 +328,20 @@ pub async fn get_topic(
     cluster_of(&state, &caller, cluster).await?;
     if let Some(as_of) = q.as_of {
         let view = topic_as_of(&state, &caller, cluster, &name, as_of).await?;
-        return Ok((etag(view.version)?, Json(view)));
+        return Ok((crate::preconditions::etag(view.version)?, Json(view)));
     }
     let sql = format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 AND name = $2");
     let row: Option<TopicRow> = sqlx::query_as(&sql).bind(cluster).bind(&name).fetch_optional(&state.pool).await?;
     // Read your own writes: a read model behind the topic's last event answers from the events instead.
     let id = topic_id(ClusterId::from_uuid(cluster), &name).to_string();
-    let head = crate::clusters::head_sequence(&state.pool, "topic", &id).await?;
+    let head = crate::command::head_sequence(&state.pool, "topic", &id).await?;
     let view = match row {
         Some(row) if row.version >= head => TopicView::from(row),
         _ => topic_as_of(&state, &caller, cluster, &name, Utc::now()).await?,
     };
-    Ok((etag(view.version)?, Json(view)))
+    Ok((crate::preconditions::etag(view.version)?, Json(view)))
 }
 
-fn etag(version: i64) -> Result<HeaderMap, ApiError> {
-    let mut headers = HeaderMap::new();
-    let v = HeaderValue::from_str(&format!("\"{version}\"")).map_err(|e| ApiError::Internal(e.to_string()))?;
-    headers.insert(header::ETAG, v);
-    Ok(headers)
-}
 
 /// A topic's state at an instant, folded from its events (time travel, and the answer right after a change).
 async fn topic_as_of(
@@ -474,7 +446,7 @@ pub async fn update_topic(
     caller.require(Role::Operator)?;
     let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
     let (_, brokers, cluster_namespace) = cluster_of(&state, &caller, cluster).await?;
-    let expected_version = crate::clusters::expected_version(&headers, body.expected_version)?;
+    let expected_version = crate::preconditions::expected_version(&headers, body.expected_version)?;
     let policy_version = if body.partitions.is_some() || body.config.is_some() {
         let subject = Subject::Topic {
             name: &name,
@@ -502,13 +474,11 @@ pub async fn update_topic(
     if q.on() {
         return plan(&state, &caller, &cluster_namespace, id, &name, command, Some(policy_version)).await;
     }
-    state
-        .topics
-        .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
-        .await
-        .map_err(topic_error)?;
+    let metadata_map = caller.metadata_map(&metadata);
+    crate::command::execute(&state.topics, &state.pool, &id.to_string(), command, metadata_map, expected_version)
+        .await?;
     let topic = topic_as_of(&state, &caller, cluster, &name, Utc::now()).await?;
-    let headers = etag(topic.version)?;
+    let headers = crate::preconditions::etag(topic.version)?;
     if topic.status == "UPDATING" || topic.status == "REQUESTED" {
         let started: Option<(i64,)> = sqlx::query_as(
             "SELECT sequence FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 \
@@ -555,7 +525,7 @@ pub async fn delete_topic(
     caller.require(Role::Operator)?;
     let cluster: Uuid = cluster.parse().map_err(|_| ApiError::NotFound("cluster"))?;
     let (_, _, cluster_namespace) = cluster_of(&state, &caller, cluster).await?;
-    let expected_version = crate::clusters::expected_version(&headers, None)?;
+    let expected_version = crate::preconditions::expected_version(&headers, None)?;
     let id = topic_id(ClusterId::from_uuid(cluster), &name);
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
     let policy_version = crate::policies::version_in_force(&state, &caller).await?;
@@ -564,11 +534,9 @@ pub async fn delete_topic(
     if q.on() {
         return plan(&state, &caller, &cluster_namespace, id, &name, command, Some(policy_version)).await;
     }
-    state
-        .topics
-        .execute_with_metadata(&id.to_string(), command, caller.metadata_map(&metadata))
-        .await
-        .map_err(topic_error)?;
+    let metadata_map = caller.metadata_map(&metadata);
+    crate::command::execute(&state.topics, &state.pool, &id.to_string(), command, metadata_map, expected_version)
+        .await?;
     let operation = OperationView::pending(
         operation_id.as_uuid(),
         "topic_delete",
@@ -596,10 +564,7 @@ async fn plan(
     policy_version: Option<i64>,
 ) -> Result<Response, ApiError> {
     caller.note(|d| d.dry_run = true);
-    let events = crate::dryrun::decide::<Topic>(&state.pool, &id.to_string(), command, |e| {
-        topic_error(AggregateError::UserError(e))
-    })
-    .await?;
+    let events = crate::dryrun::decide::<Topic>(&state.pool, &id.to_string(), command, ApiError::from).await?;
     let plan = crate::dryrun::topic_plan(cluster_namespace, id, name, &events, policy_version)?;
     Ok((StatusCode::OK, Json(plan)).into_response())
 }

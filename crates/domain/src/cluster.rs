@@ -490,6 +490,15 @@ pub struct Cluster {
     pub finished_operation: Option<OperationId>,
     /// Steps of the current operation already recorded, so a repeated report records nothing.
     pub steps_done: Vec<String>,
+    /// The request as recorded: where the cluster lives and how it was shaped. The one fold of a cluster's
+    /// events is this aggregate's `apply`: `as_of` snapshots and the workers' facts read this state.
+    #[serde(default)]
+    pub requested: Option<ClusterRequested>,
+    /// Why the cluster is STALLED or FAILED.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
 }
 
 /// What a disruptive request needs before it can start.
@@ -791,13 +800,14 @@ impl Aggregate for Cluster {
             ClusterEvent::ClusterRequested(e) => {
                 self.id = Some(e.cluster_id);
                 self.org_id = Some(e.org_id);
-                self.name = Some(e.name);
+                self.name = Some(e.name.clone());
                 self.status = ClusterStatus::Requested;
                 self.brokers = e.brokers;
-                self.kafka_version = e.kafka_version;
-                self.metadata_version = e.metadata_version;
+                self.kafka_version = e.kafka_version.clone();
+                self.metadata_version = e.metadata_version.clone();
                 self.deletion_protection = e.deletion_protection;
                 self.current_operation = Some(e.operation_id);
+                self.requested = Some(e);
             }
             ClusterEvent::ClusterProvisioningStarted(_) => {
                 self.status = ClusterStatus::Provisioning;
@@ -807,12 +817,21 @@ impl Aggregate for Cluster {
             ClusterEvent::ClusterReady(e) => {
                 self.brokers = e.broker_ids.len() as u32;
                 self.broker_ids = e.broker_ids;
+                self.bootstrap_servers = Some(e.bootstrap_servers);
+                self.status_reason = None;
                 self.finish(ClusterStatus::Ready);
             }
-            ClusterEvent::ClusterStalled(_) => self.finish(ClusterStatus::Stalled),
-            ClusterEvent::OperationFailed(_) => self.finish(ClusterStatus::Failed),
+            ClusterEvent::ClusterStalled(e) => {
+                self.status_reason = Some(e.reason);
+                self.finish(ClusterStatus::Stalled);
+            }
+            ClusterEvent::OperationFailed(e) => {
+                self.status_reason = Some(e.reason);
+                self.finish(ClusterStatus::Failed);
+            }
             ClusterEvent::ClusterScaleRequested(e) => {
                 self.status = ClusterStatus::Scaling;
+                self.status_reason = None;
                 self.current_operation = Some(e.operation_id);
             }
             ClusterEvent::BrokersAdded(e) => {
@@ -834,6 +853,7 @@ impl Aggregate for Cluster {
             }
             ClusterEvent::ClusterUpgradeRequested(e) => {
                 self.status = ClusterStatus::Upgrading;
+                self.status_reason = None;
                 self.current_operation = Some(e.operation_id);
             }
             ClusterEvent::KafkaVersionRolled(e) => {
@@ -846,9 +866,13 @@ impl Aggregate for Cluster {
             }
             ClusterEvent::ClusterDeletionRequested(e) => {
                 self.status = ClusterStatus::Deleting;
+                self.status_reason = None;
                 self.current_operation = Some(e.operation_id);
             }
-            ClusterEvent::ClusterDeleted(_) => self.finish(ClusterStatus::Deleted),
+            ClusterEvent::ClusterDeleted(_) => {
+                self.bootstrap_servers = None;
+                self.finish(ClusterStatus::Deleted);
+            }
             ClusterEvent::DeletionProtectionChanged(e) => self.deletion_protection = e.enabled,
         }
     }

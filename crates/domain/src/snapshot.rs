@@ -1,13 +1,15 @@
-//! A cluster's state as users see it, folded from its events alone. Used to answer "what did this cluster look
-//! like at instant T" (`as_of`): the events up to T are folded here, so the answer comes from history itself,
-//! not from a read model that only knows the present.
+//! A cluster's state as users see it, folded from its events alone by the Cluster aggregate's own `apply` (the
+//! one fold of a cluster). Used to answer "what did this cluster look like at instant T" (`as_of`): the events up
+//! to T are folded, so the answer comes from history itself, not from a read model that only knows the present.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{ClusterEvent, ClusterStatus};
+use cqrs_es::Aggregate;
+
+use crate::cluster::{Cluster, ClusterEvent, ClusterStatus};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterSnapshot {
@@ -35,107 +37,48 @@ pub struct ClusterSnapshot {
 }
 
 impl ClusterSnapshot {
-    /// Folds events (in sequence order, each with when it occurred). `None` before the cluster was requested.
+    /// Folds events (in sequence order, each with when it occurred) with the Cluster aggregate's own `apply`.
+    /// `None` before the cluster was requested.
     pub fn fold<'a>(events: impl IntoIterator<Item = (&'a ClusterEvent, DateTime<Utc>)>) -> Option<Self> {
-        let mut snapshot: Option<Self> = None;
+        let mut cluster = Cluster::default();
+        let mut times: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
         for (event, at) in events {
-            match (event, snapshot.as_mut()) {
-                (ClusterEvent::ClusterRequested(e), None) => {
-                    snapshot = Some(ClusterSnapshot {
-                        id: e.cluster_id.as_uuid(),
-                        org_id: e.org_id.as_uuid(),
-                        name: e.name.to_string(),
-                        namespace: e.namespace.clone(),
-                        provider: e.provider.to_string(),
-                        region: e.region.to_string(),
-                        target_id: e.target_id.as_uuid(),
-                        kafka_version: e.kafka_version.clone(),
-                        metadata_version: e.metadata_version.clone(),
-                        brokers: e.brokers,
-                        controllers: e.controllers,
-                        storage_gib: e.storage_gib,
-                        config: e.config.clone(),
-                        deletion_protection: e.deletion_protection,
-                        status: ClusterStatus::Requested,
-                        status_reason: None,
-                        version: 1,
-                        current_operation_id: Some(e.operation_id.as_uuid()),
-                        bootstrap_servers: None,
-                        created_at: at,
-                        updated_at: at,
-                    });
-                }
-                (_, Some(s)) => {
-                    s.version += 1;
-                    s.updated_at = at;
-                    s.apply(event);
-                }
-                (_, None) => {}
+            if cluster.requested.is_none() && !matches!(event, ClusterEvent::ClusterRequested(_)) {
+                continue;
             }
+            cluster.apply(event.clone());
+            times = Some((times.map_or(at, |(created, _)| created), at));
         }
-        snapshot
+        let (created_at, updated_at) = times?;
+        Self::of(cluster, created_at, updated_at)
     }
 
-    fn finish(&mut self, status: ClusterStatus) {
-        self.status = status;
-        self.current_operation_id = None;
-    }
-
-    fn apply(&mut self, event: &ClusterEvent) {
-        match event {
-            ClusterEvent::ClusterRequested(_) => {}
-            ClusterEvent::ClusterProvisioningStarted(_) => self.status = ClusterStatus::Provisioning,
-            ClusterEvent::StrimziResourcesApplied(_) => {}
-            ClusterEvent::ClusterReady(e) => {
-                self.brokers = e.broker_ids.len() as u32;
-                self.bootstrap_servers = Some(e.bootstrap_servers.clone());
-                self.status_reason = None;
-                self.finish(ClusterStatus::Ready);
-            }
-            ClusterEvent::ClusterStalled(e) => {
-                self.status_reason = Some(e.reason.clone());
-                self.finish(ClusterStatus::Stalled);
-            }
-            ClusterEvent::OperationFailed(e) => {
-                self.status_reason = Some(e.reason.clone());
-                self.finish(ClusterStatus::Failed);
-            }
-            ClusterEvent::ClusterScaleRequested(e) => {
-                self.status = ClusterStatus::Scaling;
-                self.status_reason = None;
-                self.current_operation_id = Some(e.operation_id.as_uuid());
-            }
-            ClusterEvent::BrokersAdded(e) => self.brokers = e.broker_ids.len() as u32,
-            ClusterEvent::RebalanceCompleted(e) => {
-                if e.mode == "add-brokers" {
-                    self.finish(ClusterStatus::Ready);
-                }
-            }
-            ClusterEvent::BrokersRemoved(e) => {
-                self.brokers = e.broker_ids.len() as u32;
-                self.finish(ClusterStatus::Ready);
-            }
-            ClusterEvent::ClusterUpgradeRequested(e) => {
-                self.status = ClusterStatus::Upgrading;
-                self.status_reason = None;
-                self.current_operation_id = Some(e.operation_id.as_uuid());
-            }
-            ClusterEvent::KafkaVersionRolled(e) => self.kafka_version = e.kafka_version.clone(),
-            ClusterEvent::MetadataVersionBumped(e) => {
-                self.metadata_version = e.metadata_version.clone();
-                self.finish(ClusterStatus::Ready);
-            }
-            ClusterEvent::ClusterDeletionRequested(e) => {
-                self.status = ClusterStatus::Deleting;
-                self.status_reason = None;
-                self.current_operation_id = Some(e.operation_id.as_uuid());
-            }
-            ClusterEvent::ClusterDeleted(_) => {
-                self.bootstrap_servers = None;
-                self.finish(ClusterStatus::Deleted);
-            }
-            ClusterEvent::DeletionProtectionChanged(e) => self.deletion_protection = e.enabled,
-        }
+    /// The aggregate's state as users see it; `None` before the cluster was requested.
+    pub fn of(cluster: Cluster, created_at: DateTime<Utc>, updated_at: DateTime<Utc>) -> Option<Self> {
+        let r = cluster.requested?;
+        Some(ClusterSnapshot {
+            id: r.cluster_id.as_uuid(),
+            org_id: r.org_id.as_uuid(),
+            name: r.name.to_string(),
+            namespace: r.namespace,
+            provider: r.provider.to_string(),
+            region: r.region.to_string(),
+            target_id: r.target_id.as_uuid(),
+            kafka_version: cluster.kafka_version,
+            metadata_version: cluster.metadata_version,
+            brokers: cluster.brokers,
+            controllers: r.controllers,
+            storage_gib: r.storage_gib,
+            config: r.config,
+            deletion_protection: cluster.deletion_protection,
+            status: cluster.status,
+            status_reason: cluster.status_reason,
+            version: cluster.version,
+            current_operation_id: cluster.current_operation.map(|o| o.as_uuid()),
+            bootstrap_servers: cluster.bootstrap_servers,
+            created_at,
+            updated_at,
+        })
     }
 }
 

@@ -13,15 +13,8 @@ pub mod replay;
 use std::time::Duration;
 
 use polaris_domain::EventEnvelope;
-use polaris_domain::cluster::{
-    BrokersAdded, BrokersRemoved, ClusterDeleted, ClusterDeletionRequested, ClusterProvisioningStarted, ClusterReady,
-    ClusterRequested, ClusterScaleRequested, ClusterStalled, ClusterUpgradeRequested, DeletionProtectionChanged,
-    KafkaVersionRolled, MetadataVersionBumped, OperationFailed, RebalanceCompleted, StrimziResourcesApplied,
-};
-use polaris_domain::topic::{
-    TopicConfigChanged, TopicDeleted, TopicDeletionProtectionChanged, TopicDeletionRequested, TopicOperationFailed,
-    TopicPartitionsIncreased, TopicReady, TopicRequested, TopicStalled,
-};
+use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStalled, OperationFailed};
+use polaris_domain::topic::TopicEvent;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -40,8 +33,8 @@ pub enum ProjectorError {
     Database(#[from] sqlx::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-    #[error("event {aggregate_id}/{sequence} ({event_type}) has a payload this projector cannot read: {source}")]
-    Payload { aggregate_id: uuid::Uuid, sequence: u64, event_type: String, source: serde_json::Error },
+    #[error("event {aggregate_id}/{sequence} ({event_type}) has a payload this projector cannot read: {reason}")]
+    Payload { aggregate_id: uuid::Uuid, sequence: u64, event_type: String, reason: String },
     #[error("replay: {0}")]
     Replay(String),
 }
@@ -222,18 +215,52 @@ pub async fn apply_message(
     Ok(outcomes.first().copied().unwrap_or(Outcome::Skipped))
 }
 
-/// Applies an envelope to the read models inside the caller's transaction.
+/// Applies an envelope to the read models inside the caller's transaction. The envelope is decoded to its
+/// aggregate's event enum and matched exhaustively: an event type added to the domain does not compile until the
+/// projector says what it does to the read models. Only an event this build does not know at all (written by a
+/// newer one) is skipped.
 pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
-    if env.aggregate_type == "topic" {
-        return apply_topic(conn, env).await;
+    match decode(env)? {
+        Some(Decoded::Cluster(event)) => apply_cluster(conn, env, event).await,
+        Some(Decoded::Topic(event)) => apply_topic(conn, env, event).await,
+        None => Ok(Outcome::Skipped),
     }
-    if env.aggregate_type != "cluster" {
-        return Ok(Outcome::Skipped);
+}
+
+/// An envelope as its aggregate's event.
+enum Decoded {
+    Cluster(ClusterEvent),
+    Topic(TopicEvent),
+}
+
+/// The envelope's event, upcast to its current version; `None` for an aggregate or event type this build does
+/// not know. A known type that does not decode is an error: skipping it would lose a change.
+fn decode(env: &EventEnvelope) -> Result<Option<Decoded>, ProjectorError> {
+    if polaris_domain::events::current_version(&env.event_type).is_none() {
+        tracing::warn!(event_type = %env.event_type, aggregate_id = %env.aggregate_id, "projector: unknown event type skipped");
+        return Ok(None);
     }
-    match env.event_type.as_str() {
-        "ClusterRequested" => cluster_requested(conn, env, payload(env)?).await,
-        "ClusterProvisioningStarted" => {
-            let e: ClusterProvisioningStarted = payload(env)?;
+    let malformed = |e: polaris_domain::events::UpcastError| ProjectorError::Payload {
+        aggregate_id: env.aggregate_id,
+        sequence: env.sequence,
+        event_type: env.event_type.clone(),
+        reason: e.to_string(),
+    };
+    Ok(match env.aggregate_type.as_str() {
+        "cluster" => Some(Decoded::Cluster(env.decode().map_err(malformed)?)),
+        "topic" => Some(Decoded::Topic(env.decode().map_err(malformed)?)),
+        _ => None,
+    })
+}
+
+async fn apply_cluster(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    event: ClusterEvent,
+) -> Result<Outcome, ProjectorError> {
+    match event {
+        ClusterEvent::ClusterRequested(e) => cluster_requested(conn, env, e).await,
+        ClusterEvent::ClusterProvisioningStarted(e) => {
             if !advance(conn, env, "status = 'PROVISIONING', status_reason = NULL").await? {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -244,8 +271,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "StrimziResourcesApplied" => {
-            let e: StrimziResourcesApplied = payload(env)?;
+        ClusterEvent::StrimziResourcesApplied(e) => {
             if !advance(conn, env, "status = status").await? {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -256,8 +282,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "ClusterReady" => {
-            let e: ClusterReady = payload(env)?;
+        ClusterEvent::ClusterReady(e) => {
             let set = "status = 'READY', status_reason = NULL, current_operation_id = NULL, brokers = $4, \
                        bootstrap_servers = $5";
             let applied =
@@ -282,37 +307,14 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "ClusterStalled" | "OperationFailed" => {
-            let (operation_id, step, reason, cluster_status, op_state) = if env.event_type == "ClusterStalled" {
-                let e: ClusterStalled = payload(env)?;
-                (e.operation_id, e.step, e.reason, "STALLED", "stalled")
-            } else {
-                let e: OperationFailed = payload(env)?;
-                (e.operation_id, e.step, e.reason, "FAILED", "failed")
-            };
-            let applied =
-                advance_with(conn, env, "status = $4, status_reason = $5, current_operation_id = NULL", |q| {
-                    q.bind(cluster_status).bind(reason.clone())
-                })
-                .await?;
-            if !applied {
-                return Ok(Outcome::AlreadyApplied);
-            }
-            update_operation(conn, operation_id.as_uuid(), env, |op| {
-                op.finish_step(&step, op_state, Some(reason.clone()), env.occurred_at);
-                op.state = op_state.into();
-                op.error = Some(reason.clone());
-                op.finished_at = Some(env.occurred_at);
-            })
-            .await?;
-            Ok(Outcome::Applied)
+        ClusterEvent::ClusterStalled(ClusterStalled { operation_id, step, reason }) => {
+            operation_ended(conn, env, operation_id, &step, &reason, ("STALLED", "stalled")).await
         }
-        "ClusterScaleRequested" => {
-            let e: ClusterScaleRequested = payload(env)?;
-            start_operation(conn, env, e.operation_id.as_uuid(), "SCALING").await
+        ClusterEvent::OperationFailed(OperationFailed { operation_id, step, reason }) => {
+            operation_ended(conn, env, operation_id, &step, &reason, ("FAILED", "failed")).await
         }
-        "BrokersAdded" => {
-            let e: BrokersAdded = payload(env)?;
+        ClusterEvent::ClusterScaleRequested(e) => start_operation(conn, env, e.operation_id.as_uuid(), "SCALING").await,
+        ClusterEvent::BrokersAdded(e) => {
             let applied = advance_with(conn, env, "brokers = $4", |q| q.bind(e.broker_ids.len() as i32)).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
@@ -330,8 +332,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "RebalanceCompleted" => {
-            let e: RebalanceCompleted = payload(env)?;
+        ClusterEvent::RebalanceCompleted(e) => {
             let adding = e.mode == "add-brokers";
             let set = if adding { "status = 'READY', current_operation_id = NULL" } else { "status = status" };
             if !advance(conn, env, set).await? {
@@ -349,8 +350,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "BrokersRemoved" => {
-            let e: BrokersRemoved = payload(env)?;
+        ClusterEvent::BrokersRemoved(e) => {
             let applied = advance_with(conn, env, "status = 'READY', current_operation_id = NULL, brokers = $4", |q| {
                 q.bind(e.broker_ids.len() as i32)
             })
@@ -371,12 +371,10 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "ClusterUpgradeRequested" => {
-            let e: ClusterUpgradeRequested = payload(env)?;
+        ClusterEvent::ClusterUpgradeRequested(e) => {
             start_operation(conn, env, e.operation_id.as_uuid(), "UPGRADING").await
         }
-        "KafkaVersionRolled" => {
-            let e: KafkaVersionRolled = payload(env)?;
+        ClusterEvent::KafkaVersionRolled(e) => {
             let applied = advance_with(conn, env, "kafka_version = $4", |q| q.bind(e.kafka_version.clone())).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
@@ -393,8 +391,7 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "MetadataVersionBumped" => {
-            let e: MetadataVersionBumped = payload(env)?;
+        ClusterEvent::MetadataVersionBumped(e) => {
             let set = "status = 'READY', current_operation_id = NULL, metadata_version = $4";
             let applied = advance_with(conn, env, set, |q| q.bind(e.metadata_version.clone())).await?;
             if !applied {
@@ -412,12 +409,10 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "ClusterDeletionRequested" => {
-            let e: ClusterDeletionRequested = payload(env)?;
+        ClusterEvent::ClusterDeletionRequested(e) => {
             start_operation(conn, env, e.operation_id.as_uuid(), "DELETING").await
         }
-        "ClusterDeleted" => {
-            let e: ClusterDeleted = payload(env)?;
+        ClusterEvent::ClusterDeleted(e) => {
             if !advance(conn, env, "status = 'DELETED', current_operation_id = NULL, bootstrap_servers = NULL").await? {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -434,19 +429,20 @@ pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Res
             .await?;
             Ok(Outcome::Applied)
         }
-        "DeletionProtectionChanged" => {
-            let e: DeletionProtectionChanged = payload(env)?;
+        ClusterEvent::DeletionProtectionChanged(e) => {
             let applied = advance_with(conn, env, "deletion_protection = $4", |q| q.bind(e.enabled)).await?;
             Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
         }
-        _ => Ok(Outcome::Skipped),
     }
 }
 
-async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
-    match env.event_type.as_str() {
-        "TopicRequested" => {
-            let e: TopicRequested = payload(env)?;
+async fn apply_topic(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    event: TopicEvent,
+) -> Result<Outcome, ProjectorError> {
+    match event {
+        TopicEvent::TopicRequested(e) => {
             let inserted = sqlx::query(
                 "INSERT INTO topics (id, org_id, cluster_id, name, partitions, replication_factor, config, \
                    deletion_protection, status, version, created_at, updated_at) \
@@ -471,8 +467,7 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             start_operation_row(conn, env, || None).await?;
             Ok(Outcome::Applied)
         }
-        "TopicReady" => {
-            let e: TopicReady = payload(env)?;
+        TopicEvent::TopicReady(e) => {
             let rows = sqlx::query(
                 "UPDATE topics SET status = 'READY', version = $2, updated_at = $3 WHERE id = $1 AND version < $2",
             )
@@ -492,39 +487,36 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             .await?;
             Ok(Outcome::Applied)
         }
-        "TopicPartitionsIncreased" | "TopicConfigChanged" => {
-            // Either change starts (or joins) the operation applying the KafkaTopic.
-            let applied = if env.event_type == "TopicPartitionsIncreased" {
-                let e: TopicPartitionsIncreased = payload(env)?;
-                let to = e.to as i32;
-                advance_topic(conn, env, "partitions = $4, status = 'UPDATING'", move |q| q.bind(to)).await?
-            } else {
-                let e: TopicConfigChanged = payload(env)?;
-                let config = sqlx::types::Json(e.config);
-                advance_topic(conn, env, "config = $4, status = 'UPDATING'", move |q| q.bind(config)).await?
-            };
-            if !applied {
+        // Either change starts (or joins) the operation applying the KafkaTopic.
+        TopicEvent::TopicPartitionsIncreased(e) => {
+            let to = e.to as i32;
+            if !advance_topic(conn, env, "partitions = $4, status = 'UPDATING'", move |q| q.bind(to)).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
             topic_operation(conn, env).await?;
             Ok(Outcome::Applied)
         }
-        "TopicDeletionProtectionChanged" => {
-            let e: TopicDeletionProtectionChanged = payload(env)?;
+        TopicEvent::TopicConfigChanged(e) => {
+            let config = sqlx::types::Json(e.config);
+            if !advance_topic(conn, env, "config = $4, status = 'UPDATING'", move |q| q.bind(config)).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            topic_operation(conn, env).await?;
+            Ok(Outcome::Applied)
+        }
+        TopicEvent::TopicDeletionProtectionChanged(e) => {
             let enabled = e.enabled;
             let applied = advance_topic(conn, env, "deletion_protection = $4", move |q| q.bind(enabled)).await?;
             Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
         }
-        "TopicDeletionRequested" => {
-            let _: TopicDeletionRequested = payload(env)?;
+        TopicEvent::TopicDeletionRequested(_) => {
             if !advance_topic(conn, env, "status = 'DELETING'", |q| q).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
             topic_operation(conn, env).await?;
             Ok(Outcome::Applied)
         }
-        "TopicStalled" => {
-            let e: TopicStalled = payload(env)?;
+        TopicEvent::TopicStalled(e) => {
             if !advance_topic(conn, env, "status = 'STALLED'", |q| q).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -540,8 +532,7 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             .await?;
             Ok(Outcome::Applied)
         }
-        "TopicOperationFailed" => {
-            let e: TopicOperationFailed = payload(env)?;
+        TopicEvent::TopicOperationFailed(e) => {
             if !advance_topic(conn, env, "status = 'FAILED'", |q| q).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -558,8 +549,7 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             .await?;
             Ok(Outcome::Applied)
         }
-        "TopicDeleted" => {
-            let e: TopicDeleted = payload(env)?;
+        TopicEvent::TopicDeleted(e) => {
             if !advance_topic(conn, env, "status = 'DELETED'", |q| q).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -570,8 +560,34 @@ async fn apply_topic(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Out
             .await?;
             Ok(Outcome::Applied)
         }
-        _ => Ok(Outcome::Skipped),
     }
+}
+
+/// A cluster operation ended without succeeding: the cluster and the operation take `(cluster status, operation
+/// state)` with the reason.
+async fn operation_ended(
+    conn: &mut PgConnection,
+    env: &EventEnvelope,
+    operation_id: polaris_domain::OperationId,
+    step: &str,
+    reason: &str,
+    (cluster_status, op_state): (&'static str, &'static str),
+) -> Result<Outcome, ProjectorError> {
+    let applied = advance_with(conn, env, "status = $4, status_reason = $5, current_operation_id = NULL", |q| {
+        q.bind(cluster_status).bind(reason.to_owned())
+    })
+    .await?;
+    if !applied {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    update_operation(conn, operation_id.as_uuid(), env, |op| {
+        op.finish_step(step, op_state, Some(reason.to_owned()), env.occurred_at);
+        op.state = op_state.into();
+        op.error = Some(reason.to_owned());
+        op.finished_at = Some(env.occurred_at);
+    })
+    .await?;
+    Ok(Outcome::Applied)
 }
 
 /// Moves a topic row to the event's version with `set` (which may use `$4`, bound by `extra`). False: the row
@@ -794,15 +810,6 @@ async fn update_operation(
         .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-fn payload<T: serde::de::DeserializeOwned>(env: &EventEnvelope) -> Result<T, ProjectorError> {
-    serde_json::from_value(env.payload.clone()).map_err(|source| ProjectorError::Payload {
-        aggregate_id: env.aggregate_id,
-        sequence: env.sequence,
-        event_type: env.event_type.clone(),
-        source,
-    })
 }
 
 pub struct Projector {

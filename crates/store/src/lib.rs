@@ -3,6 +3,7 @@
 //! Kafka in commit order.
 
 pub mod chain;
+pub mod cursor;
 mod invariants;
 pub mod operations;
 pub mod relay;
@@ -19,6 +20,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub use cqrs_es;
+pub use cursor::{Cursor, CursorKind, InvalidCursor};
 pub use relay::{Relay, RelayConfig, RelayError};
 
 /// The SQL migrations under `migrations/`, embedded at compile time.

@@ -2,6 +2,7 @@
 //! Read from the events themselves (not a read model), so it is exact however far the projector has got.
 
 use polaris_domain::ClusterEvent;
+use polaris_domain::cluster::Cluster;
 use sqlx::PgPool;
 
 use crate::resources::ClusterSpec;
@@ -24,37 +25,32 @@ pub async fn load(pool: &PgPool, cluster_id: uuid::Uuid, up_to: u64) -> anyhow::
         .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
         .fetch_all(pool)
         .await?;
-    let mut facts = ClusterFacts::default();
+    // The one fold of a cluster: the aggregate's own `apply`.
+    let mut cluster = Cluster::default();
     for row in rows {
         let event: ClusterEvent = row.decode()?;
-        match event {
-            ClusterEvent::ClusterRequested(e) => {
-                facts.target_id = Some(e.target_id.as_uuid());
-                facts.spec = Some(ClusterSpec::from_requested(&e));
-            }
-            ClusterEvent::ClusterReady(e) => facts.broker_ids = e.broker_ids,
-            ClusterEvent::BrokersAdded(e) => facts.broker_ids = e.broker_ids,
-            ClusterEvent::BrokersRemoved(e) => facts.broker_ids = e.broker_ids,
-            ClusterEvent::KafkaVersionRolled(e) => {
-                if let Some(s) = facts.spec.as_mut() {
-                    s.kafka_version = e.kafka_version;
-                }
-            }
-            ClusterEvent::MetadataVersionBumped(e) => {
-                if let Some(s) = facts.spec.as_mut() {
-                    s.metadata_version = e.metadata_version;
-                }
-            }
-            _ => {}
+        polaris_store::cqrs_es::Aggregate::apply(&mut cluster, event);
+    }
+    Ok(ClusterFacts::of(&cluster))
+}
+
+impl ClusterFacts {
+    /// What the workflows need of a cluster's state.
+    pub fn of(cluster: &Cluster) -> Self {
+        let Some(requested) = &cluster.requested else { return ClusterFacts::default() };
+        let mut spec = ClusterSpec::from_requested(requested);
+        spec.kafka_version = cluster.kafka_version.clone();
+        spec.metadata_version = cluster.metadata_version.clone();
+        // Once the cluster has run, its broker count is what Strimzi reported, not what was first requested.
+        if !cluster.broker_ids.is_empty() {
+            spec.brokers = cluster.broker_ids.len() as u32;
+        }
+        ClusterFacts {
+            spec: Some(spec),
+            target_id: Some(requested.target_id.as_uuid()),
+            broker_ids: cluster.broker_ids.clone(),
         }
     }
-    // Once the cluster has run, its broker count is what Strimzi reported, not what was first requested.
-    if let Some(s) = facts.spec.as_mut()
-        && !facts.broker_ids.is_empty()
-    {
-        s.brokers = facts.broker_ids.len() as u32;
-    }
-    Ok(facts)
 }
 
 /// A topic's current desired state, folded from all its events.
