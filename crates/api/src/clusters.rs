@@ -588,7 +588,6 @@ pub struct OperationAccepted {
     pub operation: OperationView,
 }
 
-
 /// Runs a disruptive command on a cluster of the caller's org and answers `202` with the operation.
 async fn disruptive(
     state: &AppState,

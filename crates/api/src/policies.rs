@@ -201,7 +201,6 @@ fn view(bundle: PolicyBundle, published: Option<Published>) -> Result<PolicyBund
     })
 }
 
-
 /// The org's current policy bundle.
 #[utoipa::path(
     get, path = "/v1/policies", operation_id = "policies_get", tag = "policies",

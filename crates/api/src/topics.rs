@@ -342,7 +342,6 @@ pub async fn get_topic(
     Ok((crate::preconditions::etag(view.version)?, Json(view)))
 }
 
-
 /// A topic's state at an instant, folded from its events (time travel, and the answer right after a change).
 async fn topic_as_of(
     state: &AppState,
