@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStatus};
 use polaris_domain::policy::Subject;
 use polaris_domain::{Cluster, ClusterCommand, ClusterError, ClusterId, OperationId, Provider, RequestCluster};
+use polaris_store::db::{self, clusters::ClusterFilter, clusters::ClusterRow};
 use polaris_store::{Cursor, CursorKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -116,35 +117,6 @@ pub struct ListClustersQuery {
     #[param(pattern = "^[0-9]{1,16}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub page_token: Option<String>,
 }
-
-#[derive(sqlx::FromRow)]
-struct ClusterRow {
-    id: Uuid,
-    org_id: Uuid,
-    name: String,
-    namespace: String,
-    provider: String,
-    region: String,
-    target_id: Option<Uuid>,
-    kafka_version: String,
-    metadata_version: String,
-    brokers: i32,
-    controllers: i32,
-    storage_gib: i32,
-    config: sqlx::types::Json<BTreeMap<String, String>>,
-    deletion_protection: bool,
-    status: String,
-    status_reason: Option<String>,
-    version: i64,
-    current_operation_id: Option<Uuid>,
-    bootstrap_servers: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-const CLUSTER_COLUMNS: &str = "id, org_id, name, namespace, provider, region, target_id, kafka_version, metadata_version, brokers, \
-     controllers, storage_gib, config, deletion_protection, status, status_reason, version, current_operation_id, \
-     bootstrap_servers, created_at, updated_at";
 
 impl From<ClusterRow> for ClusterView {
     fn from(r: ClusterRow) -> Self {
@@ -320,14 +292,11 @@ async fn request_cluster(
     execute(state, caller, cluster_id.as_uuid(), command, &metadata, None).await?;
 
     // The response describes exactly what was recorded: read the event back rather than re-deriving defaults.
-    let (payload, sequence): (serde_json::Value, i64) = sqlx::query_as(
-        "SELECT payload::jsonb, sequence FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 \
-         ORDER BY sequence DESC LIMIT 1",
-    )
-    .bind(cluster_id.to_string())
-    .fetch_one(&state.pool)
-    .await?;
-    let event = match serde_json::from_value(payload) {
+    let stored = db::events::last_of_aggregate(&state.pool, "cluster", &cluster_id.to_string())
+        .await?
+        .ok_or_else(|| ApiError::Internal("the request's event is missing".to_owned()))?;
+    let sequence = stored.sequence;
+    let event = match stored.decode() {
         Ok(ClusterEvent::ClusterRequested(event)) => event,
         Ok(other) => return Err(ApiError::Internal(format!("expected ClusterRequested, found {other:?}"))),
         Err(e) => return Err(ApiError::Internal(format!("stored event unreadable: {e}"))),
@@ -422,23 +391,10 @@ pub async fn list_clusters(
         return Err(ApiError::validation(format!("unknown provider {p:?}"), Some("provider")));
     }
     let after = crate::paging::cursor(q.page_token.as_deref(), CursorKind::Keyed)?.and_then(|c| c.keyed());
-    let sql = format!(
-        "SELECT {CLUSTER_COLUMNS} FROM clusters WHERE org_id = $1 \
-           AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR provider = $3) \
-           AND ($4::text IS NULL OR region = $4) \
-           AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6)) \
-         ORDER BY created_at, id LIMIT $7"
-    );
-    let mut rows: Vec<ClusterRow> = sqlx::query_as(&sql)
-        .bind(caller.org_id.as_uuid())
-        .bind(&q.status)
-        .bind(&q.provider)
-        .bind(&q.region)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(i64::from(page_size) + 1)
-        .fetch_all(&state.pool)
-        .await?;
+    let filter =
+        ClusterFilter { status: q.status.as_deref(), provider: q.provider.as_deref(), region: q.region.as_deref() };
+    let mut rows =
+        db::clusters::list(&state.pool, caller.org_id.as_uuid(), filter, after, i64::from(page_size) + 1).await?;
     let next_page_token =
         crate::paging::next_token(&mut rows, page_size, |r| Cursor::Keyed { at: r.created_at, id: r.id });
     Ok(Json(ClusterList { items: rows.into_iter().map(ClusterView::from).collect(), next_page_token }))
@@ -501,12 +457,7 @@ async fn cluster_as_of(
     id: Uuid,
     as_of: DateTime<Utc>,
 ) -> Result<ClusterView, ApiError> {
-    let sql = format!(
-        "SELECT {} FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 ORDER BY sequence",
-        polaris_store::STORED_EVENT_COLUMNS
-    );
-    let rows: Vec<polaris_store::StoredEvent> =
-        sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&state.pool).await?;
+    let rows = db::events::of_aggregate(&state.pool, "cluster", &id.to_string(), None).await?;
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
         let envelope = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -527,11 +478,9 @@ async fn cluster_as_of(
 /// A cluster of the caller's org as the read model has it, or, when the projector has not got to its last event
 /// yet, as its events say: a client reads at least what it has just written (read your own writes).
 pub async fn current(state: &AppState, caller: &Caller, id: Uuid) -> Result<ClusterView, ApiError> {
-    let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = $1 AND org_id = $2");
-    let row: Option<ClusterRow> =
-        sqlx::query_as(&sql).bind(id).bind(caller.org_id.as_uuid()).fetch_optional(&state.pool).await?;
+    let row = db::clusters::get(&state.pool, caller.org_id.as_uuid(), id).await?;
     match row {
-        Some(row) if row.version >= crate::command::head_sequence(&state.pool, "cluster", &id.to_string()).await? => {
+        Some(row) if row.version >= db::events::head_sequence(&state.pool, "cluster", &id.to_string()).await? => {
             Ok(row.into())
         }
         _ => cluster_as_of(state, caller, id, Utc::now()).await,
@@ -666,7 +615,7 @@ pub async fn scale_cluster(
     ApiJson(body): ApiJson<ScaleCluster>,
 ) -> Result<Response, ApiError> {
     let expected_version = crate::preconditions::expected_version(&headers, body.expected_version)?;
-    let largest_topic_rf = crate::topics::largest_replication_factor(&state.pool, id).await?;
+    let largest_topic_rf = db::topics::largest_replication_factor(&state.pool, id).await?;
     let subject = Subject::Scale { brokers: body.brokers };
     disruptive(&state, &caller, id, ("scale", "RequestScale"), Some(subject), q.on(), |operation_id, requested_by| {
         ClusterCommand::RequestScale {
@@ -881,12 +830,7 @@ pub async fn cluster_history(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<History>, ApiError> {
-    let sql = format!(
-        "SELECT {} FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 ORDER BY sequence",
-        polaris_store::STORED_EVENT_COLUMNS
-    );
-    let rows: Vec<polaris_store::StoredEvent> =
-        sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&state.pool).await?;
+    let rows = db::events::of_aggregate(&state.pool, "cluster", &id.to_string(), None).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
         let e = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -901,7 +845,7 @@ pub async fn cluster_history(
     Ok(Json(History { items }))
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BrokerView {
     /// The Kafka node id: a broker's identity, never a pod ordinal.
     pub id: i32,
@@ -933,10 +877,7 @@ pub async fn cluster_brokers(
     IdPath(id): IdPath,
 ) -> Result<Json<BrokerList>, ApiError> {
     current(&state, &caller, id).await?;
-    let items: Vec<BrokerView> =
-        sqlx::query_as("SELECT node_id AS id, role, status FROM brokers WHERE cluster_id = $1 ORDER BY node_id")
-            .bind(id)
-            .fetch_all(&state.pool)
-            .await?;
+    let nodes = db::clusters::nodes(&state.pool, id).await?;
+    let items = nodes.into_iter().map(|n| BrokerView { id: n.id, role: n.role, status: n.status }).collect();
     Ok(Json(BrokerList { items }))
 }

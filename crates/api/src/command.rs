@@ -64,14 +64,7 @@ pub fn invariant_error(v: &polaris_store::InvariantViolation) -> ApiError {
     }
 }
 
-/// The last sequence an aggregate's events reached (0 when it has none): what a read model must have applied to
-/// be current. One index lookup.
+/// The last sequence an aggregate's events reached (0 when it has none).
 pub async fn head_sequence(pool: &sqlx::PgPool, aggregate_type: &str, id: &str) -> Result<i64, ApiError> {
-    let (head,): (Option<i64>,) =
-        sqlx::query_as("SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
-            .bind(aggregate_type)
-            .bind(id)
-            .fetch_one(pool)
-            .await?;
-    Ok(head.unwrap_or(0))
+    Ok(polaris_store::db::events::head_sequence(pool, aggregate_type, id).await?)
 }

@@ -77,12 +77,7 @@ pub async fn decide<A>(
 where
     A: Aggregate<Services = ()>,
 {
-    let sql = format!(
-        "SELECT {} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
-        polaris_store::STORED_EVENT_COLUMNS
-    );
-    let rows: Vec<polaris_store::StoredEvent> =
-        sqlx::query_as(&sql).bind(A::TYPE).bind(aggregate_id).fetch_all(pool).await?;
+    let rows = polaris_store::db::events::of_aggregate(pool, A::TYPE, aggregate_id, None).await?;
     let mut aggregate = A::default();
     for row in rows {
         aggregate.apply(row.decode().map_err(|e| ApiError::Internal(e.to_string()))?);

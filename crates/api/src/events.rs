@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use polaris_store::db;
 use polaris_store::{Cursor, CursorKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -58,14 +59,6 @@ fn start_schema() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
-/// Committed and visible to a reader: older than every running transaction (as the relay reads).
-const VISIBLE: &str = "xid < pg_snapshot_xmin(pg_current_snapshot()) AND metadata->>'org_id' = $1::text";
-
-/// The cursor after an event (its transaction id as PostgreSQL prints an `xid8`).
-fn commit_cursor(xid: &str, position: i64) -> Cursor {
-    Cursor::Commit { xid: xid.parse().unwrap_or_default(), position }
-}
-
 /// The org's events in commit order.
 #[utoipa::path(
     get, path = "/v1/events", operation_id = "events_list", tag = "events",
@@ -91,43 +84,19 @@ pub async fn list_events(
         // Another org's cluster answers 404 here too, as everywhere.
         crate::clusters::current(&state, &caller, cluster).await?;
     }
-    let org = caller.org_id.as_uuid().to_string();
+    let org = caller.org_id.as_uuid();
     let from = crate::paging::cursor(q.page_token.as_deref(), CursorKind::Commit)?.and_then(|c| c.commit());
     let (xid, position) = match (from, q.start.as_deref()) {
         (Some(from), _) => from,
         (None, None | Some("beginning")) => (0, 0),
         (None, Some("end")) => {
-            let head: Option<(String, i64)> = sqlx::query_as(&format!(
-                "SELECT xid::text, position FROM events WHERE {VISIBLE} \
-                 ORDER BY events.xid DESC, events.position DESC LIMIT 1"
-            ))
-            .bind(&org)
-            .fetch_optional(&state.pool)
-            .await?;
-            let token = head.map_or(Cursor::COMMIT_START, |(x, p)| commit_cursor(&x, p)).encode();
+            let token = db::events::feed_end(&state.pool, org).await?.encode();
             return Ok(Json(EventPage { items: Vec::new(), next_page_token: token }));
         }
         (None, Some(_)) => return Err(ApiError::validation("start must be beginning or end", Some("start"))),
     };
-    let sql = format!(
-        "SELECT {} FROM events WHERE (xid, position) > ($2::text::xid8, $3) AND {VISIBLE} \
-         AND ($4::text IS NULL OR (aggregate_type = 'cluster' AND aggregate_id = $4) \
-              OR (aggregate_type = 'topic' AND aggregate_id IN (SELECT t.aggregate_id FROM events t \
-                  WHERE t.aggregate_type = 'topic' AND t.sequence = 1 \
-                  AND t.payload -> 'TopicRequested' ->> 'cluster_id' = $4))) \
-         ORDER BY events.xid, events.position LIMIT $5",
-        polaris_store::STORED_EVENT_COLUMNS
-    );
-    let rows: Vec<polaris_store::StoredEvent> = sqlx::query_as(&sql)
-        .bind(&org)
-        .bind(xid.to_string())
-        .bind(position)
-        .bind(q.cluster_id.map(|c| c.to_string()))
-        .bind(i64::from(page_size))
-        .fetch_all(&state.pool)
-        .await?;
-    let next_page_token =
-        rows.last().map_or(Cursor::Commit { xid, position }, |r| commit_cursor(&r.xid, r.position)).encode();
+    let rows = db::events::feed(&state.pool, org, (xid, position), q.cluster_id, i64::from(page_size)).await?;
+    let next_page_token = rows.last().map_or(Cursor::Commit { xid, position }, db::events::commit_cursor).encode();
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
         let e = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use polaris_store::db::{self, operations::OperationRow};
+use polaris_store::operations::Step;
+
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
@@ -20,6 +23,18 @@ pub struct OperationStep {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub detail: Option<String>,
+}
+
+impl From<Step> for OperationStep {
+    fn from(s: Step) -> Self {
+        OperationStep {
+            name: s.name,
+            state: s.state,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            detail: s.detail,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -83,23 +98,6 @@ impl OperationView {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct OperationRow {
-    id: Uuid,
-    kind: String,
-    cluster_id: Uuid,
-    topic_id: Option<Uuid>,
-    state: String,
-    steps: sqlx::types::Json<Vec<OperationStep>>,
-    error: Option<String>,
-    requested_by: String,
-    started_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-const OPERATION_COLUMNS: &str =
-    "id, kind, cluster_id, topic_id, state, steps, error, requested_by, started_at, finished_at";
-
 impl From<OperationRow> for OperationView {
     fn from(row: OperationRow) -> Self {
         OperationView {
@@ -108,7 +106,7 @@ impl From<OperationRow> for OperationView {
             cluster_id: row.cluster_id,
             topic_id: row.topic_id,
             state: row.state,
-            steps: row.steps.0,
+            steps: row.steps.0.into_iter().map(OperationStep::from).collect(),
             error: row.error,
             requested_by: row.requested_by,
             started_at: row.started_at,
@@ -162,18 +160,9 @@ pub async fn list_operations(
     }
     let before =
         crate::paging::cursor(q.page_token.as_deref(), polaris_store::CursorKind::Keyed)?.and_then(|c| c.keyed());
-    let sql = format!(
-        "SELECT {OPERATION_COLUMNS} FROM operations WHERE org_id = $1 AND ($2::uuid IS NULL OR cluster_id = $2) \
-         AND ($3::timestamptz IS NULL OR (started_at, id) < ($3, $4)) ORDER BY started_at DESC, id DESC LIMIT $5"
-    );
-    let mut rows: Vec<OperationRow> = sqlx::query_as(&sql)
-        .bind(caller.org_id.as_uuid())
-        .bind(q.cluster_id)
-        .bind(before.map(|(at, _)| at))
-        .bind(before.map(|(_, id)| id))
-        .bind(i64::from(page_size) + 1)
-        .fetch_all(&state.pool)
-        .await?;
+    let mut rows =
+        db::operations::list(&state.pool, caller.org_id.as_uuid(), q.cluster_id, before, i64::from(page_size) + 1)
+            .await?;
     let next_page_token = crate::paging::next_token(&mut rows, page_size, |r| polaris_store::Cursor::Keyed {
         at: r.started_at,
         id: r.id,
@@ -198,12 +187,7 @@ pub async fn get_operation(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<OperationView>, ApiError> {
-    let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = $1 AND org_id = $2");
-    let row: OperationRow = sqlx::query_as(&sql)
-        .bind(id)
-        .bind(caller.org_id.as_uuid())
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::NotFound("operation"))?;
+    let row =
+        db::operations::get(&state.pool, caller.org_id.as_uuid(), id).await?.ok_or(ApiError::NotFound("operation"))?;
     Ok(Json(row.into()))
 }

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use polaris_store::db::{self, topics::TopicRow};
+
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::dryrun::{DryRunQuery, Plan};
@@ -70,21 +72,6 @@ pub struct TopicList {
     pub next_page_token: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct TopicRow {
-    id: Uuid,
-    cluster_id: Uuid,
-    name: String,
-    partitions: i32,
-    replication_factor: i32,
-    config: sqlx::types::Json<BTreeMap<String, String>>,
-    deletion_protection: bool,
-    status: String,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
 impl From<TopicRow> for TopicView {
     fn from(r: TopicRow) -> Self {
         TopicView {
@@ -103,30 +90,11 @@ impl From<TopicRow> for TopicView {
     }
 }
 
-const TOPIC_COLUMNS: &str = "id, cluster_id, name, partitions, replication_factor, config, deletion_protection, \
-     status, version, created_at, updated_at";
-
 /// The cluster's status and broker count, if it is the caller's.
 /// The cluster's status, broker count and name, if it is the caller's.
 async fn cluster_of(state: &AppState, caller: &Caller, id: Uuid) -> Result<(String, i32, String), ApiError> {
     let c = crate::clusters::current(state, caller, id).await?;
     Ok((c.status, c.brokers as i32, c.namespace))
-}
-
-/// The largest replication factor among a cluster's live topics: the floor for scaling it down. Read from the
-/// event store (each topic's `TopicRequested`, indexed by cluster, and no `TopicDeleted`), not from the topics
-/// read model, which may not have a topic whose request was just accepted.
-pub async fn largest_replication_factor(pool: &sqlx::PgPool, cluster: Uuid) -> Result<u32, sqlx::Error> {
-    let (rf,): (Option<i32>,) = sqlx::query_as(
-        "SELECT max((e.payload -> 'TopicRequested' ->> 'replication_factor')::int) FROM events e \
-         WHERE e.aggregate_type = 'topic' AND e.sequence = 1 AND e.payload -> 'TopicRequested' ->> 'cluster_id' = $1 \
-           AND NOT EXISTS (SELECT 1 FROM events d WHERE d.aggregate_type = 'topic' \
-                           AND d.aggregate_id = e.aggregate_id AND d.event_type = 'TopicDeleted')",
-    )
-    .bind(cluster.to_string())
-    .fetch_one(pool)
-    .await?;
-    Ok(rf.unwrap_or(0).max(0) as u32)
 }
 
 /// What each of the Topic aggregate's refusals means to the caller.
@@ -230,14 +198,9 @@ pub async fn create_topic(
     // A create expects the topic to have no events yet: a create that loses a race finds it existing.
     let metadata_map = caller.metadata_map(&metadata);
     crate::command::execute(&state.topics, &state.pool, &id.to_string(), command, metadata_map, Some(0)).await?;
-    let (payload,): (serde_json::Value,) = sqlx::query_as(
-        "SELECT payload::jsonb FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
-    )
-    .bind(id.to_string())
-    .fetch_one(&state.pool)
-    .await?;
-    let e = match serde_json::from_value(payload) {
-        Ok(TopicEvent::TopicRequested(e)) => e,
+    let requested = db::events::of_aggregate(&state.pool, "topic", &id.to_string(), Some(1)).await?;
+    let e = match requested.first().map(|r| r.decode::<TopicEvent>()) {
+        Some(Ok(TopicEvent::TopicRequested(e))) => e,
         other => return Err(ApiError::Internal(format!("expected TopicRequested, found {other:?}"))),
     };
     let topic = TopicView {
@@ -281,12 +244,7 @@ pub async fn list_topics(
     let page_size = crate::paging::page_size(q.page_size)?;
     // The cursor is the last name of the previous page.
     let after = crate::paging::cursor(q.page_token.as_deref(), polaris_store::CursorKind::Name)?.map(|c| c.encode());
-    let sql = format!(
-        "SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 AND ($2::text IS NULL OR name > $2) \
-         ORDER BY name LIMIT $3"
-    );
-    let mut rows: Vec<TopicRow> =
-        sqlx::query_as(&sql).bind(cluster).bind(&after).bind(i64::from(page_size) + 1).fetch_all(&state.pool).await?;
+    let mut rows = db::topics::list(&state.pool, cluster, after.as_deref(), i64::from(page_size) + 1).await?;
     let next_page_token =
         crate::paging::next_token(&mut rows, page_size, |r| polaris_store::Cursor::Name(r.name.clone()));
     Ok(Json(TopicList { items: rows.into_iter().map(TopicView::from).collect(), next_page_token }))
@@ -330,8 +288,7 @@ pub async fn get_topic(
         let view = topic_as_of(&state, &caller, cluster, &name, as_of).await?;
         return Ok((crate::preconditions::etag(view.version)?, Json(view)));
     }
-    let sql = format!("SELECT {TOPIC_COLUMNS} FROM topics WHERE cluster_id = $1 AND name = $2");
-    let row: Option<TopicRow> = sqlx::query_as(&sql).bind(cluster).bind(&name).fetch_optional(&state.pool).await?;
+    let row = db::topics::get(&state.pool, cluster, &name).await?;
     // Read your own writes: a read model behind the topic's last event answers from the events instead.
     let id = topic_id(ClusterId::from_uuid(cluster), &name).to_string();
     let head = crate::command::head_sequence(&state.pool, "topic", &id).await?;
@@ -351,12 +308,7 @@ async fn topic_as_of(
     as_of: DateTime<Utc>,
 ) -> Result<TopicView, ApiError> {
     let id = topic_id(ClusterId::from_uuid(cluster), name);
-    let sql = format!(
-        "SELECT {} FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 ORDER BY sequence",
-        polaris_store::STORED_EVENT_COLUMNS
-    );
-    let rows: Vec<polaris_store::StoredEvent> =
-        sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&state.pool).await?;
+    let rows = polaris_store::db::events::of_aggregate(&state.pool, "topic", &id.to_string(), None).await?;
     let mut topic = Topic::default();
     let (mut created_at, mut updated_at) = (None, None);
     for row in rows {
@@ -478,24 +430,16 @@ pub async fn update_topic(
         .await?;
     let topic = topic_as_of(&state, &caller, cluster, &name, Utc::now()).await?;
     let headers = crate::preconditions::etag(topic.version)?;
-    if topic.status == "UPDATING" || topic.status == "REQUESTED" {
-        let started: Option<(i64,)> = sqlx::query_as(
-            "SELECT sequence FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 \
-             AND metadata::jsonb->>'operation_id' = $2 AND event_type IN ('TopicPartitionsIncreased', 'TopicConfigChanged') \
-             LIMIT 1",
-        )
-        .bind(id.to_string())
-        .bind(operation_id.to_string())
-        .fetch_optional(&state.pool)
-        .await?;
-        if started.is_some() {
-            let operation =
-                OperationView::pending(operation_id.as_uuid(), "topic_apply", cluster, Some(id), caller.actor(), now);
-            let mut headers = headers;
-            headers.extend(crate::operations::location(operation_id.as_uuid())?);
-            return Ok((StatusCode::ACCEPTED, headers, Json(TopicChanged { topic, operation: Some(operation) }))
-                .into_response());
-        }
+    if (topic.status == "UPDATING" || topic.status == "REQUESTED")
+        && db::topics::operation_changed_topic(&state.pool, id, operation_id.as_uuid()).await?
+    {
+        let operation =
+            OperationView::pending(operation_id.as_uuid(), "topic_apply", cluster, Some(id), caller.actor(), now);
+        let mut headers = headers;
+        headers.extend(crate::operations::location(operation_id.as_uuid())?);
+        return Ok(
+            (StatusCode::ACCEPTED, headers, Json(TopicChanged { topic, operation: Some(operation) })).into_response()
+        );
     }
     Ok((StatusCode::OK, headers, Json(TopicChanged { topic, operation: None })).into_response())
 }

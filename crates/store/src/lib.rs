@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod cursor;
+pub mod db;
 mod invariants;
 pub mod operations;
 pub mod relay;

@@ -15,16 +15,7 @@ pub struct ClusterFacts {
 }
 
 pub async fn load(pool: &PgPool, cluster_id: uuid::Uuid, up_to: u64) -> anyhow::Result<ClusterFacts> {
-    let sql = format!(
-        "SELECT {} FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = $1 AND sequence <= $2 \
-         ORDER BY sequence",
-        polaris_store::STORED_EVENT_COLUMNS
-    );
-    let rows: Vec<polaris_store::StoredEvent> = sqlx::query_as(&sql)
-        .bind(cluster_id.to_string())
-        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await?;
+    let rows = polaris_store::db::events::of_aggregate(pool, "cluster", &cluster_id.to_string(), Some(up_to)).await?;
     // The one fold of a cluster: the aggregate's own `apply`.
     let mut cluster = Cluster::default();
     for row in rows {
@@ -55,11 +46,7 @@ impl ClusterFacts {
 
 /// A topic's current desired state, folded from all its events.
 pub async fn topic(pool: &PgPool, topic_id: uuid::Uuid) -> anyhow::Result<polaris_domain::topic::Topic> {
-    let sql = format!(
-        "SELECT {} FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 ORDER BY sequence",
-        polaris_store::STORED_EVENT_COLUMNS
-    );
-    let rows: Vec<polaris_store::StoredEvent> = sqlx::query_as(&sql).bind(topic_id.to_string()).fetch_all(pool).await?;
+    let rows = polaris_store::db::events::of_aggregate(pool, "topic", &topic_id.to_string(), None).await?;
     let mut topic = polaris_domain::topic::Topic::default();
     for row in rows {
         let event: polaris_domain::topic::TopicEvent = row.decode()?;
