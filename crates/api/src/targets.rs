@@ -7,7 +7,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use polaris_domain::{OrgId, Provider, Region, TargetId};
+use polaris_domain::{Provider, Region};
+use polaris_store::db::{self, targets::TargetRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -34,11 +35,14 @@ pub struct CreateTarget {
     #[schema(example = "aws-eu-west-1.kubeconfig", pattern = "^[ -~]{1,4096}$")]
     pub kubeconfig: Option<String>,
     /// `namespace/name` of a Kubernetes Secret (key `kubeconfig`) the workers read with their own credentials.
-    #[schema(example = "polaris/target-aws-eu-west-1", pattern = "^[a-z0-9-]{1,63}/[a-z0-9.-]{1,253}$")]
+    #[schema(
+        example = "polaris/target-aws-eu-west-1",
+        pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9.-]{1,253}$"
+    )]
     pub kubeconfig_secret: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TargetView {
     pub id: Uuid,
     pub name: String,
@@ -54,6 +58,21 @@ pub struct TargetView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig_secret: Option<String>,
     pub status: String,
+}
+
+impl From<TargetRow> for TargetView {
+    fn from(r: TargetRow) -> Self {
+        TargetView {
+            id: r.id,
+            name: r.name,
+            provider: r.provider,
+            region: r.region,
+            kube_context: r.kube_context,
+            kubeconfig: r.kubeconfig,
+            kubeconfig_secret: r.kubeconfig_secret,
+            status: r.status,
+        }
+    }
 }
 
 impl TargetView {
@@ -79,26 +98,6 @@ pub struct GrantTarget {
 pub struct TargetGrant {
     pub target_id: Uuid,
     pub org_id: Uuid,
-}
-
-/// The org's target for a provider and region, if one is granted to it (the oldest, when several are).
-pub async fn place(
-    pool: &sqlx::PgPool,
-    org: OrgId,
-    provider: &str,
-    region: &str,
-) -> Result<Option<TargetId>, sqlx::Error> {
-    let row: Option<(Uuid,)> = sqlx::query_as(
-        "SELECT t.id FROM targets t JOIN target_grants g ON g.target_id = t.id \
-         WHERE g.org_id = $1 AND t.provider = $2 AND t.region = $3 AND t.status = 'active' \
-         ORDER BY t.created_at, t.id LIMIT 1",
-    )
-    .bind(org.as_uuid())
-    .bind(provider)
-    .bind(region)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|(id,)| TargetId::from_uuid(id)))
 }
 
 fn require_platform_admin(caller: &Caller) -> Result<(), ApiError> {
@@ -185,17 +184,21 @@ pub async fn create_target(
     }
     let mut tx = state.pool.begin().await?;
     crate::audit::claim_key(&mut tx, &caller).await?;
-    let target = register(
+    let target = db::targets::register(
         &mut *tx,
         name,
         provider,
         &region,
-        Credentials { kube_context: body.kube_context, kubeconfig: body.kubeconfig, secret: body.kubeconfig_secret },
+        db::targets::Credentials {
+            kube_context: body.kube_context,
+            kubeconfig: body.kubeconfig,
+            secret: body.kubeconfig_secret,
+        },
     )
     .await?
     .ok_or_else(|| ApiError::Conflict(format!("a target named {name:?} already exists")))?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(target)))
+    Ok((StatusCode::CREATED, Json(TargetView::from(target))))
 }
 
 fn valid_secret_ref(s: &str) -> bool {
@@ -203,72 +206,6 @@ fn valid_secret_ref(s: &str) -> bool {
     crate::tenancy::dns_label(ns)
         && (1..=253).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-}
-
-/// Where a target's credentials are.
-#[derive(Clone, Debug, Default)]
-pub struct Credentials {
-    pub kube_context: Option<String>,
-    /// Relative to the targets directory.
-    pub kubeconfig: Option<String>,
-    /// `namespace/name` of a Secret.
-    pub secret: Option<String>,
-}
-
-const TARGET_COLUMNS: &str = "id, name, provider, region, kube_context, kubeconfig, kubeconfig_secret, status";
-
-/// Stores a platform target; `None` when one with this name exists.
-pub async fn register(
-    conn: impl sqlx::PgExecutor<'_>,
-    name: &str,
-    provider: Provider,
-    region: &Region,
-    credentials: Credentials,
-) -> Result<Option<TargetView>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "INSERT INTO targets (id, org_id, name, provider, region, kube_context, kubeconfig, kubeconfig_secret) \
-         VALUES ($1, NULL, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING {TARGET_COLUMNS}"
-    ))
-    .bind(Uuid::new_v4())
-    .bind(name)
-    .bind(provider.as_str())
-    .bind(region.as_str())
-    .bind(credentials.kube_context)
-    .bind(credentials.kubeconfig)
-    .bind(credentials.secret)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Grants `org` the use of a target (a repeat changes nothing). False when the target or the org does not exist.
-pub async fn grant(conn: &mut sqlx::PgConnection, target: Uuid, org: Uuid, by: &str) -> Result<bool, sqlx::Error> {
-    let granted = sqlx::query(
-        "INSERT INTO target_grants (target_id, org_id, granted_by) \
-         SELECT t.id, o.id, $3 FROM targets t, orgs o WHERE t.id = $1 AND o.id = $2 ON CONFLICT DO NOTHING",
-    )
-    .bind(target)
-    .bind(org)
-    .bind(by)
-    .execute(&mut *conn)
-    .await?;
-    if granted.rows_affected() > 0 {
-        return Ok(true);
-    }
-    let (exists,): (bool,) =
-        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM target_grants WHERE target_id = $1 AND org_id = $2)")
-            .bind(target)
-            .bind(org)
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(exists)
-}
-
-/// The platform target named `name`, if any.
-pub async fn by_name(pool: &sqlx::PgPool, name: &str) -> Result<Option<TargetView>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {TARGET_COLUMNS} FROM targets WHERE name = $1 AND org_id IS NULL"))
-        .bind(name)
-        .fetch_optional(pool)
-        .await
 }
 
 /// Grant an org the use of a target (platform admins).
@@ -295,7 +232,7 @@ pub async fn grant_target(
     require_platform_admin(&caller)?;
     let mut tx = state.pool.begin().await?;
     crate::audit::claim_key(&mut tx, &caller).await?;
-    if !grant(&mut tx, id, body.org_id, &caller.actor()).await? {
+    if !db::targets::grant(&mut tx, id, body.org_id, &caller.actor()).await? {
         return Err(ApiError::NotFound("target or org"));
     }
     tx.commit().await?;
@@ -314,20 +251,11 @@ pub async fn grant_target(
     security(("bearer" = []))
 )]
 pub async fn list_targets(State(state): State<AppState>, caller: Caller) -> Result<Json<TargetList>, ApiError> {
-    let columns = TARGET_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
     let items: Vec<TargetView> = if caller.platform_admin {
-        sqlx::query_as(&format!("SELECT {columns} FROM targets t ORDER BY t.provider, t.region, t.name"))
-            .fetch_all(&state.pool)
-            .await?
+        db::targets::list(&state.pool, None).await?.into_iter().map(TargetView::from).collect()
     } else {
-        let rows: Vec<TargetView> = sqlx::query_as(&format!(
-            "SELECT {columns} FROM targets t JOIN target_grants g ON g.target_id = t.id WHERE g.org_id = $1 \
-             ORDER BY t.provider, t.region, t.name"
-        ))
-        .bind(caller.org_id.as_uuid())
-        .fetch_all(&state.pool)
-        .await?;
-        rows.into_iter().map(TargetView::for_org).collect()
+        let rows = db::targets::list(&state.pool, Some(caller.org_id.as_uuid())).await?;
+        rows.into_iter().map(|r| TargetView::from(r).for_org()).collect()
     };
     Ok(Json(TargetList { items }))
 }

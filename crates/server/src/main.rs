@@ -219,14 +219,14 @@ async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[Stri
         let region = Region::parse(region).map_err(|e| anyhow::anyhow!("region {region}: {e}"))?;
         let name = format!("{provider}-{region}");
         let credentials =
-            polaris_api::targets::Credentials { kubeconfig: Some(kubeconfig.to_owned()), ..Default::default() };
-        if polaris_api::targets::register(&pool, &name, provider, &region, credentials).await?.is_some() {
+            polaris_store::db::targets::Credentials { kubeconfig: Some(kubeconfig.to_owned()), ..Default::default() };
+        if polaris_store::db::targets::register(&pool, &name, provider, &region, credentials).await?.is_some() {
             println!("registered platform target {name} ({kubeconfig} in the targets directory)");
         }
-        let target = polaris_api::targets::by_name(&pool, &name)
+        let target = polaris_store::db::targets::by_name(&pool, &name)
             .await?
             .with_context(|| format!("target {name} is registered by an org, not the platform"))?;
-        polaris_api::targets::grant(&mut *pool.acquire().await?, target.id, DEV_ORG_ID, "bootstrap-dev").await?;
+        polaris_store::db::targets::grant(&mut *pool.acquire().await?, target.id, DEV_ORG_ID, "bootstrap-dev").await?;
     }
     // The development default bundle: clusters only where a local target serves them. Published once.
     let (current, _) = polaris_api::policies::current_bundle(&pool, OrgId::from_uuid(DEV_ORG_ID)).await?;

@@ -148,14 +148,18 @@ pub async fn register_local_targets(db: &TestDb, org: OrgId) {
         let path = format!("{dir}/{file}.kubeconfig");
         assert!(std::path::Path::new(&path).exists(), "kubeconfig {path} missing; {}", crate::START_HINT);
         // Platform targets, registered once per database (relative to the targets directory) and granted.
-        let credentials =
-            polaris_api::targets::Credentials { kubeconfig: Some(format!("{file}.kubeconfig")), ..Default::default() };
+        let credentials = polaris_store::db::targets::Credentials {
+            kubeconfig: Some(format!("{file}.kubeconfig")),
+            ..Default::default()
+        };
         let provider = polaris_domain::Provider::parse(provider).expect("provider");
         let region = polaris_domain::Region::parse(region).expect("region");
-        polaris_api::targets::register(&db.pool, file, provider, &region, credentials).await.expect("register target");
-        let target = polaris_api::targets::by_name(&db.pool, file).await.expect("target").expect("registered");
+        polaris_store::db::targets::register(&db.pool, file, provider, &region, credentials)
+            .await
+            .expect("register target");
+        let target = polaris_store::db::targets::by_name(&db.pool, file).await.expect("target").expect("registered");
         let mut conn = db.pool.acquire().await.expect("connection");
-        polaris_api::targets::grant(&mut conn, target.id, org.as_uuid(), "test").await.expect("grant");
+        polaris_store::db::targets::grant(&mut conn, target.id, org.as_uuid(), "test").await.expect("grant");
     }
 }
 

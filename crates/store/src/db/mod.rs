@@ -2,11 +2,12 @@
 //! both their writers (the projector) and their readers (the API, the workers) use. Code above the store calls
 //! these functions; it does not write SQL of its own.
 //!
-//! Moving every statement here is in progress (issue #12): `events`, `clusters`, `operations` and `topics` are
-//! here; orgs, tokens, audit, targets, policies and the event feed still hold SQL in `crates/api`, and the
-//! projector still writes its own.
+//! Moving every statement here is in progress (issue #12): `events` (with the feed), `clusters`, `operations`,
+//! `topics` and `targets` are here; orgs, tokens, audit and policies still hold SQL in `crates/api`, and the
+//! projector and the workers' subscriber still write their own.
 
 pub mod clusters;
 pub mod events;
 pub mod operations;
+pub mod targets;
 pub mod topics;
