@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
 use polaris_domain::OrgId;
 use polaris_domain::policy::{PolicyBundle, PolicyRules, Subject};
+use polaris_store::db;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -42,18 +43,10 @@ async fn bundle_at(
     if version == Some(0) {
         return Ok((PolicyBundle::empty(), None));
     }
-    let row: Option<(i64, serde_json::Value, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT version, rules, created_by, created_at FROM policy_bundles WHERE org_id = $1 \
-         AND ($2::bigint IS NULL OR version = $2) ORDER BY version DESC LIMIT 1",
-    )
-    .bind(org.as_uuid())
-    .bind(version)
-    .fetch_optional(pool)
-    .await?;
-    match row {
+    match db::policies::bundle(pool, org.as_uuid(), version).await? {
         None if version.is_some() => Err(ApiError::NotFound("policy bundle version")),
         None => Ok((PolicyBundle::empty(), None)),
-        Some((version, rules, created_by, created_at)) => {
+        Some(db::policies::BundleRow { version, rules, created_by, created_at }) => {
             let rules: PolicyRules = serde_json::from_value(rules)
                 .map_err(|e| ApiError::Internal(format!("stored policy bundle {version} unreadable: {e}")))?;
             Ok((PolicyBundle { version, rules }, Some(Published { created_by, created_at })))
@@ -278,17 +271,7 @@ pub async fn put_policies(
     let json = serde_json::to_value(&rules).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = state.pool.begin().await?;
     crate::audit::claim_key(&mut tx, &caller).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO policy_bundles (org_id, version, rules, created_by) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (org_id, version) DO NOTHING",
-    )
-    .bind(caller.org_id.as_uuid())
-    .bind(version)
-    .bind(&json)
-    .bind(caller.actor())
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    if !db::policies::insert(&mut tx, caller.org_id.as_uuid(), version, &json, &caller.actor()).await? {
         drop(tx);
         let (now, _) = current_bundle(&state.pool, caller.org_id).await?;
         return Err(ApiError::VersionConflict { expected: current.version as u64, current: now.version as u64 });
@@ -464,16 +447,7 @@ fn unusable(e: polaris_domain::policy::InvalidPolicy) -> ApiError {
 pub async fn publish(pool: &sqlx::PgPool, org: OrgId, rules: &PolicyRules, by: &str) -> Result<i64, ApiError> {
     rules.validate().map_err(unusable)?;
     let json = serde_json::to_value(rules).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (version,): (i64,) = sqlx::query_as(
-        "INSERT INTO policy_bundles (org_id, version, rules, created_by) \
-         SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3 FROM policy_bundles WHERE org_id = $1 RETURNING version",
-    )
-    .bind(org.as_uuid())
-    .bind(&json)
-    .bind(by)
-    .fetch_one(pool)
-    .await?;
-    Ok(version)
+    Ok(db::policies::append(pool, org.as_uuid(), &json, by).await?)
 }
 
 #[cfg(test)]

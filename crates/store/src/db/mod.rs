@@ -3,11 +3,12 @@
 //! these functions; it does not write SQL of its own.
 //!
 //! Moving every statement here is in progress (issue #12): `events` (with the feed), `clusters`, `operations`,
-//! `topics` and `targets` are here; orgs, tokens, audit and policies still hold SQL in `crates/api`, and the
+//! `topics`, `targets` and `policies` are here; orgs, tokens and audit still hold SQL in `crates/api`, and the
 //! projector and the workers' subscriber still write their own.
 
 pub mod clusters;
 pub mod events;
 pub mod operations;
+pub mod policies;
 pub mod targets;
 pub mod topics;
