@@ -5,6 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use polaris_domain::{CommandMetadata, OperationId, OrgId};
+use polaris_store::db::tenancy::{Bearer, NewToken};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -134,18 +135,10 @@ pub async fn store_token(
     secret: &str,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO api_tokens (id, org_id, name, role, platform_admin, token_hash) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (token_hash) DO NOTHING",
-    )
-    .bind(id)
-    .bind(org_id.as_uuid())
-    .bind(name)
-    .bind(role.as_str())
-    .bind(platform_admin)
-    .bind(hash_token(secret))
-    .execute(conn)
-    .await?;
+    let token_hash = hash_token(secret);
+    let token =
+        NewToken { id, org_id: org_id.as_uuid(), name, role: role.as_str(), platform_admin, token_hash: &token_hash };
+    polaris_store::db::tenancy::insert_token(conn, token).await?;
     Ok(id)
 }
 
@@ -159,13 +152,9 @@ pub async fn authenticate(pool: &PgPool, headers: &HeaderMap) -> Result<Caller, 
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::Unauthenticated)?;
-    let row: Option<(Uuid, String, Uuid, String, bool)> = sqlx::query_as(
-        "SELECT id, name, org_id, role, platform_admin FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(hash_token(secret))
-    .fetch_optional(pool)
-    .await?;
-    let (token_id, token_name, org_id, role, platform_admin) = row.ok_or(ApiError::Unauthenticated)?;
+    let bearer = polaris_store::db::tenancy::bearer(pool, &hash_token(secret)).await?;
+    let Bearer { id: token_id, name: token_name, org_id, role, platform_admin } =
+        bearer.ok_or(ApiError::Unauthenticated)?;
     let role = Role::parse(&role).ok_or_else(|| ApiError::Internal(format!("token {token_id} has role {role}")))?;
     Ok(Caller {
         token_id,

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use polaris_domain::OrgId;
+use polaris_store::db::{self, tenancy::OrgRow, tenancy::TokenRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,11 +24,17 @@ pub struct CreateOrg {
     pub name: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrgView {
     pub id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
+}
+
+impl From<OrgRow> for OrgView {
+    fn from(r: OrgRow) -> Self {
+        OrgView { id: r.id, name: r.name, created_at: r.created_at }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -68,14 +75,10 @@ pub async fn create_org(
     }
     let mut tx = state.pool.begin().await?;
     crate::audit::claim_key(&mut tx, &caller).await?;
-    let org: Option<OrgView> = sqlx::query_as(
-        "INSERT INTO orgs (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id, name, created_at",
-    )
-    .bind(Uuid::new_v4())
-    .bind(&body.name)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let org = org.ok_or_else(|| ApiError::Conflict(format!("an org named {:?} exists", body.name)))?;
+    let org = db::tenancy::create_org(&mut tx, &body.name)
+        .await?
+        .map(OrgView::from)
+        .ok_or_else(|| ApiError::Conflict(format!("an org named {:?} exists", body.name)))?;
     tx.commit().await?;
     caller.note(|d| d.resource = Some(format!("/v1/orgs/{}", org.id)));
     Ok((StatusCode::CREATED, Json(org)))
@@ -89,9 +92,7 @@ pub async fn create_org(
 )]
 pub async fn list_orgs(State(state): State<AppState>, caller: Caller) -> Result<Json<OrgList>, ApiError> {
     platform_admin(&caller)?;
-    let items = sqlx::query_as("SELECT id, name, created_at FROM orgs ORDER BY created_at, id LIMIT 1000")
-        .fetch_all(&state.pool)
-        .await?;
+    let items = db::tenancy::orgs(&state.pool).await?.into_iter().map(OrgView::from).collect();
     Ok(Json(OrgList { items }))
 }
 
@@ -116,7 +117,7 @@ fn role_schema() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -124,6 +125,19 @@ pub struct TokenView {
     pub role: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<TokenRow> for TokenView {
+    fn from(r: TokenRow) -> Self {
+        TokenView {
+            id: r.id,
+            org_id: r.org_id,
+            name: r.name,
+            role: r.role,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
 }
 
 /// A new token: the only time its secret is shown.
@@ -141,8 +155,6 @@ pub struct TokenCreated {
 pub struct TokenList {
     pub items: Vec<TokenView>,
 }
-
-const TOKEN_COLUMNS: &str = "id, org_id, name, role, created_at, revoked_at";
 
 /// Create an API token (admins; a platform admin may name another org).
 #[utoipa::path(
@@ -170,9 +182,9 @@ pub async fn create_token(
     let org = match body.org_id {
         Some(org) if org != caller.org_id.as_uuid() => {
             platform_admin(&caller)?;
-            let exists: Option<(Uuid,)> =
-                sqlx::query_as("SELECT id FROM orgs WHERE id = $1").bind(org).fetch_optional(&state.pool).await?;
-            exists.ok_or(ApiError::NotFound("org"))?;
+            if !db::tenancy::org_exists(&state.pool, org).await? {
+                return Err(ApiError::NotFound("org"));
+            }
             OrgId::from_uuid(org)
         }
         _ => caller.org_id,
@@ -181,8 +193,7 @@ pub async fn create_token(
     let mut tx = state.pool.begin().await?;
     crate::audit::claim_key(&mut tx, &caller).await?;
     let id = store_token(&mut *tx, org, &body.name, role, false, &secret).await?;
-    let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
-    let token: TokenView = sqlx::query_as(&sql).bind(id).fetch_one(&mut *tx).await?;
+    let token = TokenView::from(db::tenancy::token(&mut tx, id).await?);
     tx.commit().await?;
     caller.note(|d| d.resource = Some(format!("/v1/tokens/{id}")));
     Ok((StatusCode::CREATED, Json(TokenCreated { token, secret: Some(secret) })))
@@ -196,8 +207,8 @@ pub async fn create_token(
 )]
 pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> Result<Json<TokenList>, ApiError> {
     caller.require(Role::Admin)?;
-    let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE org_id = $1 ORDER BY created_at, id LIMIT 1000");
-    let items = sqlx::query_as(&sql).bind(caller.org_id.as_uuid()).fetch_all(&state.pool).await?;
+    let items =
+        db::tenancy::tokens(&state.pool, caller.org_id.as_uuid()).await?.into_iter().map(TokenView::from).collect();
     Ok(Json(TokenList { items }))
 }
 
@@ -219,14 +230,9 @@ pub async fn revoke_token(
     caller.require(Role::Admin)?;
     let mut tx = state.pool.begin().await?;
     crate::audit::claim_key(&mut tx, &caller).await?;
-    let found: Option<(Uuid,)> = sqlx::query_as(
-        "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND org_id = $2 RETURNING id",
-    )
-    .bind(id)
-    .bind(caller.org_id.as_uuid())
-    .fetch_optional(&mut *tx)
-    .await?;
-    found.ok_or(ApiError::NotFound("token"))?;
+    if !db::tenancy::revoke_token(&mut tx, id, caller.org_id.as_uuid()).await? {
+        return Err(ApiError::NotFound("token"));
+    }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,12 +3,13 @@
 //! these functions; it does not write SQL of its own.
 //!
 //! Moving every statement here is in progress (issue #12): `events` (with the feed), `clusters`, `operations`,
-//! `topics`, `targets` and `policies` are here; orgs, tokens and audit still hold SQL in `crates/api`, and the
-//! projector and the workers' subscriber still write their own.
+//! `topics`, `targets`, `policies` and `tenancy` (orgs, tokens) are here; the audit log and idempotency keys still
+//! hold SQL in `crates/api`, and the projector and the workers' subscriber still write their own.
 
 pub mod clusters;
 pub mod events;
 pub mod operations;
 pub mod policies;
 pub mod targets;
+pub mod tenancy;
 pub mod topics;
