@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use polaris_store::db;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
@@ -105,19 +106,11 @@ impl AuditSlot {
 /// between the commit and the answer is never executed twice. The response is filled in by the middleware.
 pub async fn claim_key(conn: &mut sqlx::PgConnection, caller: &Caller) -> Result<(), ApiError> {
     let Some(claim) = &caller.idempotency else { return Ok(()) };
-    let claimed = sqlx::query("INSERT INTO idempotency_keys (org_id, key, request_hash) VALUES ($1, $2, $3)")
-        .bind(caller.org_id.as_uuid())
-        .bind(&claim.key)
-        .bind(&claim.request_hash)
-        .execute(&mut *conn)
-        .await;
-    match claimed {
-        Ok(_) => Ok(()),
+    if db::audit::claim_key(conn, caller.org_id.as_uuid(), &claim.key, &claim.request_hash).await? {
+        Ok(())
+    } else {
         // A concurrent request with this key got there first: the middleware answers as it does.
-        Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23505") => {
-            Err(ApiError::IdempotencyKeyInProgress)
-        }
-        Err(e) => Err(e.into()),
+        Err(ApiError::IdempotencyKeyInProgress)
     }
 }
 
@@ -212,30 +205,11 @@ fn request_hash(parts: &axum::http::request::Parts, body: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-#[derive(sqlx::FromRow)]
-struct StoredResponse {
-    request_hash: String,
-    status: Option<i32>,
-    body: Option<serde_json::Value>,
-    location: Option<String>,
-}
-
-async fn stored(state: &AppState, org: Uuid, key: &str) -> Result<Option<StoredResponse>, ApiError> {
-    Ok(sqlx::query_as(
-        "SELECT request_hash, response_status AS status, response_body AS body, response_location AS location \
-         FROM idempotency_keys WHERE org_id = $1 AND key = $2",
-    )
-    .bind(org)
-    .bind(key)
-    .fetch_optional(&state.pool)
-    .await?)
-}
-
 /// The first response for this key, once recorded (a concurrent first request may still be finishing).
 async fn replay(state: &AppState, org: Uuid, key: &str, hash: &str) -> Result<Option<Response>, ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let Some(s) = stored(state, org, key).await? else { return Ok(None) };
+        let Some(s) = db::audit::stored_response(&state.pool, org, key).await? else { return Ok(None) };
         if s.request_hash != hash {
             return Err(ApiError::IdempotencyKeyReused);
         }
@@ -269,20 +243,16 @@ async fn remember(state: &AppState, org: Uuid, claim: &IdempotencyClaim, resp: R
         body.remove("secret");
     }
     let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let saved = sqlx::query(
-        "INSERT INTO idempotency_keys (org_id, key, request_hash, response_status, response_body, response_location) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, key) DO UPDATE SET \
-         response_status = excluded.response_status, response_body = excluded.response_body, \
-         response_location = excluded.response_location \
-         WHERE idempotency_keys.request_hash = excluded.request_hash AND idempotency_keys.response_status IS NULL",
+    let status = i32::from(parts.status.as_u16());
+    let saved = db::audit::remember_response(
+        &state.pool,
+        org,
+        &claim.key,
+        &claim.request_hash,
+        status,
+        json.as_ref(),
+        location.as_deref(),
     )
-    .bind(org)
-    .bind(&claim.key)
-    .bind(&claim.request_hash)
-    .bind(i32::from(parts.status.as_u16()))
-    .bind(&json)
-    .bind(&location)
-    .execute(&state.pool)
     .await;
     if let Err(e) = saved {
         tracing::warn!(error = %e, "idempotency response not saved; a retry with this key will wait, then get 409");
@@ -389,39 +359,29 @@ pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) 
     if let Some(id) = draft.written_in_transaction {
         // The command wrote its entry with its events. If it answered an error anyway, the entry exists only if
         // the transaction committed (a failure after the commit); otherwise this request still needs one.
-        let committed = outcome == "accepted"
-            || sqlx::query_scalar::<_, i32>("SELECT 1 FROM audit_entries WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&state.pool)
-                .await
-                .map(|r| r.is_some())
-                .unwrap_or(false);
+        let committed = outcome == "accepted" || db::audit::entry_exists(&state.pool, id).await.unwrap_or(false);
         if committed {
             return resp;
         }
     }
     let code = resp.extensions().get::<ProblemCode>().map(|c| c.0);
-    let written = sqlx::query(
-        "INSERT INTO audit_entries (id, org_id, actor, channel, at, request_id, method, resource, command, outcome, \
-         status, code, policy_version, violations, idempotency_key) \
-         VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(Uuid::new_v4())
-    .bind(org)
-    .bind(&actor)
-    .bind(&channel)
-    .bind(&request_id)
-    .bind(method.as_str())
-    .bind(draft.resource.as_deref().unwrap_or(&resource))
-    .bind(command)
-    .bind(outcome)
-    .bind(i32::from(status.as_u16()))
-    .bind(code)
-    .bind(draft.policy_version)
-    .bind(sqlx::types::Json(&draft.violations))
-    .bind(&key_used)
-    .execute(&state.pool)
-    .await;
+    let violations = serde_json::to_value(&draft.violations).unwrap_or_default();
+    let entry = db::audit::NewEntry {
+        org_id: org,
+        actor: &actor,
+        channel: &channel,
+        request_id: &request_id,
+        method: method.as_str(),
+        resource: draft.resource.as_deref().unwrap_or(&resource),
+        command,
+        outcome,
+        status: i32::from(status.as_u16()),
+        code,
+        policy_version: draft.policy_version,
+        violations,
+        idempotency_key: key_used.as_deref(),
+    };
+    let written = db::audit::write_entry(&state.pool, entry).await;
     if let Err(e) = written {
         tracing::error!(error = %e, request_id, "audit entry not written");
     }
@@ -526,28 +486,21 @@ pub async fn list_audit(
         Some(polaris_store::Cursor::Position(p)) => p,
         _ => 0,
     };
-    let rows: Vec<(i64, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
-        "SELECT position, to_jsonb(a) - 'position' FROM audit_entries a WHERE org_id = $1 AND position > $2 \
-         AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR strpos(resource, $4) > 0) \
-         AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6) \
-         AND ($7::text IS NULL OR outcome = $7) ORDER BY position LIMIT $8",
-    )
-    .bind(caller.org_id.as_uuid())
-    .bind(after)
-    .bind(&q.actor)
-    .bind(&q.resource)
-    .bind(q.from)
-    .bind(q.to)
-    .bind(&q.outcome)
-    .bind(i64::from(page_size) + 1)
-    .fetch_all(&state.pool)
-    .await?;
+    let filter = db::audit::EntryFilter {
+        actor: q.actor.as_deref(),
+        resource: q.resource.as_deref(),
+        from: q.from,
+        to: q.to,
+        outcome: q.outcome.as_deref(),
+    };
+    let rows =
+        db::audit::entries(&state.pool, caller.org_id.as_uuid(), filter, after, i64::from(page_size) + 1).await?;
     let more = rows.len() > page_size as usize;
     let mut items = Vec::with_capacity(rows.len());
     let mut last = None;
     for (position, json) in rows.into_iter().take(page_size as usize) {
         last = Some(position);
-        items.push(serde_json::from_value(json.0).map_err(|e| ApiError::Internal(format!("audit row: {e}")))?);
+        items.push(serde_json::from_value(json).map_err(|e| ApiError::Internal(format!("audit row: {e}")))?);
     }
     let next_page_token = if more { last.map(|p| polaris_store::Cursor::Position(p).encode()) } else { None };
     Ok(Json(AuditPage { items, next_page_token }))
