@@ -104,7 +104,7 @@ impl AuditSlot {
 /// Claims the request's `Idempotency-Key` (if it has one) in the transaction of an effect that appends no events
 /// (orgs, tokens, policies, targets), so the key commits exactly when the effect does: a retry after a crash
 /// between the commit and the answer is never executed twice. The response is filled in by the middleware.
-pub async fn claim_key(conn: &mut sqlx::PgConnection, caller: &Caller) -> Result<(), ApiError> {
+pub async fn claim_key(conn: &mut polaris_store::Connection, caller: &Caller) -> Result<(), ApiError> {
     let Some(claim) = &caller.idempotency else { return Ok(()) };
     if db::audit::claim_key(conn, caller.org_id.as_uuid(), &claim.key, &claim.request_hash).await? {
         Ok(())

@@ -5,10 +5,10 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use polaris_domain::{CommandMetadata, OperationId, OrgId};
+use polaris_store::Pool as PgPool;
 use polaris_store::db::tenancy::{Bearer, NewToken};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use std::collections::HashMap;
@@ -127,13 +127,13 @@ pub fn new_token_secret() -> String {
 
 /// Stores a token (hashed) for an org and returns its id.
 pub async fn store_token(
-    conn: impl sqlx::PgExecutor<'_>,
+    conn: impl polaris_store::Executor<'_>,
     org_id: OrgId,
     name: &str,
     role: Role,
     platform_admin: bool,
     secret: &str,
-) -> Result<Uuid, sqlx::Error> {
+) -> Result<Uuid, polaris_store::DbError> {
     let id = Uuid::new_v4();
     let token_hash = hash_token(secret);
     let token =

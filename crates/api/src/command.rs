@@ -14,7 +14,7 @@ use crate::error::ApiError;
 /// any; `Some(0)` for a create.
 pub async fn execute<A, ES>(
     cqrs: &CqrsFramework<A, ES>,
-    pool: &sqlx::PgPool,
+    pool: &polaris_store::Pool,
     id: &str,
     command: A::Command,
     metadata: HashMap<String, String>,
@@ -65,6 +65,6 @@ pub fn invariant_error(v: &polaris_store::InvariantViolation) -> ApiError {
 }
 
 /// The last sequence an aggregate's events reached (0 when it has none).
-pub async fn head_sequence(pool: &sqlx::PgPool, aggregate_type: &str, id: &str) -> Result<i64, ApiError> {
+pub async fn head_sequence(pool: &polaris_store::Pool, aggregate_type: &str, id: &str) -> Result<i64, ApiError> {
     Ok(polaris_store::db::events::head_sequence(pool, aggregate_type, id).await?)
 }

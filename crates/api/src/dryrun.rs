@@ -69,7 +69,7 @@ fn change(action: &str, kind: &str, namespace: Option<&str>, name: &str, detail:
 
 /// Runs a command against an aggregate's current state (folded from its events) without storing anything.
 pub async fn decide<A>(
-    pool: &sqlx::PgPool,
+    pool: &polaris_store::Pool,
     aggregate_id: &str,
     command: A::Command,
     map_error: impl FnOnce(A::Error) -> ApiError,

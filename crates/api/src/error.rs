@@ -149,8 +149,8 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<polaris_store::DbError> for ApiError {
+    fn from(e: polaris_store::DbError) -> Self {
         ApiError::Unavailable(format!("postgres: {e}"))
     }
 }

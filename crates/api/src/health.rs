@@ -54,8 +54,7 @@ pub async fn healthz() -> Json<Health> {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let mut deps = Vec::new();
-    let pg =
-        tokio::time::timeout(std::time::Duration::from_secs(2), sqlx::query("SELECT 1").execute(&state.pool)).await;
+    let pg = tokio::time::timeout(std::time::Duration::from_secs(2), polaris_store::db::ping(&state.pool)).await;
     deps.push(match pg {
         Ok(Ok(_)) => DependencyStatus { name: "postgres".into(), ok: true, error: None },
         Ok(Err(e)) => DependencyStatus { name: "postgres".into(), ok: false, error: Some(e.to_string()) },

@@ -29,9 +29,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use polaris_store::Pool as PgPool;
 use polaris_store::{ClusterCqrs, TopicCqrs};
 use prometheus_client::registry::Registry;
-use sqlx::PgPool;
 
 pub use health::DependencyProbe;
 pub use metrics::ApiMetrics;

@@ -24,7 +24,10 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::topics::CreateTopicRequest;
 
 /// The bundle in force for an org: its newest version, or the empty bundle (version 0).
-pub async fn current_bundle(pool: &sqlx::PgPool, org: OrgId) -> Result<(PolicyBundle, Option<Published>), ApiError> {
+pub async fn current_bundle(
+    pool: &polaris_store::Pool,
+    org: OrgId,
+) -> Result<(PolicyBundle, Option<Published>), ApiError> {
     bundle_at(pool, org, None).await
 }
 
@@ -36,7 +39,7 @@ pub struct Published {
 }
 
 async fn bundle_at(
-    pool: &sqlx::PgPool,
+    pool: &polaris_store::Pool,
     org: OrgId,
     version: Option<i64>,
 ) -> Result<(PolicyBundle, Option<Published>), ApiError> {
@@ -444,7 +447,7 @@ fn unusable(e: polaris_domain::policy::InvalidPolicy) -> ApiError {
 }
 
 /// Publishes a bundle for an org directly (development bootstrap and tests).
-pub async fn publish(pool: &sqlx::PgPool, org: OrgId, rules: &PolicyRules, by: &str) -> Result<i64, ApiError> {
+pub async fn publish(pool: &polaris_store::Pool, org: OrgId, rules: &PolicyRules, by: &str) -> Result<i64, ApiError> {
     rules.validate().map_err(unusable)?;
     let json = serde_json::to_value(rules).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(db::policies::append(pool, org.as_uuid(), &json, by).await?)

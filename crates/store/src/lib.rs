@@ -23,6 +23,9 @@ use sqlx::postgres::PgPoolOptions;
 pub use cqrs_es;
 pub use cursor::{Cursor, CursorKind, InvalidCursor};
 pub use relay::{Relay, RelayConfig, RelayError};
+/// The database handles code above the store holds without depending on sqlx: it passes them to the
+/// datastore's functions and runs no statement of its own.
+pub use sqlx::{Error as DbError, PgConnection as Connection, PgExecutor as Executor, PgPool as Pool};
 
 /// The SQL migrations under `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

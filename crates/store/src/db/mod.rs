@@ -3,9 +3,9 @@
 //! these functions; it does not write SQL of its own.
 //!
 //! Moving every statement here is in progress (issue #12): every statement `crates/api` ran is here (`events` with
-//! the feed, `clusters`, `operations`, `topics`, `targets`, `policies`, `tenancy`, `audit`), apart from the
-//! readiness probe's `SELECT 1`; the projector and the workers' subscriber still write their own, and the API
-//! still holds a `PgPool` and transactions.
+//! the feed, `clusters`, `operations`, `topics`, `targets`, `policies`, `tenancy`, `audit`),  and the API no
+//! longer depends on sqlx (it holds a [`crate::Pool`] and transactions); the projector and the workers'
+//! subscriber still write their own.
 
 pub mod audit;
 pub mod clusters;
@@ -15,3 +15,8 @@ pub mod policies;
 pub mod targets;
 pub mod tenancy;
 pub mod topics;
+
+/// Whether the database answers (the readiness probe).
+pub async fn ping(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+}
