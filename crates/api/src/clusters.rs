@@ -511,7 +511,7 @@ pub async fn get_cluster(
         Some(as_of) => cluster_as_of(&state, &caller, id, as_of).await?,
         None => current(&state, &caller, id).await?,
     };
-    Ok((crate::preconditions::etag(view.version as i64)?, Json(view)))
+    Ok((crate::preconditions::etag(view.version)?, Json(view)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -768,7 +768,7 @@ pub async fn patch_cluster(
     }
     // The answer reflects the change at once: folded from the events, not from the read model that follows them.
     let view = cluster_as_of(&state, &caller, id, Utc::now()).await?;
-    Ok((crate::preconditions::etag(view.version as i64)?, Json(view)))
+    Ok((crate::preconditions::etag(view.version)?, Json(view)))
 }
 
 /// One event in a cluster's history.
