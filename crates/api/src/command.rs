@@ -31,7 +31,7 @@ where
             Err(ApiError::Conflict(format!("the {} was created by a concurrent request", A::TYPE)))
         }
         Err(AggregateError::AggregateConflict) => {
-            let current = head_sequence(pool, A::TYPE, id).await?.max(0) as u64;
+            let current = polaris_store::db::events::head_sequence(pool, A::TYPE, id).await?.max(0) as u64;
             Err(ApiError::VersionConflict { expected: expected.unwrap_or(current.saturating_sub(1)), current })
         }
         Err(e) => Err(aggregate_error(e)),
@@ -62,9 +62,4 @@ pub fn invariant_error(v: &polaris_store::InvariantViolation) -> ApiError {
             ApiError::Conflict("the cluster's namespace already belongs to another cluster on its target".to_owned())
         }
     }
-}
-
-/// The last sequence an aggregate's events reached (0 when it has none).
-pub async fn head_sequence(pool: &polaris_store::Pool, aggregate_type: &str, id: &str) -> Result<i64, ApiError> {
-    Ok(polaris_store::db::events::head_sequence(pool, aggregate_type, id).await?)
 }

@@ -291,7 +291,7 @@ pub async fn get_topic(
     let row = db::topics::get(&state.pool, cluster, &name).await?;
     // Read your own writes: a read model behind the topic's last event answers from the events instead.
     let id = topic_id(ClusterId::from_uuid(cluster), &name).to_string();
-    let head = crate::command::head_sequence(&state.pool, "topic", &id).await?;
+    let head = db::events::head_sequence(&state.pool, "topic", &id).await?;
     let view = match row {
         Some(row) if row.version >= head => TopicView::from(row),
         _ => topic_as_of(&state, &caller, cluster, &name, Utc::now()).await?,
