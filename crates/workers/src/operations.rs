@@ -195,9 +195,7 @@ impl OperationActivities {
         let ns = step.spec.namespace();
         let id = step.spec.cluster_id;
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        if let Some(existing) = namespaces.get_opt(&ns).await.map_err(classify_kube)?
-            && let Err(conflict) = ownership::check(&existing, id)
-        {
+        if let Err(conflict) = ownership::check_existing(&namespaces, &ns, id).await? {
             return Ok(StepOutcome::Conflict { reason: conflict.to_string() });
         }
         let dp = DeleteParams::background();

@@ -57,6 +57,22 @@ pub fn check<K: Resource<DynamicType = ()>>(existing: &K, cluster_id: uuid::Uuid
     Err(Conflict { kind: K::kind(&()).into_owned(), namespace: existing.namespace(), name: existing.name_any(), owner })
 }
 
+/// Whether the object `name` may be written for `cluster_id`: absent, or labelled with its id. `Ok(Err(conflict))`:
+/// it belongs to someone else.
+pub async fn check_existing<K>(
+    api: &Api<K>,
+    name: &str,
+    cluster_id: uuid::Uuid,
+) -> Result<Result<(), Conflict>, ActivityError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    Ok(match api.get_opt(name).await.map_err(classify_kube)? {
+        Some(existing) => check(&existing, cluster_id),
+        None => Ok(()),
+    })
+}
+
 /// Server-side applies `obj` (named `name`) for `cluster_id`, unless an object of another owner is in the way.
 /// `Ok(Err(conflict))`: nothing was written.
 pub async fn apply<K>(

@@ -366,28 +366,15 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
             }
         }
     }
-    let mut existing = Vec::new();
-    if let Some(n) = namespaces.get_opt(&ns).await.map_err(classify_kube)? {
-        existing.push(ownership::check(&n, id));
-    }
+    let mut existing = vec![ownership::check_existing(&namespaces, &ns, id).await?];
     for pool in [CONTROLLER_POOL, BROKER_POOL] {
-        if let Some(p) = pools.get_opt(pool).await.map_err(classify_kube)? {
-            existing.push(ownership::check(&p, id));
-        }
+        existing.push(ownership::check_existing(&pools, pool, id).await?);
     }
-    if let Some(k) = kafkas.get_opt(&spec.name).await.map_err(classify_kube)? {
-        existing.push(ownership::check(&k, id));
-    }
+    existing.push(ownership::check_existing(&kafkas, &spec.name, id).await?);
     if mesh.is_some() {
-        if let Some(o) = peer.get_opt(&spec.name).await.map_err(classify_kube)? {
-            existing.push(ownership::check(&o, id));
-        }
-        if let Some(o) = authz.get_opt(&spec.name).await.map_err(classify_kube)? {
-            existing.push(ownership::check(&o, id));
-        }
-        if let Some(o) = rules.get_opt(&spec.name).await.map_err(classify_kube)? {
-            existing.push(ownership::check(&o, id));
-        }
+        existing.push(ownership::check_existing(&peer, &spec.name, id).await?);
+        existing.push(ownership::check_existing(&authz, &spec.name, id).await?);
+        existing.push(ownership::check_existing(&rules, &spec.name, id).await?);
     }
     if let Some(Err(conflict)) = existing.into_iter().find(Result::is_err) {
         return Ok(Applied::Conflict { reason: conflict.to_string() });
