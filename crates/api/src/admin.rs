@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
-use crate::tenancy::platform_admin;
+use crate::error::{ApiError, AppError, Problem};
+use polaris_app::tenancy::platform_admin;
 
 /// What a replay answers: `Ok(None)` when one is already running; otherwise whether the rebuild is identical,
 /// and its report.
@@ -56,13 +56,13 @@ pub struct ReplayResult {
 )]
 pub async fn verify(State(state): State<AppState>, caller: Caller) -> Result<Json<VerifyResult>, ApiError> {
     platform_admin(&caller)?;
-    let reports = polaris_store::chain::verify(&state.pool).await?;
+    let reports = polaris_store::chain::verify(&state.app.pool).await?;
     let intact = reports.iter().all(|r| r.intact());
     let chains = reports
         .iter()
         .map(serde_json::to_value)
         .collect::<Result<_, _>>()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError(AppError::Internal(e.to_string())))?;
     Ok(Json(VerifyResult { intact, chains }))
 }
 
@@ -80,10 +80,11 @@ pub async fn verify(State(state): State<AppState>, caller: Caller) -> Result<Jso
 )]
 pub async fn replay(State(state): State<AppState>, caller: Caller) -> Result<Json<ReplayResult>, ApiError> {
     platform_admin(&caller)?;
-    let runner = state.replay.as_ref().ok_or_else(|| ApiError::Unavailable("replay is not available".into()))?;
+    let runner =
+        state.replay.as_ref().ok_or_else(|| ApiError(AppError::Unavailable("replay is not available".into())))?;
     match runner.replay().await {
         Ok(Some((identical, report))) => Ok(Json(ReplayResult { identical, report })),
-        Ok(None) => Err(ApiError::Busy("a replay is already running; try again when it has finished".into())),
-        Err(e) => Err(ApiError::Unavailable(e)),
+        Ok(None) => Err(ApiError(AppError::Busy("a replay is already running; try again when it has finished".into()))),
+        Err(e) => Err(ApiError(AppError::Unavailable(e))),
     }
 }

@@ -1,220 +1,34 @@
-//! Bearer-token authentication. Tokens are random secrets shown once; only their SHA-256 hash is stored, so a
-//! database leak reveals no usable token. A missing, unknown or revoked token is `401`; a role too low is `403`.
+//! The caller of an HTTP request: its `Authorization: Bearer` token, authenticated and admitted by the
+//! application layer (`polaris_app::caller`), bound to the request's audit entry and idempotency claim.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use polaris_domain::{CommandMetadata, OperationId, OrgId};
-use polaris_store::Pool as PgPool;
-use polaris_store::db::tenancy::{Bearer, NewToken};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use uuid::Uuid;
-
-use std::collections::HashMap;
-
-use axum::http::HeaderMap;
-use polaris_store::repository::{AUDIT_ENTRY, IDEMPOTENCY_KEY, REQUEST_HASH};
+use polaris_app::audit::{AuditSlot, IdempotencyClaim};
+pub use polaris_app::caller::{Caller, Role, hash_token, new_token_secret, store_token};
 
 use crate::AppState;
-use crate::audit::{AuditDraft, AuditSlot, Authenticated, IdempotencyClaim};
+use crate::audit::Authenticated;
 use crate::error::ApiError;
-use crate::ratelimit::RateKey;
 
-/// Roles in increasing power: viewer reads; operator changes clusters and topics; admin manages policies,
-/// targets and tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "viewer" => Some(Role::Viewer),
-            "operator" => Some(Role::Operator),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-/// The authenticated caller of a request.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub token_id: Uuid,
-    pub token_name: String,
-    pub org_id: OrgId,
-    pub role: Role,
-    pub platform_admin: bool,
-    /// The audit entry this request will write (mutating requests only).
-    pub audit: Option<AuditSlot>,
-    /// The request's `Idempotency-Key`, recorded with the command's events in their transaction.
-    pub idempotency: Option<IdempotencyClaim>,
-}
-
-impl Caller {
-    /// The actor recorded in events and audit entries: the token, never its secret.
-    pub fn actor(&self) -> String {
-        format!("token:{}:{}", self.token_name, self.token_id)
-    }
-
-    /// Metadata for a command this caller starts: a new correlation, and the time now to the microsecond (what
-    /// PostgreSQL keeps, so a `202` body and later reads agree to the digit).
-    pub fn command_metadata(&self, operation_id: Option<OperationId>, policy_version: Option<i64>) -> CommandMetadata {
-        let correlation_id = Uuid::new_v4();
-        CommandMetadata {
-            org_id: self.org_id,
-            actor: self.actor(),
-            correlation_id,
-            causation_id: correlation_id,
-            operation_id,
-            occurred_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
-            policy_version,
-        }
-    }
-
-    /// The metadata map a command is executed with: the metadata, plus what the event repository takes out and
-    /// writes in the events' transaction: the idempotency claim and the request's `accepted` audit entry.
-    pub fn metadata_map(&self, md: &CommandMetadata) -> HashMap<String, String> {
-        let mut map = md.to_map();
-        if let Some(claim) = &self.idempotency {
-            map.insert(IDEMPOTENCY_KEY.to_owned(), claim.key.clone());
-            map.insert(REQUEST_HASH.to_owned(), claim.request_hash.clone());
-        }
-        if let Some(slot) = &self.audit
-            && let Some(record) = slot.get().accepted_record(md.policy_version)
-            && let Ok(json) = serde_json::to_string(&record)
-        {
-            map.insert(AUDIT_ENTRY.to_owned(), json);
-            slot.update(|d| d.written_in_transaction = Some(record.id));
-        }
-        map
-    }
-
-    /// Notes something about this request for its audit entry.
-    pub fn note(&self, f: impl FnOnce(&mut AuditDraft)) {
-        if let Some(slot) = &self.audit {
-            slot.update(f);
-        }
-    }
-
-    pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.role >= role { Ok(()) } else { Err(ApiError::Forbidden) }
-    }
-}
-
-pub fn hash_token(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
-
-/// A fresh token secret: `pol_` and 32 random bytes in hex.
-pub fn new_token_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("pol_{}", hex::encode(bytes))
-}
-
-/// Stores a token (hashed) for an org and returns its id.
-pub async fn store_token(
-    conn: impl polaris_store::Executor<'_>,
-    org_id: OrgId,
-    name: &str,
-    role: Role,
-    platform_admin: bool,
-    secret: &str,
-) -> Result<Uuid, polaris_store::DbError> {
-    let id = Uuid::new_v4();
-    let token_hash = hash_token(secret);
-    let token =
-        NewToken { id, org_id: org_id.as_uuid(), name, role: role.as_str(), platform_admin, token_hash: &token_hash };
-    polaris_store::db::tenancy::insert_token(conn, token).await?;
-    Ok(id)
-}
-
-/// Finds the caller a request's bearer token belongs to.
-pub async fn authenticate(pool: &PgPool, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let header = headers.get(AUTHORIZATION).ok_or(ApiError::Unauthenticated)?;
-    let value = header.to_str().map_err(|_| ApiError::Unauthenticated)?;
-    let secret = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or(ApiError::Unauthenticated)?;
-    let bearer = polaris_store::db::tenancy::bearer(pool, &hash_token(secret)).await?;
-    let Bearer { id: token_id, name: token_name, org_id, role, platform_admin } =
-        bearer.ok_or(ApiError::Unauthenticated)?;
-    let role = Role::parse(&role).ok_or_else(|| ApiError::Internal(format!("token {token_id} has role {role}")))?;
-    Ok(Caller {
-        token_id,
-        token_name,
-        org_id: OrgId::from_uuid(org_id),
-        role,
-        platform_admin,
-        audit: None,
-        idempotency: None,
-    })
+/// The request's `Authorization` value (one that is not text reads as absent: no token).
+pub fn authorization(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let mut caller = match parts.extensions.get::<Authenticated>() {
-            Some(Authenticated(caller)) => caller.clone(),
-            None => match authenticate(&state.pool, &parts.headers).await {
-                Ok(caller) => caller,
-                Err(e @ ApiError::Unauthenticated) => {
-                    // A flood of missing or bad tokens is limited per client address.
-                    if let Some(axum::extract::ConnectInfo(addr)) =
-                        parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                    {
-                        crate::ratelimit::check(&state.anonymous_limiter, RateKey::Address(addr.ip()))?;
-                    }
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
-            },
-        };
-        caller.audit = parts.extensions.get::<AuditSlot>().cloned();
-        caller.idempotency = parts.extensions.get::<IdempotencyClaim>().cloned();
-        let (id, actor, org) = (caller.token_id, caller.actor(), caller.org_id);
-        caller.note(|d| d.caller = Some((org.as_uuid(), actor, id)));
-        crate::ratelimit::check(&state.rate_limiter, RateKey::Token(caller.token_id))?;
-        Ok(caller)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_secrets_are_random_and_only_hashes_are_compared() {
-        let a = new_token_secret();
-        let b = new_token_secret();
-        assert_ne!(a, b);
-        assert!(a.starts_with("pol_") && a.len() == 68);
-        assert_eq!(hash_token(&a), hash_token(&a));
-        assert_ne!(hash_token(&a), hash_token(&b));
-        assert_eq!(hash_token(&a).len(), 32);
-    }
-
-    #[test]
-    fn roles_are_ordered_by_power() {
-        assert!(Role::Admin > Role::Operator && Role::Operator > Role::Viewer);
-        assert_eq!(Role::parse("operator"), Some(Role::Operator));
-        assert_eq!(Role::parse("root"), None);
+        let audit = parts.extensions.get::<AuditSlot>().cloned();
+        let idempotency = parts.extensions.get::<IdempotencyClaim>().cloned();
+        if let Some(Authenticated(caller)) = parts.extensions.get::<Authenticated>() {
+            return Ok(caller.clone().admit(audit, idempotency, &state.app.rate_limiter)?);
+        }
+        let address = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|axum::extract::ConnectInfo(addr)| addr.ip());
+        Ok(state.app.caller(authorization(&parts.headers), address, audit, idempotency).await?)
     }
 }

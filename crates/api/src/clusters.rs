@@ -1,179 +1,20 @@
-//! Cluster endpoints. Writes go through the command path (aggregate -> event store); reads come from the
-//! `clusters` read model, which the projector builds from `polaris.events`, so a cluster appears in reads
-//! shortly after its request is accepted.
-
-use std::collections::BTreeMap;
-use std::time::Instant;
+//! Cluster endpoints: the REST adapter of `polaris_app::clusters`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStatus};
-use polaris_domain::policy::Subject;
-use polaris_domain::{Cluster, ClusterCommand, ClusterError, ClusterId, OperationId, Provider, RequestCluster};
-use polaris_store::db::{self, clusters::ClusterFilter, clusters::ClusterRow};
-use polaris_store::{Cursor, CursorKind};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
+use polaris_app::Caller;
+use polaris_app::clusters::{
+    self, BrokerList, Changed, ClusterAccepted, ClusterList, ClusterView, CreateCluster, GetClusterQuery, History,
+    ListClustersQuery, OperationAccepted, PatchCluster, Requested, ScaleCluster, UpgradeCluster,
+};
+use polaris_app::dryrun::{DryRunQuery, Plan};
 
 use crate::AppState;
-use crate::auth::{Caller, Role};
-use crate::dryrun::{DryRunQuery, Plan};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
-use crate::operations::OperationView;
-
-/// A cluster request. Unknown fields are refused, so a misspelt option never passes silently.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateCluster {
-    /// DNS-1123 label of at most 54 characters, unique in the org among clusters not deleted. Its namespace is
-    /// `polaris-<name>-<first 8 hex digits of the cluster id>`, so clusters of one name in two orgs never share one.
-    #[schema(example = "orders", pattern = "^[a-z0-9]([-a-z0-9]{0,52}[a-z0-9])?$", max_length = 54)]
-    pub name: String,
-    /// One of `aws`, `gcp`, `azure`, `onprem`.
-    #[schema(example = "aws", schema_with = crate::schema::provider)]
-    pub provider: String,
-    #[schema(example = "eu-west-1", pattern = "^[a-z0-9-]*[a-z0-9-]$", max_length = 63)]
-    pub region: String,
-    /// Defaults to the newest supported version.
-    #[schema(example = "4.3.1", schema_with = crate::schema::kafka_version_or_default)]
-    pub kafka_version: Option<String>,
-    /// Broker count, 1 to 100.
-    #[schema(example = 3, minimum = 1, maximum = 100)]
-    pub brokers: u32,
-    /// KRaft controllers: 1, 3 (default) or 5.
-    #[schema(schema_with = crate::schema::controllers_or_default)]
-    pub controllers: Option<u32>,
-    /// Storage per broker in GiB (default 100).
-    #[schema(minimum = 1, maximum = 65536)]
-    pub storage_gib: Option<u32>,
-    /// Kafka broker configuration.
-    #[schema(schema_with = crate::schema::config)]
-    pub config: Option<BTreeMap<String, String>>,
-    pub deletion_protection: Option<bool>,
-}
-
-/// A cluster as the read model knows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ClusterView {
-    pub id: Uuid,
-    pub org: Uuid,
-    pub name: String,
-    /// The Kubernetes namespace on the target that this cluster owns alone (`polaris-<name>-<id prefix>`; clusters
-    /// requested before namespaces carried the id keep `polaris-<name>`). Fixed for the cluster's life.
-    pub namespace: String,
-    pub provider: String,
-    pub region: String,
-    pub target_id: Option<Uuid>,
-    pub kafka_version: String,
-    pub metadata_version: String,
-    pub brokers: u32,
-    pub controllers: u32,
-    pub storage_gib: u32,
-    pub config: BTreeMap<String, String>,
-    pub deletion_protection: bool,
-    /// REQUESTED, PROVISIONING, READY, SCALING, REBALANCING, UPGRADING, DELETING, DELETED, STALLED, FAILED, DEGRADED.
-    pub status: String,
-    pub status_reason: Option<String>,
-    /// The aggregate's last event sequence; send it back in `If-Match` for optimistic concurrency.
-    pub version: i64,
-    pub current_operation_id: Option<Uuid>,
-    pub bootstrap_servers: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClusterAccepted {
-    pub cluster: ClusterView,
-    pub operation: OperationView,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClusterList {
-    pub items: Vec<ClusterView>,
-    /// Pass as `page_token` to get the next page; absent on the last page.
-    pub next_page_token: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListClustersQuery {
-    /// Only clusters in this status.
-    #[param(schema_with = crate::schema::cluster_status)]
-    pub status: Option<String>,
-    #[param(schema_with = crate::schema::provider)]
-    pub provider: Option<String>,
-    #[param(pattern = "^[^\\u0000]*$")]
-    pub region: Option<String>,
-    /// 1 to 100, default 50.
-    #[param(minimum = 1, maximum = 100)]
-    pub page_size: Option<u32>,
-    /// From the previous page's `next_page_token`.
-    #[param(pattern = "^[0-9]{1,16}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
-    pub page_token: Option<String>,
-}
-
-impl From<ClusterRow> for ClusterView {
-    fn from(r: ClusterRow) -> Self {
-        ClusterView {
-            id: r.id,
-            org: r.org_id,
-            name: r.name,
-            namespace: r.namespace,
-            provider: r.provider,
-            region: r.region,
-            target_id: r.target_id,
-            kafka_version: r.kafka_version,
-            metadata_version: r.metadata_version,
-            brokers: r.brokers.max(0) as u32,
-            controllers: r.controllers.max(0) as u32,
-            storage_gib: r.storage_gib.max(0) as u32,
-            config: r.config.0,
-            deletion_protection: r.deletion_protection,
-            status: r.status,
-            status_reason: r.status_reason,
-            version: r.version,
-            current_operation_id: r.current_operation_id,
-            bootstrap_servers: r.bootstrap_servers,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-impl ClusterView {
-    /// The state a just-accepted request describes, built from the event it produced.
-    fn requested(e: &ClusterRequested, version: i64) -> Self {
-        ClusterView {
-            id: e.cluster_id.as_uuid(),
-            org: e.org_id.as_uuid(),
-            name: e.name.to_string(),
-            namespace: e.namespace.clone(),
-            provider: e.provider.to_string(),
-            region: e.region.to_string(),
-            target_id: Some(e.target_id.as_uuid()),
-            kafka_version: e.kafka_version.clone(),
-            metadata_version: e.metadata_version.clone(),
-            brokers: e.brokers,
-            controllers: e.controllers,
-            storage_gib: e.storage_gib,
-            config: e.config.clone(),
-            deletion_protection: e.deletion_protection,
-            status: ClusterStatus::Requested.as_str().to_owned(),
-            status_reason: None,
-            version,
-            current_operation_id: Some(e.operation_id.as_uuid()),
-            bootstrap_servers: None,
-            created_at: e.requested_at,
-            updated_at: e.requested_at,
-        }
-    }
-}
+use crate::preconditions::if_match;
 
 /// Request a cluster.
 ///
@@ -204,160 +45,11 @@ pub async fn create_cluster(
     ApiQuery(q): ApiQuery<DryRunQuery>,
     ApiJson(body): ApiJson<CreateCluster>,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
-    let started = Instant::now();
-    let result = request_cluster(&state, &caller, body, q.on()).await;
-    let outcome = match &result {
-        Ok(Requested::Planned(_)) => "dry_run",
-        Ok(Requested::Accepted(_)) => "accepted",
-        Err(
-            ApiError::Validation { .. }
-            | ApiError::Conflict(_)
-            | ApiError::Unprocessable { .. }
-            | ApiError::PolicyViolation(_),
-        ) => "rejected",
-        Err(_) => "error",
-    };
-    state.metrics.observe_command("RequestCluster", outcome, started.elapsed());
-    match result? {
+    match clusters::request(&state.app, &caller, body, q.on()).await? {
         Requested::Planned(plan) => Ok((StatusCode::OK, Json(plan)).into_response()),
         Requested::Accepted(accepted) => {
             Ok((StatusCode::ACCEPTED, crate::operations::location(accepted.operation.id)?, Json(accepted))
                 .into_response())
-        }
-    }
-}
-
-enum Requested {
-    Accepted(Box<ClusterAccepted>),
-    Planned(Plan),
-}
-
-async fn request_cluster(
-    state: &AppState,
-    caller: &Caller,
-    body: CreateCluster,
-    dry_run: bool,
-) -> Result<Requested, ApiError> {
-    let bundle = crate::policies::judge_by_bundle(
-        state,
-        caller,
-        &Subject::cluster_request(
-            &body.name,
-            &body.provider,
-            &body.region,
-            body.kafka_version.as_deref(),
-            body.brokers,
-            body.storage_gib,
-            body.deletion_protection,
-        ),
-    )
-    .await?;
-    let policy_version = bundle.version;
-    // The name is reserved in the transaction that appends ClusterRequested (polaris_store::invariants), not
-    // checked here against a read model that may lag: of concurrent requests for one name exactly one is accepted.
-    let target_id = db::targets::place(&state.pool, caller.org_id, &body.provider, &body.region).await?;
-    let cluster_id = ClusterId::from_uuid(Uuid::new_v4());
-    let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));
-    let now = metadata.occurred_at;
-    if !dry_run {
-        caller.note(|d| d.resource = Some(format!("/v1/clusters/{cluster_id}")));
-    }
-    let cluster_name = body.name.clone();
-    let command = ClusterCommand::Request(RequestCluster {
-        cluster_id,
-        org_id: caller.org_id,
-        operation_id,
-        target_id,
-        name: body.name,
-        provider: body.provider,
-        region: body.region,
-        kafka_version: body.kafka_version,
-        brokers: body.brokers,
-        controllers: body.controllers,
-        storage_gib: body.storage_gib,
-        config: body.config.unwrap_or_default(),
-        deletion_protection: body.deletion_protection.unwrap_or(false),
-        requested_by: caller.actor(),
-        requested_at: now,
-        mesh: bundle.rules.mesh,
-    });
-    if dry_run {
-        caller.note(|d| d.dry_run = true);
-        let events =
-            crate::dryrun::decide::<Cluster>(&state.pool, &cluster_id.to_string(), command, ApiError::from).await?;
-        return Ok(Requested::Planned(crate::dryrun::cluster_plan(&cluster_name, "", &events, Some(policy_version))?));
-    }
-    execute(state, caller, cluster_id.as_uuid(), command, &metadata, None).await?;
-
-    // The response describes exactly what was recorded: read the event back rather than re-deriving defaults.
-    let stored = db::events::last_of_aggregate(&state.pool, "cluster", &cluster_id.to_string())
-        .await?
-        .ok_or_else(|| ApiError::Internal("the request's event is missing".to_owned()))?;
-    let sequence = stored.sequence;
-    let event = match stored.decode() {
-        Ok(ClusterEvent::ClusterRequested(event)) => event,
-        Ok(other) => return Err(ApiError::Internal(format!("expected ClusterRequested, found {other:?}"))),
-        Err(e) => return Err(ApiError::Internal(format!("stored event unreadable: {e}"))),
-    };
-    Ok(Requested::Accepted(Box::new(ClusterAccepted {
-        cluster: ClusterView::requested(&event, sequence),
-        operation: OperationView::pending_provision(&event),
-    })))
-}
-
-/// Executes a cluster command (a race lost to a concurrent command is a `VERSION_CONFLICT` naming the version
-/// that won).
-async fn execute(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    command: ClusterCommand,
-    metadata: &polaris_domain::CommandMetadata,
-    expected: Option<u64>,
-) -> Result<(), ApiError> {
-    let metadata = caller.metadata_map(metadata);
-    crate::command::execute(&state.cqrs, &state.pool, &id.to_string(), command, metadata, expected).await
-}
-
-/// What each of the Cluster aggregate's refusals means to the caller.
-impl From<ClusterError> for ApiError {
-    fn from(e: ClusterError) -> Self {
-        match e {
-            ClusterError::VersionConflict { expected, current } => ApiError::VersionConflict { expected, current },
-            ClusterError::OperationInProgress { operation_id } => ApiError::OperationInProgress(operation_id.as_uuid()),
-            ClusterError::DeletionProtected => ApiError::DeletionProtected,
-            ClusterError::NotFound => ApiError::NotFound("cluster"),
-            e @ ClusterError::InvalidTransition { .. } => {
-                ApiError::Unprocessable { code: "INVALID_STATE", detail: e.to_string(), field: None }
-            }
-            // Well-formed requests the cluster's current state cannot honour.
-            e @ ClusterError::NoChange { .. } => {
-                ApiError::Unprocessable { code: "NO_CHANGE", detail: e.to_string(), field: Some("brokers".into()) }
-            }
-            e @ ClusterError::BelowReplicationFactor { .. } => ApiError::Unprocessable {
-                code: "BELOW_REPLICATION_FACTOR",
-                detail: e.to_string(),
-                field: Some("brokers".into()),
-            },
-            e @ ClusterError::SameVersion { .. } => ApiError::Unprocessable {
-                code: "NO_CHANGE",
-                detail: e.to_string(),
-                field: Some("kafka_version".into()),
-            },
-            e @ ClusterError::Downgrade { .. } => ApiError::Unprocessable {
-                code: "DOWNGRADE_UNSUPPORTED",
-                detail: e.to_string(),
-                field: Some("kafka_version".into()),
-            },
-            ClusterError::AlreadyExists(id) => ApiError::Conflict(format!("cluster {id} already exists")),
-            e @ ClusterError::NoTarget { .. } => ApiError::Unprocessable {
-                code: "NO_TARGET",
-                detail: format!("{e}; an admin can register one with POST /v1/targets"),
-                field: e.field().map(str::to_owned),
-            },
-            e => ApiError::validation(e.to_string(), e.field()),
         }
     }
 }
@@ -379,112 +71,7 @@ pub async fn list_clusters(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListClustersQuery>,
 ) -> Result<Json<ClusterList>, ApiError> {
-    let page_size = crate::paging::page_size(q.page_size)?;
-    if let Some(s) = &q.status
-        && !KNOWN_STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::validation(format!("unknown status {s:?}"), Some("status")));
-    }
-    if let Some(p) = &q.provider
-        && Provider::parse(p).is_none()
-    {
-        return Err(ApiError::validation(format!("unknown provider {p:?}"), Some("provider")));
-    }
-    let after = crate::paging::cursor(q.page_token.as_deref(), CursorKind::Keyed)?.and_then(|c| c.keyed());
-    let filter =
-        ClusterFilter { status: q.status.as_deref(), provider: q.provider.as_deref(), region: q.region.as_deref() };
-    let mut rows =
-        db::clusters::list(&state.pool, caller.org_id.as_uuid(), filter, after, i64::from(page_size) + 1).await?;
-    let next_page_token =
-        crate::paging::next_token(&mut rows, page_size, |r| Cursor::Keyed { at: r.created_at, id: r.id });
-    Ok(Json(ClusterList { items: rows.into_iter().map(ClusterView::from).collect(), next_page_token }))
-}
-
-/// Every cluster status (SPEC.md §1).
-pub const KNOWN_STATUSES: [&str; 11] = [
-    "REQUESTED",
-    "PROVISIONING",
-    "READY",
-    "SCALING",
-    "REBALANCING",
-    "UPGRADING",
-    "DELETING",
-    "DELETED",
-    "STALLED",
-    "FAILED",
-    "DEGRADED",
-];
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct GetClusterQuery {
-    /// RFC 3339 instant: the cluster as it was then, computed from its events (time travel).
-    pub as_of: Option<DateTime<Utc>>,
-}
-
-impl From<polaris_domain::snapshot::ClusterSnapshot> for ClusterView {
-    fn from(s: polaris_domain::snapshot::ClusterSnapshot) -> Self {
-        ClusterView {
-            id: s.id,
-            org: s.org_id,
-            name: s.name,
-            namespace: s.namespace,
-            provider: s.provider,
-            region: s.region,
-            target_id: Some(s.target_id),
-            kafka_version: s.kafka_version,
-            metadata_version: s.metadata_version,
-            brokers: s.brokers,
-            controllers: s.controllers,
-            storage_gib: s.storage_gib,
-            config: s.config,
-            deletion_protection: s.deletion_protection,
-            status: s.status.as_str().to_owned(),
-            status_reason: s.status_reason,
-            version: s.version as i64,
-            current_operation_id: s.current_operation_id,
-            bootstrap_servers: s.bootstrap_servers,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-        }
-    }
-}
-
-/// The cluster as it was at `as_of`, folded from its events in the event store.
-async fn cluster_as_of(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    as_of: DateTime<Utc>,
-) -> Result<ClusterView, ApiError> {
-    let rows = db::events::of_aggregate(&state.pool, "cluster", &id.to_string(), None).await?;
-    let mut events = Vec::with_capacity(rows.len());
-    for row in rows {
-        let envelope = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;
-        if envelope.org_id != caller.org_id.as_uuid() {
-            return Err(ApiError::NotFound("cluster"));
-        }
-        if envelope.occurred_at > as_of {
-            break;
-        }
-        let event: ClusterEvent = envelope.decode().map_err(|e| ApiError::Internal(e.to_string()))?;
-        events.push((event, envelope.occurred_at));
-    }
-    polaris_domain::snapshot::ClusterSnapshot::fold(events.iter().map(|(e, at)| (e, *at)))
-        .map(ClusterView::from)
-        .ok_or(ApiError::NotFound("cluster"))
-}
-
-/// A cluster of the caller's org as the read model has it, or, when the projector has not got to its last event
-/// yet, as its events say: a client reads at least what it has just written (read your own writes).
-pub async fn current(state: &AppState, caller: &Caller, id: Uuid) -> Result<ClusterView, ApiError> {
-    let row = db::clusters::get(&state.pool, caller.org_id.as_uuid(), id).await?;
-    match row {
-        Some(row) if row.version >= db::events::head_sequence(&state.pool, "cluster", &id.to_string()).await? => {
-            Ok(row.into())
-        }
-        _ => cluster_as_of(state, caller, id, Utc::now()).await,
-    }
+    Ok(Json(clusters::list(&state.app, &caller, q).await?))
 }
 
 /// Get one cluster, now or (with `as_of`) at any past instant.
@@ -507,77 +94,8 @@ pub async fn get_cluster(
     IdPath(id): IdPath,
     ApiQuery(q): ApiQuery<GetClusterQuery>,
 ) -> Result<(HeaderMap, Json<ClusterView>), ApiError> {
-    let view = match q.as_of {
-        Some(as_of) => cluster_as_of(&state, &caller, id, as_of).await?,
-        None => current(&state, &caller, id).await?,
-    };
+    let view = clusters::get(&state.app, &caller, id, q.as_of).await?;
     Ok((crate::preconditions::etag(view.version)?, Json(view)))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScaleCluster {
-    /// The new broker count, 1 to 100.
-    #[schema(example = 5, minimum = 1, maximum = 100)]
-    pub brokers: u32,
-    /// The version the change is based on; same as `If-Match`.
-    pub expected_version: Option<u64>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpgradeCluster {
-    #[schema(example = "4.3.1", schema_with = crate::schema::kafka_version)]
-    pub kafka_version: String,
-    pub expected_version: Option<u64>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct OperationAccepted {
-    pub operation: OperationView,
-}
-
-/// Runs a disruptive command on a cluster of the caller's org and answers `202` with the operation.
-async fn disruptive(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    (kind, command_name): (&'static str, &'static str),
-    subject: Option<Subject<'_>>,
-    dry_run: bool,
-    make: impl FnOnce(OperationId, String) -> ClusterCommand,
-) -> Result<Response, ApiError> {
-    caller.require(Role::Operator)?;
-    let view = current(state, caller, id).await?;
-    let (cluster_name, namespace) = (view.name, view.namespace);
-    let started = Instant::now();
-    let policy_version = Some(match subject {
-        Some(subject) => crate::policies::judge(state, caller, &subject).await?,
-        None => crate::policies::version_in_force(state, caller).await?,
-    });
-    let operation_id = OperationId::from_uuid(Uuid::new_v4());
-    let metadata = caller.command_metadata(Some(operation_id), policy_version);
-    let now = metadata.occurred_at;
-    let command = make(operation_id, caller.actor());
-    if dry_run {
-        caller.note(|d| d.dry_run = true);
-        let events = crate::dryrun::decide::<Cluster>(&state.pool, &id.to_string(), command, ApiError::from).await?;
-        let plan = crate::dryrun::cluster_plan(&cluster_name, &namespace, &events, policy_version)?;
-        return Ok((StatusCode::OK, Json(plan)).into_response());
-    }
-    let expected = match &command {
-        ClusterCommand::RequestScale { expected_version, .. }
-        | ClusterCommand::RequestUpgrade { expected_version, .. }
-        | ClusterCommand::RequestDeletion { expected_version, .. } => *expected_version,
-        _ => None,
-    };
-    let result = execute(state, caller, id, command, &metadata, expected).await;
-    let outcome = if result.is_ok() { "accepted" } else { "rejected" };
-    state.metrics.observe_command(command_name, outcome, started.elapsed());
-    result?;
-    let operation = OperationView::pending(operation_id.as_uuid(), kind, id, None, caller.actor(), now);
-    Ok((StatusCode::ACCEPTED, crate::operations::location(operation.id)?, Json(OperationAccepted { operation }))
-        .into_response())
 }
 
 /// Scale the broker count.
@@ -614,19 +132,18 @@ pub async fn scale_cluster(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ScaleCluster>,
 ) -> Result<Response, ApiError> {
-    let expected_version = crate::preconditions::expected_version(&headers, body.expected_version)?;
-    let largest_topic_rf = db::topics::largest_replication_factor(&state.pool, id).await?;
-    let subject = Subject::Scale { brokers: body.brokers };
-    disruptive(&state, &caller, id, ("scale", "RequestScale"), Some(subject), q.on(), |operation_id, requested_by| {
-        ClusterCommand::RequestScale {
-            operation_id,
-            brokers: body.brokers,
-            expected_version,
-            requested_by,
-            largest_topic_rf,
+    changed(clusters::scale(&state.app, &caller, id, body, if_match(&headers), q.on()).await?)
+}
+
+/// A change's answer: `202` with the operation to follow, or `200` with a dry run's plan.
+pub(crate) fn changed(answer: Changed) -> Result<Response, ApiError> {
+    match answer {
+        Changed::Planned(plan) => Ok((StatusCode::OK, Json(plan)).into_response()),
+        Changed::Accepted(accepted) => {
+            Ok((StatusCode::ACCEPTED, crate::operations::location(accepted.operation.id)?, Json(accepted))
+                .into_response())
         }
-    })
-    .await
+    }
 }
 
 /// Upgrade Kafka: roll the brokers to the new version, then raise the metadata version as its own step.
@@ -659,24 +176,7 @@ pub async fn upgrade_cluster(
     headers: HeaderMap,
     ApiJson(body): ApiJson<UpgradeCluster>,
 ) -> Result<Response, ApiError> {
-    let expected_version = crate::preconditions::expected_version(&headers, body.expected_version)?;
-    let wanted = body.kafka_version.clone();
-    let subject = Subject::Upgrade { kafka_version: &wanted };
-    disruptive(
-        &state,
-        &caller,
-        id,
-        ("upgrade", "RequestUpgrade"),
-        Some(subject),
-        q.on(),
-        |operation_id, requested_by| ClusterCommand::RequestUpgrade {
-            operation_id,
-            kafka_version: body.kafka_version,
-            expected_version,
-            requested_by,
-        },
-    )
-    .await
+    changed(clusters::upgrade(&state.app, &caller, id, body, if_match(&headers), q.on()).await?)
 }
 
 /// Delete a cluster: its topics, the Kafka resource and node pools, then its namespace. The history stays.
@@ -705,21 +205,7 @@ pub async fn delete_cluster(
     ApiQuery(q): ApiQuery<DryRunQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let expected_version = crate::preconditions::expected_version(&headers, None)?;
-    disruptive(&state, &caller, id, ("delete", "RequestDeletion"), None, q.on(), |operation_id, requested_by| {
-        ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by }
-    })
-    .await
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PatchCluster {
-    pub deletion_protection: Option<bool>,
-    /// Broker configuration changes roll the brokers; not supported yet (refused with `422 NOT_SUPPORTED`).
-    #[schema(schema_with = crate::schema::config)]
-    pub config: Option<BTreeMap<String, String>>,
-    pub expected_version: Option<u64>,
+    changed(clusters::delete(&state.app, &caller, id, if_match(&headers), q.on()).await?)
 }
 
 /// Change a cluster's settings: deletion protection.
@@ -749,67 +235,8 @@ pub async fn patch_cluster(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PatchCluster>,
 ) -> Result<(HeaderMap, Json<ClusterView>), ApiError> {
-    caller.require(Role::Operator)?;
-    if body.config.is_some() {
-        return Err(ApiError::Unprocessable {
-            code: "NOT_SUPPORTED",
-            detail: "changing a cluster's broker config is not supported yet".into(),
-            field: Some("config".into()),
-        });
-    }
-    let expected_version = crate::preconditions::expected_version(&headers, body.expected_version)?;
-    let name = current(&state, &caller, id).await?.name;
-    if let Some(enabled) = body.deletion_protection {
-        let subject = Subject::ClusterProtection { name: &name, deletion_protection: enabled };
-        let policy_version = crate::policies::judge(&state, &caller, &subject).await?;
-        let metadata = caller.command_metadata(None, Some(policy_version));
-        let command = ClusterCommand::SetDeletionProtection { enabled, expected_version, requested_by: caller.actor() };
-        execute(&state, &caller, id, command, &metadata, expected_version).await?;
-    }
-    // The answer reflects the change at once: folded from the events, not from the read model that follows them.
-    let view = cluster_as_of(&state, &caller, id, Utc::now()).await?;
+    let view = clusters::patch(&state.app, &caller, id, body, if_match(&headers)).await?;
     Ok((crate::preconditions::etag(view.version)?, Json(view)))
-}
-
-/// One event in a cluster's history.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct HistoryEntry {
-    pub sequence: u64,
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub event_version: u32,
-    pub occurred_at: DateTime<Utc>,
-    pub actor: String,
-    pub correlation_id: Uuid,
-    pub causation_id: Uuid,
-    pub operation_id: Option<Uuid>,
-    /// The policy bundle version that judged the command (absent for worker reports).
-    pub policy_version: Option<i64>,
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-}
-
-impl From<polaris_domain::EventEnvelope> for HistoryEntry {
-    fn from(e: polaris_domain::EventEnvelope) -> Self {
-        Self {
-            sequence: e.sequence,
-            event_id: e.event_id,
-            event_type: e.event_type,
-            event_version: e.event_version,
-            occurred_at: e.occurred_at,
-            actor: e.actor,
-            correlation_id: e.correlation_id,
-            causation_id: e.causation_id,
-            operation_id: e.operation_id,
-            policy_version: e.policy_version,
-            payload: e.payload,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct History {
-    pub items: Vec<HistoryEntry>,
 }
 
 /// A cluster's events, oldest first, from the event store itself (not a read model), so the history of a
@@ -830,33 +257,7 @@ pub async fn cluster_history(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<History>, ApiError> {
-    let rows = db::events::of_aggregate(&state.pool, "cluster", &id.to_string(), None).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        let e = row.to_envelope().map_err(|e| ApiError::Internal(e.to_string()))?;
-        if e.org_id != caller.org_id.as_uuid() {
-            return Err(ApiError::NotFound("cluster"));
-        }
-        items.push(HistoryEntry::from(e));
-    }
-    if items.is_empty() {
-        return Err(ApiError::NotFound("cluster"));
-    }
-    Ok(Json(History { items }))
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct BrokerView {
-    /// The Kafka node id: a broker's identity, never a pod ordinal.
-    pub id: i32,
-    /// `broker` or `controller`.
-    pub role: String,
-    pub status: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct BrokerList {
-    pub items: Vec<BrokerView>,
+    Ok(Json(clusters::history(&state.app, &caller, id).await?))
 }
 
 /// A cluster's nodes by Kafka node id.
@@ -876,8 +277,5 @@ pub async fn cluster_brokers(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<BrokerList>, ApiError> {
-    current(&state, &caller, id).await?;
-    let nodes = db::clusters::nodes(&state.pool, id).await?;
-    let items = nodes.into_iter().map(|n| BrokerView { id: n.id, role: n.role, status: n.status }).collect();
-    Ok(Json(BrokerList { items }))
+    Ok(Json(clusters::brokers(&state.app, &caller, id).await?))
 }

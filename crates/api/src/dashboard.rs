@@ -9,7 +9,7 @@ use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, AppError};
 
 pub async fn fallback(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path();
@@ -20,9 +20,9 @@ pub async fn fallback(State(state): State<AppState>, req: Request) -> Response {
             let index = ServeFile::new(dir.join("index.html"));
             match ServeDir::new(dir).fallback(index).oneshot(req).await {
                 Ok(resp) => resp.into_response(),
-                Err(e) => ApiError::Internal(format!("dashboard assets: {e}")).into_response(),
+                Err(e) => ApiError(AppError::Internal(format!("dashboard assets: {e}"))).into_response(),
             }
         }
-        _ => ApiError::NotFound("route").into_response(),
+        _ => ApiError(AppError::NotFound("route")).into_response(),
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, AppError};
 
 /// A dependency `/readyz` checks. The server supplies these (Kafka, Temporal) so the API crate stays free of
 /// their clients.
@@ -54,7 +54,7 @@ pub async fn healthz() -> Json<Health> {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let mut deps = Vec::new();
-    let pg = tokio::time::timeout(std::time::Duration::from_secs(2), polaris_store::db::ping(&state.pool)).await;
+    let pg = tokio::time::timeout(std::time::Duration::from_secs(2), polaris_store::db::ping(&state.app.pool)).await;
     deps.push(match pg {
         Ok(Ok(_)) => DependencyStatus { name: "postgres".into(), ok: true, error: None },
         Ok(Err(e)) => DependencyStatus { name: "postgres".into(), ok: false, error: Some(e.to_string()) },
@@ -82,7 +82,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
         Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)
             .into_response(),
-        Err(e) => ApiError::Internal(format!("encoding metrics: {e}")).into_response(),
+        Err(e) => ApiError(AppError::Internal(format!("encoding metrics: {e}"))).into_response(),
     }
 }
 
@@ -110,7 +110,7 @@ pub async fn limit_body(req: axum::extract::Request, next: axum::middleware::Nex
     };
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
     if total > crate::BODY_LIMIT_BYTES {
-        return ApiError::PayloadTooLarge.into_response();
+        return ApiError(AppError::PayloadTooLarge).into_response();
     }
     match outcome {
         Ok(Ok(())) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(buf))).await,
@@ -119,11 +119,11 @@ pub async fn limit_body(req: axum::extract::Request, next: axum::middleware::Nex
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::NotFound("route")
+    ApiError(AppError::NotFound("route"))
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+    ApiError(AppError::MethodNotAllowed)
 }
 
 /// A panic is a bug; the client still gets a problem document, never a dropped connection or a stack trace.
@@ -133,5 +133,5 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
         .cloned()
         .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_default();
-    ApiError::Internal(format!("handler panicked: {msg}")).into_response()
+    ApiError(AppError::Internal(format!("handler panicked: {msg}"))).into_response()
 }

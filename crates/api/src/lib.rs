@@ -5,9 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod clusters;
-pub mod command;
 pub mod dashboard;
-pub mod dryrun;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -15,11 +13,8 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
-pub mod paging;
 pub mod policies;
 pub mod preconditions;
-pub mod ratelimit;
-pub mod schema;
 pub mod targets;
 pub mod tenancy;
 pub mod topics;
@@ -29,8 +24,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use polaris_store::Pool as PgPool;
-use polaris_store::{ClusterCqrs, TopicCqrs};
+pub use polaris_app::App;
 use prometheus_client::registry::Registry;
 
 pub use health::DependencyProbe;
@@ -42,17 +36,12 @@ pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
-    pub cqrs: Arc<ClusterCqrs>,
-    pub topics: Arc<TopicCqrs>,
+    /// The application layer every handler calls.
+    pub app: App,
     pub metrics: ApiMetrics,
     pub registry: Arc<Registry>,
     /// Dependencies `/readyz` checks besides PostgreSQL (Kafka, Temporal), supplied by the server.
     pub probes: Arc<Vec<Box<dyn DependencyProbe>>>,
-    /// The per-token request limit (this replica's share).
-    pub rate_limiter: Arc<ratelimit::RateLimiter>,
-    /// The per-address limit of requests without a valid token (this replica's share).
-    pub anonymous_limiter: Arc<ratelimit::RateLimiter>,
     /// Rebuilds read models for `POST /v1/admin/replay` (supplied by the server).
     pub replay: Option<Arc<dyn admin::ReplayRunner>>,
     /// The dashboard's built assets (`index.html` and its files); the API works without them.

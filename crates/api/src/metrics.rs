@@ -1,7 +1,7 @@
 //! Request and command metrics, and the request id every response carries (`x-request-id`) and every log line
 //! of the request is tagged with.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
@@ -10,7 +10,6 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -24,42 +23,17 @@ struct HttpLabels {
     status: u16,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CommandLabels {
-    command: &'static str,
-    outcome: &'static str,
-}
-
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
-
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ApiMetrics {
     requests: Family<HttpLabels, Counter>,
-    commands: HistogramFamily<CommandLabels>,
-}
-
-impl Default for ApiMetrics {
-    fn default() -> Self {
-        Self { requests: Family::default(), commands: Family::new_with_constructor(latency_histogram) }
-    }
+    /// The application layer's command metrics (every door's commands), registered with the API's.
+    pub commands: polaris_app::CommandMetrics,
 }
 
 impl ApiMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register("polaris_api_requests", "API requests by route and status", self.requests.clone());
-        registry.register(
-            "polaris_command_duration_seconds",
-            "Time to judge and record a command, by command and outcome",
-            self.commands.clone(),
-        );
-    }
-
-    pub fn observe_command(&self, command: &'static str, outcome: &'static str, took: Duration) {
-        self.commands.get_or_create(&CommandLabels { command, outcome }).observe(took.as_secs_f64());
+        self.commands.register(registry);
     }
 }
 

@@ -281,8 +281,8 @@ async fn policies_topics_audit_events_and_admin_from_the_command_line() {
     let out = polaris(&h, &token, &["admin", "verify"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("FORBIDDEN"), "{}", text(&out.stderr));
-    let platform = polaris_api::auth::new_token_secret();
-    polaris_api::auth::store_token(&h.db.pool, h.org, "platform", polaris_api::auth::Role::Admin, true, &platform)
+    let platform = polaris_app::caller::new_token_secret();
+    polaris_app::caller::store_token(&h.db.pool, h.org, "platform", polaris_app::caller::Role::Admin, true, &platform)
         .await
         .expect("platform token");
     let out = polaris(&h, &platform, &["admin", "replay"]).await;

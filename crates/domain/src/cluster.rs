@@ -48,6 +48,25 @@ pub enum ClusterStatus {
 }
 
 impl ClusterStatus {
+    /// Every status, in lifecycle order (the OpenAPI enum and the gRPC enum list them in this order).
+    pub const ALL: [ClusterStatus; 11] = [
+        ClusterStatus::Requested,
+        ClusterStatus::Provisioning,
+        ClusterStatus::Ready,
+        ClusterStatus::Scaling,
+        ClusterStatus::Rebalancing,
+        ClusterStatus::Upgrading,
+        ClusterStatus::Deleting,
+        ClusterStatus::Deleted,
+        ClusterStatus::Stalled,
+        ClusterStatus::Failed,
+        ClusterStatus::Degraded,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
     pub const fn as_str(&self) -> &'static str {
         match self {
             ClusterStatus::Requested => "REQUESTED",

@@ -1,8 +1,10 @@
 //! Who may depend on what (ARCHITECTURE.md, HOUSE-RULES 4 and 14), checked with `cargo tree` so the build fails
 //! when a layer reaches past the one below it:
 //! - the domain is pure: it depends, directly or through anything, on no infrastructure crate;
-//! - the REST adapter holds no SQL: `polaris-api` reaches PostgreSQL only through `polaris-store`, never by
-//!   depending on a database crate itself.
+//! - nothing above the store holds SQL: the application layer (`polaris-app`) and the front doors (`polaris-api`,
+//!   `polaris-grpc`) reach PostgreSQL only through `polaris-store`, never by depending on a database crate;
+//! - the application layer knows no front door: `polaris-app` depends on neither axum nor tonic, and the doors
+//!   reach the store's use cases through it.
 
 use std::process::Command;
 
@@ -51,9 +53,19 @@ fn domain_depends_on_no_infrastructure_crate() {
 }
 
 #[test]
-fn the_api_depends_on_no_database_crate_directly() {
-    let names = dependencies("polaris-api", Some(1));
-    assert!(names.iter().any(|n| n == "polaris-store"), "the tree was read: {names:?}");
-    let found = found(&names, &DATABASE);
-    assert!(found.is_empty(), "polaris-api must reach the database through polaris-store only, not {found:?}");
+fn nothing_above_the_store_depends_on_a_database_crate_directly() {
+    for package in ["polaris-app", "polaris-api", "polaris-grpc"] {
+        let names = dependencies(package, Some(1));
+        assert!(names.iter().any(|n| n == "polaris-store"), "the tree of {package} was read: {names:?}");
+        let found = found(&names, &DATABASE);
+        assert!(found.is_empty(), "{package} must reach the database through polaris-store only, not {found:?}");
+    }
+}
+
+#[test]
+fn the_application_layer_knows_no_front_door() {
+    let names = dependencies("polaris-app", None);
+    assert!(names.iter().any(|n| n == "polaris-domain"), "the tree was read: {names:?}");
+    let found = found(&names, &["axum", "tonic", "hyper", "tower-http", "polaris-api", "polaris-grpc"]);
+    assert!(found.is_empty(), "polaris-app must not depend on {found:?}");
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use polaris_api::{ApiMetrics, AppState, DependencyProbe};
+use polaris_app::App;
+use polaris_app::ratelimit::RateLimiter;
 use polaris_projector::{Projector, ProjectorConfig, ProjectorMetrics};
 use polaris_store::relay::RelayMetrics;
 use polaris_store::{Relay, RelayConfig};
@@ -191,25 +193,34 @@ impl Server {
         })
     }
 
-    pub fn app_state(&self) -> anyhow::Result<AppState> {
-        let probe = KafkaProbe::new(&self.settings.kafka_bootstrap, &self.settings.events_topic)?;
-        Ok(AppState {
+    /// The application layer, shared by the REST and gRPC doors of this process (one rate limit, one set of
+    /// command metrics).
+    pub fn app(&self) -> App {
+        App {
             pool: self.pool.clone(),
-            cqrs: Arc::new(polaris_store::cluster_cqrs(self.pool.clone(), self.store_metrics.clone())),
+            clusters: Arc::new(polaris_store::cluster_cqrs(self.pool.clone(), self.store_metrics.clone())),
             topics: Arc::new(polaris_store::topic_cqrs(self.pool.clone(), self.store_metrics.clone())),
-            metrics: self.api_metrics.clone(),
-            registry: self.registry.clone(),
-            probes: Arc::new(vec![Box::new(probe)]),
-            rate_limiter: Arc::new(polaris_api::ratelimit::RateLimiter::share(
+            metrics: self.api_metrics.commands.clone(),
+            rate_limiter: Arc::new(RateLimiter::share(
                 self.settings.rate_limit_per_sec,
                 self.settings.rate_limit_per_sec.saturating_mul(2),
                 self.settings.api_replicas,
             )),
-            anonymous_limiter: Arc::new(polaris_api::ratelimit::RateLimiter::share(
+            anonymous_limiter: Arc::new(RateLimiter::share(
                 self.settings.unauthenticated_rate_per_sec,
                 self.settings.unauthenticated_rate_per_sec.saturating_mul(2),
                 self.settings.api_replicas,
             )),
+        }
+    }
+
+    pub fn app_state(&self, app: App) -> anyhow::Result<AppState> {
+        let probe = KafkaProbe::new(&self.settings.kafka_bootstrap, &self.settings.events_topic)?;
+        Ok(AppState {
+            app,
+            metrics: self.api_metrics.clone(),
+            registry: self.registry.clone(),
+            probes: Arc::new(vec![Box::new(probe)]),
             replay: Some(Arc::new(Replayer { pool: self.pool.clone(), running: tokio::sync::Mutex::new(()) })),
             dashboard_dir: Some(self.settings.dashboard_dir.clone()),
         })
@@ -269,10 +280,10 @@ impl Server {
             };
             let app = if roles.contains(&Role::Api) {
                 tracing::info!(addr = %listener.local_addr()?, "api listening");
-                polaris_api::router(self.app_state()?)
+                polaris_api::router(self.app_state(self.app())?)
             } else {
                 tracing::info!(addr = %listener.local_addr()?, "health and metrics listening");
-                polaris_api::ops_router(self.app_state()?)
+                polaris_api::ops_router(self.app_state(self.app())?)
             };
             let mut stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use polaris_api::auth::{self, Role as TokenRole};
+use polaris_app::caller::{self, Role as TokenRole};
 use polaris_domain::policy::{Location, PolicyRules};
 use polaris_domain::{OrgId, Provider, Region};
 use polaris_server::{Role, Server, Settings};
@@ -206,12 +206,12 @@ async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[Stri
     let secret = match std::fs::read_to_string(token_file) {
         Ok(s) if s.trim().starts_with("pol_") => s.trim().to_owned(),
         _ => {
-            let secret = auth::new_token_secret();
+            let secret = caller::new_token_secret();
             write_secret(token_file, &secret)?;
             secret
         }
     };
-    auth::store_token(&pool, OrgId::from_uuid(DEV_ORG_ID), "dev-admin", TokenRole::Admin, true, &secret).await?;
+    caller::store_token(&pool, OrgId::from_uuid(DEV_ORG_ID), "dev-admin", TokenRole::Admin, true, &secret).await?;
     for t in targets {
         let (place, kubeconfig) = t.split_once('=').context("--target is provider/region=kubeconfig")?;
         let (provider, region) = place.split_once('/').context("--target is provider/region=kubeconfig")?;
@@ -229,7 +229,7 @@ async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[Stri
         polaris_store::db::targets::grant(&mut *pool.acquire().await?, target.id, DEV_ORG_ID, "bootstrap-dev").await?;
     }
     // The development default bundle: clusters only where a local target serves them. Published once.
-    let (current, _) = polaris_api::policies::current_bundle(&pool, OrgId::from_uuid(DEV_ORG_ID)).await?;
+    let (current, _) = polaris_app::policies::current_bundle(&pool, OrgId::from_uuid(DEV_ORG_ID)).await?;
     if current.version == 0 {
         let mut locations = Vec::new();
         for t in targets {
@@ -242,7 +242,7 @@ async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[Stri
             replication_factor_at_most_brokers: true,
             ..Default::default()
         };
-        let version = polaris_api::policies::publish(&pool, OrgId::from_uuid(DEV_ORG_ID), &rules, "bootstrap-dev")
+        let version = polaris_app::policies::publish(&pool, OrgId::from_uuid(DEV_ORG_ID), &rules, "bootstrap-dev")
             .await
             .map_err(|e| anyhow::anyhow!("publishing the development policy bundle: {e}"))?;
         println!("published the development policy bundle, version {version}");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use polaris_api::auth::Role as TokenRole;
+use polaris_app::caller::Role as TokenRole;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{ALL, Harness, create, new_org, new_token, send, unique_name, wait_for_status};
 use reqwest::StatusCode;
@@ -93,8 +93,8 @@ async fn platform_checks_are_for_platform_admins_and_report_a_sound_installation
         let (s, body) = send(&h, h.http.post(h.url(path))).await;
         assert_eq!((s, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")), "{path}");
     }
-    let platform = polaris_api::auth::new_token_secret();
-    polaris_api::auth::store_token(&h.db.pool, h.org, "platform", TokenRole::Admin, true, &platform)
+    let platform = polaris_app::caller::new_token_secret();
+    polaris_app::caller::store_token(&h.db.pool, h.org, "platform", TokenRole::Admin, true, &platform)
         .await
         .expect("platform token");
     let post = |path: &str| h.http.post(h.url(path)).bearer_auth(&platform).send();

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use polaris_api::auth::Role as TokenRole;
+use polaris_app::caller::Role as TokenRole;
 use polaris_server::Role;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{Harness, cluster_body, new_org, new_token, unique_name};
@@ -375,8 +375,8 @@ async fn a_dry_run_answers_the_plan_and_records_nothing_but_its_audit_entry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orgs_and_tokens_secrets_are_shown_once_stored_hashed_and_revocable() {
     let h = Harness::start(&[Role::Api]).await;
-    let platform = polaris_api::auth::new_token_secret();
-    polaris_api::auth::store_token(&h.db.pool, h.org, "platform", TokenRole::Admin, true, &platform)
+    let platform = polaris_app::caller::new_token_secret();
+    polaris_app::caller::store_token(&h.db.pool, h.org, "platform", TokenRole::Admin, true, &platform)
         .await
         .expect("token");
 
@@ -404,7 +404,7 @@ async fn orgs_and_tokens_secrets_are_shown_once_stored_hashed_and_revocable() {
         .fetch_one(&h.db.pool)
         .await
         .expect("row");
-    assert_eq!(stored, polaris_api::auth::hash_token(&secret), "only the hash is stored");
+    assert_eq!(stored, polaris_app::caller::hash_token(&secret), "only the hash is stored");
     let dump: (String,) =
         sqlx::query_as("SELECT string_agg(t::text, ' ') FROM api_tokens t").fetch_one(&h.db.pool).await.expect("dump");
     assert!(!dump.0.contains(&secret), "the secret is nowhere in the table");

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use polaris_api::auth::Role as TokenRole;
+use polaris_app::caller::Role as TokenRole;
 use polaris_test_support::harness::{
     ALL, Harness, cluster_body, new_org, new_token, register_local_targets, unique_name,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use polaris_api::auth::Role as TokenRole;
+use polaris_app::caller::Role as TokenRole;
 use polaris_server::Role;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
@@ -259,8 +259,8 @@ async fn targets_are_registered_by_platform_admins_from_the_targets_directory_an
     assert_eq!((s, p["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")), "{p}");
     assert!(p["detail"].as_str().expect("detail").contains("platform admin"), "{p}");
 
-    let platform = polaris_api::auth::new_token_secret();
-    polaris_api::auth::store_token(&h.db.pool, h.org, "platform", TokenRole::Admin, true, &platform)
+    let platform = polaris_app::caller::new_token_secret();
+    polaris_app::caller::store_token(&h.db.pool, h.org, "platform", TokenRole::Admin, true, &platform)
         .await
         .expect("platform token");
     for bad in ["../../etc/passwd", "/etc/kubernetes/admin.conf", "a/../../b"] {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use polaris_api::auth::Role as TokenRole;
+use polaris_app::caller::Role as TokenRole;
 use polaris_domain::EventEnvelope;
 use polaris_server::Role;
 use polaris_test_support::harness::{Harness, cluster_body, new_org, new_token};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use polaris_api::auth::{self, Role as TokenRole};
+use polaris_app::caller::{self, Role as TokenRole};
 use polaris_domain::OrgId;
 use std::collections::BTreeMap;
 
@@ -118,8 +118,8 @@ pub async fn new_org(db: &TestDb, name: &str) -> OrgId {
 }
 
 pub async fn new_token(db: &TestDb, org: OrgId, role: TokenRole) -> String {
-    let secret = auth::new_token_secret();
-    auth::store_token(&db.pool, org, &format!("{}-token", role.as_str()), role, false, &secret).await.expect("token");
+    let secret = caller::new_token_secret();
+    caller::store_token(&db.pool, org, &format!("{}-token", role.as_str()), role, false, &secret).await.expect("token");
     secret
 }
 

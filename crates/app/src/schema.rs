@@ -57,7 +57,7 @@ pub fn controllers() -> Schema {
 
 /// Cluster statuses.
 pub fn cluster_status() -> Schema {
-    string_enum(crate::clusters::KNOWN_STATUSES)
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(crate::clusters::known_statuses())).build().into()
 }
 
 /// A configuration map: Kafka property names to string values.

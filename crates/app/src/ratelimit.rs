@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 
 /// Who a bucket is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,8 +63,8 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
     }
 }
 
-pub fn check(limiter: &RateLimiter, key: RateKey) -> Result<(), ApiError> {
-    limiter.take(key, Instant::now()).map_err(ApiError::RateLimited)
+pub fn check(limiter: &RateLimiter, key: RateKey) -> Result<(), AppError> {
+    limiter.take(key, Instant::now()).map_err(AppError::RateLimited)
 }
 
 #[cfg(test)]

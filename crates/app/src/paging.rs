@@ -3,16 +3,16 @@
 
 use polaris_store::{Cursor, CursorKind};
 
-use crate::error::ApiError;
+use crate::error::AppError;
 
 pub const MAX_PAGE_SIZE: u32 = 100;
 const DEFAULT_PAGE_SIZE: u32 = 50;
 
 /// A requested page size, checked: 1 to 100, default 50.
-pub fn page_size(requested: Option<u32>) -> Result<u32, ApiError> {
+pub fn page_size(requested: Option<u32>) -> Result<u32, AppError> {
     let page_size = requested.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(ApiError::validation(
+        return Err(AppError::validation(
             format!("page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"),
             Some("page_size"),
         ));
@@ -21,9 +21,9 @@ pub fn page_size(requested: Option<u32>) -> Result<u32, ApiError> {
 }
 
 /// The cursor a list's `page_token` names, if any.
-pub fn cursor(token: Option<&str>, kind: CursorKind) -> Result<Option<Cursor>, ApiError> {
+pub fn cursor(token: Option<&str>, kind: CursorKind) -> Result<Option<Cursor>, AppError> {
     token
-        .map(|t| Cursor::decode(t, kind).map_err(|e| ApiError::validation(e.to_string(), Some("page_token"))))
+        .map(|t| Cursor::decode(t, kind).map_err(|e| AppError::validation(e.to_string(), Some("page_token"))))
         .transpose()
 }
 

@@ -10,7 +10,7 @@ use polaris_domain::topic::TopicEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::AppError;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -72,26 +72,26 @@ pub async fn decide<A>(
     pool: &polaris_store::Pool,
     aggregate_id: &str,
     command: A::Command,
-    map_error: impl FnOnce(A::Error) -> ApiError,
-) -> Result<Vec<A::Event>, ApiError>
+    map_error: impl FnOnce(A::Error) -> AppError,
+) -> Result<Vec<A::Event>, AppError>
 where
     A: Aggregate<Services = ()>,
 {
     let rows = polaris_store::db::events::of_aggregate(pool, A::TYPE, aggregate_id, None).await?;
     let mut aggregate = A::default();
     for row in rows {
-        aggregate.apply(row.decode().map_err(|e| ApiError::Internal(e.to_string()))?);
+        aggregate.apply(row.decode().map_err(|e| AppError::Internal(e.to_string()))?);
     }
     let sink = EventSink::default();
     aggregate.handle(command, &(), &sink).await.map_err(map_error)?;
     Ok(sink.collect().await)
 }
 
-fn planned<E: DomainEvent>(events: &[E]) -> Result<Vec<PlannedEvent>, ApiError> {
+fn planned<E: DomainEvent>(events: &[E]) -> Result<Vec<PlannedEvent>, AppError> {
     events
         .iter()
         .map(|e| {
-            let tagged = serde_json::to_value(e).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let tagged = serde_json::to_value(e).map_err(|e| AppError::Internal(e.to_string()))?;
             // Externally tagged like the store keeps it; the plan shows the inner object, as the envelope does.
             let payload = match tagged {
                 serde_json::Value::Object(m) if m.len() == 1 => {
@@ -111,7 +111,7 @@ pub fn cluster_plan(
     namespace: &str,
     events: &[ClusterEvent],
     policy_version: Option<i64>,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, AppError> {
     let requested = events.iter().find_map(|e| match e {
         ClusterEvent::ClusterRequested(r) => Some(r.namespace.clone()),
         _ => None,
@@ -226,7 +226,7 @@ pub fn topic_plan(
     topic_name: &str,
     events: &[TopicEvent],
     policy_version: Option<i64>,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, AppError> {
     let ns = cluster_namespace.to_owned();
     let resource = kafka_topic_resource_name(topic_name, topic_id);
     let mut k8s = Vec::new();

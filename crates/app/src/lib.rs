@@ -1,0 +1,68 @@
+//! The application layer (ARCHITECTURE.md): one function per use case, called by every front door. Each takes
+//! the caller and a typed input and answers a typed output or the one [`AppError`]. Authorization, policy
+//! judgement, idempotency claims, the audit entry's facts, the aggregate call and the read-back happen here,
+//! once, so REST (`polaris-api`) and gRPC (`polaris-grpc`) only parse, call and map.
+
+pub mod audit;
+pub mod caller;
+pub mod clusters;
+pub mod command;
+pub mod dryrun;
+pub mod error;
+pub mod events;
+pub mod input;
+pub mod metrics;
+pub mod operations;
+pub mod paging;
+pub mod policies;
+pub mod preconditions;
+pub mod ratelimit;
+pub mod schema;
+pub mod targets;
+pub mod tenancy;
+pub mod topics;
+
+use std::sync::Arc;
+
+use polaris_store::{ClusterCqrs, Pool, TopicCqrs};
+
+pub use caller::{Caller, Role};
+pub use error::AppError;
+pub use metrics::CommandMetrics;
+
+/// What every use case runs against: the database, the aggregates' command handlers, the rate limits and the
+/// command metrics. Cheap to clone; one per process, shared by the front doors.
+#[derive(Clone)]
+pub struct App {
+    pub pool: Pool,
+    pub clusters: Arc<ClusterCqrs>,
+    pub topics: Arc<TopicCqrs>,
+    pub metrics: CommandMetrics,
+    /// The per-token request limit (this replica's share).
+    pub rate_limiter: Arc<ratelimit::RateLimiter>,
+    /// The per-address limit of requests without a valid token (this replica's share).
+    pub anonymous_limiter: Arc<ratelimit::RateLimiter>,
+}
+
+impl App {
+    /// Authenticates a request's `authorization` value and admits its caller (see [`Caller::admit`]). A missing
+    /// or bad token from `address` counts against the per-address limit.
+    pub async fn caller(
+        &self,
+        authorization: Option<&str>,
+        address: Option<std::net::IpAddr>,
+        audit: Option<audit::AuditSlot>,
+        idempotency: Option<audit::IdempotencyClaim>,
+    ) -> Result<Caller, AppError> {
+        match caller::authenticate(&self.pool, authorization).await {
+            Ok(caller) => caller.admit(audit, idempotency, &self.rate_limiter),
+            Err(e @ AppError::Unauthenticated) => {
+                if let Some(ip) = address {
+                    ratelimit::check(&self.anonymous_limiter, ratelimit::RateKey::Address(ip))?;
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
