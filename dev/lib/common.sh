@@ -18,6 +18,8 @@ HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 # Istio: the CRDs from the Go module istio.io/api; istioctl built from istio.io/istio (the newest the proxy serves).
 ISTIO_API_VERSION="${ISTIO_API_VERSION:-v1.32.0}"
 ISTIOCTL_VERSION="${ISTIOCTL_VERSION:-v0.0.0-20260827124520-eed52ebb66ad}"
+# grpcurl, for the gRPC checks of ./dev/test (reflection, health, rich errors).
+GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.4}"
 PG_PORT="${PG_PORT:-55432}"
 KAFKA_PORT="${KAFKA_PORT:-59092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59093}"

@@ -205,7 +205,7 @@ pub async fn delete_cluster(
     ApiQuery(q): ApiQuery<DryRunQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    changed(clusters::delete(&state.app, &caller, id, if_match(&headers), q.on()).await?)
+    changed(clusters::delete(&state.app, &caller, id, None, if_match(&headers), q.on()).await?)
 }
 
 /// Change a cluster's settings: deletion protection.

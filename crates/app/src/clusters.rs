@@ -604,10 +604,11 @@ pub async fn delete(
     app: &App,
     caller: &Caller,
     id: Uuid,
+    expected_version: Option<u64>,
     if_match: Option<&str>,
     dry_run: bool,
 ) -> Result<Changed, AppError> {
-    let expected_version = crate::preconditions::expected_version(if_match, None)?;
+    let expected_version = crate::preconditions::expected_version(if_match, expected_version)?;
     disruptive(app, caller, id, ("delete", "RequestDeletion"), None, dry_run, |operation_id, requested_by| {
         ClusterCommand::RequestDeletion { operation_id, expected_version, requested_by }
     })

@@ -59,6 +59,13 @@ fn start_schema() -> utoipa::openapi::schema::Schema {
 /// The org's events in commit order from a page token (or the beginning, or the end), a page at a time. The page
 /// token always says where to continue; it never passes an event whose transaction is still running.
 pub async fn list(app: &App, caller: &Caller, q: EventQuery) -> Result<EventPage, AppError> {
+    let (items, next_page_token) = page(app, caller, q).await?;
+    Ok(EventPage { items: items.into_iter().map(|(e, _)| e).collect(), next_page_token })
+}
+
+/// Like [`list`], with each event's position: the page token that continues right after it (what a stream
+/// resumes from).
+pub async fn page(app: &App, caller: &Caller, q: EventQuery) -> Result<(Vec<(FeedEvent, String)>, String), AppError> {
     caller.require(Role::Viewer)?;
     let page_size = crate::paging::page_size(q.page_size)?;
     if let Some(cluster) = q.cluster_id {
@@ -70,22 +77,17 @@ pub async fn list(app: &App, caller: &Caller, q: EventQuery) -> Result<EventPage
     let (xid, position) = match (from, q.start.as_deref()) {
         (Some(from), _) => from,
         (None, None | Some("beginning")) => (0, 0),
-        (None, Some("end")) => {
-            let token = db::events::feed_end(&app.pool, org).await?.encode();
-            return Ok(EventPage { items: Vec::new(), next_page_token: token });
-        }
+        (None, Some("end")) => return Ok((Vec::new(), db::events::feed_end(&app.pool, org).await?.encode())),
         (None, Some(_)) => return Err(AppError::validation("start must be beginning or end", Some("start"))),
     };
     let rows = db::events::feed(&app.pool, org, (xid, position), q.cluster_id, i64::from(page_size)).await?;
     let next_page_token = rows.last().map_or(Cursor::Commit { xid, position }, db::events::commit_cursor).encode();
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
+        let at = db::events::commit_cursor(&row).encode();
         let e = row.to_envelope().map_err(|e| AppError::Internal(e.to_string()))?;
-        items.push(FeedEvent {
-            aggregate_type: e.aggregate_type.clone(),
-            aggregate_id: e.aggregate_id,
-            event: e.into(),
-        });
+        let event = FeedEvent { aggregate_type: e.aggregate_type.clone(), aggregate_id: e.aggregate_id, event: e.into() };
+        items.push((event, at));
     }
-    Ok(EventPage { items, next_page_token })
+    Ok((items, next_page_token))
 }

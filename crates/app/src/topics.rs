@@ -402,12 +402,13 @@ pub async fn delete(
     caller: &Caller,
     cluster: Uuid,
     name: &str,
+    expected_version: Option<u64>,
     if_match: Option<&str>,
     dry_run: bool,
 ) -> Result<Changed, AppError> {
     caller.require(Role::Operator)?;
     let (_, _, cluster_namespace) = cluster_of(app, caller, cluster).await?;
-    let expected_version = crate::preconditions::expected_version(if_match, None)?;
+    let expected_version = crate::preconditions::expected_version(if_match, expected_version)?;
     let id = topic_id(ClusterId::from_uuid(cluster), name);
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
     let policy_version = crate::policies::version_in_force(app, caller).await?;

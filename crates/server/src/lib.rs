@@ -279,8 +279,10 @@ impl Server {
                     .with_context(|| format!("binding {}", self.settings.listen))?,
             };
             let app = if roles.contains(&Role::Api) {
-                tracing::info!(addr = %listener.local_addr()?, "api listening");
-                polaris_api::router(self.app_state(self.app())?)
+                tracing::info!(addr = %listener.local_addr()?, "api listening (REST and gRPC)");
+                // One port, two doors over one application layer: gRPC requests are told apart by their paths.
+                let app = self.app();
+                polaris_api::router(self.app_state(app.clone())?).merge(polaris_grpc::router(app))
             } else {
                 tracing::info!(addr = %listener.local_addr()?, "health and metrics listening");
                 polaris_api::ops_router(self.app_state(self.app())?)
