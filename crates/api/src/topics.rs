@@ -168,5 +168,7 @@ pub async fn delete_topic(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let cluster = cluster_id(&cluster)?;
-    crate::clusters::changed(topics::delete(&state.app, &caller, cluster, &name, None, if_match(&headers), q.on()).await?)
+    crate::clusters::changed(
+        topics::delete(&state.app, &caller, cluster, &name, None, if_match(&headers), q.on()).await?,
+    )
 }

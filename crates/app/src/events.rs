@@ -86,7 +86,8 @@ pub async fn page(app: &App, caller: &Caller, q: EventQuery) -> Result<(Vec<(Fee
     for row in rows {
         let at = db::events::commit_cursor(&row).encode();
         let e = row.to_envelope().map_err(|e| AppError::Internal(e.to_string()))?;
-        let event = FeedEvent { aggregate_type: e.aggregate_type.clone(), aggregate_id: e.aggregate_id, event: e.into() };
+        let event =
+            FeedEvent { aggregate_type: e.aggregate_type.clone(), aggregate_id: e.aggregate_id, event: e.into() };
         items.push((event, at));
     }
     Ok((items, next_page_token))

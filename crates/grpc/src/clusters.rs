@@ -29,7 +29,9 @@ pub fn create_input(r: pb::CreateClusterRequest) -> Result<CreateCluster, AppErr
 pub fn change(answer: Changed) -> (u16, pb::ChangeResponse) {
     use pb::change_response::Result as R;
     match answer {
-        Changed::Accepted(a) => (202, pb::ChangeResponse { result: Some(R::Operation(convert::operation(a.operation))) }),
+        Changed::Accepted(a) => {
+            (202, pb::ChangeResponse { result: Some(R::Operation(convert::operation(a.operation))) })
+        }
         Changed::Planned(p) => (200, pb::ChangeResponse { result: Some(R::Plan(convert::plan(p))) }),
     }
 }
@@ -50,11 +52,15 @@ impl ClusterService for Door {
             use pb::create_cluster_response::Result as R;
             match clusters::request(app, caller, create_input(r)?, dry_run).await? {
                 Requested::Accepted(a) => {
-                    let accepted =
-                        pb::ClusterAccepted { cluster: Some(convert::cluster(a.cluster)), operation: Some(convert::operation(a.operation)) };
+                    let accepted = pb::ClusterAccepted {
+                        cluster: Some(convert::cluster(a.cluster)),
+                        operation: Some(convert::operation(a.operation)),
+                    };
                     Ok((202, pb::CreateClusterResponse { result: Some(R::Accepted(accepted)) }))
                 }
-                Requested::Planned(p) => Ok((200, pb::CreateClusterResponse { result: Some(R::Plan(convert::plan(p))) })),
+                Requested::Planned(p) => {
+                    Ok((200, pb::CreateClusterResponse { result: Some(R::Plan(convert::plan(p))) }))
+                }
             }
         })
         .await
@@ -90,7 +96,10 @@ impl ClusterService for Door {
         .await
     }
 
-    async fn scale_cluster(&self, req: Request<pb::ScaleClusterRequest>) -> Result<Response<pb::ChangeResponse>, Status> {
+    async fn scale_cluster(
+        &self,
+        req: Request<pb::ScaleClusterRequest>,
+    ) -> Result<Response<pb::ChangeResponse>, Status> {
         let dry_run = req.get_ref().dry_run;
         let rest = Rest { command: "clusters_scale", method: "POST", path: path(&req.get_ref().id, "/scale") };
         self.write("/polaris.v1.ClusterService/ScaleCluster", req, rest, dry_run, async |app, caller, r| {
@@ -108,7 +117,10 @@ impl ClusterService for Door {
         let rest = Rest { command: "clusters_upgrade", method: "POST", path: path(&req.get_ref().id, "/upgrade") };
         self.write("/polaris.v1.ClusterService/UpgradeCluster", req, rest, dry_run, async |app, caller, r| {
             let id = resource_id(&r.id, "cluster")?;
-            let body = UpgradeCluster { kafka_version: text(r.kafka_version, "kafka_version")?, expected_version: r.expected_version };
+            let body = UpgradeCluster {
+                kafka_version: text(r.kafka_version, "kafka_version")?,
+                expected_version: r.expected_version,
+            };
             Ok(change(clusters::upgrade(app, caller, id, body, None, dry_run).await?))
         })
         .await
@@ -131,8 +143,11 @@ impl ClusterService for Door {
         let rest = Rest { command: "clusters_update", method: "PATCH", path: path(&req.get_ref().id, "") };
         self.write("/polaris.v1.ClusterService/UpdateCluster", req, rest, false, async |app, caller, r| {
             let id = resource_id(&r.id, "cluster")?;
-            let body =
-                PatchCluster { deletion_protection: r.deletion_protection, config: None, expected_version: r.expected_version };
+            let body = PatchCluster {
+                deletion_protection: r.deletion_protection,
+                config: None,
+                expected_version: r.expected_version,
+            };
             Ok((200, convert::cluster(clusters::patch(app, caller, id, body, None).await?)))
         })
         .await
@@ -155,7 +170,8 @@ impl ClusterService for Door {
     ) -> Result<Response<pb::ListBrokersResponse>, Status> {
         self.read(req, async |app, caller, r| {
             let brokers = clusters::brokers(app, caller, resource_id(&r.id, "cluster")?).await?;
-            let items = brokers.items.into_iter().map(|b| pb::Broker { id: b.id, role: b.role, status: b.status }).collect();
+            let items =
+                brokers.items.into_iter().map(|b| pb::Broker { id: b.id, role: b.role, status: b.status }).collect();
             Ok(pb::ListBrokersResponse { items })
         })
         .await

@@ -37,7 +37,10 @@ fn authorization(metadata: &MetadataMap) -> Option<&str> {
 }
 
 fn address<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
-    req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).or(req.remote_addr().map(|a| a.ip()))
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or(req.remote_addr().map(|a| a.ip()))
 }
 
 /// The client's deadline (`grpc-timeout`: digits and a unit, H M S m u n), if it sent one.

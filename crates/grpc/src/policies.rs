@@ -71,7 +71,8 @@ impl PolicyService for Door {
     ) -> Result<Response<pb::Evaluation>, Status> {
         let rest = Rest { command: "policies_evaluate", method: "POST", path: "/v1/policies/evaluate".into() };
         self.write("/polaris.v1.PolicyService/EvaluatePolicies", req, rest, true, async |app, caller, r| {
-            let q = EvaluateQuery { cluster_id: filter_id(r.cluster_id, "cluster_id")?, policy_version: r.policy_version };
+            let q =
+                EvaluateQuery { cluster_id: filter_id(r.cluster_id, "cluster_id")?, policy_version: r.policy_version };
             let e = policies::evaluate(app, caller, q, evaluate_input(r.command)?).await?;
             let violations = e.violations.into_iter().map(convert::violation).collect();
             Ok((200, pb::Evaluation { policy_version: e.policy_version, allowed: e.allowed, violations }))

@@ -73,7 +73,10 @@ impl TopicService for Door {
         .await
     }
 
-    async fn list_topics(&self, req: Request<pb::ListTopicsRequest>) -> Result<Response<pb::ListTopicsResponse>, Status> {
+    async fn list_topics(
+        &self,
+        req: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
         self.read(req, async |app, caller, r| {
             let cluster = resource_id(&r.cluster_id, "cluster")?;
             let q = ListTopicsQuery { page_size: r.page_size, page_token: opt_text(r.page_token, "page_token")? };
@@ -91,18 +94,25 @@ impl TopicService for Door {
         req: Request<pb::UpdateTopicRequest>,
     ) -> Result<Response<pb::UpdateTopicResponse>, Status> {
         let dry_run = req.get_ref().dry_run;
-        let rest =
-            Rest { command: "topics_update", method: "PATCH", path: path(&req.get_ref().cluster_id, &req.get_ref().name) };
+        let rest = Rest {
+            command: "topics_update",
+            method: "PATCH",
+            path: path(&req.get_ref().cluster_id, &req.get_ref().name),
+        };
         self.write("/polaris.v1.TopicService/UpdateTopic", req, rest, dry_run, async |app, caller, r| {
             use pb::update_topic_response::Result as R;
             let cluster = resource_id(&r.cluster_id, "cluster")?;
             let name = text(r.name.clone(), "name")?;
             match topics::update(app, caller, cluster, &name, patch_input(r)?, None, dry_run).await? {
-                TopicUpdated::Planned(p) => Ok((200, pb::UpdateTopicResponse { result: Some(R::Plan(convert::plan(p))) })),
+                TopicUpdated::Planned(p) => {
+                    Ok((200, pb::UpdateTopicResponse { result: Some(R::Plan(convert::plan(p))) }))
+                }
                 TopicUpdated::Changed(c) => {
                     let code = if c.operation.is_some() { 202 } else { 200 };
-                    let changed =
-                        pb::TopicChanged { topic: Some(convert::topic(c.topic)), operation: c.operation.map(convert::operation) };
+                    let changed = pb::TopicChanged {
+                        topic: Some(convert::topic(c.topic)),
+                        operation: c.operation.map(convert::operation),
+                    };
                     Ok((code, pb::UpdateTopicResponse { result: Some(R::Changed(changed)) }))
                 }
             }
@@ -112,8 +122,11 @@ impl TopicService for Door {
 
     async fn delete_topic(&self, req: Request<pb::DeleteTopicRequest>) -> Result<Response<pb::ChangeResponse>, Status> {
         let dry_run = req.get_ref().dry_run;
-        let rest =
-            Rest { command: "topics_delete", method: "DELETE", path: path(&req.get_ref().cluster_id, &req.get_ref().name) };
+        let rest = Rest {
+            command: "topics_delete",
+            method: "DELETE",
+            path: path(&req.get_ref().cluster_id, &req.get_ref().name),
+        };
         self.write("/polaris.v1.TopicService/DeleteTopic", req, rest, dry_run, async |app, caller, r| {
             let cluster = resource_id(&r.cluster_id, "cluster")?;
             let name = text(r.name, "name")?;
