@@ -30,6 +30,7 @@ struct Cli {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Via {
     Api,
+    Grpc,
     Handler,
 }
 
@@ -41,10 +42,12 @@ enum Command {
         commands: usize,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
-        /// `api`: HTTP requests to POST /v1/clusters. `handler`: the command handler (aggregate + event store)
-        /// called in-process, without HTTP, auth and the read-back.
-        #[arg(long, value_enum, default_value = "api")]
-        via: Via,
+        /// `api`: HTTP requests to POST /v1/clusters. `grpc`: ClusterService/CreateCluster on the same port.
+        /// `handler`: the command handler (aggregate + event store) called in-process, without a front door, auth
+        /// and the read-back. Several (`--via api,grpc`) run one after another against one Polaris, at the same
+        /// concurrency.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "api")]
+        via: Vec<Via>,
     },
     /// How fast the event subscriber starts workflows: a burst of recorded ClusterRequested events, handled one
     /// after another as the subscriber's loop does (the workflows go to a task queue no worker polls).
@@ -149,7 +152,7 @@ async fn handle_directly(
     cqrs.execute_with_metadata(&id.to_string(), cmd, md.to_map()).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-async fn append(commands: usize, concurrency: usize, via: Via) -> anyhow::Result<()> {
+async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::Result<()> {
     let h = Harness::start(&[Role::Api, Role::Relay, Role::Projector]).await;
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     // Warm-up: connections, prepared statements, the consumer group join.
@@ -157,75 +160,101 @@ async fn append(commands: usize, concurrency: usize, via: Via) -> anyhow::Result
         post_cluster(&h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
     }
     let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default());
-    let (target,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM targets WHERE org_id = $1 AND provider = 'aws'")
-        .bind(h.org.as_uuid())
-        .fetch_one(&h.db.pool)
-        .await?;
-    let started = Instant::now();
-    let latencies: Vec<f64> = futures::stream::iter(0..commands)
-        .map(|i| {
-            let (h, run, cqrs) = (&h, &run, &cqrs);
-            async move {
-                let t = Instant::now();
-                let name = format!("b{run}-{i}");
-                match via {
-                    Via::Api => post_cluster(h, &name, "aws", "eu-west-1").await.map(|_| ())?,
-                    Via::Handler => handle_directly(cqrs, h, target, name).await?,
+    // The target placement would choose (the platform's aws/eu-west-1 target the harness granted).
+    let target = polaris_store::db::targets::by_name(&h.db.pool, "aws-eu-west-1")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
+        .id;
+    let grpc = tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?;
+    let mut total = 50;
+    for (round, via) in vias.into_iter().enumerate() {
+        let started = Instant::now();
+        let latencies: Vec<f64> = futures::stream::iter(0..commands)
+            .map(|i| {
+                let (h, run, cqrs, grpc) = (&h, &run, &cqrs, &grpc);
+                async move {
+                    let t = Instant::now();
+                    let name = format!("b{run}-{round}-{i}");
+                    match via {
+                        Via::Api => post_cluster(h, &name, "aws", "eu-west-1").await.map(|_| ())?,
+                        Via::Grpc => create_over_grpc(grpc, h, name).await?,
+                        Via::Handler => handle_directly(cqrs, h, target, name).await?,
+                    }
+                    Ok(t.elapsed().as_secs_f64() * 1e3)
                 }
-                Ok(t.elapsed().as_secs_f64() * 1e3)
-            }
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+        let elapsed = started.elapsed();
+        total += commands;
+        polaris_test_support::eventually("every request in the read model", Duration::from_secs(300), || async {
+            let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM clusters").fetch_one(&h.db.pool).await.ok()?;
+            (n as usize == total).then_some(())
         })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let elapsed = started.elapsed();
-    let total = commands + 50;
-    polaris_test_support::eventually("every request in the read model", Duration::from_secs(300), || async {
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM clusters").fetch_one(&h.db.pool).await.ok()?;
-        (n as usize == total).then_some(())
-    })
-    .await;
-    let lags: Vec<(f64,)> = sqlx::query_as(
-        "SELECT EXTRACT(EPOCH FROM c.projected_at - e.recorded_at)::float8 * 1000 FROM clusters c \
-         JOIN events e ON e.aggregate_type = 'cluster' AND e.aggregate_id = c.id::text AND e.sequence = 1 \
-         WHERE c.name LIKE 'b%'",
-    )
-    .fetch_all(&h.db.pool)
-    .await?;
-    let (events,): (i64,) = sqlx::query_as("SELECT count(*) FROM events").fetch_one(&h.db.pool).await?;
-    let messages = polaris_test_support::read_all(&h.topic).len();
-    let lat = sorted(latencies);
-    let lag = sorted(lags.into_iter().map(|(l,)| l).collect());
-    let path = match via {
-        Via::Api => "POST /v1/clusters",
-        Via::Handler => "the command handler",
-    };
-    println!("append: {commands} cluster requests through {path}, concurrency {concurrency}");
-    println!(
-        "  throughput        {:.0} commands/s ({:.2} s)",
-        commands as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64()
-    );
-    println!(
-        "  command latency   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
-        percentile(&lat, 50.0),
-        percentile(&lat, 99.0),
-        lat.last().copied().unwrap_or(f64::NAN)
-    );
-    println!(
-        "  commit->read lag  p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
-        percentile(&lag, 50.0),
-        percentile(&lag, 99.0),
-        lag.last().copied().unwrap_or(f64::NAN)
-    );
-    println!(
-        "  events {events}, Kafka messages {messages}, read-model rows {total}, lost {}",
-        total as i64 - events.min(messages as i64)
-    );
+        .await;
+        let lags: Vec<(f64,)> = sqlx::query_as(
+            "SELECT EXTRACT(EPOCH FROM c.projected_at - e.recorded_at)::float8 * 1000 FROM clusters c \
+             JOIN events e ON e.aggregate_type = 'cluster' AND e.aggregate_id = c.id::text AND e.sequence = 1 \
+             WHERE c.name LIKE $1",
+        )
+        .bind(format!("b{run}-{round}-%"))
+        .fetch_all(&h.db.pool)
+        .await?;
+        let (events,): (i64,) = sqlx::query_as("SELECT count(*) FROM events").fetch_one(&h.db.pool).await?;
+        let messages = polaris_test_support::read_all(&h.topic).len();
+        let lat = sorted(latencies);
+        let lag = sorted(lags.into_iter().map(|(l,)| l).collect());
+        let path = match via {
+            Via::Api => "POST /v1/clusters",
+            Via::Grpc => "gRPC ClusterService/CreateCluster",
+            Via::Handler => "the command handler",
+        };
+        println!("append: {commands} cluster requests through {path}, concurrency {concurrency}");
+        println!(
+            "  throughput        {:.0} commands/s ({:.2} s)",
+            commands as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64()
+        );
+        println!(
+            "  command latency   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0),
+            lat.last().copied().unwrap_or(f64::NAN)
+        );
+        println!(
+            "  commit->read lag  p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+            percentile(&lag, 50.0),
+            percentile(&lag, 99.0),
+            lag.last().copied().unwrap_or(f64::NAN)
+        );
+        println!(
+            "  events {events}, Kafka messages {messages}, read-model rows {total}, lost {}",
+            total as i64 - events.min(messages as i64)
+        );
+    }
     h.stop().await;
     Ok(())
+}
+
+/// One cluster request through the gRPC door (the channel multiplexes every request over one HTTP/2 connection).
+async fn create_over_grpc(channel: &tonic::transport::Channel, h: &Harness, name: String) -> anyhow::Result<()> {
+    use polaris_grpc::pb;
+    let mut client = pb::cluster_service_client::ClusterServiceClient::new(channel.clone());
+    let mut req = tonic::Request::new(pb::CreateClusterRequest {
+        name,
+        provider: "aws".into(),
+        region: "eu-west-1".into(),
+        brokers: 3,
+        ..Default::default()
+    });
+    req.metadata_mut().insert("authorization", format!("Bearer {}", h.admin_token).parse()?);
+    match client.create_cluster(req).await?.into_inner().result {
+        Some(pb::create_cluster_response::Result::Accepted(_)) => Ok(()),
+        other => anyhow::bail!("expected an accepted request, got {other:?}"),
+    }
 }
 
 async fn provision(clusters: usize, concurrency: usize) -> anyhow::Result<()> {
