@@ -1,7 +1,19 @@
 import type { ReactNode } from 'react';
 import type { ApiProblem, Violation } from './api/client';
+import type { components } from './api/schema';
 
-const STATUS_TONE: Record<string, string> = {
+type Schemas = components['schemas'];
+/** Every status, state and outcome the API can show, from the generated types: a new value in the OpenAPI
+ * document fails the type check until it has a tone here. */
+export type Shown =
+  | Schemas['ClusterView']['status']
+  | Schemas['TopicView']['status']
+  | Schemas['OperationView']['state']
+  | Schemas['OperationStep']['state']
+  | Schemas['AuditEntry']['outcome'];
+type Tone = 'ok' | 'busy' | 'muted' | 'bad';
+
+const STATUS_TONE: Record<Shown, Tone> = {
   READY: 'ok',
   succeeded: 'ok',
   accepted: 'ok',
@@ -27,8 +39,8 @@ const STATUS_TONE: Record<string, string> = {
   error: 'bad',
 };
 
-export function statusTone(status: string): string {
-  return STATUS_TONE[status] ?? 'muted';
+export function statusTone(status: string): Tone {
+  return (STATUS_TONE as Record<string, Tone>)[status] ?? 'muted';
 }
 
 export function Badge({ status }: { status: string }) {

@@ -32,29 +32,9 @@ fn is_mutating(method: &Method) -> bool {
 }
 
 /// The operation id of a route, the `command` of its audit entries; `None` for a method the route does not
-/// serve (answered `405` and neither audited nor keyed).
+/// serve (answered `405` and neither audited nor keyed). Read from the routes' own registration.
 fn command_name(method: &Method, route: &str) -> Option<&'static str> {
-    let name = match (method.as_str(), route) {
-        ("POST", "/v1/clusters") => "clusters_create",
-        ("PATCH", "/v1/clusters/{id}") => "clusters_update",
-        ("DELETE", "/v1/clusters/{id}") => "clusters_delete",
-        ("POST", "/v1/clusters/{id}/scale") => "clusters_scale",
-        ("POST", "/v1/clusters/{id}/upgrade") => "clusters_upgrade",
-        ("POST", "/v1/clusters/{id}/topics") => "topics_create",
-        ("PATCH", "/v1/clusters/{id}/topics/{name}") => "topics_update",
-        ("DELETE", "/v1/clusters/{id}/topics/{name}") => "topics_delete",
-        ("PUT", "/v1/policies") => "policies_update",
-        ("POST", "/v1/policies/evaluate") => "policies_evaluate",
-        ("POST", "/v1/targets") => "targets_create",
-        ("POST", "/v1/targets/{id}/grants") => "targets_grant",
-        ("POST", "/v1/orgs") => "orgs_create",
-        ("POST", "/v1/tokens") => "tokens_create",
-        ("DELETE", "/v1/tokens/{id}") => "tokens_delete",
-        ("POST", "/v1/admin/verify") => "admin_verify",
-        ("POST", "/v1/admin/replay") => "admin_replay",
-        _ => return None,
-    };
-    Some(name)
+    crate::openapi::commands().get(&(method.as_str().to_owned(), route.to_owned())).copied()
 }
 
 /// Which client sent the request: `X-Polaris-Channel` (the CLI and dashboard set it), else `api`.

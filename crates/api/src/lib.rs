@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 pub use polaris_app::App;
 use prometheus_client::registry::Registry;
 
@@ -60,39 +60,10 @@ pub fn ops_router(state: AppState) -> Router {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/clusters", post(clusters::create_cluster).get(clusters::list_clusters))
-        .route(
-            "/v1/clusters/{id}",
-            get(clusters::get_cluster).delete(clusters::delete_cluster).patch(clusters::patch_cluster),
-        )
-        .route("/v1/clusters/{id}/scale", post(clusters::scale_cluster))
-        .route("/v1/clusters/{id}/upgrade", post(clusters::upgrade_cluster))
-        .route("/v1/clusters/{id}/topics", post(topics::create_topic).get(topics::list_topics))
-        .route(
-            "/v1/clusters/{id}/topics/{name}",
-            get(topics::get_topic).patch(topics::update_topic).delete(topics::delete_topic),
-        )
-        .route("/v1/clusters/{id}/history", get(clusters::cluster_history))
-        .route("/v1/clusters/{id}/brokers", get(clusters::cluster_brokers))
-        .route("/v1/operations", get(operations::list_operations))
-        .route("/v1/operations/{id}", get(operations::get_operation))
-        .route("/v1/targets", post(targets::create_target).get(targets::list_targets))
-        .route("/v1/targets/{id}/grants", post(targets::grant_target))
-        .route("/v1/policies", get(policies::get_policies).put(policies::put_policies))
-        .route("/v1/policies/evaluate", post(policies::evaluate))
-        .route("/v1/audit", get(audit::list_audit))
-        .route("/v1/orgs", post(tenancy::create_org).get(tenancy::list_orgs))
-        .route("/v1/tokens", post(tenancy::create_token).get(tenancy::list_tokens))
-        .route("/v1/tokens/{id}", axum::routing::delete(tenancy::revoke_token))
-        .route("/v1/events", get(events::list_events))
-        .route("/v1/admin/verify", post(admin::verify))
-        .route("/v1/admin/replay", post(admin::replay))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+    let (routes, _) = openapi::routes().split_for_parts();
+    routes
         // Swagger UI from vendored assets (no download at build or run time); it also serves the document.
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", <ApiDoc as utoipa::OpenApi>::openapi()))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::openapi()))
         .fallback(dashboard::fallback)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit::mutations))

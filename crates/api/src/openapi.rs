@@ -7,7 +7,69 @@ use utoipa::{Modify, OpenApi};
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
 use crate::{admin, audit, clusters, error, events, health, operations, policies, targets, tenancy, topics};
+
+/// Every route of the REST API, registered once: the router, the OpenAPI document and the audit entries'
+/// command names (each route's operation id) are all read from this, so they cannot drift apart.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(clusters::create_cluster, clusters::list_clusters))
+        .routes(routes!(clusters::get_cluster, clusters::delete_cluster, clusters::patch_cluster))
+        .routes(routes!(clusters::scale_cluster))
+        .routes(routes!(clusters::upgrade_cluster))
+        .routes(routes!(clusters::cluster_history))
+        .routes(routes!(clusters::cluster_brokers))
+        .routes(routes!(topics::create_topic, topics::list_topics))
+        .routes(routes!(topics::get_topic, topics::update_topic, topics::delete_topic))
+        .routes(routes!(operations::list_operations))
+        .routes(routes!(operations::get_operation))
+        .routes(routes!(targets::create_target, targets::list_targets))
+        .routes(routes!(targets::grant_target))
+        .routes(routes!(policies::get_policies, policies::put_policies))
+        .routes(routes!(policies::evaluate))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(tenancy::create_org, tenancy::list_orgs))
+        .routes(routes!(tenancy::create_token, tenancy::list_tokens))
+        .routes(routes!(tenancy::revoke_token))
+        .routes(routes!(events::list_events))
+        .routes(routes!(admin::verify))
+        .routes(routes!(admin::replay))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+}
+
+/// The OpenAPI document of [`routes`], with what every operation shares (bearer auth, common responses).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = routes().split_for_parts();
+    BearerAuth.modify(&mut doc);
+    CommonResponses.modify(&mut doc);
+    doc
+}
+
+/// The operation id of each mutating route, `(method, route)` to id: the `command` of its audit entries.
+pub fn commands() -> &'static std::collections::HashMap<(String, String), &'static str> {
+    static COMMANDS: std::sync::OnceLock<std::collections::HashMap<(String, String), &'static str>> =
+        std::sync::OnceLock::new();
+    COMMANDS.get_or_init(|| {
+        let mut commands = std::collections::HashMap::new();
+        for (path, item) in openapi().paths.paths {
+            for (method, op) in
+                [("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete)]
+            {
+                if let Some(id) = op.as_ref().and_then(|op| op.operation_id.clone()) {
+                    // Built once per process, for a fixed set of routes.
+                    commands.insert((method.to_owned(), path.clone()), &*Box::leak(id.into_boxed_str()));
+                }
+            }
+        }
+        commands
+    })
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,44 +80,7 @@ use crate::{admin, audit, clusters, error, events, health, operations, policies,
             problem+json documents with a stable `code`.",
         license(name = "Apache-2.0")
     ),
-    paths(
-        clusters::create_cluster,
-        clusters::list_clusters,
-        clusters::get_cluster,
-        clusters::scale_cluster,
-        clusters::upgrade_cluster,
-        clusters::delete_cluster,
-        clusters::patch_cluster,
-        clusters::cluster_history,
-        clusters::cluster_brokers,
-        topics::create_topic,
-        topics::list_topics,
-        topics::get_topic,
-        topics::update_topic,
-        topics::delete_topic,
-        operations::list_operations,
-        operations::get_operation,
-        targets::create_target,
-        targets::list_targets,
-        targets::grant_target,
-        policies::get_policies,
-        policies::put_policies,
-        policies::evaluate,
-        audit::list_audit,
-        tenancy::create_org,
-        tenancy::list_orgs,
-        tenancy::create_token,
-        tenancy::list_tokens,
-        tenancy::revoke_token,
-        events::list_events,
-        admin::verify,
-        admin::replay,
-        health::healthz,
-        health::readyz,
-        health::metrics,
-    ),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "clusters", description = "Kafka clusters"),
         (name = "operations", description = "Long-running changes"),
@@ -191,7 +216,7 @@ impl Modify for CommonResponses {
 
 /// The document as checked in: pretty JSON with a trailing newline.
 pub fn openapi_document() -> String {
-    let mut doc = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut doc = openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     doc.push('\n');
     doc
 }

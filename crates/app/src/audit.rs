@@ -266,6 +266,7 @@ pub struct AuditEntry {
     /// The operation id of the endpoint, for example `clusters_scale`.
     pub command: String,
     /// `accepted`, `rejected`, `deduplicated`, `dry_run` or `error`.
+    #[schema(schema_with = crate::schema::audit_outcome_field)]
     pub outcome: String,
     pub status: i32,
     /// The problem code of a refused request.
@@ -297,7 +298,7 @@ pub struct AuditQuery {
     /// Only entries before this instant (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// `accepted`, `rejected`, `deduplicated`, `dry_run` or `error`.
-    #[param(schema_with = outcome_schema)]
+    #[param(schema_with = crate::schema::audit_outcome)]
     pub outcome: Option<String>,
     /// 1 to 100, default 50.
     #[param(minimum = 1, maximum = 100)]
@@ -305,14 +306,6 @@ pub struct AuditQuery {
     /// From the previous page's `next_page_token`.
     #[param(pattern = "^[0-9]{1,18}$")]
     pub page_token: Option<String>,
-}
-
-fn outcome_schema() -> utoipa::openapi::schema::Schema {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(OUTCOMES))
-        .build()
-        .into()
 }
 
 /// The org's audit log, oldest first (viewer), a page at a time.

@@ -72,6 +72,7 @@ pub struct ClusterView {
     pub config: BTreeMap<String, String>,
     pub deletion_protection: bool,
     /// REQUESTED, PROVISIONING, READY, SCALING, REBALANCING, UPGRADING, DELETING, DELETED, STALLED, FAILED, DEGRADED.
+    #[schema(schema_with = crate::schema::cluster_status_field)]
     pub status: String,
     pub status_reason: Option<String>,
     /// The aggregate's last event sequence; send it back in `If-Match` for optimistic concurrency.

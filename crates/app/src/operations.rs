@@ -16,6 +16,7 @@ use crate::error::AppError;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OperationStep {
     pub name: String,
+    #[schema(schema_with = crate::schema::step_state)]
     pub state: String,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -38,10 +39,12 @@ impl From<Step> for OperationStep {
 pub struct OperationView {
     pub id: Uuid,
     /// provision, scale, upgrade, delete, topic_apply, topic_delete.
+    #[schema(schema_with = crate::schema::operation_kind)]
     pub kind: String,
     pub cluster_id: Uuid,
     pub topic_id: Option<Uuid>,
     /// pending, running, succeeded, failed, stalled, cancelled.
+    #[schema(schema_with = crate::schema::operation_state)]
     pub state: String,
     pub steps: Vec<OperationStep>,
     pub error: Option<String>,
@@ -150,5 +153,5 @@ pub async fn get(app: &App, caller: &Caller, id: Uuid) -> Result<OperationView, 
 
 /// Whether an operation has ended (no further progress will be reported).
 pub fn finished(state: &str) -> bool {
-    matches!(state, "succeeded" | "failed" | "cancelled")
+    polaris_domain::lifecycle::OperationState::parse(state).is_some_and(|s| s.finished())
 }

@@ -57,7 +57,63 @@ pub fn controllers() -> Schema {
 
 /// Cluster statuses.
 pub fn cluster_status() -> Schema {
-    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(crate::clusters::known_statuses())).build().into()
+    words(crate::clusters::known_statuses())
+}
+
+fn words(values: impl Iterator<Item = &'static str>) -> Schema {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).build().into()
+}
+
+/// A response field of these values, described by listing them: "A, B, C.".
+fn listed(values: impl Iterator<Item = &'static str>) -> Schema {
+    let values: Vec<&str> = values.collect();
+    let description = format!("{}.", values.join(", "));
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .description(Some(description))
+        .build()
+        .into()
+}
+
+/// A cluster's status, as a response field.
+pub fn cluster_status_field() -> Schema {
+    listed(crate::clusters::known_statuses())
+}
+
+/// Topic statuses.
+pub fn topic_status() -> Schema {
+    listed(polaris_domain::lifecycle::TopicStatus::texts())
+}
+
+/// Operation kinds.
+pub fn operation_kind() -> Schema {
+    listed(polaris_domain::lifecycle::OperationKind::texts())
+}
+
+/// Operation states.
+pub fn operation_state() -> Schema {
+    listed(polaris_domain::lifecycle::OperationState::texts())
+}
+
+/// Step states.
+pub fn step_state() -> Schema {
+    words(polaris_domain::lifecycle::StepState::texts())
+}
+
+/// Audit outcomes (a filter).
+pub fn audit_outcome() -> Schema {
+    words(crate::audit::OUTCOMES.into_iter())
+}
+
+/// An audit entry's outcome, as a response field.
+pub fn audit_outcome_field() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(crate::audit::OUTCOMES))
+        .description(Some("`accepted`, `rejected`, `deduplicated`, `dry_run` or `error`."))
+        .build()
+        .into()
 }
 
 /// A configuration map: Kafka property names to string values.

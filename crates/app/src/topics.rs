@@ -49,6 +49,7 @@ pub struct TopicView {
     pub config: BTreeMap<String, String>,
     pub deletion_protection: bool,
     /// REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED, FAILED.
+    #[schema(schema_with = crate::schema::topic_status)]
     pub status: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,

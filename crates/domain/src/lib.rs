@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod envelope;
 pub mod events;
 pub mod ids;
+pub mod lifecycle;
 pub mod metadata;
 pub mod naming;
 pub mod policy;

@@ -331,14 +331,19 @@ impl Topic {
     /// REQUESTED (never applied yet), READY, UPDATING (a change is being applied), DELETING, DELETED, STALLED,
     /// FAILED.
     pub fn status(&self) -> &'static str {
+        self.lifecycle_status().as_str()
+    }
+
+    pub fn lifecycle_status(&self) -> crate::lifecycle::TopicStatus {
+        use crate::lifecycle::TopicStatus;
         match (self.deleted, self.deleting, self.current_operation, self.ready) {
-            (true, ..) => "DELETED",
-            _ if self.stalled => "STALLED",
-            _ if self.failed => "FAILED",
-            (_, true, ..) => "DELETING",
-            (_, _, Some(_), false) => "REQUESTED",
-            (_, _, Some(_), true) => "UPDATING",
-            _ => "READY",
+            (true, ..) => TopicStatus::Deleted,
+            _ if self.stalled => TopicStatus::Stalled,
+            _ if self.failed => TopicStatus::Failed,
+            (_, true, ..) => TopicStatus::Deleting,
+            (_, _, Some(_), false) => TopicStatus::Requested,
+            (_, _, Some(_), true) => TopicStatus::Updating,
+            _ => TopicStatus::Ready,
         }
     }
 

@@ -13,7 +13,9 @@ pub mod replay;
 use std::time::Duration;
 
 use polaris_domain::EventEnvelope;
+use polaris_domain::cluster::ClusterStatus;
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStalled, OperationFailed};
+use polaris_domain::lifecycle::{OperationState as OpState, StepState};
 use polaris_domain::topic::TopicEvent;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -265,7 +267,7 @@ async fn apply_cluster(
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                op.state = "running".into();
+                op.state = OpState::Running.as_str().into();
                 op.start_step("apply-resources", env.occurred_at);
             })
             .await?;
@@ -276,7 +278,7 @@ async fn apply_cluster(
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                op.finish_step("apply-resources", "succeeded", Some(e.resources.join(", ")), env.occurred_at);
+                op.finish_step("apply-resources", StepState::Succeeded, Some(e.resources.join(", ")), env.occurred_at);
                 op.start_step("wait-ready", env.occurred_at);
             })
             .await?;
@@ -297,21 +299,37 @@ async fn apply_cluster(
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "wait-ready",
-                    "succeeded",
+                    StepState::Succeeded,
                     Some(format!("bootstrap {}", e.bootstrap_servers)),
                     env.occurred_at,
                 );
-                op.state = "succeeded".into();
+                op.state = OpState::Succeeded.as_str().into();
                 op.finished_at = Some(env.occurred_at);
             })
             .await?;
             Ok(Outcome::Applied)
         }
         ClusterEvent::ClusterStalled(ClusterStalled { operation_id, step, reason }) => {
-            operation_ended(conn, env, operation_id, &step, &reason, ("STALLED", "stalled")).await
+            operation_ended(
+                conn,
+                env,
+                operation_id,
+                &step,
+                &reason,
+                (ClusterStatus::Stalled, OpState::Stalled, StepState::Stalled),
+            )
+            .await
         }
         ClusterEvent::OperationFailed(OperationFailed { operation_id, step, reason }) => {
-            operation_ended(conn, env, operation_id, &step, &reason, ("FAILED", "failed")).await
+            operation_ended(
+                conn,
+                env,
+                operation_id,
+                &step,
+                &reason,
+                (ClusterStatus::Failed, OpState::Failed, StepState::Failed),
+            )
+            .await
         }
         ClusterEvent::ClusterScaleRequested(e) => start_operation(conn, env, e.operation_id.as_uuid(), "SCALING").await,
         ClusterEvent::BrokersAdded(e) => {
@@ -323,7 +341,7 @@ async fn apply_cluster(
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "scale-broker-pool",
-                    "succeeded",
+                    StepState::Succeeded,
                     Some(format!("added node ids {:?}", e.node_ids)),
                     env.occurred_at,
                 );
@@ -340,7 +358,7 @@ async fn apply_cluster(
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 let detail = Some(format!("{} for node ids {:?}", e.mode, e.node_ids));
-                op.finish_step(&format!("rebalance-{}", e.mode), "succeeded", detail, env.occurred_at);
+                op.finish_step(&format!("rebalance-{}", e.mode), StepState::Succeeded, detail, env.occurred_at);
                 if adding {
                     op.succeed(env.occurred_at);
                 } else {
@@ -362,7 +380,7 @@ async fn apply_cluster(
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "scale-broker-pool",
-                    "succeeded",
+                    StepState::Succeeded,
                     Some(format!("removed node ids {:?}", e.node_ids)),
                     env.occurred_at,
                 );
@@ -382,7 +400,7 @@ async fn apply_cluster(
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "roll-kafka-version",
-                    "succeeded",
+                    StepState::Succeeded,
                     Some(format!("brokers run {}", e.kafka_version)),
                     env.occurred_at,
                 );
@@ -400,7 +418,7 @@ async fn apply_cluster(
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "bump-metadata-version",
-                    "succeeded",
+                    StepState::Succeeded,
                     Some(format!("metadata version {}", e.metadata_version)),
                     env.occurred_at,
                 );
@@ -423,7 +441,7 @@ async fn apply_cluster(
                 .execute(&mut *conn)
                 .await?;
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                op.finish_step("delete-resources", "succeeded", None, env.occurred_at);
+                op.finish_step("delete-resources", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
             .await?;
@@ -481,7 +499,7 @@ async fn apply_topic(
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                op.finish_step("apply-kafkatopic", "succeeded", None, env.occurred_at);
+                op.finish_step("apply-kafkatopic", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
             .await?;
@@ -521,12 +539,16 @@ async fn apply_topic(
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                let running: Vec<String> =
-                    op.steps.iter().filter(|s| s.state == "running").map(|s| s.name.clone()).collect();
+                let running: Vec<String> = op
+                    .steps
+                    .iter()
+                    .filter(|s| s.state == StepState::Running.as_str())
+                    .map(|s| s.name.clone())
+                    .collect();
                 for step in running {
-                    op.finish_step(&step, "stalled", Some(e.reason.clone()), env.occurred_at);
+                    op.finish_step(&step, StepState::Stalled, Some(e.reason.clone()), env.occurred_at);
                 }
-                op.state = "stalled".into();
+                op.state = OpState::Stalled.as_str().into();
                 op.error = Some(e.reason.clone());
             })
             .await?;
@@ -537,12 +559,16 @@ async fn apply_topic(
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                let running: Vec<String> =
-                    op.steps.iter().filter(|s| s.state == "running").map(|s| s.name.clone()).collect();
+                let running: Vec<String> = op
+                    .steps
+                    .iter()
+                    .filter(|s| s.state == StepState::Running.as_str())
+                    .map(|s| s.name.clone())
+                    .collect();
                 for step in running {
-                    op.finish_step(&step, "failed", Some(e.reason.clone()), env.occurred_at);
+                    op.finish_step(&step, StepState::Failed, Some(e.reason.clone()), env.occurred_at);
                 }
-                op.state = "failed".into();
+                op.state = OpState::Failed.as_str().into();
                 op.error = Some(e.reason.clone());
                 op.finished_at = Some(env.occurred_at);
             })
@@ -554,7 +580,7 @@ async fn apply_topic(
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                op.finish_step("delete-kafkatopic", "succeeded", None, env.occurred_at);
+                op.finish_step("delete-kafkatopic", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
             .await?;
@@ -571,18 +597,18 @@ async fn operation_ended(
     operation_id: polaris_domain::OperationId,
     step: &str,
     reason: &str,
-    (cluster_status, op_state): (&'static str, &'static str),
+    (cluster_status, op_state, step_state): (ClusterStatus, OpState, StepState),
 ) -> Result<Outcome, ProjectorError> {
     let applied = advance_with(conn, env, "status = $4, status_reason = $5, current_operation_id = NULL", |q| {
-        q.bind(cluster_status).bind(reason.to_owned())
+        q.bind(cluster_status.as_str()).bind(reason.to_owned())
     })
     .await?;
     if !applied {
         return Ok(Outcome::AlreadyApplied);
     }
     update_operation(conn, operation_id.as_uuid(), env, |op| {
-        op.finish_step(step, op_state, Some(reason.to_owned()), env.occurred_at);
-        op.state = op_state.into();
+        op.finish_step(step, step_state, Some(reason.to_owned()), env.occurred_at);
+        op.state = op_state.as_str().into();
         op.error = Some(reason.to_owned());
         op.finished_at = Some(env.occurred_at);
     })
@@ -758,7 +784,7 @@ impl OperationState {
         if !self.steps.iter().any(|s| s.name == name) {
             self.steps.push(Step {
                 name: name.into(),
-                state: "running".into(),
+                state: StepState::Running.as_str().into(),
                 started_at: Some(at),
                 finished_at: None,
                 detail: None,
@@ -767,16 +793,16 @@ impl OperationState {
     }
 
     fn succeed(&mut self, at: chrono::DateTime<chrono::Utc>) {
-        self.state = "succeeded".into();
+        self.state = OpState::Succeeded.as_str().into();
         self.finished_at = Some(at);
     }
 
-    fn finish_step(&mut self, name: &str, state: &str, detail: Option<String>, at: chrono::DateTime<chrono::Utc>) {
+    fn finish_step(&mut self, name: &str, state: StepState, detail: Option<String>, at: chrono::DateTime<chrono::Utc>) {
         if !self.steps.iter().any(|s| s.name == name) {
             self.start_step(name, at);
         }
         if let Some(step) = self.steps.iter_mut().find(|s| s.name == name) {
-            step.state = state.into();
+            step.state = state.as_str().into();
             step.finished_at = Some(at);
             step.detail = detail;
         }

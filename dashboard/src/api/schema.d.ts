@@ -462,8 +462,11 @@ export interface components {
             method: string;
             /** Format: uuid */
             org_id: string;
-            /** @description `accepted`, `rejected`, `deduplicated`, `dry_run` or `error`. */
-            outcome: string;
+            /**
+             * @description `accepted`, `rejected`, `deduplicated`, `dry_run` or `error`.
+             * @enum {string}
+             */
+            outcome: "accepted" | "rejected" | "deduplicated" | "dry_run" | "error";
             /**
              * Format: int64
              * @description The policy bundle version that judged the command, when one did.
@@ -531,8 +534,11 @@ export interface components {
             org: string;
             provider: string;
             region: string;
-            /** @description REQUESTED, PROVISIONING, READY, SCALING, REBALANCING, UPGRADING, DELETING, DELETED, STALLED, FAILED, DEGRADED. */
-            status: string;
+            /**
+             * @description REQUESTED, PROVISIONING, READY, SCALING, REBALANCING, UPGRADING, DELETING, DELETED, STALLED, FAILED, DEGRADED.
+             * @enum {string}
+             */
+            status: "REQUESTED" | "PROVISIONING" | "READY" | "SCALING" | "REBALANCING" | "UPGRADING" | "DELETING" | "DELETED" | "STALLED" | "FAILED" | "DEGRADED";
             status_reason?: string | null;
             /** Format: int32 */
             storage_gib: number;
@@ -746,7 +752,8 @@ export interface components {
             name: string;
             /** Format: date-time */
             started_at?: string | null;
-            state: string;
+            /** @enum {string} */
+            state: "running" | "succeeded" | "failed" | "stalled";
         };
         OperationView: {
             /** Format: uuid */
@@ -756,13 +763,19 @@ export interface components {
             finished_at?: string | null;
             /** Format: uuid */
             id: string;
-            /** @description provision, scale, upgrade, delete, topic_apply, topic_delete. */
-            kind: string;
+            /**
+             * @description provision, scale, upgrade, delete, topic_apply, topic_delete.
+             * @enum {string}
+             */
+            kind: "provision" | "scale" | "upgrade" | "delete" | "topic_apply" | "topic_delete";
             requested_by: string;
             /** Format: date-time */
             started_at: string;
-            /** @description pending, running, succeeded, failed, stalled, cancelled. */
-            state: string;
+            /**
+             * @description pending, running, succeeded, failed, stalled, cancelled.
+             * @enum {string}
+             */
+            state: "pending" | "running" | "succeeded" | "failed" | "stalled" | "cancelled";
             steps: components["schemas"]["OperationStep"][];
             /** Format: uuid */
             topic_id?: string | null;
@@ -1023,8 +1036,11 @@ export interface components {
             partitions: number;
             /** Format: int32 */
             replication_factor: number;
-            /** @description REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED, FAILED. */
-            status: string;
+            /**
+             * @description REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED, FAILED.
+             * @enum {string}
+             */
+            status: "REQUESTED" | "READY" | "UPDATING" | "DELETING" | "DELETED" | "STALLED" | "FAILED";
             /** Format: date-time */
             updated_at: string;
             /** Format: int64 */
