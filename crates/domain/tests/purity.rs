@@ -1,8 +1,9 @@
 //! Who may depend on what (ARCHITECTURE.md, HOUSE-RULES 4 and 14), checked with `cargo tree` so the build fails
 //! when a layer reaches past the one below it:
 //! - the domain is pure: it depends, directly or through anything, on no infrastructure crate;
-//! - nothing above the store holds SQL: the application layer (`polaris-app`) and the front doors (`polaris-api`,
-//!   `polaris-grpc`) reach PostgreSQL only through `polaris-store`, never by depending on a database crate;
+//! - nothing above the store holds SQL: the application layer (`polaris-app`), the front doors (`polaris-api`,
+//!   `polaris-grpc`), the projector, the workers and the server reach PostgreSQL only through `polaris-store`'s
+//!   datastore, never by depending on a SQL crate;
 //! - the application layer knows no front door: `polaris-app` depends on neither axum nor tonic, and the doors
 //!   reach the store's use cases through it.
 
@@ -23,7 +24,8 @@ const INFRASTRUCTURE: [&str; 12] = [
     "reqwest",
 ];
 
-const DATABASE: [&str; 4] = ["sqlx", "postgres-es", "rdkafka", "tokio-postgres"];
+/// The crates that speak SQL: only `polaris-store` may depend on them.
+const SQL: [&str; 3] = ["sqlx", "postgres-es", "tokio-postgres"];
 
 /// The names of `package`'s normal dependencies, down to `depth` (all of them when `None`).
 fn dependencies(package: &str, depth: Option<u32>) -> Vec<String> {
@@ -53,12 +55,19 @@ fn domain_depends_on_no_infrastructure_crate() {
 }
 
 #[test]
-fn nothing_above_the_store_depends_on_a_database_crate_directly() {
-    for package in ["polaris-app", "polaris-api", "polaris-grpc"] {
+fn nothing_above_the_store_speaks_sql() {
+    for package in
+        ["polaris-app", "polaris-api", "polaris-grpc", "polaris-projector", "polaris-workers", "polaris-server"]
+    {
         let names = dependencies(package, Some(1));
         assert!(names.iter().any(|n| n == "polaris-store"), "the tree of {package} was read: {names:?}");
-        let found = found(&names, &DATABASE);
-        assert!(found.is_empty(), "{package} must reach the database through polaris-store only, not {found:?}");
+        let found = found(&names, &SQL);
+        assert!(found.is_empty(), "{package} must reach PostgreSQL through polaris-store's datastore, not {found:?}");
+    }
+    // The front doors and the application layer reach Kafka through nothing either: they record intent only.
+    for package in ["polaris-app", "polaris-api", "polaris-grpc"] {
+        let found = found(&dependencies(package, Some(1)), &["rdkafka"]);
+        assert!(found.is_empty(), "{package} must not depend on {found:?}");
     }
 }
 

@@ -90,8 +90,8 @@ impl Door {
         .await
     }
 
-    /// A write: audited as its REST twin `rest`, idempotent under `idempotency-key` (unless a dry run). `f`
-    /// answers the REST-equivalent status (what the audit entry records) and the response.
+    /// A write: audited as its REST twin `rest`, idempotent under `idempotency-key` (unless a dry run), within
+    /// the deadline. `f` answers the REST-equivalent status (what the audit entry records) and the response.
     pub async fn write<Req, Out>(
         &self,
         rpc: &'static str,
@@ -105,95 +105,83 @@ impl Door {
         Out: Message + Default,
     {
         let limit = deadline(req.metadata());
-        within(limit, self.audited(rpc, req, rest, dry_run, f)).await
-    }
-
-    async fn audited<Req, Out>(
-        &self,
-        rpc: &'static str,
-        req: Request<Req>,
-        rest: Rest,
-        dry_run: bool,
-        f: impl AsyncFnOnce(&App, &Caller, Req) -> Result<(u16, Out), AppError>,
-    ) -> Result<Response<Out>, Status>
-    where
-        Req: Message,
-        Out: Message + Default,
-    {
-        let raw_key = req.metadata().get("idempotency-key").map(|v| v.as_bytes().to_vec());
-        let slot = AuditSlot::default();
-        slot.update(|d| {
-            d.request = Some(RequestFacts {
-                channel: "grpc".to_owned(),
-                request_id: Uuid::new_v4().to_string(),
-                method: rest.method.to_owned(),
-                path: rest.path.clone(),
-                command: rest.command,
-                idempotency_key: raw_key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()),
-            })
-        });
-        // A request without a valid token is not audited (no org), as over REST.
-        let caller = self
-            .app
-            .caller(authorization(req.metadata()), address(&req), Some(slot.clone()), None)
-            .await
-            .map_err(|e| status(&e));
-        let mut caller = match caller {
-            Ok(caller) => caller,
-            Err(e) => {
-                let draft = slot.get();
-                if draft.caller.is_some() {
-                    // Admitted, then refused (rate limited): the entry says so.
-                    audit::finish(&self.app.pool, &slot, 429, Some("RATE_LIMITED"), false, None).await;
+        within(limit, async move {
+            let raw_key = req.metadata().get("idempotency-key").map(|v| v.as_bytes().to_vec());
+            let slot = AuditSlot::default();
+            slot.update(|d| {
+                d.request = Some(RequestFacts {
+                    channel: "grpc".to_owned(),
+                    request_id: Uuid::new_v4().to_string(),
+                    method: rest.method.to_owned(),
+                    path: rest.path.clone(),
+                    command: rest.command,
+                    idempotency_key: raw_key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()),
+                })
+            });
+            // A request without a valid token is not audited (no org), as over REST.
+            let caller = self
+                .app
+                .caller(authorization(req.metadata()), address(&req), Some(slot.clone()), None)
+                .await
+                .map_err(|e| status(&e));
+            let mut caller = match caller {
+                Ok(caller) => caller,
+                Err(e) => {
+                    let draft = slot.get();
+                    if draft.caller.is_some() {
+                        // Admitted, then refused (rate limited): the entry says so.
+                        audit::finish(&self.app.pool, &slot, 429, Some("RATE_LIMITED"), false, None).await;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
-        let org = caller.org_id.as_uuid();
-        let key = match audit::idempotency_key(raw_key.as_deref()) {
-            Ok(key) => key,
-            Err(e) => return Err(self.refused(&slot, e, None).await),
-        };
-        let claim = key.filter(|_| !dry_run).map(|key| {
-            let mut h = Sha256::new();
-            h.update(rpc.as_bytes());
-            h.update([0]);
-            h.update(req.get_ref().encode_to_vec());
-            IdempotencyClaim { key, request_hash: hex::encode(h.finalize()) }
-        });
-        if let Some(claim) = &claim {
-            match self.replay::<Out>(org, claim).await {
-                Ok(Some((code, out))) => {
-                    audit::finish(&self.app.pool, &slot, code, None, true, Some(&claim.key)).await;
-                    return Ok(Response::new(out));
+            };
+            let org = caller.org_id.as_uuid();
+            let key = match audit::idempotency_key(raw_key.as_deref()) {
+                Ok(key) => key,
+                Err(e) => return Err(self.refused(&slot, e, None).await),
+            };
+            let claim = key.filter(|_| !dry_run).map(|key| {
+                let mut h = Sha256::new();
+                h.update(rpc.as_bytes());
+                h.update([0]);
+                h.update(req.get_ref().encode_to_vec());
+                IdempotencyClaim { key, request_hash: hex::encode(h.finalize()) }
+            });
+            if let Some(claim) = &claim {
+                match self.replay::<Out>(org, claim).await {
+                    Ok(Some((code, out))) => {
+                        audit::finish(&self.app.pool, &slot, code, None, true, Some(&claim.key)).await;
+                        return Ok(Response::new(out));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(self.refused(&slot, e, Some(&claim.key)).await),
                 }
-                Ok(None) => {}
-                Err(e) => return Err(self.refused(&slot, e, Some(&claim.key)).await),
             }
-        }
-        caller.idempotency = claim.clone();
-        let key_used = claim.as_ref().map(|c| c.key.as_str());
-        match f(&self.app, &caller, req.into_inner()).await {
-            Ok((code, out)) => {
-                if let Some(claim) = &claim {
-                    let body = serde_json::json!({ "grpc": hex::encode(out.encode_to_vec()) });
-                    let answer = StoredAnswer { status: code, body: Some(body), location: None };
-                    audit::remember_answer(&self.app.pool, org, claim, answer).await;
+            caller.idempotency = claim.clone();
+            let key_used = claim.as_ref().map(|c| c.key.as_str());
+            match f(&self.app, &caller, req.into_inner()).await {
+                Ok((code, out)) => {
+                    if let Some(claim) = &claim {
+                        let body = serde_json::json!({ "grpc": hex::encode(out.encode_to_vec()) });
+                        let answer = StoredAnswer { status: code, body: Some(body), location: None };
+                        audit::remember_answer(&self.app.pool, org, claim, answer).await;
+                    }
+                    audit::finish(&self.app.pool, &slot, code, None, false, key_used).await;
+                    Ok(Response::new(out))
                 }
-                audit::finish(&self.app.pool, &slot, code, None, false, key_used).await;
-                Ok(Response::new(out))
-            }
-            Err(e) => {
-                // A concurrent request with the same key may have won the race: answer as it did.
-                if let Some(claim) = &claim
-                    && let Ok(Some((code, out))) = self.replay::<Out>(org, claim).await
-                {
-                    audit::finish(&self.app.pool, &slot, code, None, true, key_used).await;
-                    return Ok(Response::new(out));
+                Err(e) => {
+                    // A concurrent request with the same key may have won the race: answer as it did.
+                    if let Some(claim) = &claim
+                        && let Ok(Some((code, out))) = self.replay::<Out>(org, claim).await
+                    {
+                        audit::finish(&self.app.pool, &slot, code, None, true, key_used).await;
+                        return Ok(Response::new(out));
+                    }
+                    Err(self.refused(&slot, e, key_used).await)
                 }
-                Err(self.refused(&slot, e, key_used).await)
             }
-        }
+        })
+        .await
     }
 
     /// Writes the entry of a refused write and answers its status.

@@ -51,18 +51,14 @@ pub fn router(app: App) -> axum::Router {
             reporter.set_service_status(service, tonic_health::ServingStatus::Serving).await;
         }
     });
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the checked-in descriptor sets are valid");
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .expect("the checked-in descriptor sets are valid");
+    let described = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = described().build_v1().expect("the compiled descriptor sets are valid");
+    let reflection_alpha = described().build_v1alpha().expect("the compiled descriptor sets are valid");
     tonic::service::Routes::from(axum::Router::new())
         .add_service(pb::cluster_service_server::ClusterServiceServer::new(door.clone()))
         .add_service(pb::topic_service_server::TopicServiceServer::new(door.clone()))

@@ -14,9 +14,12 @@ use std::time::Duration;
 
 use polaris_domain::EventEnvelope;
 use polaris_domain::cluster::ClusterStatus;
+use polaris_domain::cluster::ClusterStatus as S;
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStalled, OperationFailed};
-use polaris_domain::lifecycle::{OperationState as OpState, StepState};
+use polaris_domain::lifecycle::{OperationState as OpState, StepState, TopicStatus as T};
 use polaris_domain::topic::TopicEvent;
+use polaris_store::db::projection::{self as db, ClusterChange, OperationProgress, TopicChange};
+use polaris_store::{Connection, DbError, Pool};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -26,13 +29,12 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] DbError),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
     #[error("event {aggregate_id}/{sequence} ({event_type}) has a payload this projector cannot read: {reason}")]
@@ -161,7 +163,7 @@ impl ProjectorMetrics {
 /// Applies a batch (`(topic, partition, offset, envelope)`; `None` for a message that is not an envelope) and
 /// records each partition's position, in one transaction.
 pub async fn apply_batch(
-    pool: &PgPool,
+    pool: &Pool,
     group: &str,
     batch: &[(&str, i32, i64, Option<EventEnvelope>)],
 ) -> Result<Vec<Outcome>, ProjectorError> {
@@ -177,36 +179,15 @@ pub async fn apply_batch(
         *entry = (*entry).max(offset + 1);
     }
     for ((topic, partition), next_offset) in next {
-        record_offset(&mut tx, group, topic, partition, next_offset).await?;
+        db::record_offset(&mut tx, group, topic, partition, next_offset).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn record_offset(
-    conn: &mut PgConnection,
-    group: &str,
-    topic: &str,
-    partition: i32,
-    next_offset: i64,
-) -> Result<(), ProjectorError> {
-    sqlx::query(
-        "INSERT INTO projector_offsets (consumer_group, topic, partition, next_offset, updated_at) \
-         VALUES ($1, $2, $3, $4, now()) ON CONFLICT (consumer_group, topic, partition) \
-         DO UPDATE SET next_offset = GREATEST(projector_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
-    )
-    .bind(group)
-    .bind(topic)
-    .bind(partition)
-    .bind(next_offset)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Applies one envelope and records the consumer position, in one transaction.
 pub async fn apply_message(
-    pool: &PgPool,
+    pool: &Pool,
     group: &str,
     topic: &str,
     partition: i32,
@@ -221,7 +202,7 @@ pub async fn apply_message(
 /// aggregate's event enum and matched exhaustively: an event type added to the domain does not compile until the
 /// projector says what it does to the read models. Only an event this build does not know at all (written by a
 /// newer one) is skipped.
-pub async fn apply_envelope(conn: &mut PgConnection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
+pub async fn apply_envelope(conn: &mut Connection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
     match decode(env)? {
         Some(Decoded::Cluster(event)) => apply_cluster(conn, env, event).await,
         Some(Decoded::Topic(event)) => apply_topic(conn, env, event).await,
@@ -256,14 +237,19 @@ fn decode(env: &EventEnvelope) -> Result<Option<Decoded>, ProjectorError> {
 }
 
 async fn apply_cluster(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     env: &EventEnvelope,
     event: ClusterEvent,
 ) -> Result<Outcome, ProjectorError> {
     match event {
         ClusterEvent::ClusterRequested(e) => cluster_requested(conn, env, e).await,
         ClusterEvent::ClusterProvisioningStarted(e) => {
-            if !advance(conn, env, "status = 'PROVISIONING', status_reason = NULL").await? {
+            let change = ClusterChange {
+                status: Some(S::Provisioning.as_str()),
+                status_reason: Some(None),
+                ..Default::default()
+            };
+            if !advance(conn, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
@@ -274,7 +260,7 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::StrimziResourcesApplied(e) => {
-            if !advance(conn, env, "status = status").await? {
+            if !advance(conn, env, &ClusterChange::default()).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
@@ -285,17 +271,19 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::ClusterReady(e) => {
-            let set = "status = 'READY', status_reason = NULL, current_operation_id = NULL, brokers = $4, \
-                       bootstrap_servers = $5";
-            let applied =
-                advance_with(conn, env, set, |q| q.bind(e.broker_ids.len() as i32).bind(e.bootstrap_servers.clone()))
-                    .await?;
+            let change = ClusterChange {
+                brokers: Some(e.broker_ids.len() as i32),
+                bootstrap_servers: Some(Some(&e.bootstrap_servers)),
+                status_reason: Some(None),
+                ..settled()
+            };
+            let applied = advance(conn, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            sqlx::query("DELETE FROM brokers WHERE cluster_id = $1").bind(env.aggregate_id).execute(&mut *conn).await?;
-            insert_nodes(conn, env.aggregate_id, &e.broker_ids, "broker").await?;
-            insert_nodes(conn, env.aggregate_id, &e.controller_ids, "controller").await?;
+            db::delete_nodes(conn, env.aggregate_id, None).await?;
+            db::insert_nodes(conn, env.aggregate_id, &e.broker_ids, "broker").await?;
+            db::insert_nodes(conn, env.aggregate_id, &e.controller_ids, "controller").await?;
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "wait-ready",
@@ -331,9 +319,12 @@ async fn apply_cluster(
             )
             .await
         }
-        ClusterEvent::ClusterScaleRequested(e) => start_operation(conn, env, e.operation_id.as_uuid(), "SCALING").await,
+        ClusterEvent::ClusterScaleRequested(e) => {
+            start_operation(conn, env, e.operation_id.as_uuid(), S::Scaling).await
+        }
         ClusterEvent::BrokersAdded(e) => {
-            let applied = advance_with(conn, env, "brokers = $4", |q| q.bind(e.broker_ids.len() as i32)).await?;
+            let change = ClusterChange { brokers: Some(e.broker_ids.len() as i32), ..Default::default() };
+            let applied = advance(conn, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -352,8 +343,8 @@ async fn apply_cluster(
         }
         ClusterEvent::RebalanceCompleted(e) => {
             let adding = e.mode == "add-brokers";
-            let set = if adding { "status = 'READY', current_operation_id = NULL" } else { "status = status" };
-            if !advance(conn, env, set).await? {
+            let change = if adding { settled() } else { ClusterChange::default() };
+            if !advance(conn, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
@@ -369,10 +360,8 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::BrokersRemoved(e) => {
-            let applied = advance_with(conn, env, "status = 'READY', current_operation_id = NULL, brokers = $4", |q| {
-                q.bind(e.broker_ids.len() as i32)
-            })
-            .await?;
+            let change = ClusterChange { brokers: Some(e.broker_ids.len() as i32), ..settled() };
+            let applied = advance(conn, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -390,10 +379,11 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::ClusterUpgradeRequested(e) => {
-            start_operation(conn, env, e.operation_id.as_uuid(), "UPGRADING").await
+            start_operation(conn, env, e.operation_id.as_uuid(), S::Upgrading).await
         }
         ClusterEvent::KafkaVersionRolled(e) => {
-            let applied = advance_with(conn, env, "kafka_version = $4", |q| q.bind(e.kafka_version.clone())).await?;
+            let change = ClusterChange { kafka_version: Some(&e.kafka_version), ..Default::default() };
+            let applied = advance(conn, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -410,8 +400,8 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::MetadataVersionBumped(e) => {
-            let set = "status = 'READY', current_operation_id = NULL, metadata_version = $4";
-            let applied = advance_with(conn, env, set, |q| q.bind(e.metadata_version.clone())).await?;
+            let change = ClusterChange { metadata_version: Some(&e.metadata_version), ..settled() };
+            let applied = advance(conn, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
@@ -428,18 +418,20 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::ClusterDeletionRequested(e) => {
-            start_operation(conn, env, e.operation_id.as_uuid(), "DELETING").await
+            start_operation(conn, env, e.operation_id.as_uuid(), S::Deleting).await
         }
         ClusterEvent::ClusterDeleted(e) => {
-            if !advance(conn, env, "status = 'DELETED', current_operation_id = NULL, bootstrap_servers = NULL").await? {
+            let change = ClusterChange {
+                status: Some(S::Deleted.as_str()),
+                current_operation_id: Some(None),
+                bootstrap_servers: Some(None),
+                ..Default::default()
+            };
+            if !advance(conn, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            sqlx::query("DELETE FROM brokers WHERE cluster_id = $1").bind(env.aggregate_id).execute(&mut *conn).await?;
-            sqlx::query("UPDATE topics SET status = 'DELETED', updated_at = $2 WHERE cluster_id = $1")
-                .bind(env.aggregate_id)
-                .bind(env.occurred_at)
-                .execute(&mut *conn)
-                .await?;
+            db::delete_nodes(conn, env.aggregate_id, None).await?;
+            db::delete_topics_of(conn, env.aggregate_id, env.occurred_at).await?;
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("delete-resources", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
@@ -448,54 +440,26 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::DeletionProtectionChanged(e) => {
-            let applied = advance_with(conn, env, "deletion_protection = $4", |q| q.bind(e.enabled)).await?;
+            let change = ClusterChange { deletion_protection: Some(e.enabled), ..Default::default() };
+            let applied = advance(conn, env, &change).await?;
             Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
         }
     }
 }
 
-async fn apply_topic(
-    conn: &mut PgConnection,
-    env: &EventEnvelope,
-    event: TopicEvent,
-) -> Result<Outcome, ProjectorError> {
+async fn apply_topic(conn: &mut Connection, env: &EventEnvelope, event: TopicEvent) -> Result<Outcome, ProjectorError> {
     match event {
         TopicEvent::TopicRequested(e) => {
-            let inserted = sqlx::query(
-                "INSERT INTO topics (id, org_id, cluster_id, name, partitions, replication_factor, config, \
-                   deletion_protection, status, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'REQUESTED', $9, $10, $10) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(e.topic_id)
-            .bind(e.org_id.as_uuid())
-            .bind(e.cluster_id.as_uuid())
-            .bind(e.name.as_str())
-            .bind(e.partitions as i32)
-            .bind(e.replication_factor as i32)
-            .bind(sqlx::types::Json(&e.config))
-            .bind(e.deletion_protection)
-            .bind(env.sequence as i64)
-            .bind(env.occurred_at)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
+            let inserted = db::insert_topic(conn, at(env), &e).await?;
+            if !inserted {
                 return Ok(Outcome::AlreadyApplied);
             }
             start_operation_row(conn, env, || None).await?;
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicReady(e) => {
-            let rows = sqlx::query(
-                "UPDATE topics SET status = 'READY', version = $2, updated_at = $3 WHERE id = $1 AND version < $2",
-            )
-            .bind(env.aggregate_id)
-            .bind(env.sequence as i64)
-            .bind(env.occurred_at)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if rows == 0 {
+            let ready = TopicChange { status: Some(T::Ready.as_str()), ..Default::default() };
+            if !advance_topic(conn, env, &ready).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
@@ -507,35 +471,41 @@ async fn apply_topic(
         }
         // Either change starts (or joins) the operation applying the KafkaTopic.
         TopicEvent::TopicPartitionsIncreased(e) => {
-            let to = e.to as i32;
-            if !advance_topic(conn, env, "partitions = $4, status = 'UPDATING'", move |q| q.bind(to)).await? {
+            let change =
+                TopicChange { partitions: Some(e.to as i32), status: Some(T::Updating.as_str()), ..Default::default() };
+            if !advance_topic(conn, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
             topic_operation(conn, env).await?;
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicConfigChanged(e) => {
-            let config = sqlx::types::Json(e.config);
-            if !advance_topic(conn, env, "config = $4, status = 'UPDATING'", move |q| q.bind(config)).await? {
+            let change =
+                TopicChange { config: Some(&e.config), status: Some(T::Updating.as_str()), ..Default::default() };
+            if !advance_topic(conn, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
             topic_operation(conn, env).await?;
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicDeletionProtectionChanged(e) => {
-            let enabled = e.enabled;
-            let applied = advance_topic(conn, env, "deletion_protection = $4", move |q| q.bind(enabled)).await?;
+            let change = TopicChange { deletion_protection: Some(e.enabled), ..Default::default() };
+            let applied = advance_topic(conn, env, &change).await?;
             Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
         }
         TopicEvent::TopicDeletionRequested(_) => {
-            if !advance_topic(conn, env, "status = 'DELETING'", |q| q).await? {
+            if !advance_topic(conn, env, &TopicChange { status: Some(T::Deleting.as_str()), ..Default::default() })
+                .await?
+            {
                 return Ok(Outcome::AlreadyApplied);
             }
             topic_operation(conn, env).await?;
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicStalled(e) => {
-            if !advance_topic(conn, env, "status = 'STALLED'", |q| q).await? {
+            if !advance_topic(conn, env, &TopicChange { status: Some(T::Stalled.as_str()), ..Default::default() })
+                .await?
+            {
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
@@ -555,7 +525,9 @@ async fn apply_topic(
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicOperationFailed(e) => {
-            if !advance_topic(conn, env, "status = 'FAILED'", |q| q).await? {
+            if !advance_topic(conn, env, &TopicChange { status: Some(T::Failed.as_str()), ..Default::default() })
+                .await?
+            {
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
@@ -576,7 +548,9 @@ async fn apply_topic(
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicDeleted(e) => {
-            if !advance_topic(conn, env, "status = 'DELETED'", |q| q).await? {
+            if !advance_topic(conn, env, &TopicChange { status: Some(T::Deleted.as_str()), ..Default::default() })
+                .await?
+            {
                 return Ok(Outcome::AlreadyApplied);
             }
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
@@ -592,17 +566,20 @@ async fn apply_topic(
 /// A cluster operation ended without succeeding: the cluster and the operation take `(cluster status, operation
 /// state)` with the reason.
 async fn operation_ended(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     env: &EventEnvelope,
     operation_id: polaris_domain::OperationId,
     step: &str,
     reason: &str,
     (cluster_status, op_state, step_state): (ClusterStatus, OpState, StepState),
 ) -> Result<Outcome, ProjectorError> {
-    let applied = advance_with(conn, env, "status = $4, status_reason = $5, current_operation_id = NULL", |q| {
-        q.bind(cluster_status.as_str()).bind(reason.to_owned())
-    })
-    .await?;
+    let change = ClusterChange {
+        status: Some(cluster_status.as_str()),
+        status_reason: Some(Some(reason)),
+        current_operation_id: Some(None),
+        ..Default::default()
+    };
+    let applied = advance(conn, env, &change).await?;
     if !applied {
         return Ok(Outcome::AlreadyApplied);
     }
@@ -616,40 +593,36 @@ async fn operation_ended(
     Ok(Outcome::Applied)
 }
 
-/// Moves a topic row to the event's version with `set` (which may use `$4`, bound by `extra`). False: the row
-/// already has this event (a redelivery) or is missing.
+/// Moves the topic's row to this event's sequence with `change`; false when it is already there.
 async fn advance_topic(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     env: &EventEnvelope,
-    set: &str,
-    extra: impl for<'q> FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+    change: &TopicChange<'_>,
 ) -> Result<bool, ProjectorError> {
-    let sql = format!("UPDATE topics SET {set}, version = $2, updated_at = $3 WHERE id = $1 AND version < $2");
-    let query = sqlx::query(&sql).bind(env.aggregate_id).bind(env.sequence as i64).bind(env.occurred_at);
-    Ok(extra(query).execute(&mut *conn).await?.rows_affected() > 0)
+    Ok(db::advance_topic(conn, at(env), change).await?)
 }
 
 /// The operation a topic change starts, with its one step running, for the topic's cluster.
-async fn topic_operation(conn: &mut PgConnection, env: &EventEnvelope) -> Result<(), ProjectorError> {
-    let cluster: Option<uuid::Uuid> = sqlx::query_scalar("SELECT cluster_id FROM topics WHERE id = $1")
-        .bind(env.aggregate_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn topic_operation(conn: &mut Connection, env: &EventEnvelope) -> Result<(), ProjectorError> {
+    let cluster = db::topic_cluster(conn, env.aggregate_id).await?;
     start_operation_row(conn, env, || cluster).await
 }
 
 /// A disruptive operation was accepted: the cluster enters `status` and the operation starts (its first step as
 /// `OperationStart::of` says).
 async fn start_operation(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     env: &EventEnvelope,
     operation_id: uuid::Uuid,
-    status: &str,
+    status: ClusterStatus,
 ) -> Result<Outcome, ProjectorError> {
-    let applied = advance_with(conn, env, "status = $4, status_reason = NULL, current_operation_id = $5", |q| {
-        q.bind(status.to_owned()).bind(operation_id)
-    })
-    .await?;
+    let change = ClusterChange {
+        status: Some(status.as_str()),
+        status_reason: Some(None),
+        current_operation_id: Some(Some(operation_id)),
+        ..Default::default()
+    };
+    let applied = advance(conn, env, &change).await?;
     if !applied {
         return Ok(Outcome::AlreadyApplied);
     }
@@ -658,100 +631,37 @@ async fn start_operation(
 }
 
 /// Replaces the cluster's broker rows with these node ids, keeping its controllers.
-async fn set_brokers(
-    conn: &mut PgConnection,
-    cluster_id: uuid::Uuid,
-    broker_ids: &[i32],
-) -> Result<(), ProjectorError> {
-    sqlx::query("DELETE FROM brokers WHERE cluster_id = $1 AND role = 'broker'")
-        .bind(cluster_id)
-        .execute(&mut *conn)
-        .await?;
-    insert_nodes(conn, cluster_id, broker_ids, "broker").await
+async fn set_brokers(conn: &mut Connection, cluster_id: uuid::Uuid, broker_ids: &[i32]) -> Result<(), ProjectorError> {
+    db::delete_nodes(conn, cluster_id, Some("broker")).await?;
+    Ok(db::insert_nodes(conn, cluster_id, broker_ids, "broker").await?)
 }
 
-/// Inserts READY nodes of one role, in one statement.
-async fn insert_nodes(
-    conn: &mut PgConnection,
-    cluster_id: uuid::Uuid,
-    node_ids: &[i32],
-    role: &str,
-) -> Result<(), ProjectorError> {
-    if node_ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO brokers (cluster_id, node_id, role, status) SELECT $1, id, $3, 'READY' FROM UNNEST($2::int4[]) id",
-    )
-    .bind(cluster_id)
-    .bind(node_ids)
-    .bind(role)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// Where this event moves its aggregate's row.
+fn at(env: &EventEnvelope) -> db::At {
+    db::At { id: env.aggregate_id, sequence: env.sequence as i64, occurred_at: env.occurred_at }
 }
 
-/// `UPDATE clusters` guarded by the aggregate's sequence: `$1` id, `$2` sequence, `$3` time.
-fn advance_sql(set: &str) -> String {
-    format!(
-        "UPDATE clusters SET {set}, version = $2, updated_at = $3, projected_at = clock_timestamp() \
-         WHERE id = $1 AND version < $2"
-    )
+/// An operation ended well: the cluster is READY with no operation running.
+fn settled<'a>() -> ClusterChange<'a> {
+    ClusterChange { status: Some(S::Ready.as_str()), current_operation_id: Some(None), ..Default::default() }
 }
 
-/// Moves the cluster row to this event's sequence; false when it is already there (a redelivery).
-async fn advance(conn: &mut PgConnection, env: &EventEnvelope, set: &str) -> Result<bool, ProjectorError> {
-    advance_with(conn, env, set, |q| q).await
-}
-
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-/// `advance` with more values for `set` to use, bound as `$4`, `$5`, ...
-async fn advance_with(
-    conn: &mut PgConnection,
+/// Moves the cluster's row to this event's sequence with `change`; false when it is already there (a redelivery).
+async fn advance(
+    conn: &mut Connection,
     env: &EventEnvelope,
-    set: &str,
-    extra: impl for<'q> FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+    change: &ClusterChange<'_>,
 ) -> Result<bool, ProjectorError> {
-    let sql = advance_sql(set);
-    let query = sqlx::query(&sql).bind(env.aggregate_id).bind(env.sequence as i64).bind(env.occurred_at);
-    Ok(extra(query).execute(&mut *conn).await?.rows_affected() > 0)
+    Ok(db::advance_cluster(conn, at(env), change).await?)
 }
 
 async fn cluster_requested(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     env: &EventEnvelope,
     e: ClusterRequested,
 ) -> Result<Outcome, ProjectorError> {
-    let inserted = sqlx::query(
-        "INSERT INTO clusters (id, org_id, name, provider, region, target_id, kafka_version, metadata_version, \
-           brokers, controllers, storage_gib, config, deletion_protection, status, version, current_operation_id, \
-           created_at, updated_at, namespace) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'REQUESTED', $14, $15, $16, $16, $17) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(e.cluster_id.as_uuid())
-    .bind(e.org_id.as_uuid())
-    .bind(e.name.as_str())
-    .bind(e.provider.as_str())
-    .bind(e.region.as_str())
-    // A cluster requested before placement existed (upcast from version 1) has no target: NULL, not the nil id.
-    .bind((e.target_id != polaris_domain::TargetId::UNPLACED).then(|| e.target_id.as_uuid()))
-    .bind(&e.kafka_version)
-    .bind(&e.metadata_version)
-    .bind(e.brokers as i32)
-    .bind(e.controllers as i32)
-    .bind(e.storage_gib as i32)
-    .bind(sqlx::types::Json(&e.config))
-    .bind(e.deletion_protection)
-    .bind(env.sequence as i64)
-    .bind(e.operation_id.as_uuid())
-    .bind(env.occurred_at)
-    .bind(&e.namespace)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    let inserted = db::insert_cluster(conn, at(env), &e).await?;
+    if !inserted {
         return Ok(Outcome::AlreadyApplied);
     }
     start_operation_row(conn, env, || None).await?;
@@ -760,7 +670,7 @@ async fn cluster_requested(
 
 /// The operation `env` starts, as the event store also writes it in the command's transaction (one definition).
 async fn start_operation_row(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     env: &EventEnvelope,
     topic_cluster: impl FnOnce() -> Option<uuid::Uuid>,
 ) -> Result<(), ProjectorError> {
@@ -772,14 +682,14 @@ async fn start_operation_row(
 
 pub use polaris_store::operations::{OperationStart, Step};
 
-struct OperationState {
-    state: String,
-    steps: Vec<Step>,
-    error: Option<String>,
-    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+/// How the projector moves an operation's progress along.
+trait Progress {
+    fn start_step(&mut self, name: &str, at: chrono::DateTime<chrono::Utc>);
+    fn succeed(&mut self, at: chrono::DateTime<chrono::Utc>);
+    fn finish_step(&mut self, name: &str, state: StepState, detail: Option<String>, at: chrono::DateTime<chrono::Utc>);
 }
 
-impl OperationState {
+impl Progress for OperationProgress {
     fn start_step(&mut self, name: &str, at: chrono::DateTime<chrono::Utc>) {
         if !self.steps.iter().any(|s| s.name == name) {
             self.steps.push(Step {
@@ -810,43 +720,28 @@ impl OperationState {
 }
 
 async fn update_operation(
-    conn: &mut PgConnection,
+    conn: &mut Connection,
     operation_id: uuid::Uuid,
     env: &EventEnvelope,
-    change: impl FnOnce(&mut OperationState),
+    change: impl FnOnce(&mut OperationProgress),
 ) -> Result<(), ProjectorError> {
-    type Row = (String, sqlx::types::Json<Vec<Step>>, Option<String>, Option<chrono::DateTime<chrono::Utc>>);
-    let row: Option<Row> =
-        sqlx::query_as("SELECT state, steps, error, finished_at FROM operations WHERE id = $1 FOR UPDATE")
-            .bind(operation_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((state, steps, error, finished_at)) = row else {
+    let Some(mut op) = db::lock_operation(conn, operation_id).await? else {
         tracing::warn!(%operation_id, aggregate_id = %env.aggregate_id, "projector: event names an unknown operation");
         return Ok(());
     };
-    let mut op = OperationState { state, steps: steps.0, error, finished_at };
     change(&mut op);
-    sqlx::query("UPDATE operations SET state = $2, steps = $3, error = $4, finished_at = $5 WHERE id = $1")
-        .bind(operation_id)
-        .bind(&op.state)
-        .bind(sqlx::types::Json(&op.steps))
-        .bind(&op.error)
-        .bind(op.finished_at)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    Ok(db::save_operation(conn, operation_id, &op).await?)
 }
 
 pub struct Projector {
-    pool: PgPool,
+    pool: Pool,
     config: ProjectorConfig,
     consumer: StreamConsumer,
     metrics: ProjectorMetrics,
 }
 
 impl Projector {
-    pub fn new(pool: PgPool, config: ProjectorConfig, metrics: ProjectorMetrics) -> Result<Self, ProjectorError> {
+    pub fn new(pool: Pool, config: ProjectorConfig, metrics: ProjectorMetrics) -> Result<Self, ProjectorError> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap_servers)
             .set("group.id", &config.group_id)
@@ -909,14 +804,7 @@ impl Projector {
     /// Records the duration and outcome of an operation this event finished (a redelivery is `AlreadyApplied`
     /// and never gets here, so each operation is counted once).
     async fn observe_finished(&self, operation_id: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) {
-        let finished: Result<Option<(String, String, f64)>, sqlx::Error> = sqlx::query_as(
-            "SELECT kind, state, EXTRACT(EPOCH FROM finished_at - started_at)::float8 FROM operations \
-             WHERE id = $1 AND finished_at IS NOT NULL AND abs(EXTRACT(EPOCH FROM finished_at - $2)) < 0.001",
-        )
-        .bind(operation_id)
-        .bind(at)
-        .fetch_optional(&self.pool)
-        .await;
+        let finished = db::finished_operation(&self.pool, operation_id, at).await;
         match finished {
             Ok(Some((kind, outcome, seconds))) => {
                 self.metrics.workflows.get_or_create(&WorkflowLabels { kind, outcome }).observe(seconds.max(0.0));

@@ -13,13 +13,13 @@
 //! or the settle deadline passes: a cluster whose newest events one side has not applied yet differs only
 //! until both have caught up.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use polaris_domain::EventEnvelope;
-use polaris_store::{STORED_EVENT_COLUMNS, StoredEvent};
+use polaris_store::db::replay as db;
+use polaris_store::{Connection, Pool};
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{ProjectorError, apply_envelope};
@@ -27,9 +27,6 @@ use crate::{ProjectorError, apply_envelope};
 /// The read models, each with the column naming the cluster its rows belong to.
 pub const READ_MODELS: [(&str, &str); 4] =
     [("clusters", "id"), ("operations", "cluster_id"), ("brokers", "cluster_id"), ("topics", "cluster_id")];
-
-/// Bookkeeping columns that record when, not what; left out of the checksums.
-const WALL_CLOCK_COLUMNS: &str = "'projected_at'";
 
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
@@ -86,7 +83,7 @@ fn valid_schema_name(name: &str) -> bool {
 /// Runs a replay to the end and compares. `progress` is called after every batch with (events in the replay
 /// schema, events per second of this run).
 pub async fn replay(
-    pool: &PgPool,
+    pool: &Pool,
     options: &ReplayOptions,
     mut progress: impl FnMut(u64, f64),
 ) -> Result<ReplayReport, ProjectorError> {
@@ -113,18 +110,11 @@ pub async fn replay(
         applied += applier.catch_up(pool, &schema, options.batch_size, |_, _| {}).await?;
     };
     let identical = comparison.differing.is_empty();
-    let events_total: i64 = sqlx::query_scalar("SELECT events_applied FROM replays WHERE schema_name = $1")
-        .bind(&schema)
-        .fetch_one(pool)
-        .await?;
-    sqlx::query("UPDATE replays SET finished_at = now(), identical = $2 WHERE schema_name = $1")
-        .bind(&schema)
-        .bind(identical)
-        .execute(pool)
-        .await?;
+    let events_total = db::events_applied(pool, &schema).await?;
+    db::finish(pool, &schema, identical).await?;
     let drop = identical && !options.keep;
     if drop {
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(pool).await?;
+        db::drop_schema(pool, &schema).await?;
     }
     Ok(ReplayReport {
         schema,
@@ -142,27 +132,13 @@ pub async fn replay(
 }
 
 /// The schema to replay into, and whether it is resumed.
-async fn open(pool: &PgPool, requested: Option<&str>) -> Result<(String, bool), ProjectorError> {
+async fn open(pool: &Pool, requested: Option<&str>) -> Result<(String, bool), ProjectorError> {
     if let Some(name) = requested
         && !valid_schema_name(name)
     {
         return Err(ProjectorError::Replay(format!("schema name {name:?} must look like polaris_replay_<a-z0-9_>")));
     }
-    let existing: Option<String> = match requested {
-        Some(name) => {
-            sqlx::query_scalar("SELECT schema_name FROM replays WHERE schema_name = $1 AND finished_at IS NULL")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-        }
-        None => {
-            sqlx::query_scalar(
-                "SELECT schema_name FROM replays WHERE finished_at IS NULL ORDER BY started_at DESC LIMIT 1",
-            )
-            .fetch_optional(pool)
-            .await?
-        }
-    };
+    let existing = db::unfinished(pool, requested).await?;
     if let Some(name) = existing {
         return Ok((name, true));
     }
@@ -170,15 +146,8 @@ async fn open(pool: &PgPool, requested: Option<&str>) -> Result<(String, bool), 
         Some(name) => name.to_owned(),
         None => format!("polaris_replay_{}", chrono::Utc::now().format("%Y%m%d_%H%M%S_%6f")),
     };
-    let mut tx = pool.begin().await?;
-    sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut *tx).await?;
-    for (table, _) in READ_MODELS {
-        sqlx::query(&format!("CREATE TABLE {name}.{table} (LIKE public.{table} INCLUDING ALL)"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("INSERT INTO replays (schema_name) VALUES ($1)").bind(&name).execute(&mut *tx).await?;
-    tx.commit().await?;
+    let tables: Vec<&str> = READ_MODELS.iter().map(|(table, _)| *table).collect();
+    db::create(pool, &name, &tables).await?;
     Ok((name, false))
 }
 
@@ -189,25 +158,17 @@ const PARTITIONS: usize = 4;
 /// Applies stored events to the replay schema: connections whose search_path puts the replay schema first, and
 /// each topic's cluster once looked up, both kept for the whole replay (the settle loop catches up repeatedly).
 struct Applier {
-    conns: Vec<sqlx::PgConnection>,
+    conns: Vec<Connection>,
     families: HashMap<Uuid, Uuid>,
 }
 
 impl Applier {
-    async fn connect(pool: &PgPool, schema: &str) -> Result<Self, ProjectorError> {
+    async fn connect(pool: &Pool, schema: &str) -> Result<Self, ProjectorError> {
         // The projector's statements name tables unqualified, so they land in the replay schema. Set for the
         // session, so prepared statements stay valid between batches. Plans are made per execution: the replay
         // tables start empty, and a generic plan cached while they were (a sequential scan) would stay in use as
         // they grow, making every lookup slower than the last.
-        let options = pool
-            .connect_options()
-            .as_ref()
-            .clone()
-            .options([("search_path", format!("{schema},public")), ("plan_cache_mode", "force_custom_plan".into())]);
-        let mut conns = Vec::with_capacity(PARTITIONS);
-        for _ in 0..PARTITIONS {
-            conns.push(sqlx::ConnectOptions::connect(&options).await?);
-        }
+        let conns = db::connections(pool, schema, PARTITIONS).await?;
         Ok(Self { conns, families: HashMap::new() })
     }
 
@@ -219,31 +180,17 @@ impl Applier {
     /// events the cursor moved over.
     async fn catch_up(
         &mut self,
-        pool: &PgPool,
+        pool: &Pool,
         schema: &str,
         batch_size: i64,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<u64, ProjectorError> {
         // The cursor is bound as constants, so the (xid, position) index serves a range scan; the ORDER BY names
         // `events.xid` (the xid8 column, not the `xid::text` output column of the same name).
-        let select = format!(
-            "SELECT {STORED_EVENT_COLUMNS} FROM public.events \
-             WHERE (xid, position) > ($1::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY events.xid, events.position LIMIT $3"
-        );
         let mut applied = 0u64;
         loop {
-            let (cursor_xid, cursor_position): (String, i64) =
-                sqlx::query_as("SELECT last_xid::text, last_position FROM public.replays WHERE schema_name = $1")
-                    .bind(schema)
-                    .fetch_one(pool)
-                    .await?;
-            let rows: Vec<StoredEvent> = sqlx::query_as(&select)
-                .bind(&cursor_xid)
-                .bind(cursor_position)
-                .bind(batch_size)
-                .fetch_all(pool)
-                .await?;
+            let (cursor_xid, cursor_position) = db::cursor(pool, schema).await?;
+            let rows = db::events_after(pool, (&cursor_xid, cursor_position), batch_size).await?;
             let Some(last) = rows.last() else { return Ok(applied) };
             let (last_xid, last_position) = (last.xid.clone(), last.position);
             let mut parts: Vec<Vec<EventEnvelope>> = vec![Vec::new(); PARTITIONS];
@@ -253,24 +200,16 @@ impl Applier {
                 parts[(family.as_u128() % PARTITIONS as u128) as usize].push(envelope);
             }
             futures::future::try_join_all(self.conns.iter_mut().zip(parts).map(|(conn, envelopes)| async move {
-                let mut tx = sqlx::Connection::begin(conn).await?;
-                for envelope in &envelopes {
-                    apply_envelope(&mut tx, envelope).await?;
-                }
-                tx.commit().await?;
-                Ok::<_, ProjectorError>(())
+                db::in_transaction(conn, async |tx| {
+                    for envelope in &envelopes {
+                        apply_envelope(tx, envelope).await?;
+                    }
+                    Ok::<_, ProjectorError>(())
+                })
+                .await
             }))
             .await?;
-            let total: i64 = sqlx::query_scalar(
-                "UPDATE public.replays SET last_xid = $2::xid8, last_position = $3, \
-                 events_applied = events_applied + $4 WHERE schema_name = $1 RETURNING events_applied",
-            )
-            .bind(schema)
-            .bind(&last_xid)
-            .bind(last_position)
-            .bind(rows.len() as i64)
-            .fetch_one(pool)
-            .await?;
+            let total = db::advance(pool, schema, (&last_xid, last_position), rows.len() as i64).await?;
             applied += rows.len() as u64;
             progress(total.max(0) as u64, applied);
             if (rows.len() as i64) < batch_size {
@@ -283,7 +222,7 @@ impl Applier {
 /// The cluster an event's read-model rows belong to: its own id for a cluster event, its cluster's for a topic
 /// event (from `TopicRequested`, remembered, or read from the topic's first event).
 async fn family_of(
-    pool: &PgPool,
+    pool: &Pool,
     families: &mut HashMap<Uuid, Uuid>,
     env: &EventEnvelope,
 ) -> Result<Uuid, ProjectorError> {
@@ -295,14 +234,7 @@ async fn family_of(
     }
     let cluster = match env.payload.get("cluster_id").and_then(|v| v.as_str()).filter(|_| env.sequence == 1) {
         Some(id) => Some(id.to_owned()),
-        None => sqlx::query_scalar(
-            "SELECT payload::jsonb #>> '{TopicRequested,cluster_id}' FROM public.events \
-             WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
-        )
-        .bind(env.aggregate_id.to_string())
-        .fetch_optional(pool)
-        .await?
-        .flatten(),
+        None => db::topic_cluster(pool, &env.aggregate_id.to_string()).await?,
     };
     // A topic without a readable first event keeps to its own partition slot (its id); nothing depends on it.
     let cluster = cluster.and_then(|c| c.parse().ok()).unwrap_or(env.aggregate_id);
@@ -316,50 +248,24 @@ struct Comparison {
 }
 
 /// Compares each read model with its replayed twin in one snapshot: whole-table checksums, and per cluster.
-async fn compare(pool: &PgPool, schema: &str) -> Result<Comparison, ProjectorError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
-    sqlx::query("SET LOCAL timezone TO 'UTC'").execute(&mut *tx).await?;
+async fn compare(pool: &Pool, schema: &str) -> Result<Comparison, ProjectorError> {
+    let sums = db::checksums(pool, schema, &READ_MODELS).await?;
     let mut tables = Vec::new();
     let mut differing = BTreeSet::new();
-    for (table, family) in READ_MODELS {
-        let mut sides: Vec<(BTreeMap<String, String>, i64, String)> = Vec::with_capacity(2);
-        for source in ["public", schema] {
-            // One scan: a digest per cluster, and (the empty grouping set, `whole` = 1) one over the whole table,
-            // which is there even when the table is empty.
-            let rows: Vec<(i32, Option<String>, Option<String>, i64)> = sqlx::query_as(&format!(
-                "SELECT GROUPING({family}), {family}::text, md5(string_agg(r, E'\\n' ORDER BY r)), count(*) \
-                 FROM (SELECT {family}, (to_jsonb(t) - {WALL_CLOCK_COLUMNS})::text AS r FROM {source}.{table} t) x \
-                 GROUP BY GROUPING SETS (({family}), ())"
-            ))
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut per_cluster = BTreeMap::new();
-            let (mut count, mut whole) = (0, None);
-            for (is_whole, key, md5, n) in rows {
-                if is_whole == 1 {
-                    (count, whole) = (n, md5);
-                } else {
-                    per_cluster.insert(key.unwrap_or_default(), md5.unwrap_or_default());
-                }
-            }
-            sides.push((per_cluster, count, whole.unwrap_or_else(|| "empty".into())));
-        }
-        let (live, replayed) = (&sides[0], &sides[1]);
-        for key in live.0.keys().chain(replayed.0.keys()) {
-            if live.0.get(key) != replayed.0.get(key) {
+    for ((table, _), (live, replayed)) in READ_MODELS.iter().zip(sums) {
+        for key in live.per_family.keys().chain(replayed.per_family.keys()) {
+            if live.per_family.get(key) != replayed.per_family.get(key) {
                 differing.insert(key.clone());
             }
         }
         tables.push(TableChecksum {
-            table: table.to_owned(),
-            live_rows: live.1,
-            replayed_rows: replayed.1,
-            live_md5: live.2.clone(),
-            replayed_md5: replayed.2.clone(),
+            table: (*table).to_owned(),
+            live_rows: live.rows,
+            replayed_rows: replayed.rows,
+            live_md5: live.whole,
+            replayed_md5: replayed.whole,
         });
     }
-    tx.commit().await?;
     Ok(Comparison { tables, differing })
 }
 

@@ -10,12 +10,12 @@ use polaris_api::{ApiMetrics, AppState, DependencyProbe};
 use polaris_app::App;
 use polaris_app::ratelimit::RateLimiter;
 use polaris_projector::{Projector, ProjectorConfig, ProjectorMetrics};
+use polaris_store::Pool as PgPool;
 use polaris_store::relay::RelayMetrics;
 use polaris_store::{Relay, RelayConfig};
 use prometheus_client::registry::Registry;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use sqlx::PgPool;
 use tokio::sync::watch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

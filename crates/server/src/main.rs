@@ -199,10 +199,7 @@ const DEV_ORG_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_d0
 async fn bootstrap_dev(database_url: &str, token_file: &PathBuf, targets: &[String]) -> anyhow::Result<()> {
     let pool = polaris_store::connect(database_url, 2).await.context("connecting to PostgreSQL")?;
     polaris_store::MIGRATOR.run(&pool).await?;
-    sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, 'dev') ON CONFLICT DO NOTHING")
-        .bind(DEV_ORG_ID)
-        .execute(&pool)
-        .await?;
+    polaris_store::db::tenancy::ensure_org(&pool, DEV_ORG_ID, "dev").await?;
     let secret = match std::fs::read_to_string(token_file) {
         Ok(s) if s.trim().starts_with("pol_") => s.trim().to_owned(),
         _ => {

@@ -3,7 +3,7 @@
 
 use polaris_domain::ClusterEvent;
 use polaris_domain::cluster::Cluster;
-use sqlx::PgPool;
+use polaris_store::Pool as PgPool;
 
 use crate::resources::ClusterSpec;
 

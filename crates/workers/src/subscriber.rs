@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use polaris_domain::EventEnvelope;
 use polaris_domain::cluster::ClusterRequested;
+use polaris_store::Pool as PgPool;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use sqlx::PgPool;
 use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{Client, WorkflowIdReusePolicy, WorkflowStartOptions};
 use tokio::sync::watch;
@@ -169,15 +169,16 @@ impl Subscriber {
                 e.cluster_id
             }
             _ => {
-                let sql = format!(
-                    "SELECT {} FROM events WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
-                    polaris_store::STORED_EVENT_COLUMNS
-                );
-                let row: polaris_store::StoredEvent = sqlx::query_as(&sql)
-                    .bind(env.aggregate_id.to_string())
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .ok_or_else(|| unrunnable(format!("topic {} is not in the event store", env.aggregate_id)))?;
+                let row = polaris_store::db::events::of_aggregate(
+                    &self.pool,
+                    "topic",
+                    &env.aggregate_id.to_string(),
+                    Some(1),
+                )
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| unrunnable(format!("topic {} is not in the event store", env.aggregate_id)))?;
                 let first: polaris_domain::topic::TopicEvent = row.decode()?;
                 let polaris_domain::topic::TopicEvent::TopicRequested(e) = first else {
                     return Err(unrunnable(format!("topic {} does not start with TopicRequested", env.aggregate_id)));

@@ -97,16 +97,12 @@ async fn read_secret(reference: &str) -> anyhow::Result<Kubeconfig> {
 
 /// Looks up a target's connection details; a kubeconfig path that leaves the targets directory is an error.
 pub async fn load(
-    pool: &sqlx::PgPool,
+    pool: &polaris_store::Pool,
     target_id: uuid::Uuid,
     config: &TargetsConfig,
 ) -> anyhow::Result<Option<TargetRef>> {
-    let row: Option<(Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT kubeconfig, kube_context, kubeconfig_secret FROM targets WHERE id = $1")
-            .bind(target_id)
-            .fetch_optional(pool)
-            .await?;
-    let Some((kubeconfig, kube_context, kubeconfig_secret)) = row else { return Ok(None) };
+    let Some(credentials) = polaris_store::db::targets::credentials(pool, target_id).await? else { return Ok(None) };
+    let polaris_store::db::targets::Credentials { kubeconfig, kube_context, secret: kubeconfig_secret } = credentials;
     let kubeconfig = match kubeconfig {
         Some(p) => Some(
             resolve_in(&config.dir, &p)

@@ -12,6 +12,8 @@ pub mod clusters;
 pub mod events;
 pub mod operations;
 pub mod policies;
+pub mod projection;
+pub mod replay;
 pub mod targets;
 pub mod tenancy;
 pub mod topics;

@@ -31,6 +31,16 @@ pub struct Credentials {
     pub secret: Option<String>,
 }
 
+/// Where a target's credentials are; `None` for an unknown target.
+pub async fn credentials(pool: &PgPool, target: Uuid) -> Result<Option<Credentials>, sqlx::Error> {
+    let row: Option<(Option<String>, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT kubeconfig, kube_context, kubeconfig_secret FROM targets WHERE id = $1")
+            .bind(target)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(kubeconfig, kube_context, secret)| Credentials { kube_context, kubeconfig, secret }))
+}
+
 /// The org's target for a provider and region, if one is granted to it (the oldest, when several are).
 pub async fn place(pool: &PgPool, org: OrgId, provider: &str, region: &str) -> Result<Option<TargetId>, sqlx::Error> {
     let row: Option<(Uuid,)> = sqlx::query_as(

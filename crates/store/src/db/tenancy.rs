@@ -24,6 +24,16 @@ pub async fn create_org(conn: &mut PgConnection, name: &str) -> Result<Option<Or
 }
 
 /// Every org (at most 1,000), oldest first.
+/// Ensures an org with this id exists (named `name` when it is created).
+pub async fn ensure_org(pool: &PgPool, id: Uuid, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(id)
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn orgs(pool: &PgPool) -> Result<Vec<OrgRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, name, created_at FROM orgs ORDER BY created_at, id LIMIT 1000").fetch_all(pool).await
 }
