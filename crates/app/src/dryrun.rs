@@ -131,11 +131,9 @@ pub fn cluster_plan(
                     format!("labelled with cluster {}{injection}", e.cluster_id),
                 ));
                 if let Some(mesh) = &e.mesh {
-                    let mode = mesh.mode.as_str().to_uppercase();
-                    let mut callers = vec![namespace.clone()];
-                    callers.extend(mesh.client_namespaces.iter().cloned());
+                    let mode = mesh.mtls_mode();
                     k8s.push(change("apply", "PeerAuthentication", ns, cluster_name, format!("mtls {mode}")));
-                    let detail = format!("ALLOW from namespaces [{}]", callers.join(", "));
+                    let detail = format!("ALLOW from namespaces [{}]", mesh.callers(&namespace).join(", "));
                     k8s.push(change("apply", "AuthorizationPolicy", ns, cluster_name, detail));
                     let detail = "Kafka ports 9090-9093 keep Kafka's own TLS (tls DISABLE)".to_owned();
                     k8s.push(change("apply", "DestinationRule", ns, cluster_name, detail));

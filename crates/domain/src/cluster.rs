@@ -354,6 +354,21 @@ pub struct ClusterMesh {
 }
 
 impl ClusterMesh {
+    /// Istio's mTLS mode for the cluster's namespace.
+    pub fn mtls_mode(&self) -> &'static str {
+        match self.mode {
+            crate::policy::MeshMode::Permissive => "PERMISSIVE",
+            crate::policy::MeshMode::Strict | crate::policy::MeshMode::Off => "STRICT",
+        }
+    }
+
+    /// The namespaces whose workloads may call the cluster through the mesh: its own, then its clients.
+    pub fn callers(&self, own_namespace: &str) -> Vec<String> {
+        let mut namespaces = vec![own_namespace.to_owned()];
+        namespaces.extend(self.client_namespaces.iter().filter(|n| *n != own_namespace).cloned());
+        namespaces
+    }
+
     /// The mesh a policy setting gives a new cluster: none when absent or `off`.
     pub fn from_policy(policy: Option<&crate::policy::MeshPolicy>) -> Option<Self> {
         let p = policy.filter(|p| p.mode != crate::policy::MeshMode::Off)?;

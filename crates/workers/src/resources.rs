@@ -8,7 +8,6 @@ use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use polaris_domain::cluster::ClusterMesh;
-use polaris_domain::policy::MeshMode;
 
 use crate::istio::{
     AuthorizationPolicy, AuthorizationPolicySpec, ClientTls, DestinationRule, DestinationRuleSpec,
@@ -162,12 +161,8 @@ impl ClusterSpec {
     pub fn mesh_objects(&self) -> Option<MeshObjects> {
         let mesh = self.mesh.as_ref()?;
         let ns = self.namespace();
-        let mode = match mesh.mode {
-            MeshMode::Permissive => "PERMISSIVE",
-            MeshMode::Strict | MeshMode::Off => "STRICT",
-        };
-        let mut namespaces = vec![ns.clone()];
-        namespaces.extend(mesh.client_namespaces.iter().filter(|n| **n != ns).cloned());
+        let mode = mesh.mtls_mode();
+        let namespaces = mesh.callers(&ns);
         let port = |number: u16| PortTrafficPolicy {
             port: PortSelector { number: u32::from(number) },
             tls: ClientTls { mode: "DISABLE".into() },
@@ -306,7 +301,10 @@ mod tests {
     #[test]
     fn a_cluster_in_a_mesh_gets_injection_its_mesh_objects_and_kafka_ports_outside_the_sidecar() {
         let s = ClusterSpec {
-            mesh: Some(ClusterMesh { mode: MeshMode::Permissive, client_namespaces: vec!["payments".into()] }),
+            mesh: Some(ClusterMesh {
+                mode: polaris_domain::policy::MeshMode::Permissive,
+                client_namespaces: vec!["payments".into()],
+            }),
             ..spec()
         };
         assert_eq!(s.namespace_object().metadata.labels.unwrap()[INJECTION_LABEL], "enabled");
