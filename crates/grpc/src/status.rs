@@ -82,3 +82,69 @@ pub fn status(e: &AppError) -> Status {
     }
     Status::with_error_details(code(e), message, details)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polaris_app::error::ViolationView;
+
+    fn details(e: AppError) -> (Code, ErrorDetails) {
+        let s = status(&e);
+        (s.code(), s.get_error_details())
+    }
+
+    #[test]
+    fn every_error_carries_its_rest_code_as_error_info() {
+        let cases = [
+            (AppError::validation("bad", Some("name")), Code::InvalidArgument, "VALIDATION_FAILED"),
+            (AppError::Unauthenticated, Code::Unauthenticated, "UNAUTHENTICATED"),
+            (AppError::Forbidden, Code::PermissionDenied, "FORBIDDEN"),
+            (AppError::NotFound("cluster"), Code::NotFound, "NOT_FOUND"),
+            (AppError::Conflict("taken".into()), Code::FailedPrecondition, "ALREADY_EXISTS"),
+            (AppError::VersionConflict { expected: 1, current: 2 }, Code::Aborted, "VERSION_CONFLICT"),
+            (AppError::OperationInProgress(uuid::Uuid::nil()), Code::FailedPrecondition, "OPERATION_IN_PROGRESS"),
+            (AppError::IdempotencyKeyReused, Code::InvalidArgument, "IDEMPOTENCY_KEY_REUSED"),
+            (AppError::IdempotencyKeyInProgress, Code::Aborted, "IDEMPOTENCY_KEY_IN_PROGRESS"),
+            (AppError::RateLimited(3), Code::ResourceExhausted, "RATE_LIMITED"),
+            (AppError::Unavailable("pg down".into()), Code::Unavailable, "DEPENDENCY_UNAVAILABLE"),
+            (AppError::Internal("bug".into()), Code::Internal, "INTERNAL"),
+        ];
+        for (e, code, reason) in cases {
+            let (got, details) = details(e);
+            assert_eq!(got, code, "{reason}");
+            let info = details.error_info().expect("ErrorInfo");
+            assert_eq!((info.reason.as_str(), info.domain.as_str()), (reason, DOMAIN));
+        }
+    }
+
+    #[test]
+    fn the_details_say_what_to_fix_or_when_to_retry() {
+        let (_, d) = details(AppError::RateLimited(3));
+        assert_eq!(d.retry_info().and_then(|r| r.retry_delay), Some(Duration::from_secs(3)));
+        let (_, d) = details(AppError::VersionConflict { expected: 1, current: 2 });
+        assert_eq!(d.precondition_failure().expect("PreconditionFailure").violations[0].r#type, "VERSION");
+        assert_eq!(d.error_info().expect("info").metadata.get("current_version").map(String::as_str), Some("2"));
+        let violation = |field: &str| ViolationView {
+            policy: "brokers".into(),
+            policy_version: 1,
+            field: field.into(),
+            constraint: "3..5".into(),
+            actual: "9".into(),
+            message: "too many".into(),
+        };
+        let (code, d) = details(AppError::PolicyViolation(vec![violation("brokers"), violation("region")]));
+        assert_eq!(code, Code::FailedPrecondition);
+        let fields: Vec<&str> =
+            d.bad_request().expect("BadRequest").field_violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["brokers", "region"]);
+        let (_, d) = details(AppError::Internal("secret detail".into()));
+        assert!(d.error_info().expect("info").metadata.contains_key("correlation_id"));
+    }
+
+    #[test]
+    fn internals_never_reach_the_client() {
+        for e in [AppError::Internal("secret detail".into()), AppError::Unavailable("secret detail".into())] {
+            assert!(!status(&e).message().contains("secret detail"));
+        }
+    }
+}
