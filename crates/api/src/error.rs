@@ -57,12 +57,6 @@ impl From<AppError> for ApiError {
     }
 }
 
-impl From<polaris_store::DbError> for ApiError {
-    fn from(e: polaris_store::DbError) -> Self {
-        ApiError(e.into())
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;

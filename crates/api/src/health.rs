@@ -54,12 +54,8 @@ pub async fn healthz() -> Json<Health> {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let mut deps = Vec::new();
-    let pg = tokio::time::timeout(std::time::Duration::from_secs(2), polaris_store::db::ping(&state.app.pool)).await;
-    deps.push(match pg {
-        Ok(Ok(_)) => DependencyStatus { name: "postgres".into(), ok: true, error: None },
-        Ok(Err(e)) => DependencyStatus { name: "postgres".into(), ok: false, error: Some(e.to_string()) },
-        Err(_) => DependencyStatus { name: "postgres".into(), ok: false, error: Some("timed out".into()) },
-    });
+    let pg = polaris_app::admin::database_ready(&state.app, std::time::Duration::from_secs(2)).await;
+    deps.push(DependencyStatus { name: "postgres".into(), ok: pg.is_ok(), error: pg.err() });
     for probe in state.probes.iter() {
         let r = tokio::time::timeout(std::time::Duration::from_secs(3), probe.check()).await;
         let error = match r {

@@ -3,6 +3,7 @@
 //! judgement, idempotency claims, the audit entry's facts, the aggregate call and the read-back happen here,
 //! once, so REST (`polaris-api`) and gRPC (`polaris-grpc`) only parse, call and map.
 
+pub mod admin;
 pub mod audit;
 pub mod caller;
 pub mod clusters;
