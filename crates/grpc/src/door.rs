@@ -119,21 +119,12 @@ impl Door {
                 })
             });
             // A request without a valid token is not audited (no org), as over REST.
-            let caller = self
-                .app
-                .caller(authorization(req.metadata()), address(&req), Some(slot.clone()), None)
-                .await
-                .map_err(|e| status(&e));
+            let caller = self.app.caller(authorization(req.metadata()), address(&req), Some(slot.clone()), None).await;
             let mut caller = match caller {
                 Ok(caller) => caller,
-                Err(e) => {
-                    let draft = slot.get();
-                    if draft.caller.is_some() {
-                        // Admitted, then refused (rate limited): the entry says so.
-                        audit::finish(&self.app.pool, &slot, 429, Some("RATE_LIMITED"), false, None).await;
-                    }
-                    return Err(e);
-                }
+                // Admitted, then refused (rate limited): the entry says so, as for any refusal.
+                Err(e) if slot.get().caller.is_some() => return Err(self.refused(&slot, e, None).await),
+                Err(e) => return Err(status(&e)),
             };
             let org = caller.org_id.as_uuid();
             let key = match audit::idempotency_key(raw_key.as_deref()) {
