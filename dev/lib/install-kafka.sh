@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fetches Apache Kafka (KRaft) jars from Maven Central with an slf4j binding; cached by version.
+# install-kafka.sh [VERSION]: the bootstrap cluster's version by default; strimzi-sim's brokers ask for theirs.
 source "$(dirname "$0")/common.sh"
+KAFKA_VERSION="${1:-$KAFKA_VERSION}"
 out="$CACHE/kafka-$KAFKA_VERSION"
 mkdir -p "$out"
 pom=$(cat <<POM

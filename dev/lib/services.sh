@@ -356,15 +356,40 @@ start_kube_targets() {
 
 kubeconfig_of() { echo "$POLARIS_DIR/kube/$1.kubeconfig"; }
 
-# The Strimzi stand-in (development and tests only): reconciles Strimzi resources on every local target.
+# The Strimzi stand-in (development and tests only): reconciles Strimzi resources on every local target, and runs
+# real Kafka brokers for each Kafka resource (the jars of every version Polaris supports, cached by version).
+# STRIMZI_SIM_DATA_PLANE=status keeps clusters status-only unless a cluster asks for real brokers (./dev/test's
+# control-plane suites); STRIMZI_SIM_MAX_CLUSTERS caps the real clusters running at once.
 start_strimzi_sim() {
+  local v
+  for v in $MANAGED_KAFKA_VERSIONS; do
+    step "strimzi-sim: fetch Kafka $v jars for managed brokers (Maven Central)" "$LOGS/install.log" "$ROOT/dev/lib/install-kafka.sh" "$v"
+  done
   step "strimzi-sim: build" "$LOGS/build.log" cargo build -p strimzi-sim
   stop_pidfile strimzi-sim
-  local args=()
+  local args=(--data-dir "$DATA/strimzi-sim" --kafka-jars "$CACHE" --data-plane "${STRIMZI_SIM_DATA_PLANE:-real}"
+    --max-clusters "${STRIMZI_SIM_MAX_CLUSTERS:-3}")
   for t in "${TARGETS[@]}"; do read -r name _ <<<"$t"; args+=(--kubeconfig "$(kubeconfig_of "$name")"); done
-  log "strimzi-sim: start (reconciles Kafka, KafkaNodePool, KafkaTopic on ${#TARGETS[@]} targets)"
+  log "strimzi-sim: start (reconciles Strimzi resources on ${#TARGETS[@]} targets; data plane ${STRIMZI_SIM_DATA_PLANE:-real})"
   start_bg strimzi-sim "$LOGS/strimzi-sim.log" "$ROOT/target/debug/strimzi-sim" "${args[@]}"
   wait_for "strimzi-sim" 30 "$LOGS/strimzi-sim.log" grep -q "strimzi-sim reconciling" "$LOGS/strimzi-sim.log"
+}
+
+# The managed clusters' brokers and controllers outlive strimzi-sim (a restarted one adopts them); ./dev/down
+# stops them: brokers first (a controlled shutdown needs the controller), then the controllers.
+stop_managed_kafka() {
+  local pattern="$DATA/strimzi-sim/" role pids
+  for role in broker controller; do
+    pids=$(pgrep -f -- "$pattern" | while read -r p; do
+      grep -q "process.roles=$role" "$(tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep server.properties | head -1)" 2>/dev/null && echo "$p"
+    done || true)
+    [[ -n "$pids" ]] || continue
+    log "stopping managed Kafka ${role}s: $(echo $pids)"
+    kill -TERM $pids 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 $pids 2>/dev/null && ((SECONDS < deadline)); do sleep 0.3; done
+    kill -KILL $pids 2>/dev/null || true
+  done
 }
 
 # stop_pidfile NAME: stops exactly the process recorded by `start_bg` (its session), waits for it to go.

@@ -1,15 +1,22 @@
 //! `strimzi-sim`: a clearly named stand-in for the Strimzi cluster operator, for development and tests only.
 //!
 //! The local Kubernetes API servers have no kubelets, so the real operator cannot run its pods. This program
-//! watches Kafka, KafkaNodePool and KafkaTopic resources on each API server it is given and writes their status
-//! the way Strimzi does (field names from the real CRDs): node ids per pool, the `Ready` condition with
-//! `observedGeneration`, listener bootstrap addresses, `kafkaVersion` and `kafkaMetadataVersion`.
+//! watches Kafka, KafkaNodePool, KafkaTopic, KafkaUser and KafkaRebalance resources on each API server it is
+//! given and writes their status the way Strimzi does (field names from the real CRDs): node ids per pool, the
+//! `Ready` condition with `observedGeneration`, listener bootstrap addresses, `kafkaVersion` and
+//! `kafkaMetadataVersion`.
 //!
-//! It refuses to lower a broker pool whose brokers still hold partition replicas, as Strimzi does: a broker is
-//! empty once a `remove-brokers` KafkaRebalance naming it is Ready. KafkaRebalances go through Strimzi's states
-//! (`PendingProposal`, `ProposalReady`, then `Rebalancing` once approved with `strimzi.io/rebalance=approve`,
-//! then `Ready`). It also finalizes deleted namespaces, the part of kube-controller-manager a namespace
-//! deletion needs, since none runs locally.
+//! Behind that status the data plane is real ([`dataplane`]): each Kafka resource runs real Apache Kafka
+//! processes on loopback, of the version it asks for; KafkaTopics are created, grown and reconfigured on those
+//! brokers; KafkaUsers get their SCRAM credentials there; a KafkaRebalance moves real replicas with Kafka's own
+//! reassignment tool; a broker pool is lowered only once the leaving brokers hold no replica, as the cluster
+//! reports it. `--data-plane status` (or the annotation `strimzi-sim.polaris.dev/data-plane: status` on a
+//! cluster) keeps the old status-only behaviour for suites that test the control plane alone: its status then
+//! names a `*.svc` address that nothing serves.
+//!
+//! KafkaRebalances go through Strimzi's states (`PendingProposal`, `ProposalReady`, then `Rebalancing` once
+//! approved with `strimzi.io/rebalance=approve`, then `Ready`). It also finalizes deleted namespaces, the part of
+//! kube-controller-manager a namespace deletion needs, since none runs locally.
 //!
 //! Tests drive faults with annotations on a resource, on its namespace, or on a ConfigMap named after the cluster
 //! in the namespace `strimzi-sim-faults` (a cluster's namespace carries its id, so a test cannot create it ahead
@@ -18,9 +25,18 @@
 //! - `strimzi-sim.polaris.dev/fault: fail`: reports `NotReady` with a failure reason and message;
 //! - `strimzi-sim.polaris.dev/topic-fault: stall` on a namespace: its KafkaTopics never become Ready;
 //! - `strimzi-sim.polaris.dev/delay-seconds: "N"`: becomes Ready N seconds after it is first seen at its
-//!   current generation (slow).
+//!   current generation (slow);
+//! - `strimzi-sim.polaris.dev/data-plane: real|status`: whether the cluster runs real brokers (the default is
+//!   `--data-plane`).
 
-use std::collections::{BTreeMap, HashMap};
+mod dataplane;
+mod rebalance;
+mod topics;
+mod users;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -33,14 +49,19 @@ use kube::{Api, Client, ResourceExt};
 use polaris_workers::istio::{AuthorizationPolicy, DestinationRule, PeerAuthentication};
 use polaris_workers::strimzi::{
     CLUSTER_LABEL, Condition, Kafka, KafkaNodePool, KafkaNodePoolStatus, KafkaRebalance, KafkaRebalanceStatus,
-    KafkaStatus, KafkaTopic, KafkaTopicStatus, ListenerStatus, ProcessRole, UsedNodePoolStatus,
+    KafkaStatus, KafkaTopic, KafkaTopicStatus, KafkaUser, KafkaUserStatus, ListenerStatus, ProcessRole,
+    UsedNodePoolStatus,
 };
+
+use dataplane::{DataPlane, Desired};
 use serde_json::json;
 
 pub const FAULT: &str = "strimzi-sim.polaris.dev/fault";
 /// On a namespace: its KafkaTopics never become Ready (its Kafka is unaffected).
 pub const TOPIC_FAULT: &str = "strimzi-sim.polaris.dev/topic-fault";
 pub const DELAY: &str = "strimzi-sim.polaris.dev/delay-seconds";
+/// `real` or `status`: whether a cluster runs real brokers.
+pub const DATA_PLANE: &str = "strimzi-sim.polaris.dev/data-plane";
 /// ConfigMaps here, named after a cluster, carry fault annotations for that cluster's resources.
 pub const FAULTS_NAMESPACE: &str = "strimzi-sim-faults";
 const OPERATOR_VERSION: &str = "1.3.0-strimzi-sim";
@@ -54,6 +75,25 @@ struct Args {
     /// Milliseconds between reconcile passes.
     #[arg(long, default_value_t = 200)]
     interval_ms: u64,
+    /// `real`: each Kafka resource runs real brokers; `status`: status only (a cluster's `data-plane` annotation
+    /// overrides it).
+    #[arg(long, default_value = "real", value_parser = ["real", "status"])]
+    data_plane: String,
+    /// Where the clusters' data directories live.
+    #[arg(long, default_value = ".polaris/data/strimzi-sim")]
+    data_dir: PathBuf,
+    /// Kafka's jars by version (`kafka-<version>/libs`), as dev/lib/install-kafka.sh caches them.
+    #[arg(long, default_value = ".polaris/cache")]
+    kafka_jars: PathBuf,
+    /// Real clusters running at once, over all targets; more stay NotReady until one is deleted.
+    #[arg(long, default_value_t = 3)]
+    max_clusters: usize,
+    /// Maximum heap of each broker and controller process, in MiB.
+    #[arg(long, default_value_t = 192)]
+    heap_mb: u32,
+    /// The JMX Prometheus exporter agent's jar; brokers of clusters with `metricsConfig` run it.
+    #[arg(long)]
+    jmx_agent: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -63,10 +103,30 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let mut sims = Vec::new();
+    let settings = Arc::new(dataplane::Settings {
+        root: std::path::absolute(&args.data_dir)?,
+        jars: std::path::absolute(&args.kafka_jars)?,
+        max_clusters: args.max_clusters,
+        running: Default::default(),
+        jmx_agent: args.jmx_agent.as_ref().map(std::path::absolute).transpose()?,
+        heap_mb: args.heap_mb,
+    });
     for path in &args.kubeconfigs {
         let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {path}"))?;
         let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-        sims.push(Sim { name: path.clone(), client: Client::try_from(config)?, first_seen: HashMap::new() });
+        let target = std::path::Path::new(path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.clone());
+        sims.push(Sim {
+            name: path.clone(),
+            client: Client::try_from(config)?,
+            first_seen: HashMap::new(),
+            plane: DataPlane::new(settings.clone(), &target),
+            default_real: args.data_plane == "real",
+            users: HashMap::new(),
+            rebalances: HashMap::new(),
+        });
     }
     tracing::info!(targets = sims.len(), "strimzi-sim reconciling");
     loop {
@@ -84,6 +144,12 @@ struct Sim {
     client: Client,
     /// When each (uid, generation) was first seen, for `delay-seconds`.
     first_seen: HashMap<(String, i64), Instant>,
+    plane: DataPlane,
+    default_real: bool,
+    /// KafkaUser uid -> (generation, SHA-256 of the password) last applied on the brokers.
+    users: HashMap<String, (i64, String)>,
+    /// KafkaRebalance uid -> the moves it executes.
+    rebalances: HashMap<String, Vec<rebalance::Move>>,
 }
 
 fn now() -> String {
@@ -128,6 +194,7 @@ impl Sim {
         let rebalance_list = Api::<KafkaRebalance>::all(self.client.clone()).list(&ListParams::default()).await?;
         let kafka_list = Api::<Kafka>::all(self.client.clone()).list(&ListParams::default()).await?;
         let topic_list = Api::<KafkaTopic>::all(self.client.clone()).list(&ListParams::default()).await?;
+        let user_list = Api::<KafkaUser>::all(self.client.clone()).list(&ListParams::default()).await?;
         let ns_annotations: HashMap<String, BTreeMap<String, String>> = namespaces
             .list(&ListParams::default())
             .await?
@@ -152,6 +219,9 @@ impl Sim {
             let annotations = faults(&ns, rebalance.labels().get(CLUSTER_LABEL), rebalance.annotations());
             self.reconcile_rebalance(&rebalance, &ns, &annotations).await?;
         }
+        let live: BTreeSet<(String, String)> =
+            kafka_list.iter().map(|k| (k.namespace().unwrap_or_default(), k.name_any())).collect();
+        self.plane.remove_others(&live).await;
         for kafka in kafka_list {
             let ns = kafka.namespace().unwrap_or_default();
             let annotations = faults(&ns, Some(&kafka.name_any()), kafka.annotations());
@@ -174,6 +244,51 @@ impl Sim {
                     tracing::warn!(topic = %topic.name_any(), namespace = %ns, error = %e, "topic reconcile failed")
                 }
             }
+        }
+        for user in user_list {
+            if let Err(e) = self.reconcile_user(&user).await {
+                tracing::warn!(user = %user.name_any(), error = %format!("{e:#}"), "user reconcile failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The User Operator: SCRAM credentials on the brokers (once per generation and password), its Secret, and
+    /// `Ready` with the username.
+    async fn reconcile_user(&mut self, user: &KafkaUser) -> anyhow::Result<()> {
+        let ns = user.namespace().unwrap_or_default();
+        let name = user.name_any();
+        let uid = user.uid().unwrap_or_default();
+        if user.metadata.deletion_timestamp.is_some() {
+            self.users.remove(&uid);
+            return Ok(());
+        }
+        let cluster = user.labels().get(CLUSTER_LABEL).and_then(|c| self.plane.get(&ns, c));
+        let generation = user.metadata.generation.unwrap_or(0);
+        if let Some(c) = cluster {
+            if !c.observed.borrow().ready {
+                return Ok(());
+            }
+            if let Some(password) = users::password(&self.client, &ns, user).await? {
+                let applied = (generation, users::fingerprint(&password));
+                if self.users.get(&uid) != Some(&applied) {
+                    users::set_scram(c, &name, &password).await?;
+                    users::write_user_secret(&self.client, &ns, user, &password).await?;
+                    tracing::info!(user = %name, namespace = %ns, "SCRAM-SHA-512 credentials set on the brokers");
+                    self.users.insert(uid, applied);
+                }
+            }
+        }
+        let previous = user.status.clone().unwrap_or_default();
+        let desired = KafkaUserStatus {
+            conditions: vec![condition(&previous.conditions, "Ready", "True", None, None)],
+            observed_generation: Some(generation),
+            username: Some(name.clone()),
+            secret: Some(name.clone()),
+        };
+        if user.status.as_ref() != Some(&desired) {
+            let api: Api<KafkaUser> = Api::namespaced(self.client.clone(), &ns);
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await?;
         }
         Ok(())
     }
@@ -205,6 +320,7 @@ impl Sim {
             + sweep(Api::<KafkaRebalance>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<Kafka>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<KafkaNodePool>::namespaced(c.clone(), ns)).await?
+            + sweep(Api::<KafkaUser>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<PeerAuthentication>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<AuthorizationPolicy>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<DestinationRule>::namespaced(c.clone(), ns)).await?;
@@ -225,9 +341,32 @@ impl Sim {
             .collect())
     }
 
-    /// Returns the pools, and why the cluster cannot be reconciled if a pool may not shrink.
-    async fn reconcile_pools(&self, ns: &str, cluster: &str) -> anyhow::Result<(Vec<KafkaNodePool>, Option<String>)> {
+    /// Of `removing`, the brokers that still hold partition replicas: on a real cluster as its brokers report
+    /// it; status only, those no Ready `remove-brokers` rebalance has emptied.
+    async fn holding_replicas(&self, ns: &str, cluster: &str, real: bool, removing: &[i32]) -> anyhow::Result<Vec<i32>> {
+        if removing.is_empty() {
+            return Ok(vec![]);
+        }
+        if real {
+            let Some(c) = self.plane.get(ns, cluster) else { return Ok(removing.to_vec()) };
+            let partitions = match c.partitions().await {
+                Ok(p) => p,
+                // Not reachable: nothing is known to be empty.
+                Err(_) => return Ok(removing.to_vec()),
+            };
+            return Ok(removing.iter().copied().filter(|id| partitions.iter().any(|p| p.replicas.contains(id))).collect());
+        }
         let emptied = self.emptied_brokers(ns, cluster).await?;
+        Ok(removing.iter().copied().filter(|id| !emptied.contains(id)).collect())
+    }
+
+    /// Returns the pools, and why the cluster cannot be reconciled if a pool may not shrink.
+    async fn reconcile_pools(
+        &self,
+        ns: &str,
+        cluster: &str,
+        real: bool,
+    ) -> anyhow::Result<(Vec<KafkaNodePool>, Option<String>)> {
         let mut blocked = None;
         let api: Api<KafkaNodePool> = Api::namespaced(self.client.clone(), ns);
         let mut pools = api.list(&ListParams::default().labels(&format!("{CLUSTER_LABEL}={cluster}"))).await?.items;
@@ -248,8 +387,10 @@ impl Sim {
             }
             ids.sort_unstable();
             let removing: Vec<i32> = ids.iter().rev().take(ids.len().saturating_sub(replicas)).copied().collect();
-            let holding: Vec<i32> = removing.iter().copied().filter(|id| !emptied.contains(id)).collect();
-            if pool.spec.roles.contains(&ProcessRole::Broker) && !holding.is_empty() {
+            let is_broker = pool.spec.roles.contains(&ProcessRole::Broker);
+            let holding =
+                if is_broker { self.holding_replicas(ns, cluster, real, &removing).await? } else { vec![] };
+            if is_broker && !holding.is_empty() {
                 // As Strimzi: brokers that still hold partition replicas are not removed.
                 let mut holding = holding;
                 holding.sort_unstable();
@@ -283,6 +424,16 @@ impl Sim {
         Ok((pools, blocked))
     }
 
+    /// Whether the cluster `ns/name` runs real brokers: it already does, or its annotation or the default say so.
+    fn is_real(&self, ns: &str, name: &str, annotations: &BTreeMap<String, String>) -> bool {
+        self.plane.exists(ns, name)
+            || match annotations.get(DATA_PLANE).map(String::as_str) {
+                Some("real") => true,
+                Some("status") => false,
+                _ => self.default_real,
+            }
+    }
+
     async fn reconcile_kafka(
         &mut self,
         kafka: &Kafka,
@@ -290,109 +441,249 @@ impl Sim {
         annotations: &BTreeMap<String, String>,
     ) -> anyhow::Result<()> {
         let name = kafka.name_any();
-        let (pools, blocked) = self.reconcile_pools(ns, &name).await?;
+        let real = self.is_real(ns, &name, annotations);
+        let (pools, blocked) = self.reconcile_pools(ns, &name, real).await?;
         let previous = kafka.status.clone().unwrap_or_default();
         let generation = kafka.metadata.generation.unwrap_or(0);
         let key = (kafka.uid().unwrap_or_default(), generation);
         let first_seen = *self.first_seen.entry(key).or_insert_with(Instant::now);
         let delay = annotations.get(DELAY).and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
         let has_role = |role: ProcessRole| pools.iter().any(|p| p.spec.roles.contains(&role) && p.spec.replicas > 0);
-
-        let cond = match annotations.get(FAULT).map(String::as_str) {
-            Some("stall") => condition(&previous.conditions, "NotReady", "True", Some("Creating"), None),
-            Some("fail") => condition(
-                &previous.conditions,
-                "NotReady",
-                "True",
-                Some("FatalProblem"),
-                Some("strimzi-sim was told to fail this resource"),
-            ),
-            _ if blocked.is_some() => condition(
-                &previous.conditions,
-                "NotReady",
-                "True",
-                Some("InvalidResourceException"),
-                blocked.as_deref(),
-            ),
-            _ if !has_role(ProcessRole::Controller) || !has_role(ProcessRole::Broker) => condition(
-                &previous.conditions,
-                "NotReady",
-                "True",
-                Some("InvalidResourceException"),
-                Some("The Kafka cluster needs node pools with the controller and broker roles"),
-            ),
-            _ if first_seen.elapsed() < Duration::from_secs(delay) => {
-                condition(&previous.conditions, "NotReady", "True", Some("Creating"), None)
-            }
-            _ => condition(&previous.conditions, "Ready", "True", None, None),
+        let node_ids = |role: ProcessRole| -> Vec<i32> {
+            pools
+                .iter()
+                .filter(|p| p.spec.roles.contains(&role))
+                .flat_map(|p| p.status.as_ref().map(|s| s.node_ids.clone()).unwrap_or_default())
+                .collect()
         };
-        let ready = cond.type_.as_deref() == Some("Ready");
-        let bootstrap = |port: u16| format!("{name}-kafka-bootstrap.{ns}.svc:{port}");
-        let desired = KafkaStatus {
-            conditions: vec![cond],
-            observed_generation: Some(generation),
-            listeners: if ready {
-                vec![
+        let not_ready = |reason: &str, message: Option<&str>| {
+            condition(&previous.conditions, "NotReady", "True", Some(reason), message)
+        };
+
+        let fault = annotations.get(FAULT).map(String::as_str);
+        let structural = match fault {
+            Some("stall") => Some(not_ready("Creating", None)),
+            Some("fail") => Some(not_ready("FatalProblem", Some("strimzi-sim was told to fail this resource"))),
+            _ if blocked.is_some() => Some(not_ready("InvalidResourceException", blocked.as_deref())),
+            _ if !has_role(ProcessRole::Controller) || !has_role(ProcessRole::Broker) => Some(not_ready(
+                "InvalidResourceException",
+                Some("The Kafka cluster needs node pools with the controller and broker roles"),
+            )),
+            _ if first_seen.elapsed() < Duration::from_secs(delay) => Some(not_ready("Creating", None)),
+            _ => None,
+        };
+        let version = kafka.spec.kafka.version.clone().unwrap_or_else(|| "4.3.1".into());
+        let mut listeners = previous.listeners.clone();
+        let mut kafka_version = previous.kafka_version.clone();
+        let mut metadata_version = previous.kafka_metadata_version.clone();
+        let mut warnings = Vec::new();
+        let cond = if real && fault != Some("stall") && fault != Some("fail") {
+            // A blocked scale-down keeps the brokers it may not remove running: the desired state is the pools'
+            // node ids as they stand.
+            let metrics_rules = self.metrics_rules(kafka, ns).await;
+            let desired = Desired {
+                generation,
+                version: version.clone(),
+                metadata_version: kafka.spec.kafka.metadata_version.clone(),
+                controllers: node_ids(ProcessRole::Controller),
+                brokers: node_ids(ProcessRole::Broker),
+                super_users: kafka.spec.kafka.authorization.as_ref().map(|a| a.super_users.clone()).unwrap_or_default(),
+                config: kafka
+                    .spec
+                    .kafka
+                    .config
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                    .collect(),
+                metrics_rules,
+            };
+            let controllers = desired.controllers.clone();
+            if structural.is_some() && desired.controllers.is_empty() {
+                structural.clone().unwrap_or_else(|| not_ready("Creating", None))
+            } else {
+                match self.plane.ensure(ns, &name, desired) {
+                    Err(full) => not_ready("InsufficientResources", Some(&full)),
+                    Ok(cluster) => {
+                        let observed = cluster.observed.borrow().clone();
+                        if controllers.len() > 1 {
+                            warnings.push(condition(
+                                &previous.conditions,
+                                "Warning",
+                                "True",
+                                Some("ControllerPoolSimulated"),
+                                Some(&format!(
+                                    "strimzi-sim runs one controller process (node id {}) for the controller pool's \
+                                     {} node ids {controllers:?}",
+                                    controllers[0],
+                                    controllers.len()
+                                )),
+                            ));
+                        }
+                        if observed.kafka_version.is_some() {
+                            kafka_version = observed.kafka_version.clone();
+                        }
+                        if observed.metadata_version.is_some() {
+                            metadata_version = observed.metadata_version.clone();
+                        }
+                        let here = observed.generation == generation && observed.ready;
+                        match structural {
+                            Some(c) => c,
+                            None if here => {
+                                listeners = vec![ListenerStatus {
+                                    name: Some("plain".into()),
+                                    bootstrap_servers: Some(observed.bootstrap.clone()),
+                                }];
+                                condition(&previous.conditions, "Ready", "True", None, None)
+                            }
+                            None => not_ready("Creating", observed.message.as_deref()),
+                        }
+                    }
+                }
+            }
+        } else {
+            let cond = structural.unwrap_or_else(|| condition(&previous.conditions, "Ready", "True", None, None));
+            if cond.type_.as_deref() == Some("Ready") {
+                // Status only: names the Service a real Strimzi would create; nothing serves it here.
+                let bootstrap = |port: u16| format!("{name}-kafka-bootstrap.{ns}.svc:{port}");
+                listeners = vec![
                     ListenerStatus { name: Some("plain".into()), bootstrap_servers: Some(bootstrap(9092)) },
                     ListenerStatus { name: Some("tls".into()), bootstrap_servers: Some(bootstrap(9093)) },
-                ]
-            } else {
-                previous.listeners.clone()
-            },
+                ];
+                // Strimzi reports the version it has rolled the brokers to, so it only moves once Ready.
+                kafka_version = Some(version.clone());
+                metadata_version = kafka.spec.kafka.metadata_version.clone();
+            }
+            cond
+        };
+        let mut conditions = warnings;
+        conditions.push(cond);
+        let ready = conditions.last().and_then(|c| c.type_.as_deref()) == Some("Ready");
+        let desired = KafkaStatus {
+            conditions,
+            observed_generation: Some(generation),
+            listeners,
             kafka_node_pools: pools.iter().map(|p| UsedNodePoolStatus { name: Some(p.name_any()) }).collect(),
             cluster_id: Some(cluster_id(ns, &name)),
-            // Strimzi reports the version it has rolled the brokers to, so it only moves once Ready.
-            kafka_version: if ready { kafka.spec.kafka.version.clone() } else { previous.kafka_version.clone() },
-            kafka_metadata_version: if ready {
-                kafka.spec.kafka.metadata_version.clone()
-            } else {
-                previous.kafka_metadata_version.clone()
-            },
+            kafka_version,
+            kafka_metadata_version: metadata_version,
             operator_last_successful_version: Some(OPERATOR_VERSION.into()),
         };
         if kafka.status.as_ref() != Some(&desired) {
             let api: Api<Kafka> = Api::namespaced(self.client.clone(), ns);
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await?;
-            tracing::info!(kafka = %name, namespace = %ns, ready, "status written");
+            tracing::info!(kafka = %name, namespace = %ns, ready, real, "status written");
         }
         Ok(())
     }
 
-    /// PendingProposal -> ProposalReady -> (approved) Rebalancing -> Ready, one step per pass.
+    /// The exporter rules the Kafka's `metricsConfig` names, if any.
+    async fn metrics_rules(&self, kafka: &Kafka, ns: &str) -> Option<String> {
+        let config = kafka.spec.kafka.metrics_config.as_ref()?;
+        let key = &config.value_from.config_map_key_ref;
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+        maps.get_opt(&key.name).await.ok().flatten()?.data?.get(&key.key).cloned()
+    }
+
+    /// PendingProposal -> ProposalReady -> (approved) Rebalancing -> Ready. On a real cluster the proposal is
+    /// computed from the partitions its brokers report ([`rebalance::plan`]), approval executes it with Kafka's
+    /// reassignment tool, and `Ready` waits until every moved replica is in sync.
     async fn reconcile_rebalance(
-        &self,
+        &mut self,
         rebalance: &KafkaRebalance,
         ns: &str,
         annotations: &BTreeMap<String, String>,
     ) -> anyhow::Result<()> {
         let api: Api<KafkaRebalance> = Api::namespaced(self.client.clone(), ns);
         let name = rebalance.name_any();
+        let uid = rebalance.uid().unwrap_or_default();
         let previous = rebalance.status.clone().unwrap_or_default();
         let approved = rebalance.annotations().get("strimzi.io/rebalance").map(String::as_str) == Some("approve");
-        let next = match (state(rebalance), annotations.get(FAULT).map(String::as_str)) {
-            (_, Some("stall")) | (None, _) => "PendingProposal",
-            (Some("PendingProposal"), _) => "ProposalReady",
-            (Some("ProposalReady"), _) if approved => "Rebalancing",
-            (Some("Rebalancing"), _) => "Ready",
-            (Some(other), _) => other,
-        }
-        .to_owned();
-        if next == "Rebalancing" {
+        let cluster_name = rebalance.labels().get(CLUSTER_LABEL).cloned().unwrap_or_default();
+        let mode = rebalance.spec.mode.clone().unwrap_or_else(|| "full".into());
+        let named = rebalance.spec.brokers.clone();
+        let mut not_ready: Option<String> = None;
+        let mut movements: Option<usize> = None;
+        let current = state(rebalance).map(str::to_owned);
+        let next = match (current.as_deref(), annotations.get(FAULT).map(String::as_str)) {
+            (_, Some("stall")) | (None, _) => "PendingProposal".to_owned(),
+            (Some("PendingProposal"), _) => match self.plane.get(ns, &cluster_name) {
+                None => "ProposalReady".to_owned(),
+                Some(c) => match c.partitions().await {
+                    Ok(parts) => match rebalance::plan(&mode, &named, &brokers_of(&c.desired.borrow()), &parts) {
+                        Ok(moves) => {
+                            movements = Some(moves.iter().map(|m| m.replicas.len()).sum());
+                            "ProposalReady".to_owned()
+                        }
+                        Err(e) => {
+                            not_ready = Some(e);
+                            "NotReady".to_owned()
+                        }
+                    },
+                    Err(_) => "PendingProposal".to_owned(),
+                },
+            },
+            (Some("ProposalReady"), _) if approved => {
+                if let Some(c) = self.plane.get(ns, &cluster_name) {
+                    let parts = c.partitions().await?;
+                    let moves = rebalance::plan(&mode, &named, &brokers_of(&c.desired.borrow()), &parts)
+                        .map_err(anyhow::Error::msg)?;
+                    if !moves.is_empty() {
+                        let file = c.dir.join(format!("reassignment-{uid}.json"));
+                        std::fs::write(&file, rebalance::reassignment_json(&moves).to_string())?;
+                        let file = file.display().to_string();
+                        let version = c.desired.borrow().version.clone();
+                        c.tool(&version, dataplane::REASSIGN_COMMAND, &["--execute", "--reassignment-json-file", &file])
+                            .await?;
+                        tracing::info!(rebalance = %name, namespace = %ns, moves = moves.len(), "reassignment started");
+                    }
+                    self.rebalances.insert(uid.clone(), moves);
+                }
+                "Rebalancing".to_owned()
+            }
+            (Some("Rebalancing"), _) => match self.plane.get(ns, &cluster_name) {
+                None => "Ready".to_owned(),
+                Some(c) => {
+                    let parts = c.partitions().await?;
+                    // After a restart the moves are read back from the file the execution wrote.
+                    let moves = match self.rebalances.get(&uid) {
+                        Some(m) => m.clone(),
+                        None => std::fs::read(c.dir.join(format!("reassignment-{uid}.json")))
+                            .ok()
+                            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                            .and_then(|v| serde_json::from_value(v["partitions"].clone()).ok())
+                            .unwrap_or_default(),
+                    };
+                    if rebalance::done(&moves, &parts) { "Ready".to_owned() } else { "Rebalancing".to_owned() }
+                }
+            },
+            (Some(other), _) => other.to_owned(),
+        };
+        if next == "Rebalancing" && current.as_deref() != Some("Rebalancing") {
             // Strimzi consumes the approval annotation.
             let clear = json!({"metadata": {"annotations": {"strimzi.io/rebalance": null}}});
             api.patch(&name, &PatchParams::default(), &Patch::Merge(clear)).await?;
         }
-        let optimization = if next == "PendingProposal" {
+        let optimization = if next == "PendingProposal" || next == "NotReady" {
             None
         } else {
+            let moved = movements
+                .or_else(|| {
+                    previous
+                        .optimization_result
+                        .as_ref()
+                        .and_then(|o| o.get("numReplicaMovements"))
+                        .and_then(serde_json::Value::as_u64)
+                        .map(|n| n as usize)
+                })
+                .unwrap_or(0);
             Some(BTreeMap::from([
-                ("numReplicaMovements".to_owned(), json!(12)),
+                ("numReplicaMovements".to_owned(), json!(moved)),
                 ("dataToMoveMB".to_owned(), json!(0)),
                 ("brokers".to_owned(), json!(rebalance.spec.brokers)),
             ]))
         };
         let desired = KafkaRebalanceStatus {
-            conditions: vec![condition(&previous.conditions, &next, "True", None, None)],
+            conditions: vec![condition(&previous.conditions, &next, "True", None, not_ready.as_deref())],
             observed_generation: rebalance.metadata.generation,
             session_id: previous.session_id.clone().or_else(|| Some(uuid::Uuid::new_v4().to_string())),
             optimization_result: optimization,
@@ -405,10 +696,16 @@ impl Sim {
 
     async fn reconcile_topic(&self, topic: &KafkaTopic, stalled: bool) -> anyhow::Result<()> {
         // Like the Topic Operator: a finalizer on every KafkaTopic, removed once the topic is deleted in Kafka.
-        let api: Api<KafkaTopic> = Api::namespaced(self.client.clone(), &topic.namespace().unwrap_or_default());
+        let ns = topic.namespace().unwrap_or_default();
+        let api: Api<KafkaTopic> = Api::namespaced(self.client.clone(), &ns);
         let finalizers = topic.metadata.finalizers.clone().unwrap_or_default();
         let has_finalizer = finalizers.iter().any(|f| f == TOPIC_FINALIZER);
+        let topic_name = topic.spec.topic_name.clone().unwrap_or_else(|| topic.name_any());
+        let cluster = topic.labels().get(CLUSTER_LABEL).and_then(|c| self.plane.get(&ns, c));
         if topic.metadata.deletion_timestamp.is_some() {
+            if has_finalizer && let Some(c) = cluster {
+                topics::delete(c, &topic_name).await?;
+            }
             if has_finalizer {
                 let rest: Vec<&String> = finalizers.iter().filter(|f| *f != TOPIC_FINALIZER).collect();
                 let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": topic.resource_version()}});
@@ -425,16 +722,30 @@ impl Sim {
             let patch = json!({"metadata": {"finalizers": all, "resourceVersion": topic.resource_version()}});
             api.patch(&topic.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
         }
+        let previous = topic.status.clone().unwrap_or_default();
+        let reconciled = previous.observed_generation == topic.metadata.generation
+            && previous.conditions.iter().any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"));
+        let cond = match cluster {
+            // Status only, or already in Kafka as this generation asks.
+            None => condition(&previous.conditions, "Ready", "True", None, None),
+            Some(_) if reconciled => condition(&previous.conditions, "Ready", "True", None, None),
+            Some(c) => {
+                if !c.observed.borrow().ready {
+                    // The Topic Operator waits for its Kafka.
+                    return Ok(());
+                }
+                match topics::apply(c, &topic_name, &topic.spec).await {
+                    Ok(()) => condition(&previous.conditions, "Ready", "True", None, None),
+                    Err(refused) => {
+                        condition(&previous.conditions, "Ready", "False", Some(&refused.reason), Some(&refused.message))
+                    }
+                }
+            }
+        };
         let desired = KafkaTopicStatus {
-            conditions: vec![condition(
-                &topic.status.clone().unwrap_or_default().conditions,
-                "Ready",
-                "True",
-                None,
-                None,
-            )],
+            conditions: vec![cond],
             observed_generation: topic.metadata.generation,
-            topic_name: Some(topic.spec.topic_name.clone().unwrap_or_else(|| topic.name_any())),
+            topic_name: Some(topic_name),
             topic_id: Some(
                 uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, topic.uid().unwrap_or_default().as_bytes()).to_string(),
             ),
@@ -448,6 +759,11 @@ impl Sim {
 }
 
 const TOPIC_FINALIZER: &str = "strimzi.io/topic-operator";
+
+/// The broker node ids a cluster's pools have now.
+fn brokers_of(desired: &Desired) -> Vec<i32> {
+    desired.brokers.clone()
+}
 
 /// The rebalance's current state: the type of its condition with status True.
 fn state(r: &KafkaRebalance) -> Option<&str> {

@@ -237,7 +237,12 @@ pub async fn send(h: &Harness, req: reqwest::RequestBuilder) -> (StatusCode, Val
 
 /// Waits (90 s at most) until an operation reaches `state`; on timeout, shows the operation as last seen.
 pub async fn wait_operation(h: &Harness, op: &str, state: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    wait_operation_for(h, op, state, Duration::from_secs(90)).await
+}
+
+/// Like [`wait_operation`], with its own deadline (operations on real brokers take longer).
+pub async fn wait_operation_for(h: &Harness, op: &str, state: &str, within: Duration) -> Value {
+    let deadline = std::time::Instant::now() + within;
     let mut last = Value::Null;
     loop {
         if let Ok(r) = h.http.get(h.url(&format!("/v1/operations/{op}"))).bearer_auth(&h.admin_token).send().await
@@ -250,7 +255,7 @@ pub async fn wait_operation(h: &Harness, op: &str, state: &str) -> Value {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "operation {op} did not become {state} within 90s; last seen: {last}"
+            "operation {op} did not become {state} within {within:?}; last seen: {last}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -96,6 +96,33 @@ where
     Ok(Ok(()))
 }
 
+/// Creates `name` from `make()` unless it exists; an existing object of `cluster_id` is left exactly as it is (a
+/// Secret's generated value is never replaced). `Ok(Err(conflict))`: it belongs to someone else.
+pub async fn create_once<K>(
+    api: &Api<K>,
+    name: &str,
+    cluster_id: uuid::Uuid,
+    make: impl FnOnce() -> K,
+) -> Result<Result<(), Conflict>, ActivityError>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    if let Some(existing) = api.get_opt(name).await.map_err(classify_kube)? {
+        return Ok(check(&existing, cluster_id));
+    }
+    match api.create(&kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &make())
+        .await
+    {
+        Ok(_) => Ok(Ok(())),
+        // Created by a concurrent attempt in between: check whose it is.
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let existing = api.get(name).await.map_err(classify_kube)?;
+            Ok(check(&existing, cluster_id))
+        }
+        Err(e) => Err(classify_kube(e)),
+    }
+}
+
 /// Deletes `name` if it belongs to `cluster_id`; an absent object is fine. `Ok(Err(conflict))`: not deleted.
 pub async fn delete<K>(api: &Api<K>, name: &str, cluster_id: uuid::Uuid) -> Result<Result<(), Conflict>, ActivityError>
 where

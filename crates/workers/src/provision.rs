@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
 use cqrs_es_compat::AggregateError;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
 use polaris_domain::{ClusterCommand, ClusterError, CommandMetadata, OperationId, OrgId};
 use polaris_store::ClusterCqrs;
@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 use crate::istio::{self, AuthorizationPolicy, DestinationRule, PeerAuthentication};
 use crate::ownership;
-use crate::resources::{BROKER_POOL, CONTROLLER_POOL, ClusterSpec, PLAIN_LISTENER};
-use crate::strimzi::{Kafka, KafkaNodePool, condition_summary, ready_for_generation};
+use crate::resources::{ADMIN_PASSWORD_SECRET, ADMIN_USER, BROKER_POOL, CONTROLLER_POOL, ClusterSpec, PLAIN_LISTENER};
+use crate::strimzi::{Kafka, KafkaNodePool, KafkaUser, condition_summary, ready_for_generation};
 use crate::target::TargetRef;
 
 mod cqrs_es_compat {
@@ -349,7 +349,10 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
     let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
     let peer: Api<PeerAuthentication> = Api::namespaced(client.clone(), &ns);
     let authz: Api<AuthorizationPolicy> = Api::namespaced(client.clone(), &ns);
-    let rules: Api<DestinationRule> = Api::namespaced(client, &ns);
+    let rules: Api<DestinationRule> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let users: Api<KafkaUser> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, &ns);
     let mesh = spec.mesh_objects();
     if mesh.is_some() {
         for (kind, served) in [
@@ -371,6 +374,9 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
         existing.push(ownership::check_existing(&pools, pool, id).await?);
     }
     existing.push(ownership::check_existing(&kafkas, &spec.name, id).await?);
+    existing.push(ownership::check_existing(&secrets, ADMIN_PASSWORD_SECRET, id).await?);
+    existing.push(ownership::check_existing(&users, ADMIN_USER, id).await?);
+    existing.push(ownership::check_existing(&config_maps, &spec.metrics_config_map(), id).await?);
     if mesh.is_some() {
         existing.push(ownership::check_existing(&peer, &spec.name, id).await?);
         existing.push(ownership::check_existing(&authz, &spec.name, id).await?);
@@ -398,6 +404,25 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
         }
         applied.push(format!("DestinationRule/{}", spec.name));
     }
+    // The admin password is generated here, inside the activity, and goes only into the Secret: created once and
+    // never overwritten, so a retried activity keeps the password the brokers already know.
+    if let Err(c) = ownership::create_once(&secrets, ADMIN_PASSWORD_SECRET, id, || {
+        spec.admin_password_secret(&new_password())
+    })
+    .await?
+    {
+        return conflict(c);
+    }
+    applied.push(format!("Secret/{ADMIN_PASSWORD_SECRET}"));
+    if let Err(c) = ownership::apply(&users, ADMIN_USER, &spec.admin_user(), id).await? {
+        return conflict(c);
+    }
+    applied.push(format!("KafkaUser/{ADMIN_USER}"));
+    let metrics = spec.metrics_config_map();
+    if let Err(c) = ownership::apply(&config_maps, &metrics, &spec.metrics_rules(), id).await? {
+        return conflict(c);
+    }
+    applied.push(format!("ConfigMap/{metrics}"));
     for pool in spec.node_pools() {
         let name = pool.metadata.name.clone().unwrap_or_default();
         if let Err(c) = ownership::apply(&pools, &name, &pool, id).await? {
@@ -410,6 +435,11 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
     }
     applied.push(format!("Kafka/{}", spec.name));
     Ok(Applied::Resources(applied))
+}
+
+/// 256 random bits, hex: a password for Polaris' own Kafka user.
+fn new_password() -> String {
+    format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
 }
 
 pub(crate) fn report_options() -> ActivityOptions {

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +16,10 @@ use crate::istio::{
     PortSelector, PortTrafficPolicy, Rule, Source, TrafficPolicy,
 };
 use crate::strimzi::{
-    CLUSTER_LABEL, Enabled, EntityOperatorSpec, GenericKafkaListener, Kafka, KafkaClusterSpec, KafkaClusterTemplate,
-    KafkaNodePool, KafkaNodePoolSpec, KafkaSpec, MetadataTemplate, PodTemplate, ProcessRole, Storage,
+    CLUSTER_LABEL, Enabled, EntityOperatorSpec, GenericKafkaListener, Kafka, KafkaAuthorization, KafkaClusterSpec,
+    KafkaClusterTemplate, KafkaNodePool, KafkaNodePoolSpec, KafkaSpec, KafkaUser, KafkaUserAuthentication,
+    KafkaUserSpec, KeyRef, MetadataTemplate, MetricsConfig, MetricsValueFrom, PasswordSource, PodTemplate,
+    ProcessRole, SecretValueFrom, Storage, TypeOnly,
 };
 
 /// Label on every resource Polaris creates, naming the cluster it belongs to.
@@ -24,6 +27,15 @@ pub const CLUSTER_ID_LABEL: &str = "polaris.dev/cluster-id";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL, kafka_topic_resource_name};
 pub const PLAIN_LISTENER: &str = "plain";
+/// Polaris' own Kafka user on every cluster it provisions: a SCRAM super user whose password Polaris generates
+/// and keeps only in the Secret [`ADMIN_PASSWORD_SECRET`] of the cluster's namespace.
+pub const ADMIN_USER: &str = "polaris-admin";
+pub const ADMIN_PASSWORD_SECRET: &str = "polaris-admin-password";
+pub const ADMIN_PASSWORD_KEY: &str = "password";
+/// The ConfigMap key holding the JMX Prometheus exporter's rules, as in Strimzi's examples.
+pub const METRICS_CONFIG_KEY: &str = "kafka-metrics-config.yml";
+/// The exporter rules every cluster gets (deploy/kafka-metrics/kafka-metrics-config.yml).
+pub const METRICS_RULES: &str = include_str!("../../../deploy/kafka-metrics/kafka-metrics-config.yml");
 
 /// What a cluster should look like on its target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,9 +147,26 @@ impl ClusterSpec {
                             port: 9092,
                             type_: "internal".into(),
                             tls: false,
+                            authentication: Some(TypeOnly { type_: "scram-sha-512".into() }),
                         },
-                        GenericKafkaListener { name: "tls".into(), port: 9093, type_: "internal".into(), tls: true },
+                        GenericKafkaListener {
+                            name: "tls".into(),
+                            port: 9093,
+                            type_: "internal".into(),
+                            tls: true,
+                            authentication: Some(TypeOnly { type_: "tls".into() }),
+                        },
                     ],
+                    authorization: Some(KafkaAuthorization {
+                        type_: "simple".into(),
+                        super_users: vec![ADMIN_USER.into()],
+                    }),
+                    metrics_config: Some(MetricsConfig {
+                        type_: "jmxPrometheusExporter".into(),
+                        value_from: MetricsValueFrom {
+                            config_map_key_ref: KeyRef { name: self.metrics_config_map(), key: METRICS_CONFIG_KEY.into() },
+                        },
+                    }),
                     config,
                     template: self.mesh.as_ref().map(|_| kafka_pods_outside_the_sidecar()),
                 },
@@ -153,6 +182,52 @@ impl ClusterSpec {
 }
 
 impl ClusterSpec {
+    /// The ConfigMap with the exporter rules the brokers' `metricsConfig` names.
+    pub fn metrics_config_map(&self) -> String {
+        format!("{}-kafka-metrics", self.name)
+    }
+
+    pub fn metrics_rules(&self) -> ConfigMap {
+        ConfigMap {
+            metadata: self.meta(&self.metrics_config_map(), false),
+            data: Some(BTreeMap::from([(METRICS_CONFIG_KEY.to_owned(), METRICS_RULES.to_owned())])),
+            ..Default::default()
+        }
+    }
+
+    /// The Secret holding Polaris' admin password: written once with a fresh password, never overwritten, never
+    /// returned by an activity (Temporal would keep it in the workflow's history).
+    pub fn admin_password_secret(&self, password: &str) -> Secret {
+        Secret {
+            metadata: self.meta(ADMIN_PASSWORD_SECRET, false),
+            data: Some(BTreeMap::from([(ADMIN_PASSWORD_KEY.to_owned(), ByteString(password.as_bytes().to_vec()))])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        }
+    }
+
+    /// Polaris' own user: SCRAM-SHA-512, its password taken from [`ADMIN_PASSWORD_SECRET`]; a super user of the
+    /// cluster (`spec.kafka.authorization.superUsers`), so it needs no ACLs.
+    pub fn admin_user(&self) -> KafkaUser {
+        KafkaUser {
+            metadata: self.meta(ADMIN_USER, true),
+            spec: KafkaUserSpec {
+                authentication: Some(KafkaUserAuthentication {
+                    type_: "scram-sha-512".into(),
+                    password: Some(PasswordSource {
+                        value_from: SecretValueFrom {
+                            secret_key_ref: KeyRef {
+                                name: ADMIN_PASSWORD_SECRET.into(),
+                                key: ADMIN_PASSWORD_KEY.into(),
+                            },
+                        },
+                    }),
+                }),
+            },
+            status: None,
+        }
+    }
+
     /// The cluster's Istio objects when it is in a mesh (see deploy/MESH.md):
     /// - a `PeerAuthentication` for the namespace in the mode the policy gave (`STRICT` or `PERMISSIVE`);
     /// - an `AuthorizationPolicy` admitting only the namespace itself and the policy's client namespaces;

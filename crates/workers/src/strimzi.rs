@@ -92,6 +92,47 @@ pub struct GenericKafkaListener {
     #[serde(rename = "type")]
     pub type_: String,
     pub tls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<TypeOnly>,
+}
+
+/// An object whose only field here is its `type` (a listener's `authentication`, a user's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TypeOnly {
+    #[serde(rename = "type")]
+    pub type_: String,
+}
+
+/// `spec.kafka.authorization`: `simple` is Kafka's own authorizer; super users are principal names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaAuthorization {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub super_users: Vec<String>,
+}
+
+/// A key of a ConfigMap or a Secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsValueFrom {
+    pub config_map_key_ref: KeyRef,
+}
+
+/// `spec.kafka.metricsConfig`: `jmxPrometheusExporter` with its rules in a ConfigMap.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsConfig {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub value_from: MetricsValueFrom,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -102,6 +143,10 @@ pub struct KafkaClusterSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata_version: Option<String>,
     pub listeners: Vec<GenericKafkaListener>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<KafkaAuthorization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_config: Option<MetricsConfig>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "free_form_object")]
     pub config: BTreeMap<String, serde_json::Value>,
@@ -255,6 +300,50 @@ pub struct KafkaRebalanceStatus {
     pub optimization_result: Option<BTreeMap<String, serde_json::Value>>,
 }
 
+/// A Kafka user, managed by the User Operator: SCRAM credentials from a Secret Polaris writes.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(group = "kafka.strimzi.io", version = "v1", kind = "KafkaUser", namespaced, plural = "kafkausers")]
+#[kube(status = "KafkaUserStatus", shortname = "ku", category = "strimzi")]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaUserSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<KafkaUserAuthentication>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KafkaUserAuthentication {
+    /// `scram-sha-512`, `tls` or `tls-external`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordSource>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordSource {
+    pub value_from: SecretValueFrom,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretValueFrom {
+    pub secret_key_ref: KeyRef,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaUserStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
 /// The last condition as `Type=Status message`, for stall reasons and heartbeats.
 pub fn condition_summary(conditions: &[Condition]) -> String {
     conditions
@@ -279,7 +368,7 @@ pub fn ready_for_generation(conditions: &[Condition], observed: Option<i64>, gen
 /// The CRDs of the kinds above, as a `v1/List` a client can apply in one request.
 pub fn generated_crds() -> serde_json::Value {
     use kube::CustomResourceExt;
-    let items = [Kafka::crd(), KafkaNodePool::crd(), KafkaTopic::crd(), KafkaRebalance::crd()];
+    let items = [Kafka::crd(), KafkaNodePool::crd(), KafkaTopic::crd(), KafkaRebalance::crd(), KafkaUser::crd()];
     serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
 }
 
@@ -288,7 +377,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_crds_cover_the_four_kinds_at_v1_with_status() {
+    fn generated_crds_cover_the_five_kinds_at_v1_with_status() {
         let list = generated_crds();
         let items = list["items"].as_array().unwrap();
         let names: Vec<&str> = items.iter().map(|c| c["metadata"]["name"].as_str().unwrap()).collect();
@@ -298,7 +387,8 @@ mod tests {
                 "kafkas.kafka.strimzi.io",
                 "kafkanodepools.kafka.strimzi.io",
                 "kafkatopics.kafka.strimzi.io",
-                "kafkarebalances.kafka.strimzi.io"
+                "kafkarebalances.kafka.strimzi.io",
+                "kafkausers.kafka.strimzi.io"
             ]
         );
         for crd in items {

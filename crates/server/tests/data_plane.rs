@@ -1,0 +1,369 @@
+//! The Kafka behind READY is real: a cluster Polaris provisions runs real brokers (strimzi-sim's data plane), and
+//! every claim of a workflow is checked on those brokers with a Kafka client: produce and consume with the admin
+//! credentials Polaris generated, topics as recorded, replicas moved by scaling, brokers rolled by an upgrade,
+//! authentication enforced, clusters surviving a restart of strimzi-sim, and nothing left after a delete.
+//!
+//! One cluster goes through every step in turn: real clusters are costly on this machine (see docs/DATA-PLANE.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use polaris_test_support::eventually;
+use polaris_test_support::harness::{
+    ALL, Harness, get, kube_client, prepare_faults, send, unique_name, wait_for_status, wait_operation_for,
+};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TARGET: &str = "aws-eu-west-1";
+const TOPIC: &str = "orders.v1";
+/// The deadline of a scale or an upgrade on real brokers.
+const LONG: Duration = Duration::from_secs(400);
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+/// A client of the cluster's users' listener, as `user` with `password` (SCRAM-SHA-512).
+fn client(bootstrap: &str, user: &str, password: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "SCRAM-SHA-512")
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("log.connection.close", "false");
+    c
+}
+
+/// Whether a client configured so can read the cluster's metadata (authentication succeeded).
+fn can_connect(config: &ClientConfig) -> bool {
+    let consumer: BaseConsumer = config.clone().set("group.id", "auth-probe").create().expect("consumer");
+    consumer.fetch_metadata(None, Duration::from_secs(5)).is_ok()
+}
+
+/// Produces `count` messages `<run>-<n>` with acks=all; returns the payloads Kafka acknowledged.
+async fn produce(producer: &FutureProducer, run: &str, count: usize) -> BTreeSet<String> {
+    let sends = (0..count).map(|n| {
+        let payload = format!("{run}-{n}");
+        async move {
+            let record = FutureRecord::to(TOPIC).key(&payload).payload(&payload);
+            producer.send(record, Duration::from_secs(60)).await.ok().map(|_| payload.clone())
+        }
+    });
+    futures::future::join_all(sends).await.into_iter().flatten().collect()
+}
+
+/// A producer that keeps sending until stopped, one message at a time with acks=all; its acknowledged payloads.
+fn background_producer(producer: FutureProducer, run: String) -> (Arc<AtomicBool>, tokio::task::JoinHandle<BTreeSet<String>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut acked = BTreeSet::new();
+        let mut n = 0usize;
+        while !flag.load(Ordering::Relaxed) {
+            let batch: Vec<String> = (n..n + 20).map(|i| format!("{run}-{i}")).collect();
+            n += 20;
+            let sends = batch.iter().map(|p| producer.send(FutureRecord::to(TOPIC).key(p).payload(p), Duration::from_secs(60)));
+            for (p, r) in batch.iter().zip(futures::future::join_all(sends).await) {
+                if r.is_ok() {
+                    acked.insert(p.clone());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        acked
+    });
+    (stop, task)
+}
+
+/// Every payload in the topic, read from the beginning to the high watermark of each partition.
+fn consume_all(config: &ClientConfig) -> BTreeSet<String> {
+    let consumer: BaseConsumer = config
+        .clone()
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4().simple()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(TOPIC), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut expected = 0usize;
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(TOPIC, p.id(), Duration::from_secs(10)).expect("watermarks");
+        expected += (high - low) as usize;
+        tpl.add_partition_offset(TOPIC, p.id(), Offset::Beginning).expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = BTreeSet::new();
+    let mut read = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while read < expected {
+        assert!(Instant::now() < deadline, "read {read} of {expected} messages before the deadline");
+        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+            let m = m.expect("message");
+            read += 1;
+            out.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    out
+}
+
+/// Replicas per broker of the cluster's topics, and the brokers it reports.
+fn replicas(config: &ClientConfig) -> (BTreeMap<i32, usize>, BTreeSet<i32>) {
+    let consumer: BaseConsumer = config.clone().set("group.id", "replicas").create().expect("consumer");
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+    let mut per_broker = BTreeMap::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        for r in p.replicas() {
+            *per_broker.entry(*r).or_insert(0) += 1;
+        }
+    }
+    (per_broker, md.brokers().iter().map(|b| b.id()).collect())
+}
+
+/// `metadata.version` as `FeatureCommand describe` reports it, run from the cluster's own jars.
+fn finalized_metadata_version(bootstrap: &str, password: &str, version: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("features-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let props = dir.join("admin.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.\
+             security.scram.ScramLoginModule required username=\"polaris-admin\" password=\"{password}\";\n"
+        ),
+    )
+    .expect("props");
+    let out = std::process::Command::new("java")
+        .args(["-Xmx128m", "-cp", &format!("{}/*", repo(&format!(".polaris/cache/kafka-{version}/libs")).display())])
+        .args(["org.apache.kafka.tools.FeatureCommand", "--bootstrap-server", bootstrap, "--command-config"])
+        .arg(&props)
+        .arg("describe")
+        .output()
+        .expect("java");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "FeatureCommand describe: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().find(|l| l.contains("metadata.version")).unwrap_or_else(|| panic!("{stdout}"));
+    line.split("FinalizedVersionLevel:").nth(1).unwrap_or_default().split_whitespace().next().unwrap_or_default().to_owned()
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("port of {addr}"))
+}
+
+/// Kills strimzi-sim (-9) and starts it again exactly as it was started, as ./dev/up would.
+fn restart_strimzi_sim() {
+    let pidfile = repo(".polaris/pids/strimzi-sim.pid");
+    let pid = std::fs::read_to_string(&pidfile).expect("strimzi-sim pid file (./dev/up starts it)").trim().to_owned();
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .expect("strimzi-sim runs")
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd");
+    let status = std::process::Command::new("kill").args(["-KILL", &pid]).status().expect("kill");
+    assert!(status.success());
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::OpenOptions::new().append(true).open(repo(".polaris/logs/strimzi-sim.log")).expect("log");
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).current_dir(cwd).stdin(std::process::Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().expect("restart strimzi-sim");
+    std::fs::write(&pidfile, child.id().to_string()).expect("pid file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() {
+    let h = Harness::start_with(&ALL, 300).await;
+    let name = unique_name();
+    prepare_faults(TARGET, &name, &[("strimzi-sim.polaris.dev/data-plane", "real")]).await;
+
+    // Provision a real 3-broker cluster on the older supported release.
+    let posted = Instant::now();
+    let (s, body) = send(
+        &h,
+        h.http.post(h.url("/v1/clusters")).json(&json!({
+            "name": name, "provider": "aws", "region": "eu-west-1", "brokers": 3, "kafka_version": "4.2.1"
+        })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let id = body["cluster"]["id"].as_str().expect("id").to_owned();
+    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(300)).await;
+    println!("figure: POST -> READY of a real 3-broker cluster: {:.1} s", posted.elapsed().as_secs_f64());
+    let bootstrap = ready["bootstrap_servers"].as_str().expect("bootstrap").to_owned();
+    assert!(bootstrap.starts_with("127.0.0.1:"), "Polaris reports the real loopback address: {bootstrap}");
+    let ns = ready["namespace"].as_str().expect("namespace").to_owned();
+
+    // The admin password lives only in the Secret provisioning wrote.
+    let secrets: Api<Secret> = Api::namespaced(kube_client(TARGET).await, &ns);
+    let secret = secrets.get("polaris-admin-password").await.expect("the admin Secret");
+    let password = String::from_utf8(secret.data.expect("data")["password"].0.clone()).expect("utf-8");
+    assert!(password.len() >= 32);
+    let admin = client(&bootstrap, "polaris-admin", &password);
+    let admin_ready = eventually("the admin user's SCRAM credentials on the brokers", Duration::from_secs(120), || {
+        let c = admin.clone();
+        async move { tokio::task::spawn_blocking(move || can_connect(&c)).await.ok()?.then_some(()) }
+    });
+    admin_ready.await;
+
+    // Authentication is enforced: no credentials, or wrong ones, are refused.
+    let mut anonymous = ClientConfig::new();
+    anonymous.set("bootstrap.servers", &bootstrap).set("log.connection.close", "false");
+    let wrong = client(&bootstrap, "polaris-admin", "not-the-password");
+    let (a, w) = tokio::task::spawn_blocking(move || (can_connect(&anonymous), can_connect(&wrong))).await.expect("probe");
+    assert!(!a && !w, "without credentials: connected={a}; with a wrong password: connected={w}");
+
+    // A topic through Polaris: RF 3, min.insync.replicas 2; on the brokers exactly as recorded.
+    let (s, t) = send(
+        &h,
+        h.http.post(h.url(&format!("/v1/clusters/{id}/topics"))).json(&json!({
+            "name": TOPIC, "partitions": 6, "replication_factor": 3, "config": {"min.insync.replicas": "2"}
+        })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+    wait_operation_for(&h, t["operation"]["id"].as_str().expect("op"), "succeeded", Duration::from_secs(120)).await;
+    let recorded = get(&h, &format!("/v1/clusters/{id}/topics/{TOPIC}")).await;
+    let kafka_admin: AdminClient<DefaultClientContext> = admin.create().expect("admin client");
+    let described = kafka_admin
+        .describe_configs([&ResourceSpecifier::Topic(TOPIC)], &AdminOptions::new())
+        .await
+        .expect("describe configs")
+        .remove(0)
+        .expect("topic config");
+    let min_isr = described.get("min.insync.replicas").and_then(|e| e.value.clone());
+    assert_eq!(min_isr.as_deref(), recorded["config"]["min.insync.replicas"].as_str(), "{recorded}");
+    let c = admin.clone();
+    let md_partitions = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = c.clone().set("group.id", "describe").create().expect("consumer");
+        let md = consumer.fetch_metadata(Some(TOPIC), Duration::from_secs(10)).expect("metadata");
+        md.topics()[0].partitions().iter().map(|p| p.replicas().len()).collect::<Vec<_>>()
+    })
+    .await
+    .expect("metadata");
+    assert_eq!(md_partitions.len() as i64, recorded["partitions"].as_i64().expect("partitions"));
+    assert!(md_partitions.iter().all(|r| *r as i64 == recorded["replication_factor"].as_i64().expect("rf")));
+
+    // Produce 10,000 messages with acks=all, read every one back.
+    let producer: FutureProducer = admin
+        .clone()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .expect("producer");
+    let first = produce(&producer, "first", 10_000).await;
+    assert_eq!(first.len(), 10_000, "every message acknowledged");
+    let c = admin.clone();
+    let read = tokio::task::spawn_blocking(move || consume_all(&c)).await.expect("consume");
+    assert!(first.is_subset(&read), "{} of 10000 acknowledged messages read back", first.intersection(&read).count());
+
+    let scale = |n: u32| h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": n}));
+    let mut acknowledged = first;
+
+    // Scale 3 -> 5 with a producer running: after READY the new node ids hold replicas.
+    let (stop, task) = background_producer(producer.clone(), "scale-up".into());
+    let started = Instant::now();
+    let (s, accepted) = send(&h, scale(5)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+    wait_operation_for(&h, accepted["operation"]["id"].as_str().expect("op"), "succeeded", LONG).await;
+    println!("figure: scale 3 -> 5 (6 partitions + internal topics): {:.1} s", started.elapsed().as_secs_f64());
+    stop.store(true, Ordering::Relaxed);
+    acknowledged.extend(task.await.expect("producer"));
+    let c = admin.clone();
+    let (per_broker, brokers) = tokio::task::spawn_blocking(move || replicas(&c)).await.expect("replicas");
+    assert_eq!(brokers, BTreeSet::from([3, 4, 5, 6, 7]));
+    assert!(per_broker.get(&6).copied().unwrap_or(0) > 0 && per_broker.get(&7).copied().unwrap_or(0) > 0, "{per_broker:?}");
+
+    // Scale 5 -> 3 with a producer running: the leaving brokers are emptied before they stop.
+    let (stop, task) = background_producer(producer.clone(), "scale-down".into());
+    let (s, accepted) = send(&h, scale(3)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+    wait_operation_for(&h, accepted["operation"]["id"].as_str().expect("op"), "succeeded", LONG).await;
+    stop.store(true, Ordering::Relaxed);
+    acknowledged.extend(task.await.expect("producer"));
+    let c = admin.clone();
+    let (per_broker, brokers) = tokio::task::spawn_blocking(move || replicas(&c)).await.expect("replicas");
+    assert_eq!(brokers, BTreeSet::from([3, 4, 5]));
+    assert!(!per_broker.contains_key(&6) && !per_broker.contains_key(&7), "{per_broker:?}");
+    let c = admin.clone();
+    let read = tokio::task::spawn_blocking(move || consume_all(&c)).await.expect("consume");
+    let lost: Vec<&String> = acknowledged.difference(&read).take(5).collect();
+    assert!(lost.is_empty(), "acknowledged but not read after scaling: {lost:?}");
+
+    // Upgrade 4.2.1 -> 4.3.1 with a producer running: the brokers roll, then the metadata version is raised.
+    assert!(finalized_metadata_version(&bootstrap, &password, "4.3.1").starts_with("4.2"));
+    let (stop, task) = background_producer(producer.clone(), "upgrade".into());
+    let started = Instant::now();
+    let (s, accepted) = send(
+        &h,
+        h.http.post(h.url(&format!("/v1/clusters/{id}/upgrade"))).json(&json!({"kafka_version": "4.3.1"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+    wait_operation_for(&h, accepted["operation"]["id"].as_str().expect("op"), "succeeded", LONG).await;
+    println!("figure: upgrade 4.2.1 -> 4.3.1, 3 brokers + controller: {:.1} s", started.elapsed().as_secs_f64());
+    stop.store(true, Ordering::Relaxed);
+    acknowledged.extend(task.await.expect("producer"));
+    let mv = finalized_metadata_version(&bootstrap, &password, "4.3.1");
+    assert!(mv.starts_with("4.3"), "metadata.version after the upgrade: {mv}");
+    let c = admin.clone();
+    let read = tokio::task::spawn_blocking(move || consume_all(&c)).await.expect("consume");
+    let lost: Vec<&String> = acknowledged.difference(&read).take(5).collect();
+    assert!(lost.is_empty(), "acknowledged but not read after the upgrade: {lost:?}");
+
+    // strimzi-sim killed and restarted: the cluster, its topic and its messages are intact.
+    restart_strimzi_sim();
+    let c = admin.clone();
+    let after = eventually("the cluster to serve again after strimzi-sim restarted", Duration::from_secs(120), || {
+        let c = c.clone();
+        async move { tokio::task::spawn_blocking(move || can_connect(&c).then(|| consume_all(&c))).await.ok()? }
+    })
+    .await;
+    assert!(acknowledged.is_subset(&after), "messages lost across the restart");
+    let kafka = eventually("the Kafka resource Ready after the restart", Duration::from_secs(60), || async {
+        let k: Api<polaris_workers::strimzi::Kafka> = Api::namespaced(kube_client(TARGET).await, &ns);
+        let k = k.get(&name).await.ok()?;
+        let s = k.status?;
+        s.conditions.iter().any(|c| c.type_.as_deref() == Some("Ready")).then_some(s)
+    })
+    .await;
+    assert_eq!(kafka.listeners[0].bootstrap_servers.as_deref(), Some(bootstrap.as_str()));
+
+    // Delete: the processes stop, their ports are free, their data is gone.
+    let dir = repo(&format!(".polaris/data/strimzi-sim/{TARGET}/{ns}/{name}"));
+    assert!(dir.join("state.json").exists(), "{}", dir.display());
+    let state: Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).expect("state")).expect("json");
+    let mut ports = vec![port_of(&bootstrap)];
+    for b in state["brokers"].as_object().expect("brokers").values() {
+        ports.push(b["plain_port"].as_u64().expect("port") as u16);
+        ports.push(b["internal_port"].as_u64().expect("port") as u16);
+    }
+    ports.push(state["controller"]["internal_port"].as_u64().expect("port") as u16);
+    let (s, accepted) = send(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+    wait_for_status(&h, &id, "DELETED", Duration::from_secs(120)).await;
+    eventually("the cluster's data directory removed", Duration::from_secs(60), || async { (!dir.exists()).then_some(()) })
+        .await;
+    for port in ports {
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still answers");
+    }
+    h.stop().await;
+}
