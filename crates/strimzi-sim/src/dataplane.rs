@@ -74,8 +74,8 @@ pub struct Desired {
 /// What the cluster's task last saw.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
-    /// The generation of the `Desired` this describes.
-    pub generation: i64,
+    /// The `Desired` this describes (a pool's node ids change without the Kafka's generation).
+    pub desired: Desired,
     /// Every broker of `Desired` runs the desired version and is registered with the controller.
     pub ready: bool,
     /// The version every process runs, once they all run the same.
@@ -714,7 +714,7 @@ impl Driver {
 
     async fn converge(&mut self, want: &Desired) -> anyhow::Result<()> {
         self.observed.send_modify(|o| {
-            if o.generation != want.generation {
+            if o.desired != *want {
                 o.ready = false;
             }
         });
@@ -840,7 +840,7 @@ impl Driver {
         let all_on_version = self.state.brokers.values().all(|b| b.version == want.version)
             && self.state.controller.as_ref().is_some_and(|c| c.version == want.version);
         self.observed.send_modify(|o| {
-            o.generation = want.generation;
+            o.desired = want.clone();
             o.ready = ready && all_on_version;
             o.kafka_version = all_on_version.then(|| want.version.clone());
             o.metadata_version = self.state.metadata_version.clone();

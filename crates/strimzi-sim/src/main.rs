@@ -498,6 +498,7 @@ impl Sim {
                 metrics_rules,
             };
             let controllers = desired.controllers.clone();
+            let asked = desired.clone();
             if structural.is_some() && desired.controllers.is_empty() {
                 structural.clone().unwrap_or_else(|| not_ready("Creating", None))
             } else {
@@ -525,7 +526,7 @@ impl Sim {
                         if observed.metadata_version.is_some() {
                             metadata_version = observed.metadata_version.clone();
                         }
-                        let here = observed.generation == generation && observed.ready;
+                        let here = observed.desired == asked && observed.ready;
                         match structural {
                             Some(c) => c,
                             None if here => {
