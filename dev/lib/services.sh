@@ -365,14 +365,25 @@ start_strimzi_sim() {
   for v in $MANAGED_KAFKA_VERSIONS; do
     step "strimzi-sim: fetch Kafka $v jars for managed brokers (Maven Central)" "$LOGS/install.log" "$ROOT/dev/lib/install-kafka.sh" "$v"
   done
+  step "strimzi-sim: fetch the JMX Prometheus exporter agent $JMX_EXPORTER_VERSION (Maven Central)" "$LOGS/install.log" ensure_jmx_exporter
   step "strimzi-sim: build" "$LOGS/build.log" cargo build -p strimzi-sim
   stop_pidfile strimzi-sim
   local args=(--data-dir "$DATA/strimzi-sim" --kafka-jars "$CACHE" --data-plane "${STRIMZI_SIM_DATA_PLANE:-real}"
-    --max-clusters "${STRIMZI_SIM_MAX_CLUSTERS:-3}")
+    --max-clusters "${STRIMZI_SIM_MAX_CLUSTERS:-3}" --jmx-agent "$(jmx_exporter_jar)")
   for t in "${TARGETS[@]}"; do read -r name _ <<<"$t"; args+=(--kubeconfig "$(kubeconfig_of "$name")"); done
   log "strimzi-sim: start (reconciles Strimzi resources on ${#TARGETS[@]} targets; data plane ${STRIMZI_SIM_DATA_PLANE:-real})"
   start_bg strimzi-sim "$LOGS/strimzi-sim.log" "$ROOT/target/debug/strimzi-sim" "${args[@]}"
   wait_for "strimzi-sim" 30 "$LOGS/strimzi-sim.log" grep -q "strimzi-sim reconciling" "$LOGS/strimzi-sim.log"
+}
+
+jmx_exporter_jar() { echo "$CACHE/jmx-exporter-$JMX_EXPORTER_VERSION/jmx_prometheus_javaagent-$JMX_EXPORTER_VERSION.jar"; }
+ensure_jmx_exporter() {
+  local jar; jar="$(jmx_exporter_jar)"
+  [[ -f "$jar" ]] && return 0
+  mvn -q -B -Dmaven.repo.local="$CACHE/m2" dependency:get -Dtransitive=false \
+    -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$JMX_EXPORTER_VERSION"
+  mkdir -p "$(dirname "$jar")"
+  cp "$CACHE/m2/io/prometheus/jmx/jmx_prometheus_javaagent/$JMX_EXPORTER_VERSION/$(basename "$jar")" "$jar"
 }
 
 # The managed clusters' brokers and controllers outlive strimzi-sim (a restarted one adopts them); ./dev/down

@@ -65,7 +65,10 @@ async fn produce(producer: &FutureProducer, run: &str, count: usize) -> BTreeSet
 }
 
 /// A producer that keeps sending until stopped, one message at a time with acks=all; its acknowledged payloads.
-fn background_producer(producer: FutureProducer, run: String) -> (Arc<AtomicBool>, tokio::task::JoinHandle<BTreeSet<String>>) {
+fn background_producer(
+    producer: FutureProducer,
+    run: String,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<BTreeSet<String>>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let task = tokio::spawn(async move {
@@ -74,7 +77,8 @@ fn background_producer(producer: FutureProducer, run: String) -> (Arc<AtomicBool
         while !flag.load(Ordering::Relaxed) {
             let batch: Vec<String> = (n..n + 20).map(|i| format!("{run}-{i}")).collect();
             n += 20;
-            let sends = batch.iter().map(|p| producer.send(FutureRecord::to(TOPIC).key(p).payload(p), Duration::from_secs(60)));
+            let sends =
+                batch.iter().map(|p| producer.send(FutureRecord::to(TOPIC).key(p).payload(p), Duration::from_secs(60)));
             for (p, r) in batch.iter().zip(futures::future::join_all(sends).await) {
                 if r.is_ok() {
                     acked.insert(p.clone());
@@ -155,7 +159,24 @@ fn finalized_metadata_version(bootstrap: &str, password: &str, version: &str) ->
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "FeatureCommand describe: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     let line = stdout.lines().find(|l| l.contains("metadata.version")).unwrap_or_else(|| panic!("{stdout}"));
-    line.split("FinalizedVersionLevel:").nth(1).unwrap_or_default().split_whitespace().next().unwrap_or_default().to_owned()
+    line.split("FinalizedVersionLevel:")
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The value of the first sample of `name` carrying every one of `labels`, in Prometheus' text format.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        if !(rest.starts_with('{') || rest.starts_with(' ')) || !labels.iter().all(|x| rest.contains(x)) {
+            return None;
+        }
+        rest.rsplit(' ').next()?.parse().ok()
+    })
 }
 
 fn port_of(addr: &str) -> u16 {
@@ -182,10 +203,16 @@ fn restart_strimzi_sim() {
     }
     let log = std::fs::OpenOptions::new().append(true).open(repo(".polaris/logs/strimzi-sim.log")).expect("log");
     let mut cmd = std::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..]).current_dir(cwd).stdin(std::process::Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log);
+    cmd.args(&argv[1..])
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd.spawn().expect("restart strimzi-sim");
+    let mut child = cmd.spawn().expect("restart strimzi-sim");
     std::fs::write(&pidfile, child.id().to_string()).expect("pid file");
+    // It outlives the test (./dev/down stops it); reaped here if it exits sooner.
+    std::thread::spawn(move || child.wait());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -227,7 +254,8 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     let mut anonymous = ClientConfig::new();
     anonymous.set("bootstrap.servers", &bootstrap).set("log.connection.close", "false");
     let wrong = client(&bootstrap, "polaris-admin", "not-the-password");
-    let (a, w) = tokio::task::spawn_blocking(move || (can_connect(&anonymous), can_connect(&wrong))).await.expect("probe");
+    let (a, w) =
+        tokio::task::spawn_blocking(move || (can_connect(&anonymous), can_connect(&wrong))).await.expect("probe");
     assert!(!a && !w, "without credentials: connected={a}; with a wrong password: connected={w}");
 
     // A topic through Polaris: RF 3, min.insync.replicas 2; on the brokers exactly as recorded.
@@ -275,6 +303,64 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     let read = tokio::task::spawn_blocking(move || consume_all(&c)).await.expect("consume");
     assert!(first.is_subset(&read), "{} of 10000 acknowledged messages read back", first.intersection(&read).count());
 
+    // The README's quickstart: `./dev/kafka <id> produce|consume <topic>` (Kafka's console tools, the admin user).
+    let token_file = std::env::temp_dir().join(format!("token-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&token_file, &h.admin_token).expect("token file");
+    let dev_kafka = |verb: &str, input: Option<&str>| {
+        let mut cmd = std::process::Command::new(repo("dev/kafka"));
+        cmd.args([id.as_str(), verb, TOPIC])
+            .env("POLARIS_API_URL", &h.base)
+            .env("POLARIS_TOKEN_FILE", &token_file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("dev/kafka");
+        if let Some(text) = input {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("dev/kafka")
+    };
+    let out = dev_kafka("produce", Some("quickstart-1\nquickstart-2\n"));
+    assert!(out.status.success(), "dev/kafka produce: {}", String::from_utf8_lossy(&out.stderr));
+    let out = dev_kafka("consume", None);
+    let consumed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        consumed.lines().any(|l| l == "quickstart-2") && consumed.lines().count() >= 10_002,
+        "dev/kafka consume read {} lines: {}",
+        consumed.lines().count(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&token_file);
+
+    // Every broker and the controller run the JMX Prometheus exporter with the cluster's rules: the metrics the
+    // Grafana dashboard and the cluster page chart are there, by those names.
+    let dir = repo(&format!(".polaris/data/strimzi-sim/{TARGET}/{ns}/{name}"));
+    let state: Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).expect("state")).expect("json");
+    let scrape = |port: u64| {
+        let http = h.http.clone();
+        async move {
+            let r = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.ok()?;
+            r.text().await.ok()
+        }
+    };
+    for broker in state["brokers"].as_object().expect("brokers").values() {
+        let port = broker["metrics_port"].as_u64().expect("metrics port");
+        let text = scrape(port).await.unwrap_or_else(|| panic!("broker metrics on port {port}"));
+        for (metric, labels) in [
+            ("kafka_server_replicamanager_underreplicatedpartitions", &[][..]),
+            ("kafka_server_brokertopicmetrics_bytesin_total", &[]),
+            ("kafka_server_brokertopicmetrics_bytesout_total", &[]),
+            ("kafka_network_requestmetrics_totaltimems", &["request=\"Produce\"", "quantile=\"0.99\""]),
+        ] {
+            assert!(sample(&text, metric, labels).is_some(), "broker on {port} exports no {metric} {labels:?}");
+        }
+    }
+    let port = state["controller"]["metrics_port"].as_u64().expect("controller metrics port");
+    let text = scrape(port).await.expect("controller metrics");
+    assert_eq!(sample(&text, "kafka_controller_kafkacontroller_activecontrollercount", &[]), Some(1.0), "{text}");
+
     let scale = |n: u32| h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": n}));
     let mut acknowledged = first;
 
@@ -290,7 +376,10 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     let c = admin.clone();
     let (per_broker, brokers) = tokio::task::spawn_blocking(move || replicas(&c)).await.expect("replicas");
     assert_eq!(brokers, BTreeSet::from([3, 4, 5, 6, 7]));
-    assert!(per_broker.get(&6).copied().unwrap_or(0) > 0 && per_broker.get(&7).copied().unwrap_or(0) > 0, "{per_broker:?}");
+    assert!(
+        per_broker.get(&6).copied().unwrap_or(0) > 0 && per_broker.get(&7).copied().unwrap_or(0) > 0,
+        "{per_broker:?}"
+    );
 
     // Scale 5 -> 3 with a producer running: the leaving brokers are emptied before they stop.
     let (stop, task) = background_producer(producer.clone(), "scale-down".into());
@@ -312,11 +401,9 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     assert!(finalized_metadata_version(&bootstrap, &password, "4.3.1").starts_with("4.2"));
     let (stop, task) = background_producer(producer.clone(), "upgrade".into());
     let started = Instant::now();
-    let (s, accepted) = send(
-        &h,
-        h.http.post(h.url(&format!("/v1/clusters/{id}/upgrade"))).json(&json!({"kafka_version": "4.3.1"})),
-    )
-    .await;
+    let (s, accepted) =
+        send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/upgrade"))).json(&json!({"kafka_version": "4.3.1"})))
+            .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
     wait_operation_for(&h, accepted["operation"]["id"].as_str().expect("op"), "succeeded", LONG).await;
     println!("figure: upgrade 4.2.1 -> 4.3.1, 3 brokers + controller: {:.1} s", started.elapsed().as_secs_f64());
@@ -347,8 +434,20 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     .await;
     assert_eq!(kafka.listeners[0].bootstrap_servers.as_deref(), Some(bootstrap.as_str()));
 
+    // The admin password is in no event, no history entry, and no log of strimzi-sim or of the brokers.
+    let history = get(&h, &format!("/v1/clusters/{id}/history")).await.to_string();
+    let events = get(&h, "/v1/events?limit=1000").await.to_string();
+    assert!(!history.contains(&password) && !events.contains(&password), "the admin password is in an event");
+    let mut logs = vec![repo(".polaris/logs/strimzi-sim.log")];
+    logs.extend(
+        std::fs::read_dir(&dir).expect("cluster dir").filter_map(Result::ok).map(|e| e.path().join("server.log")),
+    );
+    for log in logs.iter().filter(|l| l.exists()) {
+        let text = std::fs::read_to_string(log).expect("log");
+        assert!(!text.contains(&password), "the admin password is in {}", log.display());
+    }
+
     // Delete: the processes stop, their ports are free, their data is gone.
-    let dir = repo(&format!(".polaris/data/strimzi-sim/{TARGET}/{ns}/{name}"));
     assert!(dir.join("state.json").exists(), "{}", dir.display());
     let state: Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).expect("state")).expect("json");
     let mut ports = vec![port_of(&bootstrap)];
@@ -360,8 +459,10 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     let (s, accepted) = send(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
     wait_for_status(&h, &id, "DELETED", Duration::from_secs(120)).await;
-    eventually("the cluster's data directory removed", Duration::from_secs(60), || async { (!dir.exists()).then_some(()) })
-        .await;
+    eventually("the cluster's data directory removed", Duration::from_secs(60), || async {
+        (!dir.exists()).then_some(())
+    })
+    .await;
     for port in ports {
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still answers");
     }

@@ -342,10 +342,8 @@ fn spawn(settings: Arc<Settings>, dir: PathBuf, desired: Desired) -> anyhow::Res
         ),
     )?;
     let (desired_tx, desired_rx) = watch::channel(desired);
-    let (observed_tx, observed_rx) = watch::channel(Observed {
-        bootstrap: format!("127.0.0.1:{}", state.bootstrap_port),
-        ..Default::default()
-    });
+    let (observed_tx, observed_rx) =
+        watch::channel(Observed { bootstrap: format!("127.0.0.1:{}", state.bootstrap_port), ..Default::default() });
     let (stop_tx, stop_rx) = watch::channel(false);
     let internal_ports = Arc::new(Mutex::new(state.brokers.values().map(|b| b.internal_port).collect::<Vec<_>>()));
     let plain_ports = Arc::new(Mutex::new(state.brokers.values().map(|b| b.plain_port).collect::<Vec<_>>()));
@@ -475,7 +473,8 @@ impl Driver {
     }
 
     fn admin(&self) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-        let bootstrap = self.internal_ports.lock().expect("ports").iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>();
+        let bootstrap =
+            self.internal_ports.lock().expect("ports").iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>();
         Ok(internal_client_config(&bootstrap.join(","), &self.state.internal_password).create()?)
     }
 
@@ -577,8 +576,10 @@ impl Driver {
             set("listener.security.protocol.map", "CONTROLPLANE-9090:SASL_PLAINTEXT".into());
         } else {
             set("process.roles", "broker".into());
-            let listeners =
-                format!("REPLICATION-9091://127.0.0.1:{},PLAIN-9092://127.0.0.1:{}", node.internal_port, node.plain_port);
+            let listeners = format!(
+                "REPLICATION-9091://127.0.0.1:{},PLAIN-9092://127.0.0.1:{}",
+                node.internal_port, node.plain_port
+            );
             set("listeners", listeners.clone());
             set("advertised.listeners", listeners);
             set(
@@ -754,9 +755,8 @@ impl Driver {
                 "starting {}brokers {ids:?}",
                 if controller_down { format!("controller {} and ", controller.id) } else { String::new() }
             ));
-            let controller_start = async {
-                if controller_down { self.start(&controller, true, want).await } else { Ok(()) }
-            };
+            let controller_start =
+                async { if controller_down { self.start(&controller, true, want).await } else { Ok(()) } };
             let (c, brokers) = tokio::join!(
                 controller_start,
                 futures::future::join_all(starting.iter().map(|n| self.start(n, false, want)))

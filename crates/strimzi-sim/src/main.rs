@@ -343,7 +343,13 @@ impl Sim {
 
     /// Of `removing`, the brokers that still hold partition replicas: on a real cluster as its brokers report
     /// it; status only, those no Ready `remove-brokers` rebalance has emptied.
-    async fn holding_replicas(&self, ns: &str, cluster: &str, real: bool, removing: &[i32]) -> anyhow::Result<Vec<i32>> {
+    async fn holding_replicas(
+        &self,
+        ns: &str,
+        cluster: &str,
+        real: bool,
+        removing: &[i32],
+    ) -> anyhow::Result<Vec<i32>> {
         if removing.is_empty() {
             return Ok(vec![]);
         }
@@ -354,7 +360,11 @@ impl Sim {
                 // Not reachable: nothing is known to be empty.
                 Err(_) => return Ok(removing.to_vec()),
             };
-            return Ok(removing.iter().copied().filter(|id| partitions.iter().any(|p| p.replicas.contains(id))).collect());
+            return Ok(removing
+                .iter()
+                .copied()
+                .filter(|id| partitions.iter().any(|p| p.replicas.contains(id)))
+                .collect());
         }
         let emptied = self.emptied_brokers(ns, cluster).await?;
         Ok(removing.iter().copied().filter(|id| !emptied.contains(id)).collect())
@@ -388,8 +398,7 @@ impl Sim {
             ids.sort_unstable();
             let removing: Vec<i32> = ids.iter().rev().take(ids.len().saturating_sub(replicas)).copied().collect();
             let is_broker = pool.spec.roles.contains(&ProcessRole::Broker);
-            let holding =
-                if is_broker { self.holding_replicas(ns, cluster, real, &removing).await? } else { vec![] };
+            let holding = if is_broker { self.holding_replicas(ns, cluster, real, &removing).await? } else { vec![] };
             if is_broker && !holding.is_empty() {
                 // As Strimzi: brokers that still hold partition replicas are not removed.
                 let mut holding = holding;
@@ -633,8 +642,12 @@ impl Sim {
                         std::fs::write(&file, rebalance::reassignment_json(&moves).to_string())?;
                         let file = file.display().to_string();
                         let version = c.desired.borrow().version.clone();
-                        c.tool(&version, dataplane::REASSIGN_COMMAND, &["--execute", "--reassignment-json-file", &file])
-                            .await?;
+                        c.tool(
+                            &version,
+                            dataplane::REASSIGN_COMMAND,
+                            &["--execute", "--reassignment-json-file", &file],
+                        )
+                        .await?;
                         tracing::info!(rebalance = %name, namespace = %ns, moves = moves.len(), "reassignment started");
                     }
                     self.rebalances.insert(uid.clone(), moves);
@@ -725,7 +738,10 @@ impl Sim {
         }
         let previous = topic.status.clone().unwrap_or_default();
         let reconciled = previous.observed_generation == topic.metadata.generation
-            && previous.conditions.iter().any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"));
+            && previous
+                .conditions
+                .iter()
+                .any(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("True"));
         let cond = match cluster {
             // Status only, or already in Kafka as this generation asks.
             None => condition(&previous.conditions, "Ready", "True", None, None),

@@ -139,7 +139,8 @@ mod tests {
 
     #[test]
     fn remove_brokers_empties_the_named_brokers_and_keeps_replication() {
-        let parts: Vec<Partition> = (0..12).map(|i| p("t", i, &[3 + i % 5, 3 + (i + 1) % 5, 3 + (i + 2) % 5])).collect();
+        let parts: Vec<Partition> =
+            (0..12).map(|i| p("t", i, &[3 + i % 5, 3 + (i + 1) % 5, 3 + (i + 2) % 5])).collect();
         let moves = plan("remove-brokers", &[6, 7], &[3, 4, 5, 6, 7], &parts).unwrap();
         assert_eq!((on(&parts, &moves, 6), on(&parts, &moves, 7)), (0, 0));
         for m in &moves {
@@ -158,7 +159,8 @@ mod tests {
 
     #[test]
     fn add_brokers_gives_each_new_broker_its_share() {
-        let parts: Vec<Partition> = (0..10).map(|i| p("t", i, &[3 + i % 3, 3 + (i + 1) % 3, 3 + (i + 2) % 3])).collect();
+        let parts: Vec<Partition> =
+            (0..10).map(|i| p("t", i, &[3 + i % 3, 3 + (i + 1) % 3, 3 + (i + 2) % 3])).collect();
         let moves = plan("add-brokers", &[6, 7], &[3, 4, 5, 6, 7], &parts).unwrap();
         // 30 replicas over 5 brokers: 6 each.
         assert_eq!((on(&parts, &moves, 6), on(&parts, &moves, 7)), (6, 6));

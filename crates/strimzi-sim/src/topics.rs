@@ -38,10 +38,8 @@ fn config_value(v: &serde_json::Value) -> String {
 /// partitions when it asks for more; its config set to exactly `spec.config`.
 pub async fn apply(cluster: &Cluster, name: &str, spec: &KafkaTopicSpec) -> Result<(), Refused> {
     let admin = cluster.admin().map_err(|e| Refused { reason: "KafkaError".into(), message: format!("{e:#}") })?;
-    let partitions = cluster
-        .partitions()
-        .await
-        .map_err(|e| Refused { reason: "KafkaError".into(), message: format!("{e:#}") })?;
+    let partitions =
+        cluster.partitions().await.map_err(|e| Refused { reason: "KafkaError".into(), message: format!("{e:#}") })?;
     let existing: Vec<_> = partitions.iter().filter(|p| p.topic == name).collect();
     let wanted_partitions = spec.partitions.unwrap_or(1).max(1);
     let wanted_replicas = spec.replicas.unwrap_or(1).max(1);
@@ -64,10 +62,7 @@ pub async fn apply(cluster: &Cluster, name: &str, spec: &KafkaTopicSpec) -> Resu
     let current_partitions = existing.len() as i32;
     let current_replicas = existing.iter().map(|p| p.replicas.len()).max().unwrap_or(0) as i32;
     if wanted_partitions < current_partitions {
-        return Err(Refused {
-            reason: "NotSupported".into(),
-            message: "Decreasing partitions not supported".into(),
-        });
+        return Err(Refused { reason: "NotSupported".into(), message: "Decreasing partitions not supported".into() });
     }
     if wanted_replicas != current_replicas {
         return Err(Refused {

@@ -54,7 +54,12 @@ pub async fn set_scram(cluster: &Cluster, user: &str, password: &str) -> anyhow:
 }
 
 /// The Secret the User Operator writes for a user: named after it, holding its password and a ready JAAS line.
-pub async fn write_user_secret(client: &kube::Client, ns: &str, user: &KafkaUser, password: &str) -> anyhow::Result<()> {
+pub async fn write_user_secret(
+    client: &kube::Client,
+    ns: &str,
+    user: &KafkaUser,
+    password: &str,
+) -> anyhow::Result<()> {
     use kube::ResourceExt;
     let name = user.name_any();
     let jaas = format!(

@@ -110,7 +110,8 @@ where
     if let Some(existing) = api.get_opt(name).await.map_err(classify_kube)? {
         return Ok(check(&existing, cluster_id));
     }
-    match api.create(&kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &make())
+    match api
+        .create(&kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &make())
         .await
     {
         Ok(_) => Ok(Ok(())),

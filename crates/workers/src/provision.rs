@@ -406,10 +406,9 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
     }
     // The admin password is generated here, inside the activity, and goes only into the Secret: created once and
     // never overwritten, so a retried activity keeps the password the brokers already know.
-    if let Err(c) = ownership::create_once(&secrets, ADMIN_PASSWORD_SECRET, id, || {
-        spec.admin_password_secret(&new_password())
-    })
-    .await?
+    if let Err(c) =
+        ownership::create_once(&secrets, ADMIN_PASSWORD_SECRET, id, || spec.admin_password_secret(&new_password()))
+            .await?
     {
         return conflict(c);
     }

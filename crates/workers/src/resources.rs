@@ -18,8 +18,8 @@ use crate::istio::{
 use crate::strimzi::{
     CLUSTER_LABEL, Enabled, EntityOperatorSpec, GenericKafkaListener, Kafka, KafkaAuthorization, KafkaClusterSpec,
     KafkaClusterTemplate, KafkaNodePool, KafkaNodePoolSpec, KafkaSpec, KafkaUser, KafkaUserAuthentication,
-    KafkaUserSpec, KeyRef, MetadataTemplate, MetricsConfig, MetricsValueFrom, PasswordSource, PodTemplate,
-    ProcessRole, SecretValueFrom, Storage, TypeOnly,
+    KafkaUserSpec, KeyRef, MetadataTemplate, MetricsConfig, MetricsValueFrom, PasswordSource, PodTemplate, ProcessRole,
+    SecretValueFrom, Storage, TypeOnly,
 };
 
 /// Label on every resource Polaris creates, naming the cluster it belongs to.
@@ -164,7 +164,10 @@ impl ClusterSpec {
                     metrics_config: Some(MetricsConfig {
                         type_: "jmxPrometheusExporter".into(),
                         value_from: MetricsValueFrom {
-                            config_map_key_ref: KeyRef { name: self.metrics_config_map(), key: METRICS_CONFIG_KEY.into() },
+                            config_map_key_ref: KeyRef {
+                                name: self.metrics_config_map(),
+                                key: METRICS_CONFIG_KEY.into(),
+                            },
                         },
                     }),
                     config,
