@@ -436,7 +436,7 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
 
     // The admin password is in no event, no history entry, and no log of strimzi-sim or of the brokers.
     let history = get(&h, &format!("/v1/clusters/{id}/history")).await.to_string();
-    let events = get(&h, "/v1/events?limit=1000").await.to_string();
+    let events = get(&h, &format!("/v1/events?cluster_id={id}&page_size=500")).await.to_string();
     assert!(!history.contains(&password) && !events.contains(&password), "the admin password is in an event");
     let mut logs = vec![repo(".polaris/logs/strimzi-sim.log")];
     logs.extend(
