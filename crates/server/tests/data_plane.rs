@@ -289,6 +289,27 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     assert_eq!(md_partitions.len() as i64, recorded["partitions"].as_i64().expect("partitions"));
     assert!(md_partitions.iter().all(|r| *r as i64 == recorded["replication_factor"].as_i64().expect("rf")));
 
+    // What Kafka refuses, the KafkaTopic's status says, as the Topic Operator reports it.
+    let kafka_topics: Api<polaris_workers::strimzi::KafkaTopic> = Api::namespaced(kube_client(TARGET).await, &ns);
+    let refused: polaris_workers::strimzi::KafkaTopic = serde_json::from_value(json!({
+        "apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
+        "metadata": {"name": "refused", "labels": {"strimzi.io/cluster": name}},
+        "spec": {"topicName": "refused", "partitions": 1, "replicas": 3, "config": {"retention.ms": "-5"}}
+    }))
+    .expect("KafkaTopic");
+    kafka_topics.create(&Default::default(), &refused).await.expect("create KafkaTopic");
+    let condition = eventually("the refused KafkaTopic's condition", Duration::from_secs(60), || async {
+        let t = kafka_topics.get("refused").await.ok()?;
+        t.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_.as_deref() == Some("Ready") && c.status.as_deref() == Some("False"))
+    })
+    .await;
+    assert_eq!(condition.reason.as_deref(), Some("KafkaError"), "{condition:?}");
+    assert!(condition.message.as_deref().unwrap_or_default().contains("InvalidConfig"), "{condition:?}");
+    kafka_topics.delete("refused", &Default::default()).await.expect("delete KafkaTopic");
+
     // Produce 10,000 messages with acks=all, read every one back.
     let producer: FutureProducer = admin
         .clone()
@@ -436,7 +457,7 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
 
     // The admin password is in no event, no history entry, and no log of strimzi-sim or of the brokers.
     let history = get(&h, &format!("/v1/clusters/{id}/history")).await.to_string();
-    let events = get(&h, &format!("/v1/events?cluster_id={id}&page_size=500")).await.to_string();
+    let events = get(&h, &format!("/v1/events?cluster_id={id}&page_size=100")).await.to_string();
     assert!(!history.contains(&password) && !events.contains(&password), "the admin password is in an event");
     let mut logs = vec![repo(".polaris/logs/strimzi-sim.log")];
     logs.extend(
