@@ -76,6 +76,14 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         runs: usize,
     },
+    /// Real clusters (strimzi-sim's real brokers), one at a time: POST -> READY, then a scale 3 -> 4 with a
+    /// topic of `partitions` partitions (RF 3), then delete.
+    Real {
+        #[arg(long, default_value_t = 5)]
+        clusters: usize,
+        #[arg(long, default_value_t = 100)]
+        partitions: u32,
+    },
     /// Clusters from POST to READY on the local stack.
     Provision {
         #[arg(long, default_value_t = 20)]
@@ -304,6 +312,63 @@ async fn provision(clusters: usize, concurrency: usize) -> anyhow::Result<()> {
             (clusters - 1).max(1) as f64 / span
         );
     }
+    h.stop().await;
+    Ok(())
+}
+
+/// Sends a request as the harness admin and expects `202 Accepted`; the operation's id.
+async fn accepted(h: &Harness, req: reqwest::RequestBuilder) -> anyhow::Result<String> {
+    let resp = req.bearer_auth(&h.admin_token).send().await?;
+    anyhow::ensure!(resp.status() == 202, "answered {}: {}", resp.status(), resp.text().await?);
+    let body: Value = resp.json().await?;
+    Ok(body["operation"]["id"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn real(clusters: usize, partitions: u32) -> anyhow::Result<()> {
+    use polaris_test_support::harness::{prepare_faults, wait_for_status, wait_operation_for};
+    let h = Harness::start_with(&ALL, 600).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    let (mut ready, mut scale, mut delete) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..clusters {
+        let name = format!("r{run}-{i}");
+        prepare_faults("aws-eu-west-1", &name, &[("strimzi-sim.polaris.dev/data-plane", "real")]).await;
+        let t = Instant::now();
+        let body = post_cluster(&h, &name, "aws", "eu-west-1").await?;
+        let id = body["cluster"]["id"].as_str().unwrap_or_default().to_owned();
+        wait_for_status(&h, &id, "READY", Duration::from_secs(600)).await;
+        ready.push(t.elapsed().as_secs_f64());
+        if i == 0 {
+            let topic = h.http.post(h.url(&format!("/v1/clusters/{id}/topics"))).json(&json!({
+                "name": "bench.partitions", "partitions": partitions, "replication_factor": 3
+            }));
+            let op = accepted(&h, topic).await?;
+            wait_operation_for(&h, &op, "succeeded", Duration::from_secs(600)).await;
+            let t = Instant::now();
+            let op = accepted(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": 4})))
+                .await?;
+            wait_operation_for(&h, &op, "succeeded", Duration::from_secs(900)).await;
+            scale.push(t.elapsed().as_secs_f64());
+        }
+        let t = Instant::now();
+        accepted(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await?;
+        wait_for_status(&h, &id, "DELETED", Duration::from_secs(300)).await;
+        delete.push(t.elapsed().as_secs_f64());
+    }
+    let r = sorted(ready);
+    println!("real: {clusters} clusters of 3 brokers + 1 controller process, one at a time, aws/eu-west-1");
+    println!(
+        "  POST -> READY     p50 {:.1} s   p99 {:.1} s   max {:.1} s",
+        percentile(&r, 50.0),
+        percentile(&r, 99.0),
+        r.last().copied().unwrap_or(f64::NAN)
+    );
+    if let Some(s) = scale.first() {
+        println!(
+            "  scale 3 -> 4      {s:.1} s with a {partitions}-partition topic (RF 3), until the operation succeeded"
+        );
+    }
+    let d = sorted(delete);
+    println!("  DELETE -> DELETED p50 {:.1} s", percentile(&d, 50.0));
     h.stop().await;
     Ok(())
 }
@@ -544,6 +609,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Append { commands, concurrency, via } => append(commands, concurrency, via).await,
         Command::Provision { clusters, concurrency } => provision(clusters, concurrency).await,
+        Command::Real { clusters, partitions } => real(clusters, partitions).await,
         Command::Subscriber { workflows } => subscriber(workflows).await,
         Command::Replay { clusters, batch_size } => replay(clusters, batch_size).await,
         Command::Lag { rate, seconds } => lag(rate, seconds).await,

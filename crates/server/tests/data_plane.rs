@@ -258,6 +258,33 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
         tokio::task::spawn_blocking(move || (can_connect(&anonymous), can_connect(&wrong))).await.expect("probe");
     assert!(!a && !w, "without credentials: connected={a}; with a wrong password: connected={w}");
 
+    // The TLS listener: its certificate chains to the cluster CA its status reports, and it asks for a client
+    // certificate from the clients CA (`authentication: tls`); a client without one is refused.
+    let kafkas: Api<polaris_workers::strimzi::Kafka> = Api::namespaced(kube_client(TARGET).await, &ns);
+    let status = kafkas.get(&name).await.expect("Kafka").status.expect("status");
+    let tls = status.listeners.iter().find(|l| l.name.as_deref() == Some("tls")).expect("the tls listener");
+    let tls_bootstrap = tls.bootstrap_servers.clone().expect("tls bootstrap");
+    let ca_file = std::env::temp_dir().join(format!("cluster-ca-{}.crt", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&ca_file, tls.certificates.first().expect("the cluster CA")).expect("ca file");
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &tls_bootstrap, "-verify_return_error", "-CAfile"])
+        .arg(&ca_file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Verify return code: 0 (ok)"), "the TLS listener's certificate: {text}");
+    assert!(text.contains("CN = clients-ca v0"), "the TLS listener asks for no client certificate: {text}");
+    let mut no_cert = ClientConfig::new();
+    no_cert
+        .set("bootstrap.servers", &tls_bootstrap)
+        .set("security.protocol", "SSL")
+        .set("ssl.ca.location", ca_file.display().to_string())
+        .set("log.connection.close", "false");
+    let refused = tokio::task::spawn_blocking(move || !can_connect(&no_cert)).await.expect("probe");
+    assert!(refused, "a TLS client without a certificate was let in");
+    let _ = std::fs::remove_file(&ca_file);
+
     // A topic through Polaris: RF 3, min.insync.replicas 2; on the brokers exactly as recorded.
     let (s, t) = send(
         &h,

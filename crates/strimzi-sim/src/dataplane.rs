@@ -82,6 +82,9 @@ pub struct Observed {
     pub kafka_version: Option<String>,
     pub metadata_version: Option<String>,
     pub bootstrap: String,
+    /// The TLS listener's bootstrap address, and the cluster CA (PEM) its certificate chains to.
+    pub tls_bootstrap: String,
+    pub cluster_ca: Option<String>,
     /// Why it is not ready, or what it is doing.
     pub message: Option<String>,
     /// Partition replicas per registered broker, from the last metadata read.
@@ -98,6 +101,8 @@ struct Node {
     internal_port: u16,
     /// PLAIN-9092 (brokers only).
     plain_port: u16,
+    /// TLS-9093 (brokers only).
+    tls_port: u16,
     metrics_port: u16,
 }
 
@@ -107,6 +112,7 @@ struct State {
     kraft_cluster_id: String,
     internal_password: String,
     bootstrap_port: u16,
+    tls_bootstrap_port: u16,
     controller: Option<Node>,
     brokers: BTreeMap<i32, Node>,
     metadata_version: Option<String>,
@@ -326,6 +332,7 @@ fn spawn(settings: Arc<Settings>, dir: PathBuf, desired: Desired) -> anyhow::Res
                 kraft_cluster_id: kafka_uuid(),
                 internal_password: format!("{}", uuid::Uuid::new_v4().simple()),
                 bootstrap_port: free_port()?,
+                tls_bootstrap_port: free_port()?,
                 controller: None,
                 brokers: BTreeMap::new(),
                 metadata_version: None,
@@ -342,15 +349,21 @@ fn spawn(settings: Arc<Settings>, dir: PathBuf, desired: Desired) -> anyhow::Res
         ),
     )?;
     let (desired_tx, desired_rx) = watch::channel(desired);
-    let (observed_tx, observed_rx) =
-        watch::channel(Observed { bootstrap: format!("127.0.0.1:{}", state.bootstrap_port), ..Default::default() });
+    let (observed_tx, observed_rx) = watch::channel(Observed {
+        bootstrap: format!("127.0.0.1:{}", state.bootstrap_port),
+        tls_bootstrap: format!("127.0.0.1:{}", state.tls_bootstrap_port),
+        ..Default::default()
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let internal_ports = Arc::new(Mutex::new(state.brokers.values().map(|b| b.internal_port).collect::<Vec<_>>()));
     let plain_ports = Arc::new(Mutex::new(state.brokers.values().map(|b| b.plain_port).collect::<Vec<_>>()));
-    let listener = std::net::TcpListener::bind(("127.0.0.1", state.bootstrap_port))
-        .with_context(|| format!("bootstrap port {}", state.bootstrap_port))?;
-    listener.set_nonblocking(true)?;
-    tokio::spawn(forward_bootstrap(tokio::net::TcpListener::from_std(listener)?, plain_ports.clone(), stop_rx.clone()));
+    let tls_ports = Arc::new(Mutex::new(state.brokers.values().map(|b| b.tls_port).collect::<Vec<_>>()));
+    for (port, brokers) in [(state.bootstrap_port, &plain_ports), (state.tls_bootstrap_port, &tls_ports)] {
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| format!("bootstrap port {port}"))?;
+        listener.set_nonblocking(true)?;
+        tokio::spawn(forward_bootstrap(tokio::net::TcpListener::from_std(listener)?, brokers.clone(), stop_rx.clone()));
+    }
     let driver = Driver {
         settings,
         dir: dir.clone(),
@@ -360,6 +373,7 @@ fn spawn(settings: Arc<Settings>, dir: PathBuf, desired: Desired) -> anyhow::Res
         stop: stop_rx,
         internal_ports: internal_ports.clone(),
         plain_ports,
+        tls_ports,
     };
     let password = driver.state.internal_password.clone();
     let jars = driver.settings.jars.clone();
@@ -434,6 +448,7 @@ struct Driver {
     stop: watch::Receiver<bool>,
     internal_ports: Arc<Mutex<Vec<u16>>>,
     plain_ports: Arc<Mutex<Vec<u16>>>,
+    tls_ports: Arc<Mutex<Vec<u16>>>,
 }
 
 impl Driver {
@@ -463,6 +478,7 @@ impl Driver {
     fn save(&self) -> anyhow::Result<()> {
         *self.internal_ports.lock().expect("ports") = self.state.brokers.values().map(|b| b.internal_port).collect();
         *self.plain_ports.lock().expect("ports") = self.state.brokers.values().map(|b| b.plain_port).collect();
+        *self.tls_ports.lock().expect("ports") = self.state.brokers.values().map(|b| b.tls_port).collect();
         save(&self.dir, &self.state)
     }
 
@@ -535,6 +551,7 @@ impl Driver {
             version: version.to_owned(),
             internal_port: free_port()?,
             plain_port: free_port()?,
+            tls_port: free_port()?,
             metrics_port: free_port()?,
         })
     }
@@ -577,15 +594,25 @@ impl Driver {
         } else {
             set("process.roles", "broker".into());
             let listeners = format!(
-                "REPLICATION-9091://127.0.0.1:{},PLAIN-9092://127.0.0.1:{}",
-                node.internal_port, node.plain_port
+                "REPLICATION-9091://127.0.0.1:{},PLAIN-9092://127.0.0.1:{},TLS-9093://127.0.0.1:{}",
+                node.internal_port, node.plain_port, node.tls_port
             );
             set("listeners", listeners.clone());
             set("advertised.listeners", listeners);
             set(
                 "listener.security.protocol.map",
-                "CONTROLPLANE-9090:SASL_PLAINTEXT,REPLICATION-9091:SASL_PLAINTEXT,PLAIN-9092:SASL_PLAINTEXT".into(),
+                "CONTROLPLANE-9090:SASL_PLAINTEXT,REPLICATION-9091:SASL_PLAINTEXT,PLAIN-9092:SASL_PLAINTEXT,TLS-9093:SSL"
+                    .into(),
             );
+            // The TLS listener: the brokers' certificate from the cluster CA; clients authenticate with theirs,
+            // which the clients CA signs (`authentication: tls`).
+            let tls = self.dir.join("tls");
+            set("listener.name.tls-9093.ssl.client.auth", "required".into());
+            set("listener.name.tls-9093.ssl.keystore.type", "PKCS12".into());
+            set("listener.name.tls-9093.ssl.keystore.location", tls.join("broker.p12").display().to_string());
+            set("listener.name.tls-9093.ssl.keystore.password", self.state.internal_password.clone());
+            set("listener.name.tls-9093.ssl.truststore.type", "PEM".into());
+            set("listener.name.tls-9093.ssl.truststore.location", tls.join("clients-ca.crt").display().to_string());
             set("inter.broker.listener.name", "REPLICATION-9091".into());
             set("sasl.mechanism.inter.broker.protocol", "PLAIN".into());
             set("listener.name.replication-9091.sasl.enabled.mechanisms", "PLAIN".into());
@@ -649,6 +676,52 @@ impl Driver {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        Ok(())
+    }
+
+    /// The cluster CA and the brokers' certificate it signs (for 127.0.0.1), and the clients CA the TLS listener
+    /// trusts: made once with the JDK's keytool, as Strimzi's cluster operator makes its CAs.
+    async fn ensure_certificates(&self) -> anyhow::Result<()> {
+        let tls = self.dir.join("tls");
+        if tls.join("done").exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&tls)?;
+        let pw = self.state.internal_password.as_str();
+        let cluster_dn = format!("CN={}-kafka,O=io.strimzi", file_name(&self.dir));
+        let ca = ["-alias", "ca", "-keystore", "ca.p12"];
+        let broker = ["-alias", "broker", "-keystore", "broker.p12"];
+        let clients = ["-alias", "clients-ca", "-keystore", "clients-ca.p12"];
+        let steps: Vec<Vec<&str>> = vec![
+            [&["-genkeypair", "-dname", "CN=cluster-ca v0,O=io.strimzi", "-ext", "bc:c"][..], &ca].concat(),
+            [&["-exportcert", "-rfc", "-file", "ca.crt"][..], &ca].concat(),
+            [&["-genkeypair", "-dname", &cluster_dn][..], &broker].concat(),
+            [&["-certreq", "-file", "broker.csr"][..], &broker].concat(),
+            [&["-gencert", "-rfc", "-infile", "broker.csr", "-outfile", "broker.crt"][..], &ca].concat(),
+            [&["-importcert", "-noprompt", "-file", "ca.crt"][..], &["-alias", "ca", "-keystore", "broker.p12"]]
+                .concat(),
+            [&["-importcert", "-noprompt", "-file", "broker.crt"][..], &broker].concat(),
+            [&["-genkeypair", "-dname", "CN=clients-ca v0,O=io.strimzi", "-ext", "bc:c"][..], &clients].concat(),
+            [&["-exportcert", "-rfc", "-file", "clients-ca.crt"][..], &clients].concat(),
+        ];
+        for args in steps {
+            let mut cmd = tokio::process::Command::new("keytool");
+            cmd.current_dir(&tls).args(&args).args(["-storetype", "PKCS12", "-storepass", pw]);
+            match args[0] {
+                "-genkeypair" => {
+                    cmd.args(["-keyalg", "EC", "-groupname", "secp256r1", "-validity", "365", "-keypass", pw]);
+                }
+                "-gencert" => {
+                    cmd.args(["-ext", "san=ip:127.0.0.1,dns:localhost", "-validity", "365"]);
+                }
+                _ => {}
+            }
+            let out = cmd.output().await.context("keytool (the JDK's)")?;
+            if !out.status.success() {
+                bail!("keytool {}: {}", args[0], String::from_utf8_lossy(&out.stderr).replace(pw, "<redacted>"));
+            }
+        }
+        std::fs::write(tls.join("done"), "")?;
         Ok(())
     }
 
@@ -719,6 +792,7 @@ impl Driver {
                 o.ready = false;
             }
         });
+        self.ensure_certificates().await?;
         // The controller: one process for the controller pool.
         let controller_id = *want.controllers.first().context("the controller pool has no node ids yet")?;
         if self.state.controller.is_none() {
@@ -847,6 +921,7 @@ impl Driver {
             o.message = (!ready).then(|| format!("brokers registered: {registered:?} of {:?}", want.brokers));
             o.replicas = replicas;
             o.metrics_ports = metrics_ports;
+            o.cluster_ca = std::fs::read_to_string(self.dir.join("tls/ca.crt")).ok();
         });
         Ok(())
     }

@@ -539,10 +539,18 @@ impl Sim {
                         match structural {
                             Some(c) => c,
                             None if here => {
-                                listeners = vec![ListenerStatus {
-                                    name: Some("plain".into()),
-                                    bootstrap_servers: Some(observed.bootstrap.clone()),
-                                }];
+                                listeners = vec![
+                                    ListenerStatus {
+                                        name: Some("plain".into()),
+                                        bootstrap_servers: Some(observed.bootstrap.clone()),
+                                        certificates: vec![],
+                                    },
+                                    ListenerStatus {
+                                        name: Some("tls".into()),
+                                        bootstrap_servers: Some(observed.tls_bootstrap.clone()),
+                                        certificates: observed.cluster_ca.iter().cloned().collect(),
+                                    },
+                                ];
                                 condition(&previous.conditions, "Ready", "True", None, None)
                             }
                             None => not_ready("Creating", observed.message.as_deref()),
@@ -556,8 +564,16 @@ impl Sim {
                 // Status only: names the Service a real Strimzi would create; nothing serves it here.
                 let bootstrap = |port: u16| format!("{name}-kafka-bootstrap.{ns}.svc:{port}");
                 listeners = vec![
-                    ListenerStatus { name: Some("plain".into()), bootstrap_servers: Some(bootstrap(9092)) },
-                    ListenerStatus { name: Some("tls".into()), bootstrap_servers: Some(bootstrap(9093)) },
+                    ListenerStatus {
+                        name: Some("plain".into()),
+                        bootstrap_servers: Some(bootstrap(9092)),
+                        certificates: vec![],
+                    },
+                    ListenerStatus {
+                        name: Some("tls".into()),
+                        bootstrap_servers: Some(bootstrap(9093)),
+                        certificates: vec![],
+                    },
                 ];
                 // Strimzi reports the version it has rolled the brokers to, so it only moves once Ready.
                 kafka_version = Some(version.clone());

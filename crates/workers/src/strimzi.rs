@@ -212,6 +212,9 @@ pub struct ListenerStatus {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap_servers: Option<String>,
+    /// The CA certificates (PEM) a TLS listener's certificate chains to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
