@@ -687,7 +687,6 @@ impl Driver {
             return Ok(());
         }
         std::fs::create_dir_all(&tls)?;
-        let pw = self.state.internal_password.as_str();
         let cluster_dn = format!("CN={}-kafka,O=io.strimzi", file_name(&self.dir));
         let ca = ["-alias", "ca", "-keystore", "ca.p12"];
         let broker = ["-alias", "broker", "-keystore", "broker.p12"];
@@ -704,9 +703,20 @@ impl Driver {
             [&["-genkeypair", "-dname", "CN=clients-ca v0,O=io.strimzi", "-ext", "bc:c"][..], &clients].concat(),
             [&["-exportcert", "-rfc", "-file", "clients-ca.crt"][..], &clients].concat(),
         ];
+        // Two independent chains: the cluster CA and the brokers' certificate, and the clients CA.
+        let (cluster_chain, clients_chain) = steps.split_at(7);
+        let (a, b) = tokio::join!(self.keytool(&tls, cluster_chain), self.keytool(&tls, clients_chain));
+        a?;
+        b?;
+        std::fs::write(tls.join("done"), "")?;
+        Ok(())
+    }
+
+    async fn keytool(&self, dir: &Path, steps: &[Vec<&str>]) -> anyhow::Result<()> {
+        let pw = self.state.internal_password.as_str();
         for args in steps {
             let mut cmd = tokio::process::Command::new("keytool");
-            cmd.current_dir(&tls).args(&args).args(["-storetype", "PKCS12", "-storepass", pw]);
+            cmd.current_dir(dir).args(args).args(["-storetype", "PKCS12", "-storepass", pw]);
             match args[0] {
                 "-genkeypair" => {
                     cmd.args(["-keyalg", "EC", "-groupname", "secp256r1", "-validity", "365", "-keypass", pw]);
@@ -721,7 +731,6 @@ impl Driver {
                 bail!("keytool {}: {}", args[0], String::from_utf8_lossy(&out.stderr).replace(pw, "<redacted>"));
             }
         }
-        std::fs::write(tls.join("done"), "")?;
         Ok(())
     }
 
@@ -792,7 +801,6 @@ impl Driver {
                 o.ready = false;
             }
         });
-        self.ensure_certificates().await?;
         // The controller: one process for the controller pool.
         let controller_id = *want.controllers.first().context("the controller pool has no node ids yet")?;
         if self.state.controller.is_none() {
@@ -831,12 +839,17 @@ impl Driver {
             ));
             let controller_start =
                 async { if controller_down { self.start(&controller, true, want).await } else { Ok(()) } };
-            let (c, brokers) = tokio::join!(
+            // The brokers' certificates and storage are made while the controller starts; then the brokers.
+            let (certificates, c, formats) = tokio::join!(
+                self.ensure_certificates(),
                 controller_start,
-                futures::future::join_all(starting.iter().map(|n| self.start(n, false, want)))
+                futures::future::join_all(starting.iter().map(|n| self.format(n, false, want)))
             );
+            certificates?;
             c?;
-            brokers.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+            formats.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+            let started = futures::future::join_all(starting.iter().map(|n| self.start(n, false, want))).await;
+            started.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
             self.wait_port(controller.internal_port, Duration::from_secs(90)).await?;
             self.wait_registered(&ids, Duration::from_secs(120)).await?;
         }
