@@ -5,7 +5,9 @@
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use polaris_domain::cluster::ClusterEvent;
-use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL, kafka_topic_resource_name};
+use polaris_domain::naming::{
+    ADMIN_PASSWORD_SECRET, ADMIN_USER, BROKER_POOL, CONTROLLER_POOL, kafka_topic_resource_name, metrics_config_map,
+};
 use polaris_domain::topic::TopicEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -138,6 +140,22 @@ pub fn cluster_plan(
                     let detail = "Kafka ports 9090-9093 keep Kafka's own TLS (tls DISABLE)".to_owned();
                     k8s.push(change("apply", "DestinationRule", ns, cluster_name, detail));
                 }
+                // Polaris' own Kafka user: its password is generated when the Secret is written, never shown.
+                k8s.push(change(
+                    "apply",
+                    "Secret",
+                    ns,
+                    ADMIN_PASSWORD_SECRET,
+                    "the admin user's password, generated once, kept only here".into(),
+                ));
+                k8s.push(change("apply", "KafkaUser", ns, ADMIN_USER, "SCRAM-SHA-512, a super user".into()));
+                k8s.push(change(
+                    "apply",
+                    "ConfigMap",
+                    ns,
+                    &metrics_config_map(cluster_name),
+                    "JMX Prometheus exporter rules".into(),
+                ));
                 k8s.push(change(
                     "apply",
                     "KafkaNodePool",
@@ -158,7 +176,8 @@ pub fn cluster_plan(
                     ns,
                     cluster_name,
                     format!(
-                        "version {}, metadataVersion {}, listeners plain and tls, cruiseControl on",
+                        "version {}, metadataVersion {}, listeners plain (scram-sha-512) and tls (tls), authorization \
+                         simple, metrics jmxPrometheusExporter, cruiseControl on",
                         e.kafka_version, e.metadata_version
                     ),
                 ));

@@ -22,6 +22,15 @@ pub fn legacy_cluster_namespace(cluster_name: &str) -> String {
 /// The KafkaNodePool of KRaft controllers.
 pub const CONTROLLER_POOL: &str = "controllers";
 /// The KafkaNodePool of brokers.
+/// Polaris' own Kafka user on every cluster it provisions, and the Secret holding its generated password.
+pub const ADMIN_USER: &str = "polaris-admin";
+pub const ADMIN_PASSWORD_SECRET: &str = "polaris-admin-password";
+
+/// The ConfigMap with the JMX Prometheus exporter's rules of the cluster `cluster`.
+pub fn metrics_config_map(cluster: &str) -> String {
+    format!("{cluster}-kafka-metrics")
+}
+
 pub const BROKER_POOL: &str = "brokers";
 
 /// A DNS-safe `metadata.name` for a KafkaTopic: Kafka names may hold `.`, `_` and capitals, Kubernetes names

@@ -352,7 +352,11 @@ async fn a_dry_run_answers_the_plan_and_records_nothing_but_its_audit_entry() {
     assert_eq!(plan["events"][0]["payload"]["brokers"], 3);
     let kinds: Vec<&str> =
         plan["kubernetes"].as_array().expect("k8s").iter().map(|c| c["kind"].as_str().expect("kind")).collect();
-    assert_eq!(kinds, ["Namespace", "KafkaNodePool", "KafkaNodePool", "Kafka"], "node pools before Kafka");
+    assert_eq!(
+        kinds,
+        ["Namespace", "Secret", "KafkaUser", "ConfigMap", "KafkaNodePool", "KafkaNodePool", "Kafka"],
+        "node pools before Kafka"
+    );
     let namespace = plan["kubernetes"][0]["name"].as_str().expect("namespace");
     assert!(namespace.starts_with(&format!("polaris-{name}-")), "the namespace carries the cluster id: {namespace}");
     assert_eq!(count(&h, "SELECT COUNT(*) FROM events").await, 0, "a dry run records nothing");

@@ -436,7 +436,7 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
     Ok(Applied::Resources(applied))
 }
 
-/// 256 random bits, hex: a password for Polaris' own Kafka user.
+/// 244 random bits (two version-4 UUIDs), hex: a password for Polaris' own Kafka user.
 fn new_password() -> String {
     format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
 }

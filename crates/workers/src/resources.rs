@@ -29,8 +29,7 @@ pub use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL, kafka_topic_resou
 pub const PLAIN_LISTENER: &str = "plain";
 /// Polaris' own Kafka user on every cluster it provisions: a SCRAM super user whose password Polaris generates
 /// and keeps only in the Secret [`ADMIN_PASSWORD_SECRET`] of the cluster's namespace.
-pub const ADMIN_USER: &str = "polaris-admin";
-pub const ADMIN_PASSWORD_SECRET: &str = "polaris-admin-password";
+pub use polaris_domain::naming::{ADMIN_PASSWORD_SECRET, ADMIN_USER};
 pub const ADMIN_PASSWORD_KEY: &str = "password";
 /// The ConfigMap key holding the JMX Prometheus exporter's rules, as in Strimzi's examples.
 pub const METRICS_CONFIG_KEY: &str = "kafka-metrics-config.yml";
@@ -187,7 +186,7 @@ impl ClusterSpec {
 impl ClusterSpec {
     /// The ConfigMap with the exporter rules the brokers' `metricsConfig` names.
     pub fn metrics_config_map(&self) -> String {
-        format!("{}-kafka-metrics", self.name)
+        polaris_domain::naming::metrics_config_map(&self.name)
     }
 
     pub fn metrics_rules(&self) -> ConfigMap {
