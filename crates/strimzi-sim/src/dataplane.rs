@@ -308,8 +308,18 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A Kafka `Uuid` as Kafka prints it: 16 random bytes, URL-safe base64 without padding.
+/// A Kafka `Uuid` as Kafka prints it: 16 random bytes, URL-safe base64 without padding; like Kafka's own
+/// `Uuid.randomUuid`, never one starting with `-`, which the tools would take for an option.
 fn kafka_uuid() -> String {
+    loop {
+        let id = kafka_uuid_candidate();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+fn kafka_uuid_candidate() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = uuid::Uuid::new_v4().into_bytes();
     let mut out = String::new();
@@ -1033,5 +1043,18 @@ async fn stop_all_processes(dir: &Path) {
     for controller in [false, true] {
         let nodes = running(controller);
         futures::future::join_all(nodes.iter().map(|(pid, d)| terminate(*pid, d, Duration::from_secs(30)))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kafka_uuids_are_22_url_safe_characters_and_never_start_with_a_dash() {
+        for _ in 0..2000 {
+            let id = super::kafka_uuid();
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(!id.starts_with('-'), "{id}");
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{id}");
+        }
     }
 }
