@@ -134,8 +134,7 @@ pub struct Cluster {
 impl Cluster {
     /// The brokers' internal listeners, for strimzi-sim's own admin connection.
     pub fn internal_bootstrap(&self) -> String {
-        let ports = self.internal_ports.lock().expect("ports").clone();
-        ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+        loopback_list(&self.internal_ports)
     }
 
     /// An admin client on the internal listener, as strimzi-sim's super user.
@@ -197,6 +196,11 @@ fn partitions(admin: &AdminClient<DefaultClientContext>) -> anyhow::Result<Vec<P
 fn registered_brokers(admin: &AdminClient<DefaultClientContext>) -> anyhow::Result<BTreeSet<i32>> {
     let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10))?;
     Ok(metadata.brokers().iter().map(|b| b.id()).collect())
+}
+
+/// `127.0.0.1:<port>,...` of the ports the brokers listen on now.
+fn loopback_list(ports: &Mutex<Vec<u16>>) -> String {
+    ports.lock().expect("ports").iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
 }
 
 fn internal_client_config(bootstrap: &str, password: &str) -> ClientConfig {
@@ -499,9 +503,7 @@ impl Driver {
     }
 
     fn admin(&self) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-        let bootstrap =
-            self.internal_ports.lock().expect("ports").iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>();
-        Ok(internal_client_config(&bootstrap.join(","), &self.state.internal_password).create()?)
+        Ok(internal_client_config(&loopback_list(&self.internal_ports), &self.state.internal_password).create()?)
     }
 
     async fn registered(&self) -> anyhow::Result<BTreeSet<i32>> {
@@ -977,7 +979,7 @@ async fn run_tool_as(
 ) -> anyhow::Result<String> {
     let config = dir.join("admin.properties");
     let classpath = format!("{}/*", jars.join(format!("kafka-{version}/libs")).display());
-    let bootstrap = ports.lock().expect("ports").iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let bootstrap = loopback_list(ports);
     let mut cmd = tokio::process::Command::new("java");
     cmd.args(["-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
         .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")

@@ -635,7 +635,7 @@ impl Sim {
             (Some("PendingProposal"), _) => match self.plane.get(ns, &cluster_name) {
                 None => "ProposalReady".to_owned(),
                 Some(c) => match c.partitions().await {
-                    Ok(parts) => match rebalance::plan(&mode, &named, &brokers_of(&c.desired.borrow()), &parts) {
+                    Ok(parts) => match rebalance::plan(&mode, &named, &c.desired.borrow().brokers, &parts) {
                         Ok(moves) => {
                             movements = Some(moves.iter().map(|m| m.replicas.len()).sum());
                             "ProposalReady".to_owned()
@@ -651,7 +651,7 @@ impl Sim {
             (Some("ProposalReady"), _) if approved => {
                 if let Some(c) = self.plane.get(ns, &cluster_name) {
                     let parts = c.partitions().await?;
-                    let moves = rebalance::plan(&mode, &named, &brokers_of(&c.desired.borrow()), &parts)
+                    let moves = rebalance::plan(&mode, &named, &c.desired.borrow().brokers, &parts)
                         .map_err(anyhow::Error::msg)?;
                     if !moves.is_empty() {
                         let file = c.dir.join(format!("reassignment-{uid}.json"));
@@ -792,11 +792,6 @@ impl Sim {
 }
 
 const TOPIC_FINALIZER: &str = "strimzi.io/topic-operator";
-
-/// The broker node ids a cluster's pools have now.
-fn brokers_of(desired: &Desired) -> Vec<i32> {
-    desired.brokers.clone()
-}
 
 /// The rebalance's current state: the type of its condition with status True.
 fn state(r: &KafkaRebalance) -> Option<&str> {
