@@ -23,6 +23,9 @@ HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 # Istio: the CRDs from the Go module istio.io/api; istioctl built from istio.io/istio (the newest the proxy serves).
 ISTIO_API_VERSION="${ISTIO_API_VERSION:-v1.32.0}"
 ISTIOCTL_VERSION="${ISTIOCTL_VERSION:-v0.0.0-20260827124520-eed52ebb66ad}"
+# The Prometheus Operator's PodMonitor and ServiceMonitor CRDs, from its Go module (the newest the proxy serves):
+# the API servers validate the PodMonitor provisioning writes and the Helm chart's ServiceMonitor.
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 # grpcurl, for the gRPC checks of ./dev/test (reflection, health, rich errors).
 GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.4}"
 PG_PORT="${PG_PORT:-55432}"

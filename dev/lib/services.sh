@@ -164,7 +164,8 @@ print("\n".join(down) or "all %d targets up" % len(targets))
 sys.exit(1 if down or not targets else 0)'
 }
 
-# Prometheus (Debian) with deploy/prometheus/prometheus.yml: scrapes Polaris and the Temporal dev server and
+# Prometheus (Debian) with deploy/prometheus/prometheus.yml: scrapes Polaris, the Temporal dev server and the
+# managed brokers (through Polaris' http_sd endpoint), and
 # evaluates deploy/prometheus/rules.yml.
 start_prometheus() {
   local logf="$LOGS/prometheus.log"
@@ -256,6 +257,33 @@ KC
   wait_for "kube-apiserver ($name)" 120 "$logf" "$(kubectl_bin)" --kubeconfig "$kubeconfig" get --raw /readyz
   apply_strimzi_crds "$kubeconfig" "$name"
   apply_istio_crds "$kubeconfig" "$name"
+  apply_monitoring_crds "$kubeconfig" "$name"
+}
+
+# The Prometheus Operator's PodMonitor and ServiceMonitor CRDs (no operator runs here: the API servers validate
+# the monitors; Prometheus finds the brokers through Polaris' http_sd endpoint instead).
+monitoring_crds_dir() { echo "$CACHE/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"; }
+ensure_monitoring_crds() {
+  [[ -f "$(monitoring_crds_dir)/monitoring.coreos.com_servicemonitors.yaml" ]] && return 0
+  local dir
+  dir=$(cd "$ROOT" && GOFLAGS=-mod=mod go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$(monitoring_crds_dir)"
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
+    "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$(monitoring_crds_dir)/"
+  chmod u+w "$(monitoring_crds_dir)"/*.yaml
+}
+apply_monitoring_crds() {
+  local kubeconfig="$1" name="$2" logf="$LOGS/kube-$2.log"
+  step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION: fetch the PodMonitor and ServiceMonitor CRDs" \
+    "$LOGS/install.log" ensure_monitoring_crds
+  step "kube ($name): apply the PodMonitor and ServiceMonitor CRDs" "$logf" \
+    "$(kubectl_bin)" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$(monitoring_crds_dir)"
+  for crd in podmonitors.monitoring.coreos.com servicemonitors.monitoring.coreos.com; do
+    wait_for "CRD $crd established on $name" 60 "$logf" \
+      "$(kubectl_bin)" --kubeconfig "$kubeconfig" wait --for condition=established --timeout=5s "crd/$crd"
+  done
 }
 
 # Istio's CRDs (no Istio data plane runs here: the API servers validate the mesh objects Polaris writes).

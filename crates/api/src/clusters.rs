@@ -10,6 +10,7 @@ use polaris_app::clusters::{
     ListClustersQuery, OperationAccepted, PatchCluster, Requested, ScaleCluster, UpgradeCluster,
 };
 use polaris_app::dryrun::{DryRunQuery, Plan};
+use polaris_app::kafka_metrics::{self, ClusterMetrics, MetricsQuery};
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
@@ -278,4 +279,28 @@ pub async fn cluster_brokers(
     IdPath(id): IdPath,
 ) -> Result<Json<BrokerList>, ApiError> {
     Ok(Json(clusters::brokers(&state.app, &caller, id).await?))
+}
+
+/// The cluster page's charts: the panels of the managed-cluster Grafana dashboard (under-replicated partitions,
+/// bytes in and out per broker, produce latency p99, active controllers) for this cluster, from the configured
+/// Prometheus.
+#[utoipa::path(
+    get, path = "/v1/clusters/{id}/metrics", operation_id = "clusters_metrics", tag = "clusters",
+    params(("id" = Uuid, Path, description = "Cluster id"), MetricsQuery),
+    responses(
+        (status = 200, description = "One chart per dashboard panel, a series per broker", body = ClusterMetrics),
+        (status = 400, description = "Invalid window", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Prometheus unreachable or not configured", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cluster_metrics(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
+) -> Result<Json<ClusterMetrics>, ApiError> {
+    Ok(Json(kafka_metrics::cluster_metrics(&state.app, &caller, id, q).await?))
 }

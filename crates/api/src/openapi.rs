@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(clusters::upgrade_cluster))
         .routes(routes!(clusters::cluster_history))
         .routes(routes!(clusters::cluster_brokers))
+        .routes(routes!(clusters::cluster_metrics))
         .routes(routes!(topics::create_topic, topics::list_topics))
         .routes(routes!(topics::get_topic, topics::update_topic, topics::delete_topic))
         .routes(routes!(operations::list_operations))

@@ -158,6 +158,13 @@ pub fn cluster_plan(
                 ));
                 k8s.push(change(
                     "apply",
+                    "PodMonitor",
+                    ns,
+                    cluster_name,
+                    "the brokers' tcp-prometheus port, where the target serves monitoring.coreos.com/v1".into(),
+                ));
+                k8s.push(change(
+                    "apply",
                     "KafkaNodePool",
                     ns,
                     CONTROLLER_POOL,

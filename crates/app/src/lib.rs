@@ -12,6 +12,7 @@ pub mod dryrun;
 pub mod error;
 pub mod events;
 pub mod input;
+pub mod kafka_metrics;
 pub mod metrics;
 pub mod operations;
 pub mod paging;
@@ -43,6 +44,8 @@ pub struct App {
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
     /// The per-address limit of requests without a valid token (this replica's share).
     pub anonymous_limiter: Arc<ratelimit::RateLimiter>,
+    /// The Prometheus that scrapes the managed brokers, for the cluster page's charts (`None`: not configured).
+    pub prometheus: Option<kafka_metrics::Prometheus>,
 }
 
 impl App {

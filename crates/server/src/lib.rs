@@ -72,6 +72,9 @@ pub struct Settings {
     /// Development mode: accept target kubeconfigs that skip TLS verification (`insecure-skip-tls-verify`).
     #[arg(long, env = "POLARIS_DEVELOPMENT", default_value_t = false)]
     pub development: bool,
+    /// The Prometheus that scrapes the managed brokers (its HTTP API), for the charts on a cluster's page.
+    #[arg(long, env = "POLARIS_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
 }
 
 impl Settings {
@@ -211,6 +214,7 @@ impl Server {
                 self.settings.unauthenticated_rate_per_sec.saturating_mul(2),
                 self.settings.api_replicas,
             )),
+            prometheus: self.settings.prometheus_url.as_deref().map(polaris_app::kafka_metrics::Prometheus::new),
         }
     }
 
@@ -287,6 +291,12 @@ impl Server {
                 tracing::info!(addr = %listener.local_addr()?, "health and metrics listening");
                 polaris_api::ops_router(self.app_state(self.app())?)
             };
+            // The worker role answers Prometheus' discovery of the managed brokers (see polaris_workers::monitoring).
+            let app = if roles.contains(&Role::Worker) {
+                app.merge(kafka_sd_router(self.pool.clone(), self.settings.worker_config().targets))
+            } else {
+                app
+            };
             let mut stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 let graceful = async move {
@@ -301,4 +311,24 @@ impl Server {
         }
         Ok(tasks)
     }
+}
+
+/// `GET /sd/kafka`: the managed Kafka processes as Prometheus `http_sd` target groups, with the labels the
+/// clusters' PodMonitors give in production.
+fn kafka_sd_router(pool: PgPool, targets: polaris_workers::target::TargetsConfig) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let handler = move || {
+        let (pool, targets) = (pool.clone(), targets.clone());
+        async move {
+            match polaris_workers::monitoring::all_scrape_targets(&pool, &targets).await {
+                Ok(groups) => axum::Json(groups).into_response(),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "kafka service discovery failed");
+                    (StatusCode::SERVICE_UNAVAILABLE, "the targets could not be listed").into_response()
+                }
+            }
+        }
+    };
+    axum::Router::new().route("/sd/kafka", axum::routing::get(handler))
 }

@@ -354,7 +354,7 @@ async fn a_dry_run_answers_the_plan_and_records_nothing_but_its_audit_entry() {
         plan["kubernetes"].as_array().expect("k8s").iter().map(|c| c["kind"].as_str().expect("kind")).collect();
     assert_eq!(
         kinds,
-        ["Namespace", "Secret", "KafkaUser", "ConfigMap", "KafkaNodePool", "KafkaNodePool", "Kafka"],
+        ["Namespace", "Secret", "KafkaUser", "ConfigMap", "PodMonitor", "KafkaNodePool", "KafkaNodePool", "Kafka"],
         "node pools before Kafka"
     );
     let namespace = plan["kubernetes"][0]["name"].as_str().expect("namespace");

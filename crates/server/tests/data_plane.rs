@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
+use kube::api::ListParams;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
     ALL, Harness, get, kube_client, prepare_faults, send, unique_name, wait_for_status, wait_operation_for,
 };
+use polaris_test_support::prometheus::TestPrometheus;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -168,15 +170,20 @@ fn finalized_metadata_version(bootstrap: &str, password: &str, version: &str) ->
         .to_owned()
 }
 
-/// The value of the first sample of `name` carrying every one of `labels`, in Prometheus' text format.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let rest = l.strip_prefix(name)?;
-        if !(rest.starts_with('{') || rest.starts_with(' ')) || !labels.iter().all(|x| rest.contains(x)) {
-            return None;
+/// The `kafka_*` metric names a PromQL expression uses.
+fn kafka_metrics_in(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("kafka_") {
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        // A label (`kafka_cluster="..."`), not a metric.
+        if !tail[end..].starts_with('=') {
+            out.push(tail[..end].to_owned());
         }
-        rest.rsplit(' ').next()?.parse().ok()
-    })
+        rest = &tail[end..];
+    }
+    out
 }
 
 fn port_of(addr: &str) -> u16 {
@@ -217,7 +224,15 @@ fn restart_strimzi_sim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() {
-    let h = Harness::start_with(&ALL, 300).await;
+    // A Prometheus of the test's own discovers the brokers through this Polaris' http_sd endpoint, and the API
+    // charts from it.
+    let prometheus_port = polaris_test_support::prometheus::free_port();
+    let h = Harness::start_configured(&ALL, |s| {
+        s.ready_timeout_secs = 300;
+        s.prometheus_url = Some(format!("http://127.0.0.1:{prometheus_port}"));
+    })
+    .await;
+    let prometheus = TestPrometheus::start(prometheus_port, &h.url("/sd/kafka")).await;
     let name = unique_name();
     prepare_faults(TARGET, &name, &[("strimzi-sim.polaris.dev/data-plane", "real")]).await;
 
@@ -382,32 +397,80 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     );
     let _ = std::fs::remove_file(&token_file);
 
-    // Every broker and the controller run the JMX Prometheus exporter with the cluster's rules: the metrics the
-    // Grafana dashboard and the cluster page chart are there, by those names.
+    // Every broker and the controller run the JMX Prometheus exporter with the cluster's rules, strimzi-sim
+    // writes their Pods as Strimzi would, and Prometheus finds them through Polaris' http_sd endpoint: up == 1
+    // for each, labelled with the cluster's id and the node id.
+    let pods: Api<Pod> = Api::namespaced(kube_client(TARGET).await, &ns);
+    let listed = pods.list(&ListParams::default().labels(&format!("strimzi.io/cluster={name}"))).await.expect("pods");
+    let mut pod_names: Vec<String> = listed.iter().map(|p| p.metadata.name.clone().unwrap_or_default()).collect();
+    pod_names.sort();
+    assert_eq!(
+        pod_names,
+        [
+            format!("{name}-broker-3"),
+            format!("{name}-broker-4"),
+            format!("{name}-broker-5"),
+            format!("{name}-controller-0")
+        ],
+        "a Pod per real process"
+    );
+    let up = format!("up{{job=\"kafka\",polaris_cluster_id=\"{id}\"}} == 1");
+    let nodes = eventually("Prometheus scrapes every process of the cluster", Duration::from_secs(60), || async {
+        let result = prometheus.query(&up).await?;
+        let mut nodes: Vec<String> =
+            result.iter().filter_map(|r| r["metric"]["node_id"].as_str().map(str::to_owned)).collect();
+        nodes.sort();
+        (nodes.len() == 4).then_some(nodes)
+    })
+    .await;
+    assert_eq!(nodes, ["0", "3", "4", "5"]);
+
+    // The Grafana dashboard for managed clusters: every metric it names is one the exporter really produces
+    // (read from a broker's and the controller's /metrics), and every panel's query has data for this cluster.
     let dir = repo(&format!(".polaris/data/strimzi-sim/{TARGET}/{ns}/{name}"));
     let state: Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).expect("state")).expect("json");
-    let scrape = |port: u64| {
-        let http = h.http.clone();
-        async move {
-            let r = http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.ok()?;
-            r.text().await.ok()
-        }
-    };
-    for broker in state["brokers"].as_object().expect("brokers").values() {
-        let port = broker["metrics_port"].as_u64().expect("metrics port");
-        let text = scrape(port).await.unwrap_or_else(|| panic!("broker metrics on port {port}"));
-        for (metric, labels) in [
-            ("kafka_server_replicamanager_underreplicatedpartitions", &[][..]),
-            ("kafka_server_brokertopicmetrics_bytesin_total", &[]),
-            ("kafka_server_brokertopicmetrics_bytesout_total", &[]),
-            ("kafka_network_requestmetrics_totaltimems", &["request=\"Produce\"", "quantile=\"0.99\""]),
-        ] {
-            assert!(sample(&text, metric, labels).is_some(), "broker on {port} exports no {metric} {labels:?}");
+    let mut exported = BTreeSet::new();
+    let ports = [&state["brokers"]["3"]["metrics_port"], &state["controller"]["metrics_port"]];
+    for port in ports.iter().map(|p| p.as_u64().expect("metrics port")) {
+        let text = h.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.expect("scrape");
+        for line in text.text().await.expect("text").lines().filter(|l| !l.starts_with('#')) {
+            exported.insert(line.split(['{', ' ']).next().unwrap_or_default().to_owned());
         }
     }
-    let port = state["controller"]["metrics_port"].as_u64().expect("controller metrics port");
-    let text = scrape(port).await.expect("controller metrics");
-    assert_eq!(sample(&text, "kafka_controller_kafkacontroller_activecontrollercount", &[]), Some(1.0), "{text}");
+    for panel in polaris_app::kafka_metrics::PANELS.iter() {
+        for metric in kafka_metrics_in(&panel.expr) {
+            assert!(
+                exported.contains(&metric),
+                "panel {:?} uses {metric}, which the exporter does not produce",
+                panel.title
+            );
+        }
+        let query = panel.query(uuid::Uuid::parse_str(&id).expect("uuid"));
+        eventually(&format!("data for panel {:?}: {query}", panel.title), Duration::from_secs(60), || async {
+            prometheus.query(&query).await.filter(|r| !r.is_empty())
+        })
+        .await;
+    }
+
+    let panel = |title: &str| {
+        let p = polaris_app::kafka_metrics::PANELS.iter().find(|p| p.title == title).expect("panel");
+        p.query(uuid::Uuid::parse_str(&id).expect("uuid"))
+    };
+    let active = prometheus.query(&panel("Active controllers")).await.expect("Prometheus answers");
+    assert_eq!(active[0]["value"][1], "1", "exactly one active controller: {active:?}");
+
+    // The cluster page's charts through the API: one per panel, a series per broker, from that Prometheus.
+    let (s, charts) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}/metrics?minutes=5")))).await;
+    assert_eq!(s, StatusCode::OK, "{charts}");
+    let charts = charts["charts"].as_array().expect("charts").clone();
+    assert_eq!(charts.len(), polaris_app::kafka_metrics::PANELS.len());
+    let bytes_in = charts.iter().find(|c| c["title"] == "Bytes in per broker").expect("bytes in");
+    let labels: BTreeSet<&str> =
+        bytes_in["series"].as_array().expect("series").iter().map(|s| s["label"].as_str().expect("label")).collect();
+    assert_eq!(labels, BTreeSet::from(["broker 3", "broker 4", "broker 5"]), "{bytes_in}");
+    assert!(bytes_in["series"][0]["points"].as_array().is_some_and(|p| !p.is_empty()), "{bytes_in}");
+    let (s, problem) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}/metrics?minutes=0")))).await;
+    assert_eq!((s, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_FAILED")), "{problem}");
 
     let scale = |n: u32| h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": n}));
     let mut acknowledged = first;
@@ -514,5 +577,15 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     for port in ports {
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still answers");
     }
+    // Its Pods are gone with it, and with them its scrape targets.
+    let left = pods.list(&ListParams::default()).await.expect("pods");
+    assert!(
+        left.items.is_empty(),
+        "Pods left in {ns}: {:?}",
+        left.items.iter().map(|p| &p.metadata.name).collect::<Vec<_>>()
+    );
+    let sd: Value = h.http.get(h.url("/sd/kafka")).send().await.expect("sd").json().await.expect("json");
+    assert!(!sd.to_string().contains(&id), "http_sd still lists the deleted cluster: {sd}");
+    drop(prometheus);
     h.stop().await;
 }

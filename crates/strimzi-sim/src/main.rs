@@ -30,6 +30,7 @@
 //!   `--data-plane`).
 
 mod dataplane;
+mod pods;
 mod rebalance;
 mod topics;
 mod users;
@@ -41,12 +42,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::PostParams;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, ResourceExt};
 use polaris_workers::istio::{AuthorizationPolicy, DestinationRule, PeerAuthentication};
+use polaris_workers::monitoring::PodMonitor;
 use polaris_workers::strimzi::{
     CLUSTER_LABEL, Condition, Kafka, KafkaNodePool, KafkaNodePoolStatus, KafkaRebalance, KafkaRebalanceStatus,
     KafkaStatus, KafkaTopic, KafkaTopicStatus, KafkaUser, KafkaUserStatus, ListenerStatus, ProcessRole,
@@ -124,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             first_seen: HashMap::new(),
             plane: DataPlane::new(settings.clone(), &target),
             default_real: args.data_plane == "real",
+            wanted_pods: BTreeMap::new(),
             users: HashMap::new(),
             rebalances: HashMap::new(),
         });
@@ -146,6 +149,8 @@ struct Sim {
     first_seen: HashMap<(String, i64), Instant>,
     plane: DataPlane,
     default_real: bool,
+    /// The Pods each Kafka reconciled in this pass should have ([`pods`]).
+    wanted_pods: BTreeMap<(String, String), Vec<Pod>>,
     /// KafkaUser uid -> (generation, SHA-256 of the password) last applied on the brokers.
     users: HashMap<String, (i64, String)>,
     /// KafkaRebalance uid -> the moves it executes.
@@ -222,12 +227,16 @@ impl Sim {
         let live: BTreeSet<(String, String)> =
             kafka_list.iter().map(|k| (k.namespace().unwrap_or_default(), k.name_any())).collect();
         self.plane.remove_others(&live).await;
+        self.wanted_pods.clear();
         for kafka in kafka_list {
             let ns = kafka.namespace().unwrap_or_default();
             let annotations = faults(&ns, Some(&kafka.name_any()), kafka.annotations());
             if let Err(e) = self.reconcile_kafka(&kafka, &ns, &annotations).await {
                 tracing::warn!(kafka = %kafka.name_any(), namespace = %ns, error = %e, "reconcile failed");
             }
+        }
+        if let Err(e) = pods::reconcile(&self.client, &self.wanted_pods, &live).await {
+            tracing::warn!(error = %e, "pods reconcile failed");
         }
         for topic in topic_list {
             let ns = topic.namespace().unwrap_or_default();
@@ -293,8 +302,9 @@ impl Sim {
         Ok(())
     }
 
-    /// Deletes the Strimzi resources (and the Istio objects Polaris writes) left in a terminating namespace; true
-    /// once none is left.
+    /// Deletes what is left in a terminating namespace (the Strimzi resources, the Istio and Prometheus Operator
+    /// objects Polaris writes, Pods, Secrets and ConfigMaps); true once none is left. Without it they would
+    /// outlive the namespace in etcd, and a cluster created again under the same name would find them.
     async fn empty_namespace(&self, ns: &str) -> anyhow::Result<bool> {
         async fn sweep<K>(api: Api<K>) -> anyhow::Result<usize>
         where
@@ -323,7 +333,11 @@ impl Sim {
             + sweep(Api::<KafkaUser>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<PeerAuthentication>::namespaced(c.clone(), ns)).await?
             + sweep(Api::<AuthorizationPolicy>::namespaced(c.clone(), ns)).await?
-            + sweep(Api::<DestinationRule>::namespaced(c.clone(), ns)).await?;
+            + sweep(Api::<DestinationRule>::namespaced(c.clone(), ns)).await?
+            + sweep(Api::<PodMonitor>::namespaced(c.clone(), ns)).await?
+            + sweep(Api::<Pod>::namespaced(c.clone(), ns)).await?
+            + sweep(Api::<Secret>::namespaced(c.clone(), ns)).await?
+            + sweep(Api::<ConfigMap>::namespaced(c.clone(), ns)).await?;
         Ok(left == 0)
     }
 
@@ -486,6 +500,9 @@ impl Sim {
         let mut kafka_version = previous.kafka_version.clone();
         let mut metadata_version = previous.kafka_metadata_version.clone();
         let mut warnings = Vec::new();
+        if !real {
+            self.wanted_pods.insert((ns.to_owned(), name.clone()), vec![]);
+        }
         let cond = if real && fault != Some("stall") && fault != Some("fail") {
             // A blocked scale-down keeps the brokers it may not remove running: the desired state is the pools'
             // node ids as they stand.
@@ -515,6 +532,19 @@ impl Sim {
                     Err(full) => not_ready("InsufficientResources", Some(&full)),
                     Ok(cluster) => {
                         let observed = cluster.observed.borrow().clone();
+                        let processes = observed.metrics_ports.iter().filter_map(|(id, port)| {
+                            let pool =
+                                pools.iter().find(|p| p.status.as_ref().is_some_and(|s| s.node_ids.contains(id)))?;
+                            Some(pods::Process {
+                                pool: pool.name_any(),
+                                node_id: *id,
+                                broker: pool.spec.roles.contains(&ProcessRole::Broker),
+                                metrics_port: *port,
+                            })
+                        });
+                        let running = observed.kafka_version.clone().unwrap_or_else(|| version.clone());
+                        let wanted = processes.map(|p| pods::pod(ns, &name, kafka.labels(), &running, &p)).collect();
+                        self.wanted_pods.insert((ns.to_owned(), name.clone()), wanted);
                         if controllers.len() > 1 {
                             warnings.push(condition(
                                 &previous.conditions,

@@ -80,6 +80,7 @@ impl Harness {
             unauthenticated_rate_per_sec: 1000,
             api_replicas: 1,
             development: false,
+            prometheus_url: None,
         };
         let mut settings = settings;
         configure(&mut settings);

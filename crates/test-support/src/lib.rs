@@ -4,6 +4,7 @@
 
 pub mod harness;
 pub mod history;
+pub mod prometheus;
 
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,8 @@
 
 pub mod facts;
 pub mod istio;
+pub mod kinds;
+pub mod monitoring;
 pub mod operations;
 pub mod ownership;
 pub mod provision;

@@ -15,7 +15,9 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
-use crate::istio::{self, AuthorizationPolicy, DestinationRule, PeerAuthentication};
+use crate::istio::{AuthorizationPolicy, DestinationRule, PeerAuthentication};
+use crate::kinds;
+use crate::monitoring::PodMonitor;
 use crate::ownership;
 use crate::provision::{Cause, Report, classify_kube, report};
 use crate::resources::{BROKER_POOL, CLUSTER_ID_LABEL, ClusterSpec};
@@ -215,9 +217,11 @@ impl OperationActivities {
         let peer: Api<PeerAuthentication> = Api::namespaced(client.clone(), &ns);
         let authz: Api<AuthorizationPolicy> = Api::namespaced(client.clone(), &ns);
         let rules: Api<DestinationRule> = Api::namespaced(client.clone(), &ns);
-        istio::delete_if_served(&peer, &own).await?;
-        istio::delete_if_served(&authz, &own).await?;
-        istio::delete_if_served(&rules, &own).await?;
+        kinds::delete_if_served(&peer, &own).await?;
+        kinds::delete_if_served(&authz, &own).await?;
+        kinds::delete_if_served(&rules, &own).await?;
+        let monitors: Api<PodMonitor> = Api::namespaced(client.clone(), &ns);
+        kinds::delete_if_served(&monitors, &own).await?;
         loop {
             match namespaces.get_opt(&ns).await.map_err(classify_kube)? {
                 None => return Ok(StepOutcome::Done { node_ids: vec![] }),
@@ -229,9 +233,10 @@ impl OperationActivities {
                         foreign(&kafkas.list(&all).await.map_err(classify_kube)?.items, id),
                         foreign(&pools.list(&all).await.map_err(classify_kube)?.items, id),
                         foreign(&rebalances.list(&all).await.map_err(classify_kube)?.items, id),
-                        foreign(&istio::list_if_served(&peer, &all).await?, id),
-                        foreign(&istio::list_if_served(&authz, &all).await?, id),
-                        foreign(&istio::list_if_served(&rules, &all).await?, id),
+                        foreign(&kinds::list_if_served(&peer, &all).await?, id),
+                        foreign(&kinds::list_if_served(&authz, &all).await?, id),
+                        foreign(&kinds::list_if_served(&rules, &all).await?, id),
+                        foreign(&kinds::list_if_served(&monitors, &all).await?, id),
                     ];
                     if let Some(conflict) = strangers.into_iter().flatten().next() {
                         return Ok(StepOutcome::Conflict { reason: conflict.to_string() });

@@ -21,7 +21,9 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, ApplicationFailure, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
-use crate::istio::{self, AuthorizationPolicy, DestinationRule, PeerAuthentication};
+use crate::istio::{AuthorizationPolicy, DestinationRule, PeerAuthentication};
+use crate::kinds;
+use crate::monitoring::PodMonitor;
 use crate::ownership;
 use crate::resources::{ADMIN_PASSWORD_SECRET, ADMIN_USER, BROKER_POOL, CONTROLLER_POOL, ClusterSpec, PLAIN_LISTENER};
 use crate::strimzi::{Kafka, KafkaNodePool, KafkaUser, condition_summary, ready_for_generation};
@@ -338,7 +340,8 @@ pub enum Applied {
 /// without Istio's CRDs.
 pub const MESH_UNAVAILABLE: &str = "MESH_UNAVAILABLE";
 
-/// Applies the namespace, the mesh objects (for a cluster in a mesh), both node pools, then the Kafka resource,
+/// Applies the namespace, the mesh objects (for a cluster in a mesh), the admin Secret and KafkaUser, the
+/// exporter rules, a PodMonitor (where the target serves the kind), both node pools, then the Kafka resource,
 /// all labelled with the cluster's id. Every object is checked before anything is written, so an object of
 /// another owner anywhere leaves all of them as they were.
 pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -> Result<Applied, ActivityError> {
@@ -352,13 +355,17 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
     let rules: Api<DestinationRule> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let users: Api<KafkaUser> = Api::namespaced(client.clone(), &ns);
-    let config_maps: Api<ConfigMap> = Api::namespaced(client, &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let monitors: Api<PodMonitor> = Api::namespaced(client, &ns);
+    // In production the Prometheus Operator scrapes the brokers through a PodMonitor; a target without its CRDs
+    // gets none (see `monitoring`).
+    let monitored = kinds::served(&monitors).await?;
     let mesh = spec.mesh_objects();
     if mesh.is_some() {
         for (kind, served) in [
-            ("PeerAuthentication.security.istio.io/v1", istio::served(&peer).await?),
-            ("AuthorizationPolicy.security.istio.io/v1", istio::served(&authz).await?),
-            ("DestinationRule.networking.istio.io/v1", istio::served(&rules).await?),
+            ("PeerAuthentication.security.istio.io/v1", kinds::served(&peer).await?),
+            ("AuthorizationPolicy.security.istio.io/v1", kinds::served(&authz).await?),
+            ("DestinationRule.networking.istio.io/v1", kinds::served(&rules).await?),
         ] {
             if !served {
                 let reason = format!(
@@ -377,6 +384,9 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
     existing.push(ownership::check_existing(&secrets, ADMIN_PASSWORD_SECRET, id).await?);
     existing.push(ownership::check_existing(&users, ADMIN_USER, id).await?);
     existing.push(ownership::check_existing(&config_maps, &spec.metrics_config_map(), id).await?);
+    if monitored {
+        existing.push(ownership::check_existing(&monitors, &spec.name, id).await?);
+    }
     if mesh.is_some() {
         existing.push(ownership::check_existing(&peer, &spec.name, id).await?);
         existing.push(ownership::check_existing(&authz, &spec.name, id).await?);
@@ -422,6 +432,12 @@ pub async fn apply_cluster_resources(client: kube::Client, spec: &ClusterSpec) -
         return conflict(c);
     }
     applied.push(format!("ConfigMap/{metrics}"));
+    if monitored {
+        if let Err(c) = ownership::apply(&monitors, &spec.name, &spec.pod_monitor(), id).await? {
+            return conflict(c);
+        }
+        applied.push(format!("PodMonitor/{}", spec.name));
+    }
     for pool in spec.node_pools() {
         let name = pool.metadata.name.clone().unwrap_or_default();
         if let Err(c) = ownership::apply(&pools, &name, &pool, id).await? {

@@ -15,6 +15,7 @@ use crate::istio::{
     EXCLUDE_INBOUND_PORTS, From, INJECTION_LABEL, KAFKA_PORTS, MutualTls, PeerAuthentication, PeerAuthenticationSpec,
     PortSelector, PortTrafficPolicy, Rule, Source, TrafficPolicy,
 };
+use crate::monitoring::{self, PodMonitor};
 use crate::strimzi::{
     CLUSTER_LABEL, Enabled, EntityOperatorSpec, GenericKafkaListener, Kafka, KafkaAuthorization, KafkaClusterSpec,
     KafkaClusterTemplate, KafkaNodePool, KafkaNodePoolSpec, KafkaSpec, KafkaUser, KafkaUserAuthentication,
@@ -195,6 +196,11 @@ impl ClusterSpec {
             data: Some(BTreeMap::from([(METRICS_CONFIG_KEY.to_owned(), METRICS_RULES.to_owned())])),
             ..Default::default()
         }
+    }
+
+    /// The PodMonitor through which a Prometheus Operator scrapes the cluster's brokers and controllers.
+    pub fn pod_monitor(&self) -> PodMonitor {
+        PodMonitor { metadata: self.meta(&self.name, false), spec: monitoring::pod_monitor_spec(&self.name) }
     }
 
     /// The Secret holding Polaris' admin password: written once with a fresh password, never overwritten, never

@@ -184,6 +184,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/clusters/{id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The cluster page's charts: the panels of the managed-cluster Grafana dashboard (under-replicated partitions,
+         *     bytes in and out per broker, produce latency p99, active controllers) for this cluster, from the configured
+         *     Prometheus.
+         */
+        get: operations["clusters_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/clusters/{id}/scale": {
         parameters: {
             query?: never;
@@ -496,6 +517,22 @@ export interface components {
             role: string;
             status: string;
         };
+        Chart: {
+            series: components["schemas"]["ChartSeries"][];
+            title: string;
+            /** @description Grafana's unit: `short`, `Bps` (bytes per second) or `ms`. */
+            unit: string;
+        };
+        /** @description One line of a chart: a broker's series (or the cluster's, for a sum). */
+        ChartSeries: {
+            /** @description `broker <node id>`, or `cluster` for a series summed over the cluster. */
+            label: string;
+            /** @description `[unix seconds, value]`, oldest first. */
+            points: [
+                number,
+                number
+            ][];
+        };
         ClusterAccepted: {
             cluster: components["schemas"]["ClusterView"];
             operation: components["schemas"]["OperationView"];
@@ -504,6 +541,16 @@ export interface components {
             items: components["schemas"]["ClusterView"][];
             /** @description Pass as `page_token` to get the next page; absent on the last page. */
             next_page_token?: string | null;
+        };
+        ClusterMetrics: {
+            /** @description The panels of the managed-cluster Grafana dashboard, in its order. Empty series: nothing scraped yet. */
+            charts: components["schemas"]["Chart"][];
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+            /** Format: int64 */
+            step_seconds: number;
         };
         /** @description A cluster as the read model knows it. */
         ClusterView: {
@@ -2257,6 +2304,95 @@ export interface operations {
                 };
             };
             /** @description Dependency unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clusters_metrics: {
+        parameters: {
+            query?: {
+                /** @description How far back, in minutes (1 to 1440; default 30). */
+                minutes?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Cluster id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One chart per dashboard panel, a series per broker */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterMetrics"];
+                };
+            };
+            /** @description Invalid window */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `FORBIDDEN`: role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such cluster in this org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Prometheus unreachable or not configured */
             503: {
                 headers: {
                     [name: string]: unknown;
