@@ -140,6 +140,14 @@ async function main() {
     });
     await shot('topic-violations');
 
+    await step("the cluster page charts the managed-cluster dashboard's panels from Prometheus", async () => {
+      // This cluster runs status only (no brokers to scrape): every chart is there, empty, and nothing failed.
+      await page.waitForSelector('[data-testid=charts]', { timeout: 30_000 });
+      const titles = await page.$$eval('[data-testid=charts] [data-chart]', (els) => els.map((e) => e.getAttribute('data-chart')));
+      const want = ['Under-replicated partitions', 'Bytes in per broker', 'Bytes out per broker', 'Produce request latency p99', 'Active controllers'];
+      if (JSON.stringify(titles) !== JSON.stringify(want)) fail(`charts ${titles.join(', ')}; want ${want.join(', ')}`);
+    });
+
     await step('create a topic that the policy allows', async () => {
       await page.fill('[data-testid=create-topic] input[name=name]', 'orders.events');
       await page.fill('[data-testid=create-topic] input[name=partitions]', '6');

@@ -149,7 +149,7 @@ start_polaris() {
   start_bg polaris "$LOGS/polaris.log" env KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" DATABASE_URL="$DATABASE_URL" \
     TEMPORAL_ADDRESS="$TEMPORAL_ADDRESS" \
     POLARIS_LISTEN="127.0.0.1:$POLARIS_PORT" POLARIS_DASHBOARD_DIR="$ROOT/dashboard/dist" \
-    POLARIS_TARGETS_DIR="$POLARIS_DIR/kube" \
+    POLARIS_TARGETS_DIR="$POLARIS_DIR/kube" POLARIS_PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT" \
     "$server" serve --roles api,relay,projector,worker
   wait_for "polaris /readyz" 60 "$LOGS/polaris.log" curl -fsS "http://127.0.0.1:$POLARIS_PORT/readyz"
 }

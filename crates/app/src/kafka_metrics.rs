@@ -108,6 +108,7 @@ struct RangeSeries {
 #[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     /// How far back, in minutes (1 to 1440; default 30).
+    #[param(minimum = 1, maximum = 1440)]
     pub minutes: Option<u32>,
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../api/client';
 import { Badge, Field, ProblemBanner, Table, time } from '../components';
 import { usePoll } from '../hooks';
+import { MetricsCharts } from '../charts';
 
 export function ClusterPage({ id }: { id: string }) {
   const base = `/v1/clusters/${encodeURIComponent(id)}`;
@@ -60,6 +61,7 @@ export function ClusterPage({ id }: { id: string }) {
       {c.current_operation_id && <OperationPanel id={c.current_operation_id} />}
       <ScaleForm cluster={c} onDone={reload} />
       <h2>Brokers</h2>
+      <MetricsCharts clusterId={c.id} />
       <Table headers={['Node id', 'Role', 'Status']} testId="brokers">
         {brokers.data?.items.map((b) => (
           <tr key={`${b.role}-${b.id}`}>
