@@ -60,13 +60,21 @@ pub fn deadline(metadata: &MetadataMap) -> Option<Duration> {
 }
 
 /// Runs `work` within the client's deadline: past it, `DEADLINE_EXCEEDED` (a write cut short commits all or
-/// nothing: its events and audit entry share one transaction).
+/// nothing: its events and audit entry share one transaction). Work that finishes after the deadline answers
+/// `DEADLINE_EXCEEDED` too: a timer only fires once the work yields, so without this check work that never waits
+/// long enough would answer a client that has stopped listening (a write may then have committed, as with any
+/// gRPC deadline; an Idempotency-Key makes the retry safe).
 async fn within<T>(limit: Option<Duration>, work: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    let exceeded = || Status::deadline_exceeded("the client's deadline passed before Polaris answered");
     match limit {
         None => work.await,
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .unwrap_or_else(|_| Err(Status::deadline_exceeded("the client's deadline passed before Polaris answered"))),
+        Some(limit) => {
+            let started = std::time::Instant::now();
+            match tokio::time::timeout(limit, work).await {
+                Ok(answer) if started.elapsed() < limit => answer,
+                _ => Err(exceeded()),
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::ListParams;
+use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL};
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
     ALL, Harness, get, kube_client, prepare_faults, send, unique_name, wait_for_status, wait_operation_for,
@@ -407,10 +408,10 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     assert_eq!(
         pod_names,
         [
-            format!("{name}-broker-3"),
-            format!("{name}-broker-4"),
-            format!("{name}-broker-5"),
-            format!("{name}-controller-0")
+            format!("{name}-{BROKER_POOL}-3"),
+            format!("{name}-{BROKER_POOL}-4"),
+            format!("{name}-{BROKER_POOL}-5"),
+            format!("{name}-{CONTROLLER_POOL}-0")
         ],
         "a Pod per real process"
     );

@@ -388,6 +388,7 @@ fn spawn(settings: Arc<Settings>, dir: PathBuf, desired: Desired) -> anyhow::Res
         internal_ports: internal_ports.clone(),
         plain_ports,
         tls_ports,
+        admin: Mutex::new(None),
     };
     let password = driver.state.internal_password.clone();
     let jars = driver.settings.jars.clone();
@@ -463,6 +464,8 @@ struct Driver {
     internal_ports: Arc<Mutex<Vec<u16>>>,
     plain_ports: Arc<Mutex<Vec<u16>>>,
     tls_ports: Arc<Mutex<Vec<u16>>>,
+    /// The admin client of the brokers it was made for (made again when the brokers change).
+    admin: Mutex<Option<(String, Arc<AdminClient<DefaultClientContext>>)>>,
 }
 
 impl Driver {
@@ -502,8 +505,18 @@ impl Driver {
         self.observed.send_modify(|o| o.message = Some(message));
     }
 
-    fn admin(&self) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-        Ok(internal_client_config(&loopback_list(&self.internal_ports), &self.state.internal_password).create()?)
+    fn admin(&self) -> anyhow::Result<Arc<AdminClient<DefaultClientContext>>> {
+        let bootstrap = loopback_list(&self.internal_ports);
+        let mut cached = self.admin.lock().expect("admin");
+        if let Some((made_for, admin)) = cached.as_ref()
+            && *made_for == bootstrap
+        {
+            return Ok(admin.clone());
+        }
+        let admin: Arc<AdminClient<DefaultClientContext>> =
+            Arc::new(internal_client_config(&bootstrap, &self.state.internal_password).create()?);
+        *cached = Some((bootstrap, admin.clone()));
+        Ok(admin)
     }
 
     async fn registered(&self) -> anyhow::Result<BTreeSet<i32>> {
@@ -661,13 +674,29 @@ impl Driver {
         Ok(format!("{}/*", libs.display()))
     }
 
-    /// Formats the node's storage if it was never formatted.
+    /// Formats the node's storage if it was never formatted. A broker's storage is what `kafka-storage format`
+    /// leaves in its log dir that a broker reads: `meta.properties` (version 1: cluster id, node id, directory
+    /// id), written here without a JVM; the bootstrap checkpoint it also writes is read by the controller only.
+    /// The controller's is formatted by Kafka's own StorageTool, with the metadata version.
     async fn format(&self, node: &Node, controller: bool, want: &Desired) -> anyhow::Result<()> {
         let dir = self.node_dir(node);
         if dir.join("data/meta.properties").exists() {
             return Ok(());
         }
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir.join("data"))?;
+        if !controller {
+            let meta = format!(
+                "#written by strimzi-sim as kafka-storage format writes it\nversion=1\ncluster.id={}\nnode.id={}\n\
+                 directory.id={}\n",
+                self.state.kraft_cluster_id,
+                node.id,
+                kafka_uuid()
+            );
+            let tmp = dir.join("data/meta.properties.tmp");
+            std::fs::write(&tmp, meta)?;
+            std::fs::rename(&tmp, dir.join("data/meta.properties"))?;
+            return Ok(());
+        }
         let conf = dir.join("server.properties");
         write_private(&conf, &self.properties(node, controller, want))?;
         let mut cmd = tokio::process::Command::new("java");

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodCondition, PodIP, PodSpec, PodStatus};
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use polaris_workers::monitoring::{KIND_LABEL, METRICS_PORT_NAME, POOL_LABEL};
+use polaris_workers::monitoring::{BROKER_ROLE_LABEL, KIND_LABEL, METRICS_PORT_NAME, POOL_LABEL};
 use polaris_workers::strimzi::CLUSTER_LABEL;
 use serde_json::json;
 const LOOPBACK: &str = "127.0.0.1";
@@ -40,7 +40,7 @@ pub fn pod(ns: &str, cluster: &str, kafka_labels: &BTreeMap<String, String>, ver
         ("strimzi.io/name".to_owned(), format!("{cluster}-kafka")),
         ("strimzi.io/component-type".to_owned(), "kafka".to_owned()),
         (POOL_LABEL.to_owned(), process.pool.clone()),
-        ("strimzi.io/broker-role".to_owned(), process.broker.to_string()),
+        (BROKER_ROLE_LABEL.to_owned(), process.broker.to_string()),
         ("strimzi.io/controller-role".to_owned(), (!process.broker).to_string()),
         ("app.kubernetes.io/name".to_owned(), "kafka".to_owned()),
         ("app.kubernetes.io/instance".to_owned(), cluster.to_owned()),

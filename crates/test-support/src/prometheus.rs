@@ -1,6 +1,6 @@
 //! A real Prometheus (Debian's `prometheus`, which ./dev/up and ./dev/test install) for one test: it discovers
 //! the managed brokers through a Polaris' `http_sd` endpoint, as the local stack's Prometheus does
-//! (deploy/prometheus/prometheus.yml), but scrapes every second so a test waits seconds, not minutes.
+//! (deploy/prometheus/prometheus.yml), but scrapes every two seconds so a test waits seconds, not minutes.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ impl TestPrometheus {
         let dir = std::env::temp_dir().join(format!("polaris-prometheus-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("prometheus dir");
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: kafka\n    \
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n  - job_name: kafka\n    \
              http_sd_configs:\n      - url: {sd_url}\n        refresh_interval: 1s\n"
         );
         std::fs::write(dir.join("prometheus.yml"), config).expect("prometheus.yml");

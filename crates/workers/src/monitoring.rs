@@ -22,16 +22,19 @@ use crate::strimzi::CLUSTER_LABEL;
 /// The label Strimzi puts on a Kafka cluster's pods.
 pub const KIND_LABEL: &str = "strimzi.io/kind";
 pub const POOL_LABEL: &str = "strimzi.io/pool-name";
+pub const BROKER_ROLE_LABEL: &str = "strimzi.io/broker-role";
 /// The exporter's port on a Strimzi Kafka pod.
 pub const METRICS_PORT_NAME: &str = "tcp-prometheus";
 
 /// The labels every managed broker's series carry, and the pod fact each comes from: `(label, Prometheus
 /// Kubernetes meta label)`. `node_id` is the pod name's last segment (`<cluster>-<pool>-<node id>`).
-pub const SCRAPE_LABELS: [(&str, &str); 5] = [
+pub const SCRAPE_LABELS: [(&str, &str); 6] = [
     ("namespace", "__meta_kubernetes_namespace"),
     ("pod", "__meta_kubernetes_pod_name"),
     ("kafka_cluster", "__meta_kubernetes_pod_label_strimzi_io_cluster"),
     ("kafka_pool", "__meta_kubernetes_pod_label_strimzi_io_pool_name"),
+    // "true" on brokers, "false" on controllers (which export broker metrics too, all zero).
+    ("kafka_broker", "__meta_kubernetes_pod_label_strimzi_io_broker_role"),
     ("polaris_cluster_id", "__meta_kubernetes_pod_label_polaris_dev_cluster_id"),
 ];
 
@@ -132,6 +135,7 @@ pub fn target_group(pod: &Pod) -> Option<TargetGroup> {
         ("pod".to_owned(), name.clone()),
         ("kafka_cluster".to_owned(), labels.get(CLUSTER_LABEL).cloned().unwrap_or_default()),
         ("kafka_pool".to_owned(), labels.get(POOL_LABEL).cloned().unwrap_or_default()),
+        ("kafka_broker".to_owned(), labels.get(BROKER_ROLE_LABEL).cloned().unwrap_or_default()),
         ("polaris_cluster_id".to_owned(), cluster_id.clone()),
         ("node_id".to_owned(), node_id.to_owned()),
     ]);
@@ -199,7 +203,8 @@ mod tests {
 
     #[test]
     fn a_running_managed_pod_is_a_target_with_the_pod_monitors_labels() {
-        let labels = [(CLUSTER_ID_LABEL, "c-1"), (CLUSTER_LABEL, "orders"), (POOL_LABEL, "broker")];
+        let labels =
+            [(CLUSTER_ID_LABEL, "c-1"), (CLUSTER_LABEL, "orders"), (POOL_LABEL, "broker"), (BROKER_ROLE_LABEL, "true")];
         let group = target_group(&pod("orders-broker-4", Some("127.0.0.1"), &labels)).expect("a target");
         assert_eq!(group.targets, vec!["127.0.0.1:41234"]);
         let names: Vec<&str> = group.labels.keys().map(String::as_str).collect();
@@ -209,6 +214,7 @@ mod tests {
         assert_eq!(group.labels["node_id"], "4");
         assert_eq!(group.labels["polaris_cluster_id"], "c-1");
         assert_eq!(group.labels["kafka_pool"], "broker");
+        assert_eq!(group.labels["kafka_broker"], "true");
     }
 
     #[test]
@@ -226,6 +232,9 @@ mod tests {
         assert_eq!(spec.selector.match_labels[KIND_LABEL], "Kafka");
         let targets: Vec<&str> =
             spec.pod_metrics_endpoints[0].relabelings.iter().map(|r| r.target_label.as_str()).collect();
-        assert_eq!(targets, ["namespace", "pod", "kafka_cluster", "kafka_pool", "polaris_cluster_id", "node_id"]);
+        assert_eq!(
+            targets,
+            ["namespace", "pod", "kafka_cluster", "kafka_pool", "kafka_broker", "polaris_cluster_id", "node_id"]
+        );
     }
 }
