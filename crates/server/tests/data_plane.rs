@@ -171,22 +171,6 @@ fn finalized_metadata_version(bootstrap: &str, password: &str, version: &str) ->
         .to_owned()
 }
 
-/// The `kafka_*` metric names a PromQL expression uses.
-fn kafka_metrics_in(expr: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = expr;
-    while let Some(at) = rest.find("kafka_") {
-        let tail = &rest[at..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
-        // A label (`kafka_cluster="..."`), not a metric.
-        if !tail[end..].starts_with('=') {
-            out.push(tail[..end].to_owned());
-        }
-        rest = &tail[end..];
-    }
-    out
-}
-
 fn port_of(addr: &str) -> u16 {
     addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("port of {addr}"))
 }
@@ -415,6 +399,20 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
         ],
         "a Pod per real process"
     );
+    // Production's path to the same Pods: the PodMonitor provisioning wrote (validated by the Prometheus
+    // Operator's real CRD) selects exactly these Pods, on the port they expose.
+    let monitors: Api<polaris_workers::monitoring::PodMonitor> = Api::namespaced(kube_client(TARGET).await, &ns);
+    let monitor = monitors.get(&name).await.expect("the cluster's PodMonitor");
+    for pod in &listed {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        assert!(
+            monitor.spec.selector.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            "the PodMonitor selects {:?}",
+            pod.metadata.name
+        );
+        let ports = &pod.spec.as_ref().expect("spec").containers[0].ports;
+        assert!(ports.iter().flatten().any(|p| p.name.as_deref() == Some(&monitor.spec.pod_metrics_endpoints[0].port)));
+    }
     let up = format!("up{{job=\"kafka\",polaris_cluster_id=\"{id}\"}} == 1");
     let nodes = eventually("Prometheus scrapes every process of the cluster", Duration::from_secs(60), || async {
         let result = prometheus.query(&up).await?;
@@ -439,7 +437,7 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
         }
     }
     for panel in polaris_app::kafka_metrics::PANELS.iter() {
-        for metric in kafka_metrics_in(&panel.expr) {
+        for metric in polaris_test_support::metrics_in(&panel.expr, "kafka_") {
             assert!(
                 exported.contains(&metric),
                 "panel {:?} uses {metric}, which the exporter does not produce",

@@ -36,19 +36,6 @@ async fn exported(h: &Harness) -> BTreeSet<String> {
     names
 }
 
-/// The `polaris_*` metric names a PromQL expression uses.
-fn metrics_in(expr: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = expr;
-    while let Some(at) = rest.find("polaris_") {
-        let tail = &rest[at..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
-        out.push(tail[..end].to_owned());
-        rest = &tail[end..];
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dashboards_and_alert_rules_use_only_exported_metrics() {
     let h = Harness::start(&ALL).await;
@@ -107,7 +94,7 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
             assert!(!targets.is_empty(), "{}: panel {} has no query", path.display(), p["title"]);
             for t in targets {
                 let expr = t["expr"].as_str().expect("expr");
-                for m in metrics_in(expr) {
+                for m in polaris_test_support::metrics_in(expr, "polaris_") {
                     assert!(
                         exported.contains(&m),
                         "{}: panel {} uses {m}, which Polaris does not export",
@@ -129,7 +116,7 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
         for rule in group["rules"].as_sequence().expect("rules") {
             alerts += 1;
             let expr = rule["expr"].as_str().expect("expr");
-            for m in metrics_in(expr) {
+            for m in polaris_test_support::metrics_in(expr, "polaris_") {
                 assert!(exported.contains(&m), "alert {:?} uses {m}, which Polaris does not export", rule["alert"]);
             }
         }

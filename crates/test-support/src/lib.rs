@@ -138,3 +138,20 @@ pub fn read_all(topic: &str) -> Vec<OwnedMessage> {
     out.sort_by_key(|m| (m.partition(), m.offset()));
     out
 }
+
+/// The metric names starting with `prefix` that a PromQL expression uses (label names, followed by `=`, `!=` or
+/// `=~` in a selector, are not metrics).
+pub fn metrics_in(expr: &str, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find(prefix) {
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let after = tail[end..].trim_start();
+        if !(after.starts_with('=') || after.starts_with("!=")) {
+            out.push(tail[..end].to_owned());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
