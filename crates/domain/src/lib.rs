@@ -3,6 +3,7 @@
 //! correlation arrive with each command's metadata, so the same command always gets the same verdict and the
 //! aggregate tests need nothing but memory.
 
+pub mod acl;
 pub mod cluster;
 pub mod envelope;
 pub mod events;
