@@ -17,6 +17,7 @@ use crate::cluster::{self, ClusterEvent};
 use crate::envelope::{EventEnvelope, headers};
 use crate::ids::{ClusterId, ClusterName, OperationId, OrgId, Provider, Region, TargetId};
 use crate::topic::{self, TopicEvent};
+use crate::user::{self, UserEvent};
 
 /// Every event type with its aggregate and current version.
 pub const CURRENT: &[(&str, &str, u32)] = &[
@@ -45,6 +46,15 @@ pub const CURRENT: &[(&str, &str, u32)] = &[
     ("topic", "TopicDeleted", 1),
     ("topic", "TopicStalled", 1),
     ("topic", "TopicOperationFailed", 1),
+    ("user", "UserRequested", 1),
+    ("user", "UserReady", 1),
+    ("user", "UserAclsChanged", 1),
+    ("user", "UserQuotasChanged", 1),
+    ("user", "UserCredentialsRotated", 1),
+    ("user", "UserDeletionRequested", 1),
+    ("user", "UserDeleted", 1),
+    ("user", "UserStalled", 1),
+    ("user", "UserOperationFailed", 1),
 ];
 
 /// The current version of an event type, if this build knows it.
@@ -304,6 +314,7 @@ fn entry<T: JsonSchema>(aggregate_type: &'static str, event_type: &'static str, 
 pub fn catalog() -> Vec<EventSchema> {
     use cluster as c;
     use topic as t;
+    use user as u;
     vec![
         entry::<ClusterRequestedV1>("cluster", "ClusterRequested", 1),
         entry::<ClusterRequestedV2>("cluster", "ClusterRequested", 2),
@@ -333,6 +344,15 @@ pub fn catalog() -> Vec<EventSchema> {
         entry::<t::TopicDeleted>("topic", "TopicDeleted", 1),
         entry::<t::TopicStalled>("topic", "TopicStalled", 1),
         entry::<t::TopicOperationFailed>("topic", "TopicOperationFailed", 1),
+        entry::<u::UserRequested>("user", "UserRequested", 1),
+        entry::<u::UserReady>("user", "UserReady", 1),
+        entry::<u::UserAclsChanged>("user", "UserAclsChanged", 1),
+        entry::<u::UserQuotasChanged>("user", "UserQuotasChanged", 1),
+        entry::<u::UserCredentialsRotated>("user", "UserCredentialsRotated", 1),
+        entry::<u::UserDeletionRequested>("user", "UserDeletionRequested", 1),
+        entry::<u::UserDeleted>("user", "UserDeleted", 1),
+        entry::<u::UserStalled>("user", "UserStalled", 1),
+        entry::<u::UserOperationFailed>("user", "UserOperationFailed", 1),
     ]
 }
 
@@ -340,7 +360,9 @@ pub fn catalog() -> Vec<EventSchema> {
 /// catalog entry is noticed by the tests).
 pub fn enum_variants() -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    for (aggregate, schema) in [("cluster", schema_for!(ClusterEvent)), ("topic", schema_for!(TopicEvent))] {
+    for (aggregate, schema) in
+        [("cluster", schema_for!(ClusterEvent)), ("topic", schema_for!(TopicEvent)), ("user", schema_for!(UserEvent))]
+    {
         let value: Value = serde_json::to_value(schema).unwrap_or_default();
         for variant in value.get("oneOf").and_then(Value::as_array).into_iter().flatten() {
             for name in variant.get("required").and_then(Value::as_array).into_iter().flatten() {

@@ -14,6 +14,7 @@ pub mod naming;
 pub mod policy;
 pub mod snapshot;
 pub mod topic;
+pub mod user;
 
 pub use cluster::{Cluster, ClusterCommand, ClusterError, ClusterEvent, RequestCluster};
 pub use envelope::EventEnvelope;
