@@ -171,6 +171,162 @@ fn finalized_metadata_version(bootstrap: &str, password: &str, version: &str) ->
         .to_owned()
 }
 
+/// A KafkaUser (written here as Polaris' user workflow will write it: a Secret with the password, the KafkaUser
+/// naming it) with Write and Read on the prefix `orders.`, Read on the group `orders-app`, and a produce quota of
+/// 100 KiB/s: the brokers enforce each, a rotation retires the old password, and a delete every credential.
+async fn users_on_the_brokers(admin: &ClientConfig, bootstrap: &str, ns: &str, cluster: &str) {
+    use polaris_workers::strimzi::{
+        AclResourceSpec, AclRuleSpec, KafkaUser, KafkaUserAuthentication, KafkaUserAuthorization, KafkaUserQuotas,
+        KafkaUserSpec, KeyRef, PasswordSource, SecretValueFrom,
+    };
+    const USER: &str = "orders-app";
+    const QUOTA: u64 = 100 * 1024;
+    let kube = kube_client(TARGET).await;
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), ns);
+    let users: Api<KafkaUser> = Api::namespaced(kube, ns);
+    let set_password = |password: String| {
+        let secrets = secrets.clone();
+        async move {
+            let secret = Secret {
+                metadata: kube::api::ObjectMeta { name: Some(format!("{USER}-password")), ..Default::default() },
+                data: Some([("password".to_owned(), k8s_openapi::ByteString(password.into_bytes()))].into()),
+                ..Default::default()
+            };
+            let params = kube::api::PatchParams::apply("data-plane-test").force();
+            secrets
+                .patch(&format!("{USER}-password"), &params, &kube::api::Patch::Apply(&secret))
+                .await
+                .expect("secret");
+        }
+    };
+    let first_password = uuid::Uuid::new_v4().simple().to_string();
+    set_password(first_password.clone()).await;
+    let rule = |type_: &str, name: &str, pattern: &str, ops: &[&str]| AclRuleSpec {
+        type_: Some("allow".into()),
+        resource: AclResourceSpec { type_: type_.into(), name: Some(name.into()), pattern_type: Some(pattern.into()) },
+        operations: ops.iter().map(|o| (*o).to_owned()).collect(),
+        host: Some("*".into()),
+    };
+    let mut user = KafkaUser::new(
+        USER,
+        KafkaUserSpec {
+            authentication: Some(KafkaUserAuthentication {
+                type_: "scram-sha-512".into(),
+                password: Some(PasswordSource {
+                    value_from: SecretValueFrom {
+                        secret_key_ref: KeyRef { name: format!("{USER}-password"), key: "password".into() },
+                    },
+                }),
+            }),
+            authorization: Some(KafkaUserAuthorization {
+                type_: "simple".into(),
+                acls: vec![
+                    rule("topic", "orders.", "prefix", &["Write", "Read", "Describe"]),
+                    rule("group", USER, "literal", &["Read"]),
+                ],
+            }),
+            quotas: Some(KafkaUserQuotas { producer_byte_rate: Some(QUOTA), ..Default::default() }),
+        },
+    );
+    user.metadata.labels = Some([("strimzi.io/cluster".to_owned(), cluster.to_owned())].into());
+    users.create(&kube::api::PostParams::default(), &user).await.expect("KafkaUser");
+    let ready = eventually("the KafkaUser Ready on the brokers", Duration::from_secs(120), || async {
+        let u = users.get(USER).await.ok()?;
+        let s = u.status?;
+        (s.observed_generation == u.metadata.generation
+            && s.conditions.iter().any(|c| c.type_.as_deref() == Some("Ready")))
+        .then_some(s)
+    })
+    .await;
+    assert_eq!(ready.username.as_deref(), Some(USER));
+
+    // A topic the user has no ACL on, made by the admin (a super user).
+    let kafka_admin: AdminClient<DefaultClientContext> = admin.create().expect("admin client");
+    let payments = rdkafka::admin::NewTopic::new("payments.v1", 1, rdkafka::admin::TopicReplication::Fixed(3));
+    kafka_admin.create_topics([&payments], &AdminOptions::new()).await.expect("create payments.v1");
+
+    let as_user = client(bootstrap, USER, &first_password);
+    let producer: FutureProducer = as_user.clone().set("acks", "all").create().expect("producer");
+    let send = |topic: &'static str, payload: Vec<u8>| {
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(FutureRecord::<(), [u8]>::to(topic).payload(&payload), Duration::from_secs(30))
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e.to_string())
+        }
+    };
+    send(TOPIC, b"from orders-app".to_vec()).await.expect("Write on the prefix orders.");
+    let refused = send("payments.v1", b"not allowed".to_vec()).await.expect_err("no ACL on payments.v1");
+    assert!(refused.contains("Authorization"), "{refused}");
+
+    // Read with its own group; another group is refused.
+    let reader = as_user.clone();
+    let read_with = move |group: &str| {
+        let consumer: BaseConsumer = reader
+            .clone()
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[TOPIC]).expect("subscribe");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(_)) => return Ok(()),
+                Some(Err(e)) if e.to_string().contains("Authorization") => return Err(e.to_string()),
+                _ if Instant::now() > deadline => return Err("nothing read before the deadline".to_owned()),
+                _ => {}
+            }
+        }
+    };
+    let (own, other) =
+        tokio::task::spawn_blocking(move || (read_with(USER), read_with("someone-else"))).await.expect("consumers");
+    own.expect("Read on its own group and the topic");
+    let other = other.expect_err("another group is refused");
+    assert!(other.contains("Group") && other.contains("Authorization"), "{other}");
+
+    // The produce quota: 1 MiB at full speed takes about ten seconds at 100 KiB/s.
+    let chunk = vec![7u8; 16 * 1024];
+    let started = Instant::now();
+    let sends = (0..64).map(|_| send(TOPIC, chunk.clone()));
+    for r in futures::future::join_all(sends).await {
+        r.expect("a produce within the quota's delays");
+    }
+    let rate = (64 * chunk.len()) as f64 / started.elapsed().as_secs_f64();
+    println!("figure: produce at a 100 KiB/s quota: {:.0} KiB/s", rate / 1024.0);
+    assert!(
+        rate > QUOTA as f64 / 2.0 && rate < QUOTA as f64 * 2.0,
+        "measured {rate:.0} B/s against a quota of {QUOTA} B/s"
+    );
+
+    // Rotation: a new password in the Secret; the old one stops authenticating, the new one works.
+    let second_password = uuid::Uuid::new_v4().simple().to_string();
+    set_password(second_password.clone()).await;
+    let (old, new) = (client(bootstrap, USER, &first_password), client(bootstrap, USER, &second_password));
+    eventually("the rotated password in force", Duration::from_secs(60), || {
+        let (old, new) = (old.clone(), new.clone());
+        async move {
+            tokio::task::spawn_blocking(move || (!can_connect(&old) && can_connect(&new)).then_some(())).await.ok()?
+        }
+    })
+    .await;
+
+    // Delete: the credentials, the ACLs and the User Operator's Secret are gone.
+    users.delete(USER, &kube::api::DeleteParams::default()).await.expect("delete KafkaUser");
+    eventually("the deleted user refused", Duration::from_secs(60), || {
+        let new = new.clone();
+        async move { tokio::task::spawn_blocking(move || (!can_connect(&new)).then_some(())).await.ok()? }
+    })
+    .await;
+    eventually("the user's Secret removed", Duration::from_secs(30), || async {
+        secrets.get_opt(USER).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
 fn port_of(addr: &str) -> u16 {
     addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("port of {addr}"))
 }
@@ -381,6 +537,9 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_file(&token_file);
+
+    // strimzi-sim's User Operator on the real brokers: SCRAM credentials, ACLs and quotas, rotation and delete.
+    users_on_the_brokers(&admin, &bootstrap, &ns, &name).await;
 
     // Every broker and the controller run the JMX Prometheus exporter with the cluster's rules, strimzi-sim
     // writes their Pods as Strimzi would, and Prometheus finds them through Polaris' http_sd endpoint: up == 1

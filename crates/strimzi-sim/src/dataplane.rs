@@ -34,6 +34,7 @@ pub const FEATURE_COMMAND: &str = "org.apache.kafka.tools.FeatureCommand";
 pub const REASSIGN_COMMAND: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
 pub const CONFIG_COMMAND: &str = "kafka.admin.ConfigCommand";
 pub const CLUSTER_TOOL: &str = "org.apache.kafka.tools.ClusterTool";
+pub const ACL_COMMAND: &str = "org.apache.kafka.tools.AclCommand";
 
 /// The principal strimzi-sim (and the brokers among themselves) use on the internal listeners.
 pub const INTERNAL_USER: &str = "strimzi-sim";

@@ -151,10 +151,22 @@ struct Sim {
     default_real: bool,
     /// The Pods each Kafka reconciled in this pass should have ([`pods`]).
     wanted_pods: BTreeMap<(String, String), Vec<Pod>>,
-    /// KafkaUser uid -> (generation, SHA-256 of the password) last applied on the brokers.
-    users: HashMap<String, (i64, String)>,
+    /// KafkaUser uid -> what was last applied on the brokers for it.
+    users: HashMap<String, AppliedUser>,
     /// KafkaRebalance uid -> the moves it executes.
     rebalances: HashMap<String, Vec<rebalance::Move>>,
+}
+
+/// What strimzi-sim last applied on the brokers for a KafkaUser.
+#[derive(Clone, Debug, PartialEq)]
+struct AppliedUser {
+    ns: String,
+    cluster: String,
+    name: String,
+    /// SHA-256 of the password.
+    password: Option<String>,
+    /// The ACL bindings and quotas, as JSON.
+    rules: String,
 }
 
 fn now() -> String {
@@ -254,39 +266,57 @@ impl Sim {
                 }
             }
         }
-        for user in user_list {
-            if let Err(e) = self.reconcile_user(&user).await {
+        for user in &user_list {
+            if let Err(e) = self.reconcile_user(user).await {
                 tracing::warn!(user = %user.name_any(), error = %format!("{e:#}"), "user reconcile failed");
             }
         }
+        self.remove_deleted_users(&user_list.items).await;
         Ok(())
     }
 
-    /// The User Operator: SCRAM credentials on the brokers (once per generation and password), its Secret, and
-    /// `Ready` with the username.
+    /// The User Operator: SCRAM credentials, ACLs and client quotas on the brokers (each applied again only when
+    /// it changed), its Secret, and `Ready` with the username.
     async fn reconcile_user(&mut self, user: &KafkaUser) -> anyhow::Result<()> {
         let ns = user.namespace().unwrap_or_default();
         let name = user.name_any();
         let uid = user.uid().unwrap_or_default();
         if user.metadata.deletion_timestamp.is_some() {
-            self.users.remove(&uid);
             return Ok(());
         }
-        let cluster = user.labels().get(CLUSTER_LABEL).and_then(|c| self.plane.get(&ns, c));
+        let cluster_name = user.labels().get(CLUSTER_LABEL).cloned().unwrap_or_default();
+        let cluster = self.plane.get(&ns, &cluster_name);
         let generation = user.metadata.generation.unwrap_or(0);
         if let Some(c) = cluster {
             if !c.observed.borrow().ready {
                 return Ok(());
             }
-            if let Some(password) = users::password(&self.client, &ns, user).await? {
-                let applied = (generation, users::fingerprint(&password));
-                if self.users.get(&uid) != Some(&applied) {
-                    users::set_scram(c, &name, &password).await?;
-                    users::write_user_secret(&self.client, &ns, user, &password).await?;
-                    tracing::info!(user = %name, namespace = %ns, "SCRAM-SHA-512 credentials set on the brokers");
-                    self.users.insert(uid, applied);
-                }
+            let previous = self.users.get(&uid).cloned();
+            let password = users::password(&self.client, &ns, user).await?;
+            let fingerprint = password.as_deref().map(users::fingerprint);
+            if let Some(password) = &password
+                && previous.as_ref().and_then(|p| p.password.as_ref()) != fingerprint.as_ref()
+            {
+                users::set_scram(c, &name, password).await?;
+                users::write_user_secret(&self.client, &ns, user, password).await?;
+                tracing::info!(user = %name, namespace = %ns, "SCRAM-SHA-512 credentials set on the brokers");
             }
+            let acls = user.spec.authorization.as_ref().map(|a| a.acls.clone()).unwrap_or_default();
+            let rules = serde_json::to_string(&(&acls, &user.spec.quotas))?;
+            // A user first seen without ACLs or quotas (Polaris' own admin, a super user) costs no tool runs.
+            let nothing = acls.is_empty() && user.spec.quotas.is_none();
+            let changed = match &previous {
+                Some(p) => p.rules != rules,
+                None => !nothing,
+            };
+            if changed {
+                users::apply_acls(c, &name, &users::desired_bindings(&acls)).await?;
+                users::apply_quotas(c, &name, user.spec.quotas.as_ref()).await?;
+                tracing::info!(user = %name, namespace = %ns, rules = acls.len(), "ACLs and quotas set on the brokers");
+            }
+            let applied =
+                AppliedUser { ns: ns.clone(), cluster: cluster_name, name: name.clone(), password: fingerprint, rules };
+            self.users.insert(uid, applied);
         }
         let previous = user.status.clone().unwrap_or_default();
         let desired = KafkaUserStatus {
@@ -300,6 +330,25 @@ impl Sim {
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await?;
         }
         Ok(())
+    }
+
+    /// KafkaUsers applied on the brokers that are gone (or going): their credentials, ACLs and quotas leave the
+    /// brokers and their Secret goes, as the User Operator does on a delete.
+    async fn remove_deleted_users(&mut self, users: &[KafkaUser]) {
+        let live: BTreeSet<String> =
+            users.iter().filter(|u| u.metadata.deletion_timestamp.is_none()).filter_map(|u| u.uid()).collect();
+        let gone: Vec<(String, AppliedUser)> =
+            self.users.iter().filter(|(uid, _)| !live.contains(*uid)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (uid, user) in gone {
+            let cluster = self.plane.get(&user.ns, &user.cluster);
+            match users::remove_user(&self.client, cluster, &user.ns, &user.name).await {
+                Ok(()) => {
+                    tracing::info!(user = %user.name, namespace = %user.ns, "user removed from the brokers");
+                    self.users.remove(&uid);
+                }
+                Err(e) => tracing::warn!(user = %user.name, error = %format!("{e:#}"), "removing a deleted user"),
+            }
+        }
     }
 
     /// Deletes what is left in a terminating namespace (the Strimzi resources, the Istio and Prometheus Operator

@@ -231,6 +231,8 @@ impl ClusterSpec {
                         },
                     }),
                 }),
+                authorization: None,
+                quotas: None,
             },
             status: None,
         }

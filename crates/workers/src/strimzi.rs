@@ -311,6 +311,53 @@ pub struct KafkaRebalanceStatus {
 pub struct KafkaUserSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<KafkaUserAuthentication>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<KafkaUserAuthorization>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<KafkaUserQuotas>,
+}
+
+/// `authorization: {type: simple, acls: [...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KafkaUserAuthorization {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub acls: Vec<AclRuleSpec>,
+}
+
+/// One ACL rule as Strimzi spells it: `type` allow|deny, `resource` {type topic|group|cluster|transactionalId,
+/// name, patternType literal|prefix}, `operations` (Read, Write, ...), `host`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AclRuleSpec {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    pub resource: AclResourceSpec,
+    pub operations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AclResourceSpec {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaUserQuotas {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_byte_rate: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_byte_rate: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_percentage: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
