@@ -2,8 +2,9 @@
 //! (deploy/grafana/managed-kafka.json), queried for one cluster over a window from the Prometheus that scrapes
 //! its brokers. The dashboard is the one definition, so the page and Grafana cannot show different things.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -48,60 +49,23 @@ impl Panel {
     }
 }
 
-/// Where the charts' data comes from: a Prometheus HTTP API.
-#[derive(Clone, Debug)]
-pub struct Prometheus {
-    pub url: String,
-    pub http: reqwest::Client,
+/// One series of a range query: its labels and `[unix seconds, value]` points, values as Prometheus writes them.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct RangeSeries {
+    pub metric: std::collections::BTreeMap<String, String>,
+    pub values: Vec<(f64, String)>,
 }
 
-impl Prometheus {
-    pub fn new(url: &str) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client");
-        Prometheus { url: url.trim_end_matches('/').to_owned(), http }
-    }
-
-    /// `query_range`: each series' labels and `[unix seconds, value]` points.
-    async fn range(&self, query: &str, start: i64, end: i64, step: i64) -> Result<Vec<RangeSeries>, String> {
-        let params = [
-            ("query", query.to_owned()),
-            ("start", start.to_string()),
-            ("end", end.to_string()),
-            ("step", step.to_string()),
-        ];
-        let response = self
-            .http
-            .get(format!("{}/api/v1/query_range", self.url))
-            .query(&params)
-            .send()
-            .await
-            .map_err(|e| format!("prometheus at {}: {e}", self.url))?;
-        let status = response.status();
-        let body: RangeResponse =
-            response.json().await.map_err(|e| format!("prometheus at {} answered {status}: {e}", self.url))?;
-        match body.data {
-            Some(data) if body.status == "success" => Ok(data.result),
-            _ => Err(format!("prometheus at {}: {}", self.url, body.error.unwrap_or_else(|| status.to_string()))),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct RangeResponse {
-    status: String,
-    data: Option<RangeData>,
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RangeData {
-    result: Vec<RangeSeries>,
-}
-
-#[derive(Deserialize)]
-struct RangeSeries {
-    metric: std::collections::BTreeMap<String, String>,
-    values: Vec<(f64, String)>,
+/// Where the charts' data comes from: a Prometheus HTTP API's `query_range` (the server wires an HTTP client to
+/// it; the application layer knows no HTTP). An error is the reason, for a 503.
+pub trait MetricsSource: Send + Sync + std::fmt::Debug {
+    fn range<'a>(
+        &'a self,
+        query: &'a str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<RangeSeries>, String>> + Send + 'a>>;
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -45,7 +45,7 @@ pub struct App {
     /// The per-address limit of requests without a valid token (this replica's share).
     pub anonymous_limiter: Arc<ratelimit::RateLimiter>,
     /// The Prometheus that scrapes the managed brokers, for the cluster page's charts (`None`: not configured).
-    pub prometheus: Option<kafka_metrics::Prometheus>,
+    pub prometheus: Option<Arc<dyn kafka_metrics::MetricsSource>>,
 }
 
 impl App {

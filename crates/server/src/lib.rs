@@ -1,6 +1,8 @@
 //! Wiring for `polaris-server`: configuration, the roles, and the probes `/readyz` uses. Kept in a library so
 //! the end-to-end tests start exactly what the binary starts.
 
+mod prometheus;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -214,7 +216,9 @@ impl Server {
                 self.settings.unauthenticated_rate_per_sec.saturating_mul(2),
                 self.settings.api_replicas,
             )),
-            prometheus: self.settings.prometheus_url.as_deref().map(polaris_app::kafka_metrics::Prometheus::new),
+            prometheus: self.settings.prometheus_url.as_deref().map(|url| {
+                Arc::new(prometheus::PrometheusHttp::new(url)) as Arc<dyn polaris_app::kafka_metrics::MetricsSource>
+            }),
         }
     }
 

@@ -165,8 +165,8 @@ struct AppliedUser {
     name: String,
     /// SHA-256 of the password.
     password: Option<String>,
-    /// The ACL bindings and quotas, as JSON.
-    rules: String,
+    /// The ACL bindings and quotas, as JSON (`None`: not applied yet).
+    rules: Option<String>,
 }
 
 fn now() -> String {
@@ -291,22 +291,31 @@ impl Sim {
             if !c.observed.borrow().ready {
                 return Ok(());
             }
-            let previous = self.users.get(&uid).cloned();
+            let mut applied = self.users.get(&uid).cloned().unwrap_or(AppliedUser {
+                ns: ns.clone(),
+                cluster: cluster_name.clone(),
+                name: name.clone(),
+                password: None,
+                rules: None,
+            });
             let password = users::password(&self.client, &ns, user).await?;
             let fingerprint = password.as_deref().map(users::fingerprint);
             if let Some(password) = &password
-                && previous.as_ref().and_then(|p| p.password.as_ref()) != fingerprint.as_ref()
+                && applied.password != fingerprint
             {
                 users::set_scram(c, &name, password).await?;
                 users::write_user_secret(&self.client, &ns, user, password).await?;
                 tracing::info!(user = %name, namespace = %ns, "SCRAM-SHA-512 credentials set on the brokers");
+                // Recorded at once: a failure below does not set the same credential again.
+                applied.password = fingerprint;
+                self.users.insert(uid.clone(), applied.clone());
             }
             let acls = user.spec.authorization.as_ref().map(|a| a.acls.clone()).unwrap_or_default();
             let rules = serde_json::to_string(&(&acls, &user.spec.quotas))?;
             // A user first seen without ACLs or quotas (Polaris' own admin, a super user) costs no tool runs.
             let nothing = acls.is_empty() && user.spec.quotas.is_none();
-            let changed = match &previous {
-                Some(p) => p.rules != rules,
+            let changed = match &applied.rules {
+                Some(r) => *r != rules,
                 None => !nothing,
             };
             if changed {
@@ -314,8 +323,7 @@ impl Sim {
                 users::apply_quotas(c, &name, user.spec.quotas.as_ref()).await?;
                 tracing::info!(user = %name, namespace = %ns, rules = acls.len(), "ACLs and quotas set on the brokers");
             }
-            let applied =
-                AppliedUser { ns: ns.clone(), cluster: cluster_name, name: name.clone(), password: fingerprint, rules };
+            applied.rules = Some(rules);
             self.users.insert(uid, applied);
         }
         let previous = user.status.clone().unwrap_or_default();
@@ -475,9 +483,18 @@ impl Sim {
                     taken.retain(|i| *i != id);
                 }
             }
+            // As Strimzi, which writes a pool's status at the end of the reconciliation that scaled it: on real
+            // brokers the pool is observed at its generation only once the processes run exactly its node ids
+            // (until then a scale-down's leaving brokers may still be up, and a reader must not see it done).
+            let converged = !real
+                || self.plane.get(ns, cluster).is_some_and(|c| {
+                    let o = c.observed.borrow();
+                    let running = if is_broker { &o.desired.brokers } else { &o.desired.controllers };
+                    o.ready && *running == ids
+                });
             let desired = KafkaNodePoolStatus {
                 conditions: vec![],
-                observed_generation: if blocked.is_some() {
+                observed_generation: if blocked.is_some() || !converged {
                     status.observed_generation
                 } else {
                     pool.metadata.generation

@@ -239,13 +239,19 @@ pub async fn apply_acls(
     Ok(())
 }
 
-/// Sets the user's client quotas on the brokers: the ones given, and removes the others.
+/// Sets the user's client quotas on the brokers: the ones given, and removes the others it has (Kafka refuses to
+/// delete a quota that is not set, so they are read first).
 pub async fn apply_quotas(
     cluster: &Cluster,
     user: &str,
     quotas: Option<&polaris_workers::strimzi::KafkaUserQuotas>,
 ) -> anyhow::Result<()> {
     let q = quotas.cloned().unwrap_or_default();
+    let version = cluster.desired.borrow().version.clone();
+    let described = cluster
+        .tool(&version, CONFIG_COMMAND, &["--describe", "--entity-type", "users", "--entity-name", user])
+        .await?;
+    let set = quota_keys(&described);
     let mut add = Vec::new();
     let mut delete = Vec::new();
     for (key, value) in [
@@ -255,10 +261,13 @@ pub async fn apply_quotas(
     ] {
         match value {
             Some(v) => add.push(format!("{key}={v}")),
-            None => delete.push(key),
+            None if set.contains(&key) => delete.push(key),
+            None => {}
         }
     }
-    let version = cluster.desired.borrow().version.clone();
+    if add.is_empty() && delete.is_empty() {
+        return Ok(());
+    }
     let mut args =
         vec!["--alter".to_owned(), "--entity-type".into(), "users".into(), "--entity-name".into(), user.into()];
     if !add.is_empty() {
@@ -269,6 +278,16 @@ pub async fn apply_quotas(
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     cluster.tool(&version, CONFIG_COMMAND, &refs).await.map(|_| ())
+}
+
+/// The client quota keys ConfigCommand's `--describe` of a user shows as set
+/// (`Quota configs for user-principal 'x' are producer_byte_rate=102400.0, ...`).
+fn quota_keys(described: &str) -> Vec<&'static str> {
+    let line = described.lines().find(|l| l.starts_with("Quota configs")).unwrap_or_default();
+    ["producer_byte_rate", "consumer_byte_rate", "request_percentage"]
+        .into_iter()
+        .filter(|k| line.contains(&format!("{k}=")))
+        .collect()
 }
 
 /// What the User Operator does when a KafkaUser is deleted: its SCRAM credential, ACLs and quotas leave the
@@ -325,5 +344,12 @@ mod tests {
         assert_eq!(parse_acl_list(listed), desired_bindings(&rules));
         assert_eq!(operation_arg("IDEMPOTENT_WRITE"), "IdempotentWrite");
         assert_eq!(enum_name("transactionalId"), "TRANSACTIONAL_ID");
+        let described =
+            "Quota configs for user-principal 'app' are producer_byte_rate=102400.0, request_percentage=50.0\n";
+        assert_eq!(quota_keys(described), ["producer_byte_rate", "request_percentage"]);
+        assert!(
+            quota_keys("SCRAM credential configs for user-principal 'app' are SCRAM-SHA-512=iterations=4096\n")
+                .is_empty()
+        );
     }
 }
