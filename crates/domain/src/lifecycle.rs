@@ -91,6 +91,45 @@ words!(
     }
 );
 
+/// What a workflow reports about the operation it runs on a topic or a Kafka user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkflowReport {
+    Ready,
+    Deleted,
+    Stalled,
+    Failed,
+}
+
+/// Where an aggregate that runs one operation at a time stands, to judge a workflow's report against.
+#[derive(Clone, Copy, Debug)]
+pub struct OperationTrack {
+    pub current: Option<crate::ids::OperationId>,
+    pub ready: bool,
+    pub deleting: bool,
+    pub deleted: bool,
+}
+
+impl OperationTrack {
+    /// `Ok(true)`: record the report. `Ok(false)`: record nothing (a repeat of what is recorded, or a stall or
+    /// failure of an operation that has finished after all). `Err`: the report names an operation that is not
+    /// the current one.
+    pub fn judge(
+        &self,
+        operation: crate::ids::OperationId,
+        report: WorkflowReport,
+    ) -> Result<bool, crate::ids::OperationId> {
+        let current = self.current == Some(operation);
+        match report {
+            WorkflowReport::Ready if current && !self.deleting => Ok(true),
+            WorkflowReport::Ready if self.current.is_none() && self.ready => Ok(false),
+            WorkflowReport::Deleted if self.deleted => Ok(false),
+            WorkflowReport::Deleted if current && self.deleting => Ok(true),
+            WorkflowReport::Ready | WorkflowReport::Deleted => Err(operation),
+            WorkflowReport::Stalled | WorkflowReport::Failed => Ok(current),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +146,25 @@ mod tests {
         assert_eq!(OperationState::parse("succeeded"), Some(OperationState::Succeeded));
         assert_eq!(StepState::parse("nope"), None);
         assert!(OperationState::Cancelled.finished() && !OperationState::Stalled.finished());
+    }
+
+    #[test]
+    fn a_workflow_report_is_recorded_once_and_only_for_the_running_operation() {
+        use crate::ids::OperationId;
+        let (a, b) =
+            (OperationId::from_uuid(uuid::Uuid::from_u128(1)), OperationId::from_uuid(uuid::Uuid::from_u128(2)));
+        let running = OperationTrack { current: Some(a), ready: false, deleting: false, deleted: false };
+        assert_eq!(running.judge(a, WorkflowReport::Ready), Ok(true));
+        assert_eq!(running.judge(b, WorkflowReport::Ready), Err(b));
+        assert_eq!(running.judge(a, WorkflowReport::Deleted), Err(a), "not being deleted");
+        assert_eq!(running.judge(b, WorkflowReport::Stalled), Ok(false), "another operation's stall says nothing");
+        let done = OperationTrack { current: None, ready: true, deleting: false, deleted: false };
+        assert_eq!(done.judge(a, WorkflowReport::Ready), Ok(false), "a repeat records nothing");
+        assert_eq!(done.judge(a, WorkflowReport::Failed), Ok(false));
+        let deleting = OperationTrack { current: Some(a), ready: true, deleting: true, deleted: false };
+        assert_eq!(deleting.judge(a, WorkflowReport::Ready), Err(a));
+        assert_eq!(deleting.judge(a, WorkflowReport::Deleted), Ok(true));
+        let gone = OperationTrack { current: None, ready: true, deleting: true, deleted: true };
+        assert_eq!(gone.judge(b, WorkflowReport::Deleted), Ok(false));
     }
 }

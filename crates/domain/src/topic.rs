@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ids::{ClusterId, OperationId, OrgId};
+use crate::lifecycle::{OperationTrack, WorkflowReport};
 
 pub const PARTITIONS_MAX: u32 = 10_000;
 
@@ -347,6 +348,17 @@ impl Topic {
         }
     }
 
+    /// A workflow's report on `operation`, judged against the running operation (see [`OperationTrack`]).
+    fn judge(&self, operation: OperationId, report: WorkflowReport) -> Result<bool, TopicError> {
+        let track = OperationTrack {
+            current: self.current_operation,
+            ready: self.ready,
+            deleting: self.deleting,
+            deleted: self.deleted,
+        };
+        track.judge(operation, report).map_err(TopicError::NotCurrentOperation)
+    }
+
     /// The topic exists, is not being deleted, and is at the expected version.
     fn live(&self, expected_version: Option<u64>) -> Result<(), TopicError> {
         if self.name.is_none() || self.deleted {
@@ -471,35 +483,26 @@ impl Aggregate for Topic {
                 if self.name.is_none() {
                     return Err(TopicError::NotFound);
                 }
-                match self.current_operation {
-                    Some(current) if current == operation_id && !self.deleting => {
-                        vec![TopicEvent::TopicReady(TopicReady { operation_id })]
-                    }
-                    // Already recorded (the operation finished): a repeat records nothing.
-                    None if self.ready => vec![],
-                    _ => return Err(TopicError::NotCurrentOperation(operation_id)),
-                }
+                self.judge(operation_id, WorkflowReport::Ready)?
+                    .then_some(TopicEvent::TopicReady(TopicReady { operation_id }))
+                    .into_iter()
+                    .collect()
             }
-            TopicCommand::MarkDeleted { operation_id } => match self.current_operation {
-                _ if self.deleted => vec![],
-                Some(current) if current == operation_id && self.deleting => {
-                    vec![TopicEvent::TopicDeleted(TopicDeleted { operation_id })]
-                }
-                _ => return Err(TopicError::NotCurrentOperation(operation_id)),
-            },
-            TopicCommand::MarkStalled { operation_id, reason } => match self.current_operation {
-                Some(current) if current == operation_id => {
-                    vec![TopicEvent::TopicStalled(TopicStalled { operation_id, reason })]
-                }
-                // Already recorded, or the operation finished after all: nothing to say.
-                _ => vec![],
-            },
-            TopicCommand::MarkFailed { operation_id, reason } => match self.current_operation {
-                Some(current) if current == operation_id => {
-                    vec![TopicEvent::TopicOperationFailed(TopicOperationFailed { operation_id, reason })]
-                }
-                _ => vec![],
-            },
+            TopicCommand::MarkDeleted { operation_id } => self
+                .judge(operation_id, WorkflowReport::Deleted)?
+                .then_some(TopicEvent::TopicDeleted(TopicDeleted { operation_id }))
+                .into_iter()
+                .collect(),
+            TopicCommand::MarkStalled { operation_id, reason } => self
+                .judge(operation_id, WorkflowReport::Stalled)?
+                .then_some(TopicEvent::TopicStalled(TopicStalled { operation_id, reason }))
+                .into_iter()
+                .collect(),
+            TopicCommand::MarkFailed { operation_id, reason } => self
+                .judge(operation_id, WorkflowReport::Failed)?
+                .then_some(TopicEvent::TopicOperationFailed(TopicOperationFailed { operation_id, reason }))
+                .into_iter()
+                .collect(),
         };
         for event in events {
             sink.write(event, self).await;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::acl::{AclProblem, AclRule, UserQuotas, acl_problems, quota_problems, user_name_problem};
 use crate::ids::{ClusterId, OperationId, OrgId};
+use crate::lifecycle::{OperationTrack, WorkflowReport};
 
 /// How a user proves who it is: a SCRAM-SHA-512 password, or a client certificate from the clients CA.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -275,6 +276,17 @@ impl KafkaUser {
         }
     }
 
+    /// A workflow's report on `operation`, judged against the running operation (see [`OperationTrack`]).
+    fn judge(&self, operation: OperationId, report: WorkflowReport) -> Result<bool, UserError> {
+        let track = OperationTrack {
+            current: self.current_operation,
+            ready: self.ready,
+            deleting: self.deleting,
+            deleted: self.deleted,
+        };
+        track.judge(operation, report).map_err(UserError::NotCurrentOperation)
+    }
+
     fn live(&self, expected_version: Option<u64>) -> Result<(), UserError> {
         if self.name.is_none() || self.deleted {
             return Err(UserError::NotFound);
@@ -378,33 +390,26 @@ impl Aggregate for KafkaUser {
                 if self.name.is_none() {
                     return Err(UserError::NotFound);
                 }
-                match self.current_operation {
-                    Some(current) if current == operation_id && !self.deleting => {
-                        vec![UserEvent::UserReady(UserReady { operation_id })]
-                    }
-                    None if self.ready => vec![],
-                    _ => return Err(UserError::NotCurrentOperation(operation_id)),
-                }
+                self.judge(operation_id, WorkflowReport::Ready)?
+                    .then_some(UserEvent::UserReady(UserReady { operation_id }))
+                    .into_iter()
+                    .collect()
             }
-            UserCommand::MarkDeleted { operation_id } => match self.current_operation {
-                _ if self.deleted => vec![],
-                Some(current) if current == operation_id && self.deleting => {
-                    vec![UserEvent::UserDeleted(UserDeleted { operation_id })]
-                }
-                _ => return Err(UserError::NotCurrentOperation(operation_id)),
-            },
-            UserCommand::MarkStalled { operation_id, reason } => match self.current_operation {
-                Some(current) if current == operation_id => {
-                    vec![UserEvent::UserStalled(UserStalled { operation_id, reason })]
-                }
-                _ => vec![],
-            },
-            UserCommand::MarkFailed { operation_id, reason } => match self.current_operation {
-                Some(current) if current == operation_id => {
-                    vec![UserEvent::UserOperationFailed(UserOperationFailed { operation_id, reason })]
-                }
-                _ => vec![],
-            },
+            UserCommand::MarkDeleted { operation_id } => self
+                .judge(operation_id, WorkflowReport::Deleted)?
+                .then_some(UserEvent::UserDeleted(UserDeleted { operation_id }))
+                .into_iter()
+                .collect(),
+            UserCommand::MarkStalled { operation_id, reason } => self
+                .judge(operation_id, WorkflowReport::Stalled)?
+                .then_some(UserEvent::UserStalled(UserStalled { operation_id, reason }))
+                .into_iter()
+                .collect(),
+            UserCommand::MarkFailed { operation_id, reason } => self
+                .judge(operation_id, WorkflowReport::Failed)?
+                .then_some(UserEvent::UserOperationFailed(UserOperationFailed { operation_id, reason }))
+                .into_iter()
+                .collect(),
         };
         for event in events {
             sink.write(event, self).await;
