@@ -230,6 +230,45 @@ async function main() {
       if (others !== 0) fail(`the outcome filter let ${others} other rows through`);
     });
     await shot('audit');
+
+    await step('edit a topic (partitions 6 -> 8), then delete it after asking twice', async () => {
+      await page.goto(`${base}/#/clusters/${clusterId}`);
+      const actions = '[data-topic-actions="orders.events"]';
+      await page.click(`${actions} button[name=edit]`);
+      await page.fill(`${actions} input[name=partitions]`, '8');
+      await page.click(`${actions} button[type=submit]`);
+      await page.waitForFunction(
+        () => {
+          const row = document.querySelector('[data-topic="orders.events"]');
+          return row?.children[1]?.textContent === '8' && row.querySelector('[data-status=READY]');
+        },
+        undefined,
+        { timeout: READY_TIMEOUT },
+      );
+      await page.click(`${actions} button[name=delete]`);
+      await page.click(`${actions} button[name=confirm-delete]`);
+      await page.waitForFunction(
+        () => {
+          const row = document.querySelector('[data-topic="orders.events"]');
+          return !row || row.querySelector('[data-status=DELETED]');
+        },
+        undefined,
+        { timeout: READY_TIMEOUT },
+      );
+    });
+
+    await step('delete the cluster once its name is typed', async () => {
+      const button = '[data-testid=delete-cluster] button[type=submit]';
+      if (!(await page.isDisabled(button))) fail('delete is enabled before the name is typed');
+      await page.fill('[data-testid=delete-cluster] input[name=confirm]', name);
+      await page.click(button);
+      await page.waitForFunction(
+        () => ['DELETING', 'DELETED'].includes(document.querySelector('h1 [data-status]')?.getAttribute('data-status') ?? ''),
+        undefined,
+        { timeout: READY_TIMEOUT },
+      );
+    });
+    await shot('cluster-deleted');
     if (consoleErrors.length) fail(`errors in the page: ${consoleErrors.join('; ')}`);
   } catch (e) {
     await shot('failure').catch(() => {});

@@ -14,6 +14,7 @@ import {
 import { Badge, Field, ProblemBanner, Table, time } from '../components';
 import { usePoll } from '../hooks';
 import { MetricsCharts } from '../charts';
+import { DeleteCluster, TopicActions, UpgradeForm } from './ClusterActions';
 
 export function ClusterPage({ id }: { id: string }) {
   const base = `/v1/clusters/${encodeURIComponent(id)}`;
@@ -59,7 +60,13 @@ export function ClusterPage({ id }: { id: string }) {
         <dd>{c.status_reason ?? '-'}</dd>
       </dl>
       {c.current_operation_id && <OperationPanel id={c.current_operation_id} />}
-      <ScaleForm cluster={c} onDone={reload} />
+      {c.status !== 'DELETED' && c.status !== 'DELETING' && (
+        <div className="cluster-actions">
+          <ScaleForm cluster={c} onDone={reload} />
+          <UpgradeForm cluster={c} onDone={reload} />
+          <DeleteCluster cluster={c} onDone={reload} />
+        </div>
+      )}
       <h2>Brokers</h2>
       <MetricsCharts clusterId={c.id} />
       <Table headers={['Node id', 'Role', 'Status']} testId="brokers">
@@ -74,7 +81,7 @@ export function ClusterPage({ id }: { id: string }) {
         ))}
       </Table>
       <h2>Topics</h2>
-      <Table headers={['Name', 'Partitions', 'Replicas', 'Status', 'Config']} testId="topics">
+      <Table headers={['Name', 'Partitions', 'Replicas', 'Status', 'Config', '']} testId="topics">
         {topics.data?.items.map((t) => (
           <tr key={t.id} data-topic={t.name}>
             <td>{t.name}</td>
@@ -87,6 +94,9 @@ export function ClusterPage({ id }: { id: string }) {
               {Object.entries(t.config)
                 .map(([k, v]) => `${k}=${v}`)
                 .join(', ')}
+            </td>
+            <td>
+              <TopicActions clusterId={c.id} topic={t} onDone={reload} />
             </td>
           </tr>
         ))}
