@@ -36,3 +36,19 @@ export function usePoll<T>(path: string | null, intervalMs = 0) {
   const current = state.path === path;
   return { data: current ? state.data : null, error: current ? state.error : null, reload };
 }
+
+/** A form's write: `run(call)` awaits `call`; on success it clears the problem and calls `onDone`, on failure it
+ * keeps the API's problem (its code and violations) for the form to show. */
+export function useApiCall(onDone: () => void) {
+  const [problem, setProblem] = useState<ApiProblem | null>(null);
+  const run = async (call: () => Promise<unknown>) => {
+    try {
+      await call();
+      setProblem(null);
+      onDone();
+    } catch (err) {
+      setProblem(asProblem(err));
+    }
+  };
+  return { problem, run };
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 pub struct TestPrometheus {
     pub url: String,
+    http: reqwest::Client,
     child: Child,
     dir: PathBuf,
 }
@@ -38,7 +39,7 @@ impl TestPrometheus {
             .spawn()
             .unwrap_or_else(|e| panic!("prometheus (Debian's package; ./dev/test installs it) could not start: {e}"));
         let url = format!("http://127.0.0.1:{port}");
-        let p = TestPrometheus { url, child, dir };
+        let p = TestPrometheus { url, http: reqwest::Client::new(), child, dir };
         let ready = format!("{}/-/ready", p.url);
         crate::eventually("prometheus is ready", Duration::from_secs(30), || {
             let ready = ready.clone();
@@ -50,12 +51,7 @@ impl TestPrometheus {
 
     /// An instant query's result vector (`data.result`), or `None` when Prometheus does not answer.
     pub async fn query(&self, promql: &str) -> Option<Vec<serde_json::Value>> {
-        let r = reqwest::Client::new()
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", promql)])
-            .send()
-            .await
-            .ok()?;
+        let r = self.http.get(format!("{}/api/v1/query", self.url)).query(&[("query", promql)]).send().await.ok()?;
         let body: serde_json::Value = r.json().await.ok()?;
         body["data"]["result"].as_array().cloned()
     }

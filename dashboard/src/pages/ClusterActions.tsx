@@ -1,6 +1,7 @@
 import { useState } from 'react';
-import { asProblem, api, type ApiProblem, violationsByField, type Cluster, type Schemas, type Topic } from '../api/client';
+import { api, violationsByField, type Cluster, type Schemas, type Topic } from '../api/client';
 import { Field, ProblemBanner } from '../components';
+import { useApiCall } from '../hooks';
 
 type KafkaVersion = Schemas['UpgradeCluster']['kafka_version'];
 /** The versions Polaris supports (the OpenAPI document's enum; the type check refuses any other). */
@@ -9,16 +10,10 @@ export const KAFKA_VERSIONS: KafkaVersion[] = ['4.2.0', '4.2.1', '4.3.0', '4.3.1
 /** Upgrade (or, before the metadata version is raised, roll back) the cluster's Kafka version. */
 export function UpgradeForm({ cluster, onDone }: { cluster: Cluster; onDone: () => void }) {
   const [version, setVersion] = useState<KafkaVersion>(cluster.kafka_version as KafkaVersion);
-  const [problem, setProblem] = useState<ApiProblem | null>(null);
-  const submit = async (e: React.FormEvent) => {
+  const { problem, run } = useApiCall(onDone);
+  const submit = (e: React.FormEvent) => {
     e.preventDefault();
-    try {
-      await api('POST', `/v1/clusters/${cluster.id}/upgrade`, { kafka_version: version, expected_version: cluster.version });
-      setProblem(null);
-      onDone();
-    } catch (err) {
-      setProblem(asProblem(err));
-    }
+    void run(() => api('POST', `/v1/clusters/${cluster.id}/upgrade`, { kafka_version: version, expected_version: cluster.version }));
   };
   const byField = violationsByField(problem?.violations ?? []);
   return (
@@ -43,16 +38,10 @@ export function UpgradeForm({ cluster, onDone }: { cluster: Cluster; onDone: () 
 /** Deletes the cluster once its name is typed again, as managed Kafka consoles ask. */
 export function DeleteCluster({ cluster, onDone }: { cluster: Cluster; onDone: () => void }) {
   const [typed, setTyped] = useState('');
-  const [problem, setProblem] = useState<ApiProblem | null>(null);
-  const submit = async (e: React.FormEvent) => {
+  const { problem, run } = useApiCall(onDone);
+  const submit = (e: React.FormEvent) => {
     e.preventDefault();
-    try {
-      await api('DELETE', `/v1/clusters/${cluster.id}`);
-      setProblem(null);
-      onDone();
-    } catch (err) {
-      setProblem(asProblem(err));
-    }
+    void run(() => api('DELETE', `/v1/clusters/${cluster.id}`));
   };
   return (
     <form className="card inline-form" data-testid="delete-cluster" onSubmit={submit}>
@@ -87,19 +76,14 @@ export function TopicActions({ clusterId, topic, onDone }: { clusterId: string; 
   const [editing, setEditing] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const [form, setForm] = useState({ partitions: String(topic.partitions), retention_ms: topic.config['retention.ms'] ?? '' });
-  const [problem, setProblem] = useState<ApiProblem | null>(null);
+  const { problem, run } = useApiCall(onDone);
   const path = `/v1/clusters/${clusterId}/topics/${encodeURIComponent(topic.name)}`;
-  const call = async (method: string, body?: unknown) => {
-    try {
+  const call = (method: string, body?: unknown) =>
+    run(async () => {
       await api(method, path, body);
-      setProblem(null);
       setEditing(false);
       setConfirming(false);
-      onDone();
-    } catch (err) {
-      setProblem(asProblem(err));
-    }
-  };
+    });
   const byField = violationsByField(problem?.violations ?? []);
   if (topic.status === 'DELETED' || topic.status === 'DELETING') return null;
   return (

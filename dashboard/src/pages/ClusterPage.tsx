@@ -1,8 +1,6 @@
 import { useState } from 'react';
 import {
-  asProblem,
   api,
-  type ApiProblem,
   violationsByField,
   type Broker,
   type Cluster,
@@ -12,7 +10,7 @@ import {
   type Topic,
 } from '../api/client';
 import { Badge, Field, ProblemBanner, Table, time } from '../components';
-import { usePoll } from '../hooks';
+import { useApiCall, usePoll } from '../hooks';
 import { MetricsCharts } from '../charts';
 import { DeleteCluster, TopicActions, UpgradeForm } from './ClusterActions';
 
@@ -130,16 +128,10 @@ function OperationPanel({ id }: { id: string }) {
 
 function ScaleForm({ cluster, onDone }: { cluster: Cluster; onDone: () => void }) {
   const [brokers, setBrokers] = useState(String(cluster.brokers));
-  const [problem, setProblem] = useState<ApiProblem | null>(null);
-  const submit = async (e: React.FormEvent) => {
+  const { problem, run } = useApiCall(onDone);
+  const submit = (e: React.FormEvent) => {
     e.preventDefault();
-    try {
-      await api('POST', `/v1/clusters/${cluster.id}/scale`, { brokers: Number(brokers) });
-      setProblem(null);
-      onDone();
-    } catch (err) {
-      setProblem(asProblem(err));
-    }
+    void run(() => api('POST', `/v1/clusters/${cluster.id}/scale`, { brokers: Number(brokers) }));
   };
   const byField = violationsByField(problem?.violations ?? []);
   return (
@@ -166,18 +158,14 @@ export function toCreateTopic(f: { name: string; partitions: string; replication
 /** Creates a topic; each policy violation appears next to the field it names. */
 function TopicForm({ clusterId, onDone }: { clusterId: string; onDone: () => void }) {
   const [form, setForm] = useState({ name: '', partitions: '6', replication_factor: '3', retention_ms: '' });
-  const [problem, setProblem] = useState<ApiProblem | null>(null);
+  const { problem, run } = useApiCall(onDone);
   const set = (k: keyof typeof form) => (e: React.ChangeEvent<HTMLInputElement>) => setForm({ ...form, [k]: e.target.value });
-  const submit = async (e: React.FormEvent) => {
+  const submit = (e: React.FormEvent) => {
     e.preventDefault();
-    try {
+    void run(async () => {
       await api('POST', `/v1/clusters/${clusterId}/topics`, toCreateTopic(form));
-      setProblem(null);
       setForm({ ...form, name: '' });
-      onDone();
-    } catch (err) {
-      setProblem(asProblem(err));
-    }
+    });
   };
   const byField = violationsByField(problem?.violations ?? []);
   return (
