@@ -211,7 +211,7 @@ pub enum UserError {
     InvalidName { name: String, reason: String },
     /// Every problem of the ACL rules and quotas, each with its field.
     #[error("{}", .0.iter().map(|p| format!("{}: {}", p.field, p.detail)).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<InvalidField>),
+    Invalid(Vec<AclProblem>),
     #[error("user does not exist")]
     NotFound,
     #[error("operation {0} is not the user's current operation")]
@@ -224,23 +224,9 @@ pub enum UserError {
     Deleting,
 }
 
-/// One invalid field of a request (an [`AclProblem`], comparable).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InvalidField {
-    pub field: String,
-    pub detail: String,
-}
-
-impl From<AclProblem> for InvalidField {
-    fn from(p: AclProblem) -> Self {
-        InvalidField { field: p.field, detail: p.detail }
-    }
-}
-
 fn validate(acls: Option<&[AclRule]>, quotas: Option<&UserQuotas>) -> Result<(), UserError> {
-    let mut problems: Vec<InvalidField> =
-        acls.map(acl_problems).unwrap_or_default().into_iter().map(Into::into).collect();
-    problems.extend(quotas.map(quota_problems).unwrap_or_default().into_iter().map(InvalidField::from));
+    let mut problems = acls.map(acl_problems).unwrap_or_default();
+    problems.extend(quotas.map(quota_problems).unwrap_or_default());
     if problems.is_empty() { Ok(()) } else { Err(UserError::Invalid(problems)) }
 }
 
