@@ -135,6 +135,16 @@ ensure_dashboard() {
 }
 
 # Polaris itself, all roles, on $POLARIS_PORT, with the development org, admin token and both local targets.
+# The platform's credentials key (Kafka user passwords are derived from it): made once, kept with the local
+# state, readable by its owner only. Prints its path.
+credentials_key_file() {
+  local key="$POLARIS_DIR/credentials-key"
+  if [[ ! -s "$key" ]]; then
+    (umask 077 && openssl rand -hex 32 >"$key")
+  fi
+  echo "$key"
+}
+
 start_polaris() {
   step "polaris: build polaris-server (cargo)" "$LOGS/build.log" cargo build -p polaris-server --bin polaris-server
   local server="$ROOT/target/debug/polaris-server" target_args=() t name provider region
@@ -150,6 +160,7 @@ start_polaris() {
     TEMPORAL_ADDRESS="$TEMPORAL_ADDRESS" \
     POLARIS_LISTEN="127.0.0.1:$POLARIS_PORT" POLARIS_DASHBOARD_DIR="$ROOT/dashboard/dist" \
     POLARIS_TARGETS_DIR="$POLARIS_DIR/kube" POLARIS_PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT" \
+    POLARIS_CREDENTIALS_KEY_FILE="$(credentials_key_file)" \
     "$server" serve --roles api,relay,projector,worker
   wait_for "polaris /readyz" 60 "$LOGS/polaris.log" curl -fsS "http://127.0.0.1:$POLARIS_PORT/readyz"
 }

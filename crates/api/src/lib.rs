@@ -18,6 +18,7 @@ pub mod preconditions;
 pub mod targets;
 pub mod tenancy;
 pub mod topics;
+pub mod users;
 
 use std::sync::Arc;
 

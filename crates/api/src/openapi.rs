@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::{admin, audit, clusters, error, events, health, operations, policies, targets, tenancy, topics};
+use crate::{admin, audit, clusters, error, events, health, operations, policies, targets, tenancy, topics, users};
 
 /// Every route of the REST API, registered once: the router, the OpenAPI document and the audit entries'
 /// command names (each route's operation id) are all read from this, so they cannot drift apart.
@@ -26,6 +26,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(clusters::cluster_metrics))
         .routes(routes!(topics::create_topic, topics::list_topics))
         .routes(routes!(topics::get_topic, topics::update_topic, topics::delete_topic))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::get_user, users::update_user, users::delete_user))
+        .routes(routes!(users::rotate_user))
         .routes(routes!(operations::list_operations))
         .routes(routes!(operations::get_operation))
         .routes(routes!(targets::create_target, targets::list_targets))
@@ -86,6 +89,7 @@ pub fn commands() -> &'static std::collections::HashMap<(String, String), &'stat
         (name = "clusters", description = "Kafka clusters"),
         (name = "operations", description = "Long-running changes"),
         (name = "topics", description = "Kafka topics"),
+        (name = "users", description = "Kafka users: credentials, ACLs and quotas"),
         (name = "targets", description = "Kubernetes clusters Polaris deploys into"),
         (name = "policies", description = "Policy bundles and evaluation"),
         (name = "audit", description = "Who did what, when, and the verdict"),

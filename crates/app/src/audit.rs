@@ -164,8 +164,8 @@ pub async fn stored_answer(
     }
 }
 
-/// Stores a successful first answer for its key. A token's secret is shown once and never stored: the stored
-/// answer (and so a replay) goes without it.
+/// Stores a successful first answer for its key. A token's secret and a Kafka user's credentials are shown once
+/// and never stored: the stored answer (and so a replay) goes without them, and says so.
 pub async fn remember_answer(
     pool: &polaris_store::Pool,
     org: Uuid,
@@ -174,6 +174,7 @@ pub async fn remember_answer(
 ) {
     if let Some(serde_json::Value::Object(body)) = answer.body.as_mut() {
         body.remove("secret");
+        crate::users::without_credentials(body);
     }
     let saved = db::audit::remember_response(
         pool,

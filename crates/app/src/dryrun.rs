@@ -273,3 +273,43 @@ pub fn topic_plan(
     }
     Ok(Plan { dry_run: true, policy_version, events: planned(events)?, kubernetes: k8s })
 }
+
+/// The plan of a Kafka user command: its events, and the Secret and KafkaUser it would write or remove.
+pub fn user_plan(
+    cluster_namespace: &str,
+    user_name: &str,
+    events: &[polaris_domain::user::UserEvent],
+    policy_version: Option<i64>,
+) -> Result<Plan, AppError> {
+    use polaris_domain::user::UserEvent as E;
+    let ns = cluster_namespace.to_owned();
+    let secret = polaris_domain::acl::password_secret_name(user_name);
+    let mut k8s = Vec::new();
+    for event in events {
+        match event {
+            E::UserRequested(e) => {
+                k8s.push(change("create", "Secret", Some(&ns), &secret, "the password (generation 1)".into()));
+                let detail = format!("{} ACL rules, quotas {:?}", e.acls.len(), e.quotas);
+                k8s.push(change("apply", "KafkaUser", Some(&ns), user_name, detail));
+            }
+            E::UserAclsChanged(e) => {
+                let detail = format!("spec.authorization.acls: {} rules", e.acls.len());
+                k8s.push(change("apply", "KafkaUser", Some(&ns), user_name, detail));
+            }
+            E::UserQuotasChanged(e) => {
+                k8s.push(change("apply", "KafkaUser", Some(&ns), user_name, format!("spec.quotas {:?}", e.quotas)));
+            }
+            E::UserCredentialsRotated(e) => {
+                let detail = format!("a new password (generation {})", e.generation);
+                k8s.push(change("replace", "Secret", Some(&ns), &secret, detail));
+            }
+            E::UserDeletionRequested(_) => {
+                let detail = "its credentials, ACLs and quotas leave the brokers".to_owned();
+                k8s.push(change("delete", "KafkaUser", Some(&ns), user_name, detail));
+                k8s.push(change("delete", "Secret", Some(&ns), &secret, "the password".into()));
+            }
+            _ => {}
+        }
+    }
+    Ok(Plan { dry_run: true, policy_version, events: planned(events)?, kubernetes: k8s })
+}

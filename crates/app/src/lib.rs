@@ -23,10 +23,11 @@ pub mod schema;
 pub mod targets;
 pub mod tenancy;
 pub mod topics;
+pub mod users;
 
 use std::sync::Arc;
 
-use polaris_store::{ClusterCqrs, Pool, TopicCqrs};
+use polaris_store::{ClusterCqrs, Pool, TopicCqrs, UserCqrs};
 
 pub use caller::{Caller, Role};
 pub use error::AppError;
@@ -39,6 +40,9 @@ pub struct App {
     pub pool: Pool,
     pub clusters: Arc<ClusterCqrs>,
     pub topics: Arc<TopicCqrs>,
+    pub users: Arc<UserCqrs>,
+    /// The platform's key Kafka user passwords are derived with (`None`: users cannot be created here).
+    pub credentials: Option<Arc<polaris_domain::credentials::CredentialsKey>>,
     pub metrics: CommandMetrics,
     /// The per-token request limit (this replica's share).
     pub rate_limiter: Arc<ratelimit::RateLimiter>,

@@ -38,11 +38,12 @@ impl From<Step> for OperationStep {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OperationView {
     pub id: Uuid,
-    /// provision, scale, upgrade, delete, topic_apply, topic_delete.
     #[schema(schema_with = crate::schema::operation_kind)]
     pub kind: String,
     pub cluster_id: Uuid,
     pub topic_id: Option<Uuid>,
+    /// The Kafka user a `user_*` operation changes.
+    pub user_id: Option<Uuid>,
     /// pending, running, succeeded, failed, stalled, cancelled.
     #[schema(schema_with = crate::schema::operation_state)]
     pub state: String,
@@ -68,6 +69,7 @@ impl OperationView {
             kind: kind.into(),
             cluster_id,
             topic_id,
+            user_id: None,
             state: "pending".into(),
             steps: vec![],
             error: None,
@@ -75,6 +77,18 @@ impl OperationView {
             started_at: at,
             finished_at: None,
         }
+    }
+
+    /// A Kafka user operation just accepted.
+    pub fn pending_user(
+        id: Uuid,
+        kind: &str,
+        cluster_id: Uuid,
+        user_id: Uuid,
+        requested_by: String,
+        at: DateTime<Utc>,
+    ) -> Self {
+        OperationView { user_id: Some(user_id), ..Self::pending(id, kind, cluster_id, None, requested_by, at) }
     }
 
     pub fn pending_provision(e: &ClusterRequested) -> Self {
@@ -96,6 +110,7 @@ impl From<OperationRow> for OperationView {
             kind: row.kind,
             cluster_id: row.cluster_id,
             topic_id: row.topic_id,
+            user_id: row.user_id,
             state: row.state,
             steps: row.steps.0.into_iter().map(OperationStep::from).collect(),
             error: row.error,

@@ -98,6 +98,24 @@ pub struct PolicyRulesDoc {
     /// Whether clusters requested under this bundle join an Istio mesh (absent: `off`). Recorded on each cluster
     /// when it is requested.
     mesh: Option<MeshDoc>,
+    users: Option<UserRulesDoc>,
+}
+
+/// What Kafka users may be given.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PolicyUsers)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct UserRulesDoc {
+    /// No topic ACL on every topic (the literal `*`, or an empty or `*` prefix).
+    no_wildcard_topic_acls: Option<bool>,
+    /// Every topic ACL's name (literal or prefix) must start with one of these.
+    #[schema(schema_with = crate::schema::text_list)]
+    allowed_topic_prefixes: Option<Vec<String>>,
+    /// Producer and consumer byte rates must be set, and at most this (bytes per second, per broker).
+    max_byte_rate: Option<u64>,
+    /// An ACL that grants `All` may only be given by an admin.
+    all_operations_need_admin: Option<bool>,
 }
 
 /// How an org's clusters join the Istio mesh: `strict` (mutual TLS required) or `permissive` (mutual TLS
@@ -172,7 +190,8 @@ pub struct PolicyBundleView {
     /// The rules: `allowed_locations` [{provider, region}], `allowed_kafka_versions` [..], `brokers` {min, max},
     /// `storage_gib` {min, max}, `topic_name_pattern` (regex), `min_replication_factor`,
     /// `max_partitions_per_topic`, `retention_ms` {finite, min, max}, `replication_factor_at_most_brokers`,
-    /// `deletion_protection_required_for` (regex over cluster names).
+    /// `deletion_protection_required_for` (regex over cluster names), `mesh` {mode, client_namespaces},
+    /// `users` {no_wildcard_topic_acls, allowed_topic_prefixes, max_byte_rate, all_operations_need_admin}.
     #[schema(value_type = Object)]
     pub rules: serde_json::Value,
     pub created_by: Option<String>,
@@ -202,6 +221,10 @@ pub enum EvaluateRequest {
     CreateTopic(CreateTopicRequest),
     /// The body of `PATCH /v1/clusters/{id}/topics/{name}`, with the topic's `name`.
     UpdateTopic(UpdateTopicInput),
+    /// The body of `POST /v1/clusters/{id}/users`.
+    CreateUser(crate::users::CreateUserRequest),
+    /// The body of `PATCH /v1/clusters/{id}/users/{name}`.
+    UpdateUser(crate::users::PatchUser),
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -364,6 +387,16 @@ pub async fn evaluate(
             config: t.config.as_ref(),
             cluster_brokers,
         }),
+        EvaluateRequest::CreateUser(u) => bundle.evaluate(&Subject::User {
+            acls: Some(u.acls.as_deref().unwrap_or_default()),
+            quotas: Some(&u.quotas.clone().unwrap_or_default()),
+            by_admin: caller.require(Role::Admin).is_ok(),
+        }),
+        EvaluateRequest::UpdateUser(u) => bundle.evaluate(&Subject::User {
+            acls: u.acls.as_deref(),
+            quotas: u.quotas.as_ref(),
+            by_admin: caller.require(Role::Admin).is_ok(),
+        }),
     };
     let violations: Vec<ViolationView> = violations.into_iter().map(Into::into).collect();
     caller.note(|d| {
@@ -408,6 +441,12 @@ mod tests {
             replication_factor_at_most_brokers: true,
             deletion_protection_required_for: Some(String::new()),
             mesh: Some(polaris_domain::policy::MeshPolicy::default()),
+            users: Some(polaris_domain::policy::UserRules {
+                no_wildcard_topic_acls: true,
+                allowed_topic_prefixes: Some(vec![]),
+                max_byte_rate: Some(1),
+                all_operations_need_admin: true,
+            }),
         };
         let json = serde_json::to_value(&full).expect("json");
         let mut keys: Vec<String> = json.as_object().expect("object").keys().cloned().collect();
@@ -417,6 +456,10 @@ mod tests {
         assert_eq!(properties(RetentionDoc::schema()), ["finite", "max", "min"]);
         assert_eq!(properties(LocationDoc::schema()), ["provider", "region"]);
         assert_eq!(properties(MeshDoc::schema()), ["client_namespaces", "mode"]);
+        let users = serde_json::to_value(&full.users).expect("json");
+        let mut keys: Vec<String> = users.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        assert_eq!(properties(UserRulesDoc::schema()), keys);
         let mesh = serde_json::to_value(polaris_domain::policy::MeshPolicy::default()).expect("json");
         let mut keys: Vec<&String> = mesh.as_object().expect("object").keys().collect();
         keys.sort();

@@ -258,9 +258,24 @@ pub fn user_name_problem(name: &str) -> Option<String> {
     let ok = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    (!ok).then(|| {
-        "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit (a Kubernetes name)".into()
-    })
+    if !ok {
+        return Some(
+            "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit (a Kubernetes name)"
+                .into(),
+        );
+    }
+    // Polaris' own super user (`polaris-admin`) and the users' password Secrets live under this prefix.
+    name.starts_with(RESERVED_USER_PREFIX)
+        .then(|| format!("names starting with {RESERVED_USER_PREFIX:?} are Polaris' own"))
+}
+
+/// User names Polaris keeps for itself.
+pub const RESERVED_USER_PREFIX: &str = "polaris-";
+
+/// The Secret Polaris writes a user's password into (the KafkaUser references it; Strimzi's User Operator writes
+/// its own Secret named after the user). Never a user's name: those may not start with `polaris-`.
+pub fn password_secret_name(user: &str) -> String {
+    format!("{RESERVED_USER_PREFIX}user-{user}")
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod cluster;
+pub mod credentials;
 pub mod envelope;
 pub mod events;
 pub mod ids;

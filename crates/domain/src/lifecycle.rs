@@ -38,7 +38,8 @@ macro_rules! words {
 }
 
 words!(
-    /// A topic's status (SPEC.md §1), as `topic::Topic::status` derives it.
+    /// A topic's status (SPEC.md §1), as `topic::Topic::status` derives it; a Kafka user's too
+    /// (`user::KafkaUser::status`).
     TopicStatus {
         Requested => "REQUESTED",
         Ready => "READY",
@@ -59,6 +60,9 @@ words!(
         Delete => "delete",
         TopicApply => "topic_apply",
         TopicDelete => "topic_delete",
+        UserApply => "user_apply",
+        UserRotate => "user_rotate",
+        UserDelete => "user_delete",
     }
 );
 

@@ -142,6 +142,27 @@ pub struct PolicyRules {
     /// Whether clusters requested under this bundle join an Istio mesh (absent: `off`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh: Option<MeshPolicy>,
+    /// What Kafka users may be given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<UserRules>,
+}
+
+/// Rules for Kafka users' ACLs and quotas.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRules {
+    /// No topic ACL on every topic: neither the literal name `*` nor a prefix that every name starts with.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "null_as_false")]
+    pub no_wildcard_topic_acls: bool,
+    /// Every topic ACL's name (literal or prefix) must start with one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_topic_prefixes: Option<Vec<String>>,
+    /// Producer and consumer byte rates must be set, and at most this (bytes per second, per broker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_byte_rate: Option<u64>,
+    /// An ACL that grants `All` may only be given by an admin.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "null_as_false")]
+    pub all_operations_need_admin: bool,
 }
 
 /// A rule set that cannot be used: a pattern that does not compile, or bounds upside down.
@@ -250,6 +271,12 @@ pub enum Subject<'a> {
         config: Option<&'a BTreeMap<String, String>>,
         /// The cluster's broker count, when known.
         cluster_brokers: Option<u32>,
+    },
+    /// A Kafka user's ACLs and quotas (either may be absent in a change), and whether an admin asks.
+    User {
+        acls: Option<&'a [crate::acl::AclRule]>,
+        quotas: Option<&'a crate::acl::UserQuotas>,
+        by_admin: bool,
     },
 }
 
@@ -384,8 +411,78 @@ impl PolicyBundle {
                     check_retention(rule, value, &mut violate);
                 }
             }
+            Subject::User { acls, quotas, by_admin } => {
+                if let Some(rules) = &r.users {
+                    check_user(rules, *acls, *quotas, *by_admin, &mut violate);
+                }
+            }
         }
         out
+    }
+}
+
+fn check_user(
+    rules: &UserRules,
+    acls: Option<&[crate::acl::AclRule]>,
+    quotas: Option<&crate::acl::UserQuotas>,
+    by_admin: bool,
+    violate: &mut impl FnMut(&str, &str, String, String, String),
+) {
+    use crate::acl::{AclOperation, AclPattern, AclResourceType};
+    for (i, acl) in acls.unwrap_or_default().iter().enumerate() {
+        let name = acl.resource.name.as_deref().unwrap_or_default();
+        if acl.resource.type_ == AclResourceType::Topic {
+            let field = format!("acls[{i}].resource.name");
+            let wildcard = match acl.resource.pattern {
+                AclPattern::Literal => name == "*",
+                AclPattern::Prefix => name.is_empty() || name == "*",
+            };
+            if rules.no_wildcard_topic_acls && wildcard {
+                violate(
+                    "users.no_wildcard_topic_acls",
+                    &field,
+                    "a topic name or a prefix of one".to_owned(),
+                    name.to_owned(),
+                    format!("acls[{i}] would apply to every topic"),
+                );
+            }
+            if let Some(prefixes) = &rules.allowed_topic_prefixes
+                && !prefixes.iter().any(|p| name.starts_with(p.as_str()))
+            {
+                violate(
+                    "users.allowed_topic_prefixes",
+                    &field,
+                    format!("starts with one of [{}]", prefixes.join(", ")),
+                    name.to_owned(),
+                    format!("acls[{i}] names topic {name:?}, outside the allowed prefixes"),
+                );
+            }
+        }
+        if rules.all_operations_need_admin && !by_admin && acl.operations.contains(&AclOperation::All) {
+            violate(
+                "users.all_operations_need_admin",
+                &format!("acls[{i}].operations"),
+                "All only by an admin".to_owned(),
+                "All".to_owned(),
+                format!("acls[{i}] grants All, which only an admin may give"),
+            );
+        }
+    }
+    if let (Some(max), Some(q)) = (rules.max_byte_rate, quotas) {
+        for (field, value) in
+            [("quotas.producer_byte_rate", q.producer_byte_rate), ("quotas.consumer_byte_rate", q.consumer_byte_rate)]
+        {
+            match value {
+                Some(v) if v <= max => {}
+                _ => violate(
+                    "users.max_byte_rate",
+                    field,
+                    format!("set, <= {max}"),
+                    value.map_or_else(|| "unset (unlimited)".to_owned(), |v| v.to_string()),
+                    format!("{field} must be set and at most {max} bytes/s"),
+                ),
+            }
+        }
     }
 }
 
@@ -626,5 +723,33 @@ mod tests {
         let upside_down = PolicyRules { brokers: Some(Bounds { min: Some(5), max: Some(1) }), ..Default::default() };
         assert_eq!(upside_down.validate().unwrap_err().field, "brokers");
         assert!(serde_json::from_str::<PolicyRules>(r#"{"max_brokers": 3}"#).is_err(), "unknown rules are refused");
+    }
+
+    #[test]
+    fn user_rules_report_every_violation_with_its_field() {
+        let rules: PolicyRules = serde_json::from_value(serde_json::json!({"users": {
+            "no_wildcard_topic_acls": true, "allowed_topic_prefixes": ["orders."],
+            "max_byte_rate": 1048576, "all_operations_need_admin": true}}))
+        .unwrap();
+        let bundle = PolicyBundle { version: 4, rules };
+        let acls: Vec<crate::acl::AclRule> = serde_json::from_value(serde_json::json!([
+            {"resource": {"type": "topic", "name": "orders.", "pattern": "prefix"}, "operations": ["Write"]},
+            {"resource": {"type": "topic", "name": "*", "pattern": "literal"}, "operations": ["Read"]},
+            {"resource": {"type": "group", "name": "g", "pattern": "literal"}, "operations": ["All"]},
+        ]))
+        .unwrap();
+        let quotas = crate::acl::UserQuotas { producer_byte_rate: Some(2 << 20), ..Default::default() };
+        let subject = Subject::User { acls: Some(&acls), quotas: Some(&quotas), by_admin: false };
+        let found: Vec<(String, String)> = bundle.evaluate(&subject).into_iter().map(|v| (v.policy, v.field)).collect();
+        let expected = [
+            ("users.no_wildcard_topic_acls", "acls[1].resource.name"),
+            ("users.allowed_topic_prefixes", "acls[1].resource.name"),
+            ("users.all_operations_need_admin", "acls[2].operations"),
+            ("users.max_byte_rate", "quotas.producer_byte_rate"),
+            ("users.max_byte_rate", "quotas.consumer_byte_rate"),
+        ];
+        assert_eq!(found, expected.map(|(p, f)| (p.to_owned(), f.to_owned())));
+        let admin = Subject::User { acls: Some(&acls[..1]), quotas: None, by_admin: true };
+        assert!(bundle.evaluate(&admin).is_empty());
     }
 }

@@ -41,6 +41,8 @@ pub struct CreateUser {
     pub authentication: UserAuthentication,
     pub acls: Vec<AclRule>,
     pub quotas: UserQuotas,
+    /// The first generation's salt (see [`UserRequested::salt`]).
+    pub salt: String,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
 }
@@ -62,6 +64,8 @@ pub enum UserCommand {
     /// New credentials: the old ones stop working once the operation succeeds.
     RotateCredentials {
         operation_id: OperationId,
+        /// The new generation's salt.
+        salt: String,
         expected_version: Option<u64>,
         requested_by: String,
     },
@@ -113,6 +117,9 @@ pub struct UserRequested {
     pub authentication: UserAuthentication,
     pub acls: Vec<AclRule>,
     pub quotas: UserQuotas,
+    /// Random, drawn for this generation: with the platform's credentials key it derives the password (which
+    /// is no secret without that key, and never in an event).
+    pub salt: String,
     pub requested_by: String,
     pub requested_at: DateTime<Utc>,
 }
@@ -150,6 +157,8 @@ pub struct UserCredentialsRotated {
     pub operation_id: OperationId,
     /// The new credentials' generation (the first are 1).
     pub generation: u32,
+    /// The new generation's salt (see [`UserRequested::salt`]).
+    pub salt: String,
     pub requested_by: String,
 }
 
@@ -238,6 +247,8 @@ pub struct KafkaUser {
     pub quotas: UserQuotas,
     /// The credentials' generation (1 at creation, one more per rotation).
     pub generation: u32,
+    /// The current generation's salt.
+    pub salt: String,
     pub ready: bool,
     pub current_operation: Option<OperationId>,
     pub deleting: bool,
@@ -312,6 +323,7 @@ impl KafkaUser {
             authentication: cmd.authentication,
             acls: cmd.acls,
             quotas: cmd.quotas,
+            salt: cmd.salt,
             requested_by: cmd.requested_by,
             requested_at: cmd.requested_at,
         }))
@@ -353,13 +365,14 @@ impl Aggregate for KafkaUser {
         let events = match command {
             UserCommand::Create(cmd) => vec![self.create(cmd)?],
             UserCommand::Update(cmd) => self.update(cmd)?,
-            UserCommand::RotateCredentials { operation_id, expected_version, requested_by } => {
+            UserCommand::RotateCredentials { operation_id, salt, expected_version, requested_by } => {
                 self.live(expected_version)?;
                 self.idle()?;
                 let generation = self.generation + 1;
                 vec![UserEvent::UserCredentialsRotated(UserCredentialsRotated {
                     operation_id,
                     generation,
+                    salt,
                     requested_by,
                 })]
             }
@@ -414,6 +427,7 @@ impl Aggregate for KafkaUser {
                 self.acls = e.acls;
                 self.quotas = e.quotas;
                 self.generation = 1;
+                self.salt = e.salt;
                 self.current_operation = Some(e.operation_id);
             }
             UserEvent::UserReady(_) => {
@@ -430,6 +444,7 @@ impl Aggregate for KafkaUser {
             }
             UserEvent::UserCredentialsRotated(e) => {
                 self.generation = e.generation;
+                self.salt = e.salt;
                 self.current_operation = Some(e.operation_id);
             }
             UserEvent::UserDeletionRequested(e) => {
@@ -478,6 +493,7 @@ mod tests {
             authentication: UserAuthentication::ScramSha512,
             acls: vec![write_orders()],
             quotas: UserQuotas { producer_byte_rate: Some(102_400), ..Default::default() },
+            salt: "00".into(),
             requested_by: "u".into(),
             requested_at: DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z").unwrap().with_timezone(&Utc),
         }
@@ -530,12 +546,14 @@ mod tests {
             .given(ready_user())
             .when(UserCommand::RotateCredentials {
                 operation_id: op(4),
+                salt: "01".into(),
                 expected_version: None,
                 requested_by: "u".into(),
             })
             .then_expect_events(vec![UserEvent::UserCredentialsRotated(UserCredentialsRotated {
                 operation_id: op(4),
                 generation: 2,
+                salt: "01".into(),
                 requested_by: "u".into(),
             })]);
         let mut running = ready_user();
@@ -544,6 +562,7 @@ mod tests {
             .given(running)
             .when(UserCommand::RotateCredentials {
                 operation_id: op(4),
+                salt: "01".into(),
                 expected_version: None,
                 requested_by: "u".into(),
             })
@@ -595,6 +614,7 @@ mod tests {
             .given(events)
             .when(UserCommand::RotateCredentials {
                 operation_id: op(7),
+                salt: "02".into(),
                 expected_version: None,
                 requested_by: "u".into(),
             })

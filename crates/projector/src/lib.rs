@@ -18,7 +18,8 @@ use polaris_domain::cluster::ClusterStatus as S;
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStalled, OperationFailed};
 use polaris_domain::lifecycle::{OperationState as OpState, StepState, TopicStatus as T};
 use polaris_domain::topic::TopicEvent;
-use polaris_store::db::projection::{self as db, ClusterChange, OperationProgress, TopicChange};
+use polaris_domain::user::UserEvent;
+use polaris_store::db::projection::{self as db, ClusterChange, OperationProgress, TopicChange, UserChange};
 use polaris_store::{Connection, DbError, Pool};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -115,7 +116,7 @@ impl Default for ProjectorMetrics {
 }
 
 /// Events that can end an operation (each operation is one workflow).
-const FINISHING_EVENTS: [&str; 12] = [
+const FINISHING_EVENTS: [&str; 16] = [
     "ClusterReady",
     "RebalanceCompleted",
     "BrokersRemoved",
@@ -128,6 +129,10 @@ const FINISHING_EVENTS: [&str; 12] = [
     "TopicDeleted",
     "TopicStalled",
     "TopicOperationFailed",
+    "UserReady",
+    "UserDeleted",
+    "UserStalled",
+    "UserOperationFailed",
 ];
 
 impl ProjectorMetrics {
@@ -143,18 +148,18 @@ impl ProjectorMetrics {
             self.lag_seconds.clone(),
         );
         // Zero from the start, so `increase()` sees the first stall.
-        for aggregate_type in ["cluster", "topic"] {
+        for aggregate_type in ["cluster", "topic", "user"] {
             let _ = self.stalled.get_or_create(&AggregateLabels { aggregate_type: aggregate_type.into() });
         }
         registry.register(
             "polaris_workflow_duration_seconds",
             "Operations that finished (one workflow each), from the accepted command to the event that ended it, \
-             by kind (provision, scale, upgrade, delete, topic_*) and outcome (succeeded, failed, stalled)",
+             by kind (provision, scale, upgrade, delete, topic_*, user_*) and outcome (succeeded, failed, stalled)",
             self.workflows.clone(),
         );
         registry.register(
             "polaris_operations_stalled",
-            "Operations that passed a deadline (ClusterStalled, TopicStalled), by aggregate type",
+            "Operations that passed a deadline (ClusterStalled, TopicStalled, UserStalled), by aggregate type",
             self.stalled.clone(),
         );
     }
@@ -206,6 +211,7 @@ pub async fn apply_envelope(conn: &mut Connection, env: &EventEnvelope) -> Resul
     match decode(env)? {
         Some(Decoded::Cluster(event)) => apply_cluster(conn, env, event).await,
         Some(Decoded::Topic(event)) => apply_topic(conn, env, event).await,
+        Some(Decoded::User(event)) => apply_user(conn, env, event).await,
         None => Ok(Outcome::Skipped),
     }
 }
@@ -214,6 +220,7 @@ pub async fn apply_envelope(conn: &mut Connection, env: &EventEnvelope) -> Resul
 enum Decoded {
     Cluster(ClusterEvent),
     Topic(TopicEvent),
+    User(UserEvent),
 }
 
 /// The envelope's event, upcast to its current version; `None` for an aggregate or event type this build does
@@ -232,6 +239,7 @@ fn decode(env: &EventEnvelope) -> Result<Option<Decoded>, ProjectorError> {
     Ok(match env.aggregate_type.as_str() {
         "cluster" => Some(Decoded::Cluster(env.decode().map_err(malformed)?)),
         "topic" => Some(Decoded::Topic(env.decode().map_err(malformed)?)),
+        "user" => Some(Decoded::User(env.decode().map_err(malformed)?)),
         _ => None,
     })
 }
@@ -432,6 +440,7 @@ async fn apply_cluster(
             }
             db::delete_nodes(conn, env.aggregate_id, None).await?;
             db::delete_topics_of(conn, env.aggregate_id, env.occurred_at).await?;
+            db::delete_users_of(conn, env.aggregate_id, env.occurred_at).await?;
             update_operation(conn, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("delete-resources", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
@@ -508,21 +517,7 @@ async fn apply_topic(conn: &mut Connection, env: &EventEnvelope, event: TopicEve
             {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                let running: Vec<String> = op
-                    .steps
-                    .iter()
-                    .filter(|s| s.state == StepState::Running.as_str())
-                    .map(|s| s.name.clone())
-                    .collect();
-                for step in running {
-                    op.finish_step(&step, StepState::Stalled, Some(e.reason.clone()), env.occurred_at);
-                }
-                op.state = OpState::Stalled.as_str().into();
-                op.error = Some(e.reason.clone());
-            })
-            .await?;
-            Ok(Outcome::Applied)
+            member_operation_ended(conn, env, e.operation_id, &e.reason, (OpState::Stalled, StepState::Stalled)).await
         }
         TopicEvent::TopicOperationFailed(e) => {
             if !advance_topic(conn, env, &TopicChange { status: Some(T::Failed.as_str()), ..Default::default() })
@@ -530,22 +525,7 @@ async fn apply_topic(conn: &mut Connection, env: &EventEnvelope, event: TopicEve
             {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
-                let running: Vec<String> = op
-                    .steps
-                    .iter()
-                    .filter(|s| s.state == StepState::Running.as_str())
-                    .map(|s| s.name.clone())
-                    .collect();
-                for step in running {
-                    op.finish_step(&step, StepState::Failed, Some(e.reason.clone()), env.occurred_at);
-                }
-                op.state = OpState::Failed.as_str().into();
-                op.error = Some(e.reason.clone());
-                op.finished_at = Some(env.occurred_at);
-            })
-            .await?;
-            Ok(Outcome::Applied)
+            member_operation_ended(conn, env, e.operation_id, &e.reason, (OpState::Failed, StepState::Failed)).await
         }
         TopicEvent::TopicDeleted(e) => {
             if !advance_topic(conn, env, &TopicChange { status: Some(T::Deleted.as_str()), ..Default::default() })
@@ -561,6 +541,112 @@ async fn apply_topic(conn: &mut Connection, env: &EventEnvelope, event: TopicEve
             Ok(Outcome::Applied)
         }
     }
+}
+
+async fn apply_user(conn: &mut Connection, env: &EventEnvelope, event: UserEvent) -> Result<Outcome, ProjectorError> {
+    let status = |s: T| UserChange { status: Some(s.as_str()), ..Default::default() };
+    match event {
+        UserEvent::UserRequested(e) => {
+            if !db::insert_user(conn, at(env), &e).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            start_operation_row(conn, env, || None).await?;
+            Ok(Outcome::Applied)
+        }
+        UserEvent::UserReady(e) => {
+            if !advance_user(conn, env, &status(T::Ready)).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step("apply-kafkauser", StepState::Succeeded, None, env.occurred_at);
+                op.succeed(env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        // Each change starts (or joins) the operation applying the KafkaUser.
+        UserEvent::UserAclsChanged(e) => {
+            user_changed(conn, env, UserChange { acls: Some(&e.acls), ..status(T::Updating) }).await
+        }
+        UserEvent::UserQuotasChanged(e) => {
+            user_changed(conn, env, UserChange { quotas: Some(&e.quotas), ..status(T::Updating) }).await
+        }
+        UserEvent::UserCredentialsRotated(e) => {
+            user_changed(conn, env, UserChange { generation: Some(e.generation), ..status(T::Updating) }).await
+        }
+        UserEvent::UserDeletionRequested(_) => user_changed(conn, env, status(T::Deleting)).await,
+        UserEvent::UserStalled(e) => {
+            if !advance_user(conn, env, &status(T::Stalled)).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            member_operation_ended(conn, env, e.operation_id, &e.reason, (OpState::Stalled, StepState::Stalled)).await
+        }
+        UserEvent::UserOperationFailed(e) => {
+            if !advance_user(conn, env, &status(T::Failed)).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            member_operation_ended(conn, env, e.operation_id, &e.reason, (OpState::Failed, StepState::Failed)).await
+        }
+        UserEvent::UserDeleted(e) => {
+            if !advance_user(conn, env, &status(T::Deleted)).await? {
+                return Ok(Outcome::AlreadyApplied);
+            }
+            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+                op.finish_step("delete-kafkauser", StepState::Succeeded, None, env.occurred_at);
+                op.succeed(env.occurred_at);
+            })
+            .await?;
+            Ok(Outcome::Applied)
+        }
+    }
+}
+
+/// Moves the user's row to this event's sequence with `change`; false when it is already there.
+async fn advance_user(
+    conn: &mut Connection,
+    env: &EventEnvelope,
+    change: &UserChange<'_>,
+) -> Result<bool, ProjectorError> {
+    Ok(db::advance_user(conn, at(env), change).await?)
+}
+
+/// A user change: the row moves, and the operation applying the KafkaUser starts for the user's cluster.
+async fn user_changed(
+    conn: &mut Connection,
+    env: &EventEnvelope,
+    change: UserChange<'_>,
+) -> Result<Outcome, ProjectorError> {
+    if !advance_user(conn, env, &change).await? {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let cluster = db::user_cluster(conn, env.aggregate_id).await?;
+    start_operation_row(conn, env, || cluster).await?;
+    Ok(Outcome::Applied)
+}
+
+/// A topic's or user's operation ended without succeeding: its running steps and the operation take the
+/// states given, with the reason (a failure also finishes the operation; a stall leaves it open to a retry).
+async fn member_operation_ended(
+    conn: &mut Connection,
+    env: &EventEnvelope,
+    operation_id: polaris_domain::OperationId,
+    reason: &str,
+    (op_state, step_state): (OpState, StepState),
+) -> Result<Outcome, ProjectorError> {
+    update_operation(conn, operation_id.as_uuid(), env, |op| {
+        let running: Vec<String> =
+            op.steps.iter().filter(|s| s.state == StepState::Running.as_str()).map(|s| s.name.clone()).collect();
+        for step in running {
+            op.finish_step(&step, step_state, Some(reason.to_owned()), env.occurred_at);
+        }
+        op.state = op_state.as_str().into();
+        op.error = Some(reason.to_owned());
+        if op_state == OpState::Failed {
+            op.finished_at = Some(env.occurred_at);
+        }
+    })
+    .await?;
+    Ok(Outcome::Applied)
 }
 
 /// A cluster operation ended without succeeding: the cluster and the operation take `(cluster status, operation
@@ -782,6 +868,7 @@ impl Projector {
                 let lag = (now - envelope.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
                 let read_models: &[&'static str] = match envelope.aggregate_type.as_str() {
                     "topic" => &["topics", "operations"],
+                    "user" => &["kafka_users", "operations"],
                     _ => &["clusters", "operations", "brokers"],
                 };
                 for &read_model in read_models {

@@ -9,7 +9,7 @@
 //!
 //! Then each table is compared with the live one by a canonical checksum: md5 over the rows as jsonb text
 //! (sorted, UTC, without the wall-clock `projected_at`). Commands may keep arriving meanwhile, so the comparison
-//! is made per cluster (a cluster's row, operations, brokers and topics) and repeated until every cluster agrees
+//! is made per cluster (a cluster's row, operations, brokers, topics and users) and repeated until every cluster agrees
 //! or the settle deadline passes: a cluster whose newest events one side has not applied yet differs only
 //! until both have caught up.
 
@@ -25,8 +25,13 @@ use uuid::Uuid;
 use crate::{ProjectorError, apply_envelope};
 
 /// The read models, each with the column naming the cluster its rows belong to.
-pub const READ_MODELS: [(&str, &str); 4] =
-    [("clusters", "id"), ("operations", "cluster_id"), ("brokers", "cluster_id"), ("topics", "cluster_id")];
+pub const READ_MODELS: [(&str, &str); 5] = [
+    ("clusters", "id"),
+    ("operations", "cluster_id"),
+    ("brokers", "cluster_id"),
+    ("topics", "cluster_id"),
+    ("kafka_users", "cluster_id"),
+];
 
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
@@ -151,7 +156,7 @@ async fn open(pool: &Pool, requested: Option<&str>) -> Result<(String, bool), Pr
     Ok((name, false))
 }
 
-/// Connections applying events side by side. Each cluster's events (and its topics') go to one of them, in
+/// Connections applying events side by side. Each cluster's events (and its topics' and users') go to one of them, in
 /// commit order, so nothing that depends on order is ever split.
 const PARTITIONS: usize = 4;
 
@@ -220,13 +225,13 @@ impl Applier {
 }
 
 /// The cluster an event's read-model rows belong to: its own id for a cluster event, its cluster's for a topic
-/// event (from `TopicRequested`, remembered, or read from the topic's first event).
+/// or user event (from `TopicRequested` / `UserRequested`, remembered, or read from the first event).
 async fn family_of(
     pool: &Pool,
     families: &mut HashMap<Uuid, Uuid>,
     env: &EventEnvelope,
 ) -> Result<Uuid, ProjectorError> {
-    if env.aggregate_type != "topic" {
+    if env.aggregate_type != "topic" && env.aggregate_type != "user" {
         return Ok(env.aggregate_id);
     }
     if let Some(cluster) = families.get(&env.aggregate_id) {
@@ -234,7 +239,7 @@ async fn family_of(
     }
     let cluster = match env.payload.get("cluster_id").and_then(|v| v.as_str()).filter(|_| env.sequence == 1) {
         Some(id) => Some(id.to_owned()),
-        None => db::topic_cluster(pool, &env.aggregate_id.to_string()).await?,
+        None => db::member_cluster(pool, &env.aggregate_type, &env.aggregate_id.to_string()).await?,
     };
     // A topic without a readable first event keeps to its own partition slot (its id); nothing depends on it.
     let cluster = cluster.and_then(|c| c.parse().ok()).unwrap_or(env.aggregate_id);

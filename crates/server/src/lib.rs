@@ -77,6 +77,11 @@ pub struct Settings {
     /// The Prometheus that scrapes the managed brokers (its HTTP API), for the charts on a cluster's page.
     #[arg(long, env = "POLARIS_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// A file holding the platform's credentials key (at least 32 bytes): Kafka user passwords are derived from
+    /// it by the api role (to answer them once) and the worker role (to write them into the users' Secrets).
+    /// Without it, Kafka users cannot be created.
+    #[arg(long, env = "POLARIS_CREDENTIALS_KEY_FILE")]
+    pub credentials_key_file: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -96,6 +101,7 @@ impl Settings {
                 dir: self.targets_dir.clone(),
                 allow_insecure: self.development,
             },
+            credentials: None,
         }
     }
 }
@@ -167,6 +173,18 @@ pub struct Server {
     pub projector_metrics: ProjectorMetrics,
     pub worker_metrics: polaris_workers::WorkerMetrics,
     pub store_metrics: polaris_store::StoreMetrics,
+    pub credentials: Option<Arc<polaris_domain::credentials::CredentialsKey>>,
+}
+
+/// The credentials key from its file, if one is configured.
+fn credentials_key(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Arc<polaris_domain::credentials::CredentialsKey>>> {
+    let Some(path) = path else { return Ok(None) };
+    let raw = std::fs::read(path).with_context(|| format!("reading the credentials key {}", path.display()))?;
+    let key = polaris_domain::credentials::CredentialsKey::from_bytes(&raw)
+        .with_context(|| format!("the credentials key {}", path.display()))?;
+    Ok(Some(Arc::new(key)))
 }
 
 impl Server {
@@ -175,6 +193,7 @@ impl Server {
             .await
             .with_context(|| "connecting to PostgreSQL (DATABASE_URL); is it running? ./dev/up starts it")?;
         polaris_store::MIGRATOR.run(&pool).await.context("applying migrations")?;
+        let credentials = credentials_key(settings.credentials_key_file.as_deref())?;
         let mut registry = Registry::default();
         let api_metrics = ApiMetrics::default();
         let relay_metrics = RelayMetrics::new();
@@ -195,6 +214,7 @@ impl Server {
             projector_metrics,
             worker_metrics,
             store_metrics,
+            credentials,
         })
     }
 
@@ -205,6 +225,8 @@ impl Server {
             pool: self.pool.clone(),
             clusters: Arc::new(polaris_store::cluster_cqrs(self.pool.clone(), self.store_metrics.clone())),
             topics: Arc::new(polaris_store::topic_cqrs(self.pool.clone(), self.store_metrics.clone())),
+            users: Arc::new(polaris_store::user_cqrs(self.pool.clone(), self.store_metrics.clone())),
+            credentials: self.credentials.clone(),
             metrics: self.api_metrics.commands.clone(),
             rate_limiter: Arc::new(RateLimiter::share(
                 self.settings.rate_limit_per_sec,
@@ -267,6 +289,7 @@ impl Server {
             let mut config = self.settings.worker_config();
             config.metrics = self.worker_metrics.clone();
             config.store_metrics = self.store_metrics.clone();
+            config.credentials = self.credentials.clone();
             let (pool, stop) = (self.pool.clone(), shutdown.clone());
             // The Temporal worker's run future is not Send; it gets a thread of its own that drives it on the
             // shared runtime.

@@ -226,6 +226,7 @@ async fn users_on_the_brokers(admin: &ClientConfig, bootstrap: &str, ns: &str, c
                 ],
             }),
             quotas: Some(KafkaUserQuotas { producer_byte_rate: Some(QUOTA), ..Default::default() }),
+            template: None,
         },
     );
     user.metadata.labels = Some([("strimzi.io/cluster".to_owned(), cluster.to_owned())].into());

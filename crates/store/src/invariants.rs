@@ -70,6 +70,11 @@ pub(crate) async fn enforce(
             | "TopicPartitionsIncreased"
             | "TopicConfigChanged"
             | "TopicDeletionRequested"
+            | "UserRequested"
+            | "UserAclsChanged"
+            | "UserQuotasChanged"
+            | "UserCredentialsRotated"
+            | "UserDeletionRequested"
     );
     if !starts_operation {
         return Ok(());
@@ -86,28 +91,29 @@ pub(crate) async fn enforce(
         payload: event.payload.clone(),
         metadata: metadata.clone(),
     };
-    let starts_topic_change = aggregate_type == "topic"
-        && matches!(
-            event.event_type.as_str(),
-            "TopicPartitionsIncreased" | "TopicConfigChanged" | "TopicDeletionRequested"
-        );
-    let topic_cluster = if starts_topic_change {
-        // A topic's first event names its cluster; later ones do not.
-        sqlx::query_scalar::<_, Option<String>>(
-            "SELECT (payload::jsonb)->'TopicRequested'->>'cluster_id' FROM events \
-             WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
+    // A topic's or user's first event names its cluster; later ones do not.
+    let first_event = match aggregate_type {
+        "topic" => Some("TopicRequested"),
+        "user" => Some("UserRequested"),
+        _ => None,
+    };
+    let member_cluster = match first_event {
+        Some(first) if event.sequence > 1 => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT (payload::jsonb)->$3->>'cluster_id' FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
         )
+        .bind(aggregate_type)
         .bind(&event.aggregate_id)
+        .bind(first)
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?
         .flatten()
-        .and_then(|c| c.parse().ok())
-    } else {
-        None
+        .and_then(|c| c.parse().ok()),
+        _ => None,
     };
     let envelope = stored.to_envelope().map_err(|e| malformed("event", e))?;
-    if let Some(op) = OperationStart::of(&envelope, || topic_cluster) {
+    if let Some(op) = OperationStart::of(&envelope, || member_cluster) {
         op.insert(conn).await.map_err(db_error)?;
     }
     Ok(())

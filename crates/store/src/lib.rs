@@ -16,6 +16,7 @@ use std::time::Duration;
 use cqrs_es::CqrsFramework;
 use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SerializedEvent};
 use polaris_domain::topic::Topic;
+use polaris_domain::user::KafkaUser;
 use polaris_domain::{Cluster, CommandMetadata, EventEnvelope};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -52,6 +53,13 @@ pub type TopicCqrs = CqrsFramework<Topic, PersistedEventStore<EventRepository, T
 
 /// The command path for topics.
 pub fn topic_cqrs(pool: PgPool, metrics: StoreMetrics) -> TopicCqrs {
+    CqrsFramework::new(event_store(pool, metrics), vec![], ())
+}
+
+pub type UserCqrs = CqrsFramework<KafkaUser, PersistedEventStore<EventRepository, KafkaUser>>;
+
+/// The command path for Kafka users.
+pub fn user_cqrs(pool: PgPool, metrics: StoreMetrics) -> UserCqrs {
     CqrsFramework::new(event_store(pool, metrics), vec![], ())
 }
 

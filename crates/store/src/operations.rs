@@ -10,6 +10,9 @@ use polaris_domain::cluster::{
     ClusterDeletionRequested, ClusterRequested, ClusterScaleRequested, ClusterUpgradeRequested,
 };
 use polaris_domain::topic::{TopicConfigChanged, TopicDeletionRequested, TopicPartitionsIncreased, TopicRequested};
+use polaris_domain::user::{
+    UserAclsChanged, UserCredentialsRotated, UserDeletionRequested, UserQuotasChanged, UserRequested,
+};
 use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -38,6 +41,7 @@ pub struct OperationStart {
     pub kind: &'static str,
     pub cluster_id: Uuid,
     pub topic_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
     pub state: &'static str,
     pub steps: Vec<Step>,
     pub requested_by: String,
@@ -49,9 +53,9 @@ fn decode<T: DeserializeOwned>(env: &EventEnvelope) -> Option<T> {
 }
 
 impl OperationStart {
-    /// The operation `env` starts, if it starts one. A topic's events after its request do not carry the
-    /// cluster: `topic_cluster` gives it (the caller looks it up its own way).
-    pub fn of(env: &EventEnvelope, topic_cluster: impl FnOnce() -> Option<Uuid>) -> Option<Self> {
+    /// The operation `env` starts, if it starts one. A topic's or user's events after its request do not carry
+    /// the cluster: `member_cluster` gives it (the caller looks it up its own way).
+    pub fn of(env: &EventEnvelope, member_cluster: impl FnOnce() -> Option<Uuid>) -> Option<Self> {
         let at = env.occurred_at;
         let cluster_op = |id: Uuid, kind: &'static str, first: &str, by: String| OperationStart {
             id,
@@ -59,6 +63,7 @@ impl OperationStart {
             kind,
             cluster_id: env.aggregate_id,
             topic_id: None,
+            user_id: None,
             state: "running",
             steps: vec![Step::running(first, at)],
             requested_by: by,
@@ -70,6 +75,19 @@ impl OperationStart {
             kind,
             cluster_id,
             topic_id: Some(env.aggregate_id),
+            user_id: None,
+            state: "running",
+            steps: vec![Step::running(first, at)],
+            requested_by: by,
+            started_at: at,
+        };
+        let user_op = |id: Uuid, kind: &'static str, first: &str, by: String, cluster_id: Uuid| OperationStart {
+            id,
+            org_id: env.org_id,
+            kind,
+            cluster_id,
+            topic_id: None,
+            user_id: Some(env.aggregate_id),
             state: "running",
             steps: vec![Step::running(first, at)],
             requested_by: by,
@@ -84,6 +102,7 @@ impl OperationStart {
                     kind: "provision",
                     cluster_id: e.cluster_id.as_uuid(),
                     topic_id: None,
+                    user_id: None,
                     state: "pending",
                     steps: vec![],
                     requested_by: e.requested_by,
@@ -110,18 +129,43 @@ impl OperationStart {
             }
             ("topic", "TopicPartitionsIncreased") => {
                 let e: TopicPartitionsIncreased = decode(env)?;
-                let cluster = topic_cluster()?;
+                let cluster = member_cluster()?;
                 Some(topic_op(e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", e.requested_by, cluster))
             }
             ("topic", "TopicConfigChanged") => {
                 let e: TopicConfigChanged = decode(env)?;
-                let cluster = topic_cluster()?;
+                let cluster = member_cluster()?;
                 Some(topic_op(e.operation_id.as_uuid(), "topic_apply", "apply-kafkatopic", e.requested_by, cluster))
             }
             ("topic", "TopicDeletionRequested") => {
                 let e: TopicDeletionRequested = decode(env)?;
-                let cluster = topic_cluster()?;
+                let cluster = member_cluster()?;
                 Some(topic_op(e.operation_id.as_uuid(), "topic_delete", "delete-kafkatopic", e.requested_by, cluster))
+            }
+            ("user", "UserRequested") => {
+                let e: UserRequested = decode(env)?;
+                let cluster = e.cluster_id.as_uuid();
+                Some(user_op(e.operation_id.as_uuid(), "user_apply", "apply-kafkauser", e.requested_by, cluster))
+            }
+            ("user", "UserAclsChanged") => {
+                let e: UserAclsChanged = decode(env)?;
+                let cluster = member_cluster()?;
+                Some(user_op(e.operation_id.as_uuid(), "user_apply", "apply-kafkauser", e.requested_by, cluster))
+            }
+            ("user", "UserQuotasChanged") => {
+                let e: UserQuotasChanged = decode(env)?;
+                let cluster = member_cluster()?;
+                Some(user_op(e.operation_id.as_uuid(), "user_apply", "apply-kafkauser", e.requested_by, cluster))
+            }
+            ("user", "UserCredentialsRotated") => {
+                let e: UserCredentialsRotated = decode(env)?;
+                let cluster = member_cluster()?;
+                Some(user_op(e.operation_id.as_uuid(), "user_rotate", "apply-kafkauser", e.requested_by, cluster))
+            }
+            ("user", "UserDeletionRequested") => {
+                let e: UserDeletionRequested = decode(env)?;
+                let cluster = member_cluster()?;
+                Some(user_op(e.operation_id.as_uuid(), "user_delete", "delete-kafkauser", e.requested_by, cluster))
             }
             _ => None,
         }
@@ -130,14 +174,15 @@ impl OperationStart {
     /// Inserts the row unless it exists.
     pub async fn insert(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, state, steps, requested_by, started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, user_id, state, steps, requested_by, \
+               started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
         )
         .bind(self.id)
         .bind(self.org_id)
         .bind(self.kind)
         .bind(self.cluster_id)
         .bind(self.topic_id)
+        .bind(self.user_id)
         .bind(self.state)
         .bind(sqlx::types::Json(&self.steps))
         .bind(&self.requested_by)

@@ -81,6 +81,7 @@ impl Harness {
             api_replicas: 1,
             development: false,
             prometheus_url: None,
+            credentials_key_file: Some(test_credentials_key()),
         };
         let mut settings = settings;
         configure(&mut settings);
@@ -105,6 +106,18 @@ impl Harness {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
     }
+}
+
+/// A credentials key for test servers (a file of random hex, made once per process).
+pub fn test_credentials_key() -> std::path::PathBuf {
+    static KEY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("polaris-test-credentials-{}", Uuid::new_v4().simple()));
+        let key = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        std::fs::write(&path, key).expect("write the test credentials key");
+        path
+    })
+    .clone()
 }
 
 pub async fn new_org(db: &TestDb, name: &str) -> OrgId {

@@ -54,3 +54,14 @@ pub async fn topic(pool: &PgPool, topic_id: uuid::Uuid) -> anyhow::Result<polari
     }
     Ok(topic)
 }
+
+/// A Kafka user's current desired state, folded from all its events.
+pub async fn user(pool: &PgPool, user_id: uuid::Uuid) -> anyhow::Result<polaris_domain::user::KafkaUser> {
+    let rows = polaris_store::db::events::of_aggregate(pool, "user", &user_id.to_string(), None).await?;
+    let mut user = polaris_domain::user::KafkaUser::default();
+    for row in rows {
+        let event: polaris_domain::user::UserEvent = row.decode()?;
+        polaris_store::cqrs_es::Aggregate::apply(&mut user, event);
+    }
+    Ok(user)
+}

@@ -12,6 +12,7 @@ pub mod resources;
 pub mod strimzi;
 pub mod subscriber;
 pub mod target;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,8 @@ pub struct WorkerConfig {
     pub store_metrics: polaris_store::StoreMetrics,
     /// Where targets' kubeconfigs live, and whether one may skip TLS verification.
     pub targets: target::TargetsConfig,
+    /// The platform's credentials key: Kafka user passwords are derived from it (`None`: user workflows fail).
+    pub credentials: Option<Arc<polaris_domain::credentials::CredentialsKey>>,
 }
 
 pub async fn temporal_client(config: &WorkerConfig) -> anyhow::Result<Client> {
@@ -99,10 +102,16 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
         .register_workflow::<DeleteCluster>()?
         .register_workflow::<ApplyTopic>()?
         .register_workflow::<DeleteTopic>()?
+        .register_workflow::<users::ApplyUser>()?
+        .register_workflow::<users::DeleteUser>()?
         .register_activities(activities)
         .register_activities(OperationActivities)
         .register_activities(TopicActivities)
         .register_activities(TopicDeleteActivities)
+        .register_activities(users::UserActivities {
+            users: Arc::new(polaris_store::user_cqrs(pool.clone(), config.store_metrics.clone())),
+            key: config.credentials.clone(),
+        })
         .build();
     let mut worker = Worker::new(&runtime, client.clone(), options)?;
     let subscriber = Subscriber { pool, client: Arc::new(client), config: config.clone() };

@@ -70,7 +70,7 @@ pub enum StepOutcome {
     },
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -269,7 +269,7 @@ fn guarded(applied: Result<(), ownership::Conflict>) -> StepOutcome {
     }
 }
 
-fn kube_options(timeout_secs: u64) -> ActivityOptions {
+pub(crate) fn kube_options(timeout_secs: u64) -> ActivityOptions {
     let mut o = ActivityOptions::start_to_close_timeout(Duration::from_secs(timeout_secs + 60));
     o.heartbeat_timeout = Some(Duration::from_secs(10));
     o.retry_policy = Some(RetryPolicy::builder().maximum_interval(Duration::from_secs(5)).maximum_attempts(20).build());

@@ -61,7 +61,7 @@ impl Cause {
     }
 
     /// Metadata of a report: the worker as actor, at the time of reporting.
-    fn metadata(&self) -> CommandMetadata {
+    pub(crate) fn metadata(&self) -> CommandMetadata {
         CommandMetadata {
             org_id: OrgId::from_uuid(self.org_id),
             actor: "worker:polaris".into(),
@@ -127,7 +127,7 @@ pub(crate) fn retryable(e: impl std::fmt::Display) -> ActivityError {
     ActivityError::application(ApplicationFailure::new(anyhow::anyhow!("{e}")))
 }
 
-fn non_retryable(e: impl std::fmt::Display) -> ActivityError {
+pub(crate) fn non_retryable(e: impl std::fmt::Display) -> ActivityError {
     ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!("{e}")))
 }
 

@@ -26,6 +26,16 @@ use crate::strimzi::{
 /// Label on every resource Polaris creates, naming the cluster it belongs to.
 pub const CLUSTER_ID_LABEL: &str = "polaris.dev/cluster-id";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The key of a user's password in its Secret.
+pub const USER_PASSWORD_KEY: &str = "password";
+/// The credentials' generation, on a user's password Secret and on the Secret the User Operator makes.
+pub const GENERATION_ANNOTATION: &str = "polaris.dev/credentials-generation";
+
+/// A domain ACL word as serde spells it (Strimzi's spelling: `Read`, `prefix`, `allow`).
+fn word<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
 pub use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL, kafka_topic_resource_name};
 pub const PLAIN_LISTENER: &str = "plain";
 /// Polaris' own Kafka user on every cluster it provisions: a SCRAM super user whose password Polaris generates
@@ -233,6 +243,80 @@ impl ClusterSpec {
                 }),
                 authorization: None,
                 quotas: None,
+                template: None,
+            },
+            status: None,
+        }
+    }
+
+    /// The Secret holding a Kafka user's password of `generation` (the generation is annotated, so a rotation
+    /// can tell a Secret it has already written from an older one).
+    pub fn user_password_secret(&self, user: &str, password: &str, generation: u32) -> Secret {
+        let mut metadata = self.meta(&polaris_domain::acl::password_secret_name(user), false);
+        metadata.annotations = Some(BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), generation.to_string())]));
+        Secret {
+            metadata,
+            data: Some(BTreeMap::from([(USER_PASSWORD_KEY.to_owned(), ByteString(password.as_bytes().to_vec()))])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        }
+    }
+
+    /// A Kafka user: SCRAM-SHA-512 with its password from [`Self::user_password_secret`], its ACL rules
+    /// (`authorization: simple`) and quotas, and the credentials' generation on the Secret the User Operator makes.
+    pub fn kafka_user(
+        &self,
+        user: &str,
+        acls: &[polaris_domain::acl::AclRule],
+        quotas: &polaris_domain::acl::UserQuotas,
+        generation: u32,
+    ) -> KafkaUser {
+        use crate::strimzi::{
+            AclResourceSpec, AclRuleSpec, KafkaUserAuthorization, KafkaUserQuotas, KafkaUserTemplate,
+        };
+        let acls = acls
+            .iter()
+            .map(|r| AclRuleSpec {
+                type_: Some(word(&r.effect)),
+                resource: AclResourceSpec {
+                    type_: match r.resource.type_ {
+                        polaris_domain::acl::AclResourceType::TransactionalId => "transactionalId".into(),
+                        t => word(&t),
+                    },
+                    name: r.resource.name.clone(),
+                    pattern_type: r.resource.name.as_ref().map(|_| word(&r.resource.pattern)),
+                },
+                operations: r.operations.iter().map(word).collect(),
+                host: Some(r.host.clone()),
+            })
+            .collect();
+        let quotas = (*quotas != Default::default()).then_some(KafkaUserQuotas {
+            producer_byte_rate: quotas.producer_byte_rate,
+            consumer_byte_rate: quotas.consumer_byte_rate,
+            request_percentage: quotas.request_percentage,
+        });
+        let annotations = BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), generation.to_string())]);
+        KafkaUser {
+            metadata: self.meta(user, true),
+            spec: KafkaUserSpec {
+                authentication: Some(KafkaUserAuthentication {
+                    type_: "scram-sha-512".into(),
+                    password: Some(PasswordSource {
+                        value_from: SecretValueFrom {
+                            secret_key_ref: KeyRef {
+                                name: polaris_domain::acl::password_secret_name(user),
+                                key: USER_PASSWORD_KEY.into(),
+                            },
+                        },
+                    }),
+                }),
+                authorization: Some(KafkaUserAuthorization { type_: "simple".into(), acls }),
+                quotas,
+                template: Some(KafkaUserTemplate {
+                    secret: Some(PodTemplate {
+                        metadata: Some(MetadataTemplate { annotations, ..Default::default() }),
+                    }),
+                }),
             },
             status: None,
         }

@@ -315,6 +315,16 @@ pub struct KafkaUserSpec {
     pub authorization: Option<KafkaUserAuthorization>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<KafkaUserQuotas>,
+    /// How the User Operator makes the user's Secret (Polaris annotates it with the credentials' generation, so
+    /// a rotation changes the spec and the User Operator's `observedGeneration` says when it was applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<KafkaUserTemplate>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KafkaUserTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<PodTemplate>,
 }
 
 /// `authorization: {type: simple, acls: [...]}`.

@@ -71,6 +71,16 @@ impl Subscriber {
                 _ => Ok(None),
             };
         }
+        if env.aggregate_type == "user" {
+            return match env.event_type.as_str() {
+                "UserRequested"
+                | "UserAclsChanged"
+                | "UserQuotasChanged"
+                | "UserCredentialsRotated"
+                | "UserDeletionRequested" => self.user(env).await.map(Some),
+                _ => Ok(None),
+            };
+        }
         if env.aggregate_type != "cluster" {
             return Ok(None);
         }
@@ -163,36 +173,11 @@ impl Subscriber {
     async fn topic(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
         let topic = facts::topic(&self.pool, env.aggregate_id).await?;
         let operation_id = env.operation_id.ok_or_else(|| unrunnable("topic event without an operation".to_owned()))?;
-        let cluster_id: polaris_domain::ClusterId = match env.event_type.as_str() {
-            "TopicRequested" => {
-                let e: polaris_domain::topic::TopicRequested = serde_json::from_value(env.payload.clone())?;
-                e.cluster_id
-            }
-            _ => {
-                let row = polaris_store::db::events::of_aggregate(
-                    &self.pool,
-                    "topic",
-                    &env.aggregate_id.to_string(),
-                    Some(1),
-                )
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| unrunnable(format!("topic {} is not in the event store", env.aggregate_id)))?;
-                let first: polaris_domain::topic::TopicEvent = row.decode()?;
-                let polaris_domain::topic::TopicEvent::TopicRequested(e) = first else {
-                    return Err(unrunnable(format!("topic {} does not start with TopicRequested", env.aggregate_id)));
-                };
-                e.cluster_id
-            }
+        let first = self.first_event(env, "topic").await?;
+        let polaris_domain::topic::TopicEvent::TopicRequested(requested) = first.decode()? else {
+            return Err(unrunnable(format!("topic {} does not start with TopicRequested", env.aggregate_id)));
         };
-        let facts = facts::load(&self.pool, cluster_id.as_uuid(), u64::MAX).await?;
-        let (Some(cluster), Some(target_id)) = (facts.spec, facts.target_id) else {
-            return Err(unrunnable(format!(
-                "topic {} names cluster {cluster_id} that was never requested",
-                env.aggregate_id
-            )));
-        };
+        let (cluster, target_id) = self.cluster_of(env, requested.cluster_id).await?;
         let target =
             self.target(target_id).await?.ok_or_else(|| unrunnable(format!("target {target_id} is not registered")))?;
         let name = topic.name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
@@ -213,6 +198,69 @@ impl Subscriber {
             self.start(DeleteTopic::run, input, id("topic_delete")).await
         } else {
             self.start(ApplyTopic::run, input, id("topic")).await
+        }
+    }
+
+    /// The first stored event of the topic or user `env` is about (it names the cluster).
+    async fn first_event(
+        &self,
+        env: &EventEnvelope,
+        aggregate_type: &str,
+    ) -> anyhow::Result<polaris_store::StoredEvent> {
+        polaris_store::db::events::of_aggregate(&self.pool, aggregate_type, &env.aggregate_id.to_string(), Some(1))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| unrunnable(format!("{aggregate_type} {} is not in the event store", env.aggregate_id)))
+    }
+
+    /// The cluster a topic or user belongs to (as its events say now) and its target's id.
+    async fn cluster_of(
+        &self,
+        env: &EventEnvelope,
+        cluster_id: polaris_domain::ClusterId,
+    ) -> anyhow::Result<(ClusterSpec, uuid::Uuid)> {
+        let facts = facts::load(&self.pool, cluster_id.as_uuid(), u64::MAX).await?;
+        match (facts.spec, facts.target_id) {
+            (Some(cluster), Some(target_id)) => Ok((cluster, target_id)),
+            _ => Err(unrunnable(format!(
+                "{} {} names cluster {cluster_id} that was never requested",
+                env.aggregate_type, env.aggregate_id
+            ))),
+        }
+    }
+
+    /// A Kafka user change: its Secret and KafkaUser applied (or deleted) in its cluster's namespace, with the
+    /// user's state folded from all its events. One workflow per operation: a change that recorded two events
+    /// (ACLs and quotas) starts one.
+    async fn user(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
+        let user = facts::user(&self.pool, env.aggregate_id).await?;
+        let operation_id = env.operation_id.ok_or_else(|| unrunnable("user event without an operation".to_owned()))?;
+        let first = self.first_event(env, "user").await?;
+        let polaris_domain::user::UserEvent::UserRequested(requested) = first.decode()? else {
+            return Err(unrunnable(format!("user {} does not start with UserRequested", env.aggregate_id)));
+        };
+        let (cluster, target_id) = self.cluster_of(env, requested.cluster_id).await?;
+        let target =
+            self.target(target_id).await?.ok_or_else(|| unrunnable(format!("target {target_id} is not registered")))?;
+        let input = crate::users::UserInput {
+            cluster,
+            target,
+            user_id: env.aggregate_id,
+            name: requested.name,
+            acls: user.acls.clone(),
+            quotas: user.quotas.clone(),
+            generation: user.generation,
+            salt: user.salt.clone(),
+            cause: cause(env, operation_id),
+            timeout_secs: self.config.ready_timeout.as_secs(),
+            deadline_unix_ms: 0,
+        };
+        let id = |kind: &str| format!("{kind}-{}-{operation_id}", env.aggregate_id);
+        if env.event_type == "UserDeletionRequested" {
+            self.start(crate::users::DeleteUser::run, input, id("user_delete")).await
+        } else {
+            self.start(crate::users::ApplyUser::run, input, id("user")).await
         }
     }
 

@@ -17,6 +17,7 @@ pub mod replay;
 pub mod targets;
 pub mod tenancy;
 pub mod topics;
+pub mod users;
 
 /// Whether the database answers (the readiness probe).
 pub async fn ping(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {

@@ -14,6 +14,7 @@ pub struct OperationRow {
     pub kind: String,
     pub cluster_id: Uuid,
     pub topic_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
     pub state: String,
     pub steps: sqlx::types::Json<Vec<Step>>,
     pub error: Option<String>,
@@ -22,7 +23,8 @@ pub struct OperationRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, kind, cluster_id, topic_id, state, steps, error, requested_by, started_at, finished_at";
+const COLUMNS: &str =
+    "id, kind, cluster_id, topic_id, user_id, state, steps, error, requested_by, started_at, finished_at";
 
 /// Up to `limit` of the org's operations (of one cluster, if given), newest first, before `before`.
 pub async fn list(

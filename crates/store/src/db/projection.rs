@@ -1,4 +1,4 @@
-//! The projector's writes to the read models (`clusters`, `brokers`, `topics`, `operations`) and its position
+//! The projector's writes to the read models (`clusters`, `brokers`, `topics`, `kafka_users`, `operations`) and its position
 //! (`projector_offsets`). Every change to a row is guarded by the aggregate's sequence: a change at or below the
 //! row's version is a redelivery and changes nothing (the functions answer false). The projector decides what
 //! each event means; the SQL is here, beside the API's reads of the same rows.
@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use polaris_domain::cluster::ClusterRequested;
 use polaris_domain::topic::TopicRequested;
+use polaris_domain::user::UserRequested;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -190,6 +191,76 @@ pub async fn delete_topics_of(conn: &mut PgConnection, cluster: Uuid, at: DateTi
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// What an event changes in its `kafka_users` row.
+#[derive(Clone, Debug, Default)]
+pub struct UserChange<'a> {
+    pub status: Option<&'a str>,
+    pub acls: Option<&'a [polaris_domain::acl::AclRule]>,
+    pub quotas: Option<&'a polaris_domain::acl::UserQuotas>,
+    pub generation: Option<u32>,
+}
+
+/// Moves the user's row to `at` with `change`; false when it already has this event (or is missing).
+pub async fn advance_user(conn: &mut PgConnection, at: At, change: &UserChange<'_>) -> Result<bool, sqlx::Error> {
+    let mut q = QueryBuilder::<Postgres>::new("UPDATE kafka_users SET ");
+    {
+        let mut set = q.separated(", ");
+        if let Some(v) = change.status {
+            set.push("status = ").push_bind_unseparated(v.to_owned());
+        }
+        if let Some(v) = change.acls {
+            set.push("acls = ").push_bind_unseparated(sqlx::types::Json(v.to_vec()));
+        }
+        if let Some(v) = change.quotas {
+            set.push("quotas = ").push_bind_unseparated(sqlx::types::Json(v.clone()));
+        }
+        if let Some(v) = change.generation {
+            set.push("generation = ").push_bind_unseparated(v as i32);
+        }
+        set.push("version = ").push_bind_unseparated(at.sequence);
+        set.push("updated_at = ").push_bind_unseparated(at.occurred_at);
+    }
+    q.push(" WHERE id = ").push_bind(at.id).push(" AND version < ").push_bind(at.sequence);
+    Ok(q.build().execute(conn).await?.rows_affected() > 0)
+}
+
+/// The `kafka_users` row a request starts; false when it exists already (a redelivery).
+pub async fn insert_user(conn: &mut PgConnection, at: At, e: &UserRequested) -> Result<bool, sqlx::Error> {
+    let authentication =
+        serde_json::to_value(e.authentication).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let inserted = sqlx::query(
+        "INSERT INTO kafka_users (id, org_id, cluster_id, name, authentication, acls, quotas, generation, status,            version, created_at, updated_at)          VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 'REQUESTED', $8, $9, $9) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(e.user_id)
+    .bind(e.org_id.as_uuid())
+    .bind(e.cluster_id.as_uuid())
+    .bind(&e.name)
+    .bind(authentication)
+    .bind(sqlx::types::Json(&e.acls))
+    .bind(sqlx::types::Json(&e.quotas))
+    .bind(at.sequence)
+    .bind(at.occurred_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted > 0)
+}
+
+/// Every user of a deleted cluster is deleted with it (its KafkaUsers and Secrets went with the namespace).
+pub async fn delete_users_of(conn: &mut PgConnection, cluster: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE kafka_users SET status = 'DELETED', updated_at = $2 WHERE cluster_id = $1")
+        .bind(cluster)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The cluster a user belongs to.
+pub async fn user_cluster(conn: &mut PgConnection, user: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT cluster_id FROM kafka_users WHERE id = $1").bind(user).fetch_optional(&mut *conn).await
 }
 
 /// The cluster a topic belongs to.

@@ -97,13 +97,14 @@ pub async fn advance(
     .await
 }
 
-/// The cluster a topic belongs to, read from its first event (`TopicRequested`).
-pub async fn topic_cluster(pool: &PgPool, topic: &str) -> Result<Option<String>, sqlx::Error> {
+/// The cluster a topic or user belongs to, read from its first event (`TopicRequested`, `UserRequested`).
+pub async fn member_cluster(pool: &PgPool, aggregate_type: &str, id: &str) -> Result<Option<String>, sqlx::Error> {
     Ok(sqlx::query_scalar(
-        "SELECT payload::jsonb #>> '{TopicRequested,cluster_id}' FROM public.events \
-         WHERE aggregate_type = 'topic' AND aggregate_id = $1 AND sequence = 1",
+        "SELECT coalesce(payload::jsonb #>> '{TopicRequested,cluster_id}', payload::jsonb #>> '{UserRequested,cluster_id}') \
+         FROM public.events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
     )
-    .bind(topic)
+    .bind(aggregate_type)
+    .bind(id)
     .fetch_optional(pool)
     .await?
     .flatten())
