@@ -174,72 +174,52 @@ fn finalized_metadata_version(bootstrap: &str, password: &str, version: &str) ->
 /// A KafkaUser (written here as Polaris' user workflow will write it: a Secret with the password, the KafkaUser
 /// naming it) with Write and Read on the prefix `orders.`, Read on the group `orders-app`, and a produce quota of
 /// 100 KiB/s: the brokers enforce each, a rotation retires the old password, and a delete every credential.
-async fn users_on_the_brokers(admin: &ClientConfig, bootstrap: &str, ns: &str, cluster: &str) {
-    use polaris_workers::strimzi::{
-        AclResourceSpec, AclRuleSpec, KafkaUser, KafkaUserAuthentication, KafkaUserAuthorization, KafkaUserQuotas,
-        KafkaUserSpec, KeyRef, PasswordSource, SecretValueFrom,
-    };
+/// A Kafka user made through Polaris' API, checked on the real brokers: its ACLs allow and refuse, its quota
+/// throttles, a rotation retires the old password, a delete retires the user. Answers every password it was given.
+async fn users_on_the_brokers(
+    h: &Harness,
+    cluster_id: &str,
+    admin: &ClientConfig,
+    bootstrap: &str,
+    ns: &str,
+) -> Vec<String> {
     const USER: &str = "orders-app";
     const QUOTA: u64 = 100 * 1024;
+    let users = format!("/v1/clusters/{cluster_id}/users");
+    let body = json!({
+        "name": USER,
+        "acls": [
+            {"resource": {"type": "topic", "name": "orders.", "pattern": "prefix"}, "operations": ["Write", "Read", "Describe"]},
+            {"resource": {"type": "group", "name": USER}, "operations": ["Read"]}
+        ],
+        "quotas": {"producer_byte_rate": QUOTA}
+    });
+    let key = format!("user-{}", uuid::Uuid::new_v4().simple());
+    let (s, created) = send(h, h.http.post(h.url(&users)).header("idempotency-key", &key).json(&body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    assert_eq!(created["credentials_shown"], true);
+    assert_eq!(created["credentials"]["username"], USER);
+    assert_eq!(created["credentials"]["mechanism"], "SCRAM-SHA-512");
+    assert_eq!(created["credentials"]["bootstrap_servers"], bootstrap);
+    let first_password = created["credentials"]["password"].as_str().expect("the password, once").to_owned();
+    // The same request again: the same answer, without the password, saying so.
+    let (s, again) = send(h, h.http.post(h.url(&users)).header("idempotency-key", &key).json(&body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+    assert_eq!((again["credentials"].clone(), again["credentials_shown"].clone()), (Value::Null, json!(false)));
+    assert_eq!(again["operation"]["id"], created["operation"]["id"]);
+    let operation = created["operation"]["id"].as_str().expect("operation").to_owned();
+    wait_operation_for(h, &operation, "succeeded", Duration::from_secs(120)).await;
+    let user = get(h, &format!("{users}/{USER}")).await;
+    assert_eq!((user["status"].as_str(), user["credentials_generation"].as_u64()), (Some("READY"), Some(1)), "{user}");
+    assert!(user.get("credentials").is_none() && !user.to_string().contains(&first_password));
     let kube = kube_client(TARGET).await;
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), ns);
-    let users: Api<KafkaUser> = Api::namespaced(kube, ns);
-    let set_password = |password: String| {
-        let secrets = secrets.clone();
-        async move {
-            let secret = Secret {
-                metadata: kube::api::ObjectMeta { name: Some(format!("{USER}-password")), ..Default::default() },
-                data: Some([("password".to_owned(), k8s_openapi::ByteString(password.into_bytes()))].into()),
-                ..Default::default()
-            };
-            let params = kube::api::PatchParams::apply("data-plane-test").force();
-            secrets
-                .patch(&format!("{USER}-password"), &params, &kube::api::Patch::Apply(&secret))
-                .await
-                .expect("secret");
-        }
-    };
-    let first_password = uuid::Uuid::new_v4().simple().to_string();
-    set_password(first_password.clone()).await;
-    let rule = |type_: &str, name: &str, pattern: &str, ops: &[&str]| AclRuleSpec {
-        type_: Some("allow".into()),
-        resource: AclResourceSpec { type_: type_.into(), name: Some(name.into()), pattern_type: Some(pattern.into()) },
-        operations: ops.iter().map(|o| (*o).to_owned()).collect(),
-        host: Some("*".into()),
-    };
-    let mut user = KafkaUser::new(
-        USER,
-        KafkaUserSpec {
-            authentication: Some(KafkaUserAuthentication {
-                type_: "scram-sha-512".into(),
-                password: Some(PasswordSource {
-                    value_from: SecretValueFrom {
-                        secret_key_ref: KeyRef { name: format!("{USER}-password"), key: "password".into() },
-                    },
-                }),
-            }),
-            authorization: Some(KafkaUserAuthorization {
-                type_: "simple".into(),
-                acls: vec![
-                    rule("topic", "orders.", "prefix", &["Write", "Read", "Describe"]),
-                    rule("group", USER, "literal", &["Read"]),
-                ],
-            }),
-            quotas: Some(KafkaUserQuotas { producer_byte_rate: Some(QUOTA), ..Default::default() }),
-            template: None,
-        },
+    let written = secrets.get("polaris-user-orders-app").await.expect("the user's password Secret");
+    assert_eq!(
+        written.data.expect("data")["password"].0,
+        first_password.as_bytes(),
+        "the worker wrote the password the API answered"
     );
-    user.metadata.labels = Some([("strimzi.io/cluster".to_owned(), cluster.to_owned())].into());
-    users.create(&kube::api::PostParams::default(), &user).await.expect("KafkaUser");
-    let ready = eventually("the KafkaUser Ready on the brokers", Duration::from_secs(120), || async {
-        let u = users.get(USER).await.ok()?;
-        let s = u.status?;
-        (s.observed_generation == u.metadata.generation
-            && s.conditions.iter().any(|c| c.type_.as_deref() == Some("Ready")))
-        .then_some(s)
-    })
-    .await;
-    assert_eq!(ready.username.as_deref(), Some(USER));
 
     // A topic the user has no ACL on, made by the admin (a super user).
     let kafka_admin: AdminClient<DefaultClientContext> = admin.create().expect("admin client");
@@ -248,7 +228,7 @@ async fn users_on_the_brokers(admin: &ClientConfig, bootstrap: &str, ns: &str, c
 
     let as_user = client(bootstrap, USER, &first_password);
     let producer: FutureProducer = as_user.clone().set("acks", "all").create().expect("producer");
-    let send = |topic: &'static str, payload: Vec<u8>| {
+    let send_to = |topic: &'static str, payload: Vec<u8>| {
         let producer = producer.clone();
         async move {
             producer
@@ -258,8 +238,8 @@ async fn users_on_the_brokers(admin: &ClientConfig, bootstrap: &str, ns: &str, c
                 .map_err(|(e, _)| e.to_string())
         }
     };
-    send(TOPIC, b"from orders-app".to_vec()).await.expect("Write on the prefix orders.");
-    let refused = send("payments.v1", b"not allowed".to_vec()).await.expect_err("no ACL on payments.v1");
+    send_to(TOPIC, b"from orders-app".to_vec()).await.expect("Write on the prefix orders.");
+    let refused = send_to("payments.v1", b"not allowed".to_vec()).await.expect_err("no ACL on payments.v1");
     assert!(refused.contains("Authorization"), "{refused}");
 
     // Read with its own group; another group is refused.
@@ -312,11 +292,18 @@ async fn users_on_the_brokers(admin: &ClientConfig, bootstrap: &str, ns: &str, c
         "measured {rate:.0} B/s against a quota of {QUOTA} B/s"
     );
 
-    // Rotation: a new password in the Secret; the old one stops authenticating, the new one works.
-    let second_password = uuid::Uuid::new_v4().simple().to_string();
-    set_password(second_password.clone()).await;
+    // Rotation through the API: a new password, once; when the operation succeeds the old one no longer
+    // authenticates and the new one does.
+    let (s, rotated) = send(h, h.http.post(h.url(&format!("{users}/{USER}/rotate")))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{rotated}");
+    assert_eq!(rotated["credentials"]["generation"], 2);
+    let second_password = rotated["credentials"]["password"].as_str().expect("the new password").to_owned();
+    assert_ne!(second_password, first_password);
+    let operation = rotated["operation"]["id"].as_str().expect("operation").to_owned();
+    wait_operation_for(h, &operation, "succeeded", Duration::from_secs(120)).await;
     let (old, new) = (client(bootstrap, USER, &first_password), client(bootstrap, USER, &second_password));
-    eventually("the rotated password in force", Duration::from_secs(60), || {
+    // SCRAM credentials reach every broker through the metadata log: a few milliseconds after the operation.
+    eventually("the rotated password in force", Duration::from_secs(15), || {
         let (old, new) = (old.clone(), new.clone());
         async move {
             tokio::task::spawn_blocking(move || (!can_connect(&old) && can_connect(&new)).then_some(())).await.ok()?
@@ -324,17 +311,95 @@ async fn users_on_the_brokers(admin: &ClientConfig, bootstrap: &str, ns: &str, c
     })
     .await;
 
-    // Delete: the credentials, the ACLs and the User Operator's Secret are gone.
-    users.delete(USER, &kube::api::DeleteParams::default()).await.expect("delete KafkaUser");
-    eventually("the deleted user refused", Duration::from_secs(60), || {
+    // Delete through the API: the credentials, the ACLs and both Secrets are gone.
+    let (s, deleted) = send(h, h.http.delete(h.url(&format!("{users}/{USER}")))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{deleted}");
+    let operation = deleted["operation"]["id"].as_str().expect("operation").to_owned();
+    wait_operation_for(h, &operation, "succeeded", Duration::from_secs(120)).await;
+    eventually("the deleted user refused", Duration::from_secs(15), || {
         let new = new.clone();
         async move { tokio::task::spawn_blocking(move || (!can_connect(&new)).then_some(())).await.ok()? }
     })
     .await;
-    eventually("the user's Secret removed", Duration::from_secs(30), || async {
-        secrets.get_opt(USER).await.ok()?.is_none().then_some(())
-    })
-    .await;
+    for secret in [USER, "polaris-user-orders-app"] {
+        assert!(secrets.get_opt(secret).await.expect("secrets").is_none(), "Secret {secret} is gone");
+    }
+    vec![first_password, second_password]
+}
+
+/// None of `secrets` is anywhere Polaris records things: the org's events, the cluster's history, the audit log,
+/// any table of the database, the events topic on the bootstrap Kafka, and the log files of the local services
+/// (strimzi-sim's included).
+async fn secrets_nowhere(h: &Harness, cluster_id: &str, secrets: &[String]) {
+    let mut seen = Vec::new();
+    // Every page of a feed, followed to its end.
+    async fn pages(h: &Harness, path: &str, done: impl Fn(&Value) -> bool) -> String {
+        let (mut all, mut token) = (String::new(), None::<String>);
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = match &token {
+                Some(t) => format!("{path}{sep}page_size=100&page_token={t}"),
+                None => format!("{path}{sep}page_size=100"),
+            };
+            let page = get(h, &url).await;
+            all.push_str(&page.to_string());
+            if done(&page) {
+                return all;
+            }
+            token = page["next_page_token"].as_str().map(str::to_owned);
+        }
+    }
+    let no_items = |p: &Value| p["items"].as_array().is_none_or(|i| i.is_empty());
+    seen.push(("GET /v1/events", pages(h, "/v1/events", no_items).await));
+    seen.push(("history", get(h, &format!("/v1/clusters/{cluster_id}/history")).await.to_string()));
+    seen.push(("audit", pages(h, "/v1/audit", |p| p["next_page_token"].is_null()).await));
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&h.db.pool)
+    .await
+    .expect("tables");
+    for table in &tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT t::text FROM {table} t")).fetch_all(&h.db.pool).await.expect("rows");
+        seen.push(("a database table", format!("{table}: {}", rows.join("\n"))));
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", polaris_test_support::kafka_bootstrap())
+        .set("group.id", format!("secrets-{}", uuid::Uuid::new_v4().simple()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(&h.topic), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(&h.topic, p.id(), Duration::from_secs(10)).expect("watermarks");
+        remaining += high - low;
+        tpl.add_partition_offset(&h.topic, p.id(), Offset::Beginning).expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut published = String::new();
+    while remaining > 0 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            remaining -= 1;
+            published.push_str(&String::from_utf8_lossy(m.payload().unwrap_or_default()));
+        }
+    }
+    assert_eq!(remaining, 0, "read the whole events topic {}", h.topic);
+    assert!(published.contains("UserCredentialsRotated"), "the events topic has the user's events");
+    seen.push(("the events topic", published));
+    for entry in std::fs::read_dir(repo(".polaris/logs")).expect("the local services' logs") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        seen.push(("a log file", format!("{}: {}", path.display(), String::from_utf8_lossy(&bytes))));
+    }
+    for secret in secrets {
+        for (place, text) in &seen {
+            assert!(!text.contains(secret.as_str()), "a user's password appears in {place}");
+        }
+    }
 }
 
 fn port_of(addr: &str) -> u16 {
@@ -549,7 +614,8 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     let _ = std::fs::remove_file(&token_file);
 
     // strimzi-sim's User Operator on the real brokers: SCRAM credentials, ACLs and quotas, rotation and delete.
-    users_on_the_brokers(&admin, &bootstrap, &ns, &name).await;
+    let passwords = users_on_the_brokers(&h, &id, &admin, &bootstrap, &ns).await;
+    secrets_nowhere(&h, &id, &passwords).await;
 
     // Every broker and the controller run the JMX Prometheus exporter with the cluster's rules, strimzi-sim
     // writes their Pods as Strimzi would, and Prometheus finds them through Polaris' http_sd endpoint: up == 1

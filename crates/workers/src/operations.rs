@@ -22,7 +22,7 @@ use crate::ownership;
 use crate::provision::{Cause, Report, classify_kube, report};
 use crate::resources::{BROKER_POOL, CLUSTER_ID_LABEL, ClusterSpec};
 use crate::strimzi::{
-    CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaRebalanceSpec, KafkaTopic, condition_summary,
+    CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaRebalanceSpec, KafkaTopic, KafkaUser, condition_summary,
     ready_for_generation,
 };
 use crate::target::TargetRef;
@@ -187,7 +187,7 @@ impl OperationActivities {
         }
     }
 
-    /// Deletes the cluster's topics, then Kafka, rebalances, node pools and mesh objects, then the namespace, and
+    /// Deletes the cluster's topics and users, then Kafka, rebalances, node pools and mesh objects, then the namespace, and
     /// waits until the namespace is gone. Only objects labelled with the cluster's id are deleted; a namespace of
     /// another owner, or one that still holds another owner's Strimzi or mesh objects, is a conflict and nothing
     /// more is deleted.
@@ -204,6 +204,9 @@ impl OperationActivities {
         let own = ListParams::default().labels(&ownership::selector(id));
         let topics: Api<KafkaTopic> = Api::namespaced(client.clone(), &ns);
         topics.delete_collection(&dp, &own).await.map_err(classify_kube)?;
+        // Users (Polaris' own admin and the org's): the User Operator takes them off the brokers.
+        let users: Api<KafkaUser> = Api::namespaced(client.clone(), &ns);
+        users.delete_collection(&dp, &own).await.map_err(classify_kube)?;
         let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
         kafkas.delete_collection(&dp, &own).await.map_err(classify_kube)?;
         let rebalances: Api<KafkaRebalance> = Api::namespaced(client.clone(), &ns);
@@ -230,6 +233,7 @@ impl OperationActivities {
                     let all = ListParams::default();
                     let strangers = [
                         foreign(&topics.list(&all).await.map_err(classify_kube)?.items, id),
+                        foreign(&users.list(&all).await.map_err(classify_kube)?.items, id),
                         foreign(&kafkas.list(&all).await.map_err(classify_kube)?.items, id),
                         foreign(&pools.list(&all).await.map_err(classify_kube)?.items, id),
                         foreign(&rebalances.list(&all).await.map_err(classify_kube)?.items, id),
