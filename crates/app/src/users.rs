@@ -398,6 +398,13 @@ fn credentials(
     })
 }
 
+/// Malformed ACL rules or quotas are a bad request, answered before any policy judges them.
+fn validate(acls: Option<&[AclRule]>, quotas: Option<&UserQuotas>) -> Result<(), AppError> {
+    let mut problems = acls.map(polaris_domain::acl::acl_problems).unwrap_or_default();
+    problems.extend(quotas.map(polaris_domain::acl::quota_problems).unwrap_or_default());
+    if problems.is_empty() { Ok(()) } else { Err(UserError::Invalid(problems).into()) }
+}
+
 fn by_admin(caller: &Caller) -> bool {
     caller.require(Role::Admin).is_ok()
 }
@@ -428,6 +435,7 @@ pub async fn create(
     let c = crate::clusters::current(app, caller, cluster).await?;
     let acls = body.acls.unwrap_or_default();
     let quotas = body.quotas.unwrap_or_default();
+    validate(Some(&acls), Some(&quotas))?;
     let subject = Subject::User { acls: Some(&acls), quotas: Some(&quotas), by_admin: by_admin(caller) };
     let policy_version = crate::policies::judge(app, caller, &subject).await?;
     let authentication = body.authentication.unwrap_or_default();

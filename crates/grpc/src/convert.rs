@@ -119,6 +119,7 @@ pub fn operation(v: OperationView) -> pb::Operation {
         kind: v.kind,
         cluster_id: v.cluster_id.to_string(),
         topic_id: v.topic_id.map(|t| t.to_string()),
+        user_id: v.user_id.map(|u| u.to_string()),
         state: v.state,
         steps: v.steps.into_iter().map(step).collect(),
         error: v.error,

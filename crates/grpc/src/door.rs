@@ -110,7 +110,25 @@ impl Door {
     ) -> Result<Response<Out>, Status>
     where
         Req: Message,
-        Out: Message + Default,
+        Out: Message + Default + Clone,
+    {
+        self.write_shown_once(rpc, req, rest, dry_run, |_| {}, f).await
+    }
+
+    /// Like [`Door::write`], for an answer that shows a secret once: the answer kept for a repeat of the
+    /// request is the first one after `forget` took the secret out of it.
+    pub async fn write_shown_once<Req, Out>(
+        &self,
+        rpc: &'static str,
+        req: Request<Req>,
+        rest: Rest,
+        dry_run: bool,
+        forget: fn(&mut Out),
+        f: impl AsyncFnOnce(&App, &Caller, Req) -> Result<(u16, Out), AppError>,
+    ) -> Result<Response<Out>, Status>
+    where
+        Req: Message,
+        Out: Message + Default + Clone,
     {
         let limit = deadline(req.metadata());
         within(limit, async move {
@@ -161,7 +179,9 @@ impl Door {
             match f(&self.app, &caller, req.into_inner()).await {
                 Ok((code, out)) => {
                     if let Some(claim) = &claim {
-                        let body = serde_json::json!({ "grpc": hex::encode(out.encode_to_vec()) });
+                        let mut kept = out.clone();
+                        forget(&mut kept);
+                        let body = serde_json::json!({ "grpc": hex::encode(kept.encode_to_vec()) });
                         let answer = StoredAnswer { status: code, body: Some(body), location: None };
                         audit::remember_answer(&self.app.pool, org, claim, answer).await;
                     }

@@ -14,6 +14,7 @@ pub mod operations;
 pub mod policies;
 pub mod status;
 pub mod topics;
+pub mod users;
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -28,9 +29,10 @@ use polaris_app::App;
 pub use door::Door;
 
 /// The fully qualified names of Polaris' services.
-pub const SERVICES: [&str; 6] = [
+pub const SERVICES: [&str; 7] = [
     "polaris.v1.ClusterService",
     "polaris.v1.TopicService",
+    "polaris.v1.UserService",
     "polaris.v1.OperationService",
     "polaris.v1.EventService",
     "polaris.v1.PolicyService",
@@ -62,6 +64,7 @@ pub fn router(app: App) -> axum::Router {
     tonic::service::Routes::from(axum::Router::new())
         .add_service(pb::cluster_service_server::ClusterServiceServer::new(door.clone()))
         .add_service(pb::topic_service_server::TopicServiceServer::new(door.clone()))
+        .add_service(pb::user_service_server::UserServiceServer::new(door.clone()))
         .add_service(pb::operation_service_server::OperationServiceServer::new(door.clone()))
         .add_service(pb::event_service_server::EventServiceServer::new(door.clone()))
         .add_service(pb::policy_service_server::PolicyServiceServer::new(door.clone()))

@@ -284,3 +284,109 @@ async fn an_event_stream_resumed_from_a_position_misses_nothing() {
     assert_eq!(seen, all, "no event missed, none repeated, in commit order");
     h.stop().await;
 }
+
+/// A Kafka user made over gRPC: the password comes back once (a repeat with the same idempotency-key answers
+/// without it and says so), the worker writes that very password into the user's Secret, a rotation writes the
+/// next one, and a delete removes the KafkaUser and the Secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_made_over_grpc_shows_its_password_once_and_the_worker_writes_it() {
+    use k8s_openapi::api::core::v1::Secret;
+    use polaris_grpc::pb::user_service_client::UserServiceClient;
+    use polaris_test_support::harness::kube_client;
+    let h = Harness::start(&ALL).await;
+    let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
+    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
+    let secrets: kube::Api<Secret> =
+        kube::Api::namespaced(kube_client("aws-eu-west-1").await, ready["namespace"].as_str().expect("namespace"));
+    let channel = channel(&h).await;
+    let mut users = UserServiceClient::new(channel.clone());
+    let operations = OperationServiceClient::new(channel);
+    let keyed = |message: pb::CreateUserRequest| {
+        let mut req = authorized(message, &h.admin_token);
+        req.metadata_mut().insert("idempotency-key", "grpc-user-1".parse().expect("metadata"));
+        req
+    };
+    let acl = pb::AclRule {
+        resource: Some(pb::AclResource {
+            r#type: "topic".into(),
+            name: Some("orders.".into()),
+            pattern: "prefix".into(),
+        }),
+        operations: vec!["Write".into(), "Describe".into()],
+        ..Default::default()
+    };
+    let request = pb::CreateUserRequest {
+        cluster_id: id.clone(),
+        name: "orders-app".into(),
+        acls: vec![acl],
+        quotas: Some(pb::UserQuotas { producer_byte_rate: Some(1 << 20), ..Default::default() }),
+        ..Default::default()
+    };
+    let accepted =
+        |r: Result<tonic::Response<pb::CreateUserResponse>, Status>| match r.expect("CreateUser").into_inner().result {
+            Some(pb::create_user_response::Result::Accepted(a)) => a,
+            other => panic!("expected an accepted user: {other:?}"),
+        };
+    let first = accepted(users.create_user(keyed(request.clone())).await);
+    let credentials = first.credentials.clone().expect("the password, once");
+    assert!(first.credentials_shown && credentials.password.len() >= 32, "{first:?}");
+    let again = accepted(users.create_user(keyed(request)).await);
+    assert_eq!((again.credentials.is_none(), again.credentials_shown), (true, false), "{again:?}");
+    assert_eq!(again.operation, first.operation, "the repeat answers the first answer");
+
+    let succeeded = |operation: pb::Operation| {
+        let mut operations = operations.clone();
+        let token = h.admin_token.clone();
+        async move {
+            let watch = pb::WatchOperationRequest { id: operation.id.clone() };
+            let mut stream = operations.watch(authorized(watch, &token)).await.expect("watch").into_inner();
+            let mut last = None;
+            let ended = tokio::time::timeout(Duration::from_secs(90), async {
+                while let Some(update) = stream.message().await.expect("the stream carries no error") {
+                    last = Some(update);
+                }
+            })
+            .await;
+            assert!(ended.is_ok(), "the operation ended: {last:?}");
+            assert_eq!(last.as_ref().map(|o| o.state.as_str()), Some("succeeded"), "{last:?}");
+        }
+    };
+    succeeded(first.operation.clone().expect("operation")).await;
+    let password_in_secret =
+        |secret: Secret| String::from_utf8(secret.data.expect("data")["password"].0.clone()).expect("utf-8");
+    let secret = secrets.get("polaris-user-orders-app").await.expect("the user's password Secret");
+    assert_eq!(password_in_secret(secret), credentials.password, "the worker wrote the password the API answered");
+
+    let rotate =
+        pb::RotateCredentialsRequest { cluster_id: id.clone(), name: "orders-app".into(), ..Default::default() };
+    let rotated =
+        match users.rotate_credentials(authorized(rotate, &h.admin_token)).await.expect("rotate").into_inner().result {
+            Some(pb::rotate_credentials_response::Result::Rotated(r)) => r,
+            other => panic!("expected a rotation: {other:?}"),
+        };
+    let next = rotated.credentials.expect("the new password, once");
+    assert_eq!(next.generation, 2);
+    assert_ne!(next.password, credentials.password);
+    succeeded(rotated.operation.expect("operation")).await;
+    let secret = secrets.get("polaris-user-orders-app").await.expect("the user's password Secret");
+    assert_eq!(password_in_secret(secret), next.password, "the rotation wrote the new password");
+    let user = users
+        .get_user(authorized(
+            pb::GetUserRequest { cluster_id: id.clone(), name: "orders-app".into(), as_of: None },
+            &h.admin_token,
+        ))
+        .await
+        .expect("GetUser")
+        .into_inner();
+    assert_eq!((user.status.as_str(), user.credentials_generation), ("READY", 2), "{user:?}");
+
+    let delete = pb::DeleteUserRequest { cluster_id: id.clone(), name: "orders-app".into(), ..Default::default() };
+    let deleted = match users.delete_user(authorized(delete, &h.admin_token)).await.expect("delete").into_inner().result
+    {
+        Some(pb::change_response::Result::Operation(op)) => op,
+        other => panic!("expected an operation: {other:?}"),
+    };
+    succeeded(deleted).await;
+    assert!(secrets.get_opt("polaris-user-orders-app").await.expect("secrets").is_none(), "the Secret is gone");
+    h.stop().await;
+}

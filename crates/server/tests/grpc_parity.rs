@@ -74,6 +74,9 @@ fn rest_verdict(scenario: &'static str, status: StatusCode, body: &Value) -> Ver
         .as_array()
         .map(|v| v.iter().map(|v| v["field"].as_str().unwrap_or_default().to_owned()).collect())
         .unwrap_or_default();
+    if body["code"] == "VALIDATION_FAILED" {
+        fields.extend(body["field"].as_str().map(str::to_owned));
+    }
     fields.sort();
     Verdict { scenario, code: body["code"].as_str().unwrap_or("?").to_owned(), fields }
 }
@@ -88,7 +91,8 @@ fn grpc_verdict<T>(scenario: &'static str, result: Result<T, tonic::Status>) -> 
     let info = details.error_info().expect("every error carries ErrorInfo");
     assert_eq!(info.domain, "polaris.dev");
     let expected_code = match info.reason.as_str() {
-        "POLICY_VIOLATION" | "OPERATION_IN_PROGRESS" => tonic::Code::FailedPrecondition,
+        "POLICY_VIOLATION" | "OPERATION_IN_PROGRESS" | "INVALID_STATE" => tonic::Code::FailedPrecondition,
+        "VALIDATION_FAILED" => tonic::Code::InvalidArgument,
         "VERSION_CONFLICT" => tonic::Code::Aborted,
         "NOT_FOUND" => tonic::Code::NotFound,
         "FORBIDDEN" => tonic::Code::PermissionDenied,
@@ -102,7 +106,7 @@ fn grpc_verdict<T>(scenario: &'static str, result: Result<T, tonic::Status>) -> 
     }
     let mut fields: Vec<String> =
         details.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
-    if info.reason != "POLICY_VIOLATION" {
+    if info.reason != "POLICY_VIOLATION" && info.reason != "VALIDATION_FAILED" {
         fields.clear();
     }
     fields.sort();
@@ -302,5 +306,110 @@ async fn rest_and_grpc_reach_the_same_verdicts_events_and_audit_entries() {
     assert_eq!(rest_audit, grpc_audit, "audit entries differ only by channel");
     assert!(rest_channels.iter().all(|c| c == "api"), "{rest_channels:?}");
     assert!(grpc_channels.iter().all(|c| c == "grpc"), "{grpc_channels:?}");
+    h.stop().await;
+}
+
+/// Rules for Kafka users, on top of the cluster rules.
+fn user_rules() -> PolicyRules {
+    PolicyRules {
+        users: Some(polaris_domain::policy::UserRules {
+            no_wildcard_topic_acls: true,
+            allowed_topic_prefixes: Some(vec!["orders.".into()]),
+            max_byte_rate: Some(1 << 20),
+            all_operations_need_admin: true,
+        }),
+        ..rules()
+    }
+}
+
+const USER_GOOD: &str = r#"{"name": "orders-app", "acls": [{"resource": {"type": "topic", "name": "orders.", "pattern": "prefix"}, "operations": ["Write"]}], "quotas": {"producer_byte_rate": 1024, "consumer_byte_rate": 1024}}"#;
+/// Breaks every user rule: a wildcard topic, outside the prefixes, All without admin, no consumer rate, a
+/// producer rate above the maximum.
+const USER_BAD: &str = r#"{"name": "orders-app", "acls": [{"resource": {"type": "topic", "name": "*"}, "operations": ["All"]}], "quotas": {"producer_byte_rate": 4194304}}"#;
+/// Write is no operation of a consumer group (Kafka's operation matrix).
+const USER_INVALID: &str = r#"{"name": "orders-app", "acls": [{"resource": {"type": "group", "name": "g"}, "operations": ["Read", "Write"]}]}"#;
+
+fn user_request(cluster: &str, json: &str) -> pb::CreateUserRequest {
+    let v: Value = serde_json::from_str(json).expect("json");
+    let acls = v["acls"]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| pb::AclRule {
+                    resource: Some(pb::AclResource {
+                        r#type: r["resource"]["type"].as_str().unwrap_or_default().into(),
+                        name: r["resource"]["name"].as_str().map(Into::into),
+                        pattern: r["resource"]["pattern"].as_str().unwrap_or_default().into(),
+                    }),
+                    operations: r["operations"]
+                        .as_array()
+                        .map(|o| o.iter().map(|o| o.as_str().unwrap_or_default().to_owned()).collect())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let q = &v["quotas"];
+    pb::CreateUserRequest {
+        cluster_id: cluster.to_owned(),
+        name: v["name"].as_str().unwrap_or_default().into(),
+        acls,
+        quotas: q.is_object().then(|| pb::UserQuotas {
+            producer_byte_rate: q["producer_byte_rate"].as_u64(),
+            consumer_byte_rate: q["consumer_byte_rate"].as_u64(),
+            request_percentage: None,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn rest_and_grpc_give_kafka_users_the_same_verdicts() {
+    use polaris_grpc::pb::user_service_client::UserServiceClient;
+    let h = Harness::start(&[Role::Api]).await;
+    let org = new_org(&h.db, "parity-users").await;
+    register_local_targets(&h.db, org).await;
+    polaris_app::policies::publish(&h.db.pool, org, &user_rules(), "parity").await.expect("bundle");
+    let operator = new_token(&h.db, org, TokenRole::Operator).await;
+    let viewer = new_token(&h.db, org, TokenRole::Viewer).await;
+    let post = reqwest::Method::POST;
+    // A cluster that stays REQUESTED (no worker here), and another org's cluster.
+    let (s, created) = rest(&h, &operator, post.clone(), "/v1/clusters", Some(GOOD), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let cluster = created["cluster"]["id"].as_str().expect("id").to_owned();
+    let outsider = new_org(&h.db, "outsider").await;
+    register_local_targets(&h.db, outsider).await;
+    let outsider_token = new_token(&h.db, outsider, TokenRole::Operator).await;
+    let (_, foreign) = rest(&h, &outsider_token, post.clone(), "/v1/clusters", Some(GOOD), None).await;
+    let foreign = foreign["cluster"]["id"].as_str().expect("id").to_owned();
+
+    let scenarios: [(&'static str, &str, &str, &str); 5] = [
+        ("every user violation", &operator, &cluster, USER_BAD),
+        ("an operation the resource type does not have", &operator, &cluster, USER_INVALID),
+        ("a cluster that is not READY", &operator, &cluster, USER_GOOD),
+        ("another org's cluster", &operator, &foreign, USER_GOOD),
+        ("viewer write", &viewer, &cluster, USER_GOOD),
+    ];
+    let channel = tonic::transport::Endpoint::from_shared(h.base.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("gRPC connects");
+    let mut client = UserServiceClient::new(channel);
+    let (mut over_rest, mut over_grpc) = (Vec::new(), Vec::new());
+    for (scenario, token, cluster, body) in scenarios {
+        let (s, b) = rest(&h, token, post.clone(), &format!("/v1/clusters/{cluster}/users"), Some(body), None).await;
+        over_rest.push(rest_verdict(scenario, s, &b));
+        let answer = client.create_user(authorized(user_request(cluster, body), token, None)).await;
+        over_grpc.push(grpc_verdict(scenario, answer));
+    }
+    assert_eq!(over_rest, over_grpc, "the same verdicts through both doors");
+    let expected =
+        [("POLICY_VIOLATION", 5), ("VALIDATION_FAILED", 1), ("INVALID_STATE", 0), ("NOT_FOUND", 0), ("FORBIDDEN", 0)];
+    let got: Vec<(&str, usize)> = over_rest.iter().map(|v| (v.code.as_str(), v.fields.len())).collect();
+    assert_eq!(got, expected, "{over_rest:#?}");
+    assert_eq!(over_rest[1].fields, ["acls[0].operations[1]"], "the invalid operation's field is named");
     h.stop().await;
 }
