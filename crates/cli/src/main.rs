@@ -51,6 +51,9 @@ enum Command {
     /// Kafka topics of a cluster.
     #[command(subcommand)]
     Topics(Topics),
+    /// Kafka users of a cluster: SCRAM credentials (shown once), ACL rules and quotas.
+    #[command(subcommand)]
+    Users(Users),
     /// Long-running operations.
     #[command(subcommand)]
     Operations(Operations),
@@ -209,6 +212,141 @@ enum Topics {
         #[command(flatten)]
         mode: Mode,
     },
+}
+
+#[derive(Subcommand)]
+enum Users {
+    /// Create a user; its password is printed once (keep it: Polaris cannot show it again).
+    #[command(
+        after_help = "Examples:\n  polaris users create 0b6f... orders-app --acl 'topic:orders.*:Write,Read,Describe' \
+                            --acl group:orders-app:Read --producer-byte-rate 1048576 --wait\n  polaris users create \
+                            0b6f... audit-reader --acls-file acls.json --output json\n\nACL syntax: \
+                            TYPE:NAME:OPERATIONS[:deny], TYPE one of topic, group, cluster, transactional_id; a NAME \
+                            ending in * is a prefix; OPERATIONS as Kafka spells them (Read, Write, Describe, All, ...)."
+    )]
+    Create {
+        cluster: String,
+        name: String,
+        #[command(flatten)]
+        rules: UserRules,
+        #[command(flatten)]
+        mode: Mode,
+    },
+    /// List a cluster's users.
+    #[command(after_help = "Example:\n  polaris users list 0b6f...")]
+    List { cluster: String },
+    /// Show one user (never its password), now or as it was at an instant.
+    #[command(after_help = "Example:\n  polaris users get 0b6f... orders-app")]
+    Get {
+        cluster: String,
+        name: String,
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Replace a user's ACL rules (given with --acl or --acls-file, or --clear-acls) and/or its quotas.
+    #[command(after_help = "Example:\n  polaris users update 0b6f... orders-app --acl 'topic:orders.*:Write' --wait")]
+    Update {
+        cluster: String,
+        name: String,
+        #[command(flatten)]
+        rules: UserRules,
+        /// Remove every ACL rule.
+        #[arg(long, conflicts_with_all = ["acl", "acls_file"])]
+        clear_acls: bool,
+        #[command(flatten)]
+        mode: Mode,
+    },
+    /// New credentials, printed once; the old password stops working when the operation succeeds.
+    #[command(after_help = "Example:\n  polaris users rotate 0b6f... orders-app --wait")]
+    Rotate {
+        cluster: String,
+        name: String,
+        #[command(flatten)]
+        mode: Mode,
+    },
+    /// Delete a user: its credentials stop working.
+    #[command(after_help = "Example:\n  polaris users delete 0b6f... orders-app --wait")]
+    Delete {
+        cluster: String,
+        name: String,
+        #[command(flatten)]
+        mode: Mode,
+    },
+}
+
+/// A user's ACL rules and quotas.
+#[derive(clap::Args)]
+struct UserRules {
+    /// An ACL rule, repeatable: TYPE:NAME:OPERATIONS[:deny] (a NAME ending in * is a prefix).
+    #[arg(long, value_name = "RULE")]
+    acl: Vec<String>,
+    /// ACL rules as the API takes them (a JSON array), from a file or - for standard input.
+    #[arg(long, value_name = "FILE", conflicts_with = "acl")]
+    acls_file: Option<String>,
+    /// Bytes per second the user's producers may send to each broker.
+    #[arg(long)]
+    producer_byte_rate: Option<u64>,
+    /// Bytes per second the user's consumers may fetch from each broker.
+    #[arg(long)]
+    consumer_byte_rate: Option<u64>,
+    /// Percent of each broker's request threads' time.
+    #[arg(long)]
+    request_percentage: Option<u32>,
+}
+
+impl UserRules {
+    /// The ACL rules given, if any were.
+    fn acls(&self) -> Result<Option<Value>, Failure> {
+        if let Some(file) = &self.acls_file {
+            let rules: Value =
+                serde_json::from_str(&read_input(file)?).map_err(|e| failure(2, format!("{file}: not JSON ({e})")))?;
+            return Ok(Some(rules));
+        }
+        if self.acl.is_empty() {
+            return Ok(None);
+        }
+        self.acl.iter().map(|rule| acl_rule(rule)).collect::<Result<Vec<_>, _>>().map(|r| Some(Value::Array(r)))
+    }
+
+    /// The quotas given, if any were (together they replace the user's quotas).
+    fn quotas(&self) -> Option<Value> {
+        let mut q = serde_json::Map::new();
+        if let Some(v) = self.producer_byte_rate {
+            q.insert("producer_byte_rate".into(), v.into());
+        }
+        if let Some(v) = self.consumer_byte_rate {
+            q.insert("consumer_byte_rate".into(), v.into());
+        }
+        if let Some(v) = self.request_percentage {
+            q.insert("request_percentage".into(), v.into());
+        }
+        (!q.is_empty()).then_some(Value::Object(q))
+    }
+}
+
+/// `TYPE:NAME:OPERATIONS[:deny]` as the API's ACL rule.
+fn acl_rule(rule: &str) -> Result<Value, Failure> {
+    let parts: Vec<&str> = rule.split(':').collect();
+    let usage =
+        || failure(2, format!("--acl {rule:?}: expected TYPE:NAME:OPERATIONS[:deny], e.g. topic:orders.*:Write"));
+    let (type_, name, operations, effect) = match parts.as_slice() {
+        [t, n, o] => (*t, *n, *o, "allow"),
+        [t, n, o, e @ ("allow" | "deny")] => (*t, *n, *o, *e),
+        _ => return Err(usage()),
+    };
+    let (name, pattern) = match name.strip_suffix('*') {
+        Some(prefix) => (prefix, "prefix"),
+        None => (name, "literal"),
+    };
+    let mut resource = json!({"type": type_, "pattern": pattern});
+    if !name.is_empty() {
+        resource["name"] = name.into();
+    }
+    let operations: Vec<&str> = operations.split(',').filter(|o| !o.is_empty()).collect();
+    if operations.is_empty() {
+        return Err(usage());
+    }
+    Ok(json!({"resource": resource, "operations": operations, "effect": effect}))
 }
 
 /// How a mutating command runs.
@@ -468,6 +606,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Login | Command::Completions { .. } => {}
         Command::Clusters(c) => clusters(&client, output, c).await?,
         Command::Topics(t) => topics(&client, output, t).await?,
+        Command::Users(u) => users(&client, output, u).await?,
         Command::Operations(Operations::Get { id }) => {
             let op = client.call(Method::GET, &format!("/v1/operations/{}", path_segment(&id)), None).await?;
             print::operation(output, &op);
@@ -662,6 +801,96 @@ async fn topics(client: &Client, output: Output, command: Topics) -> Result<(), 
             let path = format!("/v1/clusters/{}/topics/{}", path_segment(&cluster), path_segment(&name));
             mutate(client, output, Method::DELETE, &path, None, &mode).await?;
         }
+    }
+    Ok(())
+}
+
+async fn users(client: &Client, output: Output, command: Users) -> Result<(), Failure> {
+    let user_path =
+        |cluster: &str, name: &str| format!("/v1/clusters/{}/users/{}", path_segment(cluster), path_segment(name));
+    match command {
+        Users::Create { cluster, name, rules, mode } => {
+            let mut body = json!({"name": name});
+            if let Some(acls) = rules.acls()? {
+                body["acls"] = acls;
+            }
+            if let Some(quotas) = rules.quotas() {
+                body["quotas"] = quotas;
+            }
+            let path = format!("/v1/clusters/{}/users", path_segment(&cluster));
+            shown_once(client, output, &path, Some(body), &mode).await?;
+        }
+        Users::List { cluster } => {
+            let path = format!("/v1/clusters/{}/users", path_segment(&cluster));
+            print::users(output, &all_pages(client, &path).await?);
+        }
+        Users::Get { cluster, name, as_of } => {
+            let path = format!("{}{}", user_path(&cluster, &name), query(&[("as_of", as_of.as_deref())]));
+            let user = client.call(Method::GET, &path, None).await?;
+            print::users(output, std::slice::from_ref(&user));
+        }
+        Users::Update { cluster, name, rules, clear_acls, mode } => {
+            let mut body = json!({});
+            if clear_acls {
+                body["acls"] = json!([]);
+            } else if let Some(acls) = rules.acls()? {
+                body["acls"] = acls;
+            }
+            if let Some(quotas) = rules.quotas() {
+                body["quotas"] = quotas;
+            }
+            if body.as_object().is_some_and(serde_json::Map::is_empty) {
+                return Err(failure(2, "nothing to change: give --acl, --acls-file, --clear-acls or a quota"));
+            }
+            mutate(client, output, Method::PATCH, &user_path(&cluster, &name), Some(body), &mode).await?;
+        }
+        Users::Rotate { cluster, name, mode } => {
+            let path = format!("{}/rotate", user_path(&cluster, &name));
+            shown_once(client, output, &path, None, &mode).await?;
+        }
+        Users::Delete { cluster, name, mode } => {
+            mutate(client, output, Method::DELETE, &user_path(&cluster, &name), None, &mode).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A create or rotate, whose answer holds a password this once: it is printed before anything else (with
+/// `--output json`, in the one JSON document printed, with the finished operation when following it).
+async fn shown_once(
+    client: &Client,
+    output: Output,
+    path: &str,
+    body: Option<Value>,
+    mode: &Mode,
+) -> Result<(), Failure> {
+    if mode.dry_run {
+        mutate(client, output, Method::POST, path, body, mode).await?;
+        return Ok(());
+    }
+    let mut answer = client.call(Method::POST, path, body).await?;
+    if output == Output::Table {
+        print::credentials(&answer);
+    }
+    let operation = answer["operation"]["id"].as_str().map(str::to_owned);
+    match (operation, mode.wait) {
+        (Some(op), true) => {
+            let done = wait(client, &op, Duration::from_secs(mode.wait_timeout)).await;
+            match (output, done) {
+                (Output::Json, Ok(done)) => {
+                    answer["operation"] = done;
+                    print_json(&answer);
+                }
+                (Output::Json, Err(f)) => {
+                    // The password must not be lost with the failure: the answer is printed all the same.
+                    print_json(&answer);
+                    return Err(f);
+                }
+                (Output::Table, done) => print::operation(output, &done?),
+            }
+        }
+        _ if output == Output::Json => print_json(&answer),
+        _ => print::accepted(output, &answer),
     }
     Ok(())
 }

@@ -78,6 +78,49 @@ pub fn topics(output: Output, items: &[Value]) {
     });
 }
 
+pub fn users(output: Output, items: &[Value]) {
+    list(output, items, &["NAME", "STATUS", "GENERATION", "ACLS", "QUOTAS", "SECRET"], |u| {
+        let acls = u["acls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let res = &r["resource"];
+                let star = if res["pattern"] == "prefix" { "*" } else { "" };
+                let ops: Vec<String> = r["operations"].as_array().into_iter().flatten().map(s).collect();
+                let deny = if r["effect"] == "deny" { ":deny" } else { "" };
+                format!("{}:{}{star}:{}{deny}", s(&res["type"]), s(&res["name"]), ops.join(","))
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let quotas = u["quotas"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        vec![s(&u["name"]), s(&u["status"]), s(&u["credentials_generation"]), acls, quotas, s(&u["secret_name"])]
+    });
+}
+
+/// The credentials of a create or rotate, shown this once, with the warning that they will not be again.
+pub fn credentials(answer: &Value) {
+    let c = &answer["credentials"];
+    if c.is_null() {
+        if answer["credentials_shown"] == false {
+            eprintln!(
+                "warning: this request was answered before (same Idempotency-Key); its password is not shown again"
+            );
+        }
+        return;
+    }
+    eprintln!("warning: the password is shown this once; Polaris keeps it only in the cluster's Secret");
+    println!("username           {}", s(&c["username"]));
+    println!("password           {}", s(&c["password"]));
+    println!("mechanism          {}", s(&c["mechanism"]));
+    println!("security.protocol  {}", s(&c["security_protocol"]));
+    println!("bootstrap.servers  {}", s(&c["bootstrap_servers"]));
+    println!("generation         {}", s(&c["generation"]));
+}
+
 pub fn operations(output: Output, items: &[Value]) {
     list(output, items, &["ID", "KIND", "STATE", "CLUSTER", "STARTED", "FINISHED"], |o| {
         vec![s(&o["id"]), s(&o["kind"]), s(&o["state"]), s(&o["cluster_id"]), s(&o["started_at"]), s(&o["finished_at"])]
@@ -114,6 +157,9 @@ pub fn accepted(output: Output, answer: &Value) {
     }
     if let Some(t) = answer["topic"].as_object() {
         println!("topic {} ({})", s(&t["name"]), s(&t["id"]));
+    }
+    if let Some(u) = answer["user"].as_object() {
+        println!("user {} ({})", s(&u["name"]), s(&u["id"]));
     }
     println!(
         "operation {} ({}) {}; follow it: polaris operations watch {}",

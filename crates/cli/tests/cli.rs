@@ -83,6 +83,43 @@ async fn create_with_wait_list_and_the_exit_codes() {
     let out = polaris_in(&h, None, home, &["clusters", "history", &id]).await;
     assert!(text(&out.stdout).contains("RebalanceCompleted"), "{}", text(&out.stdout));
 
+    // Users: the password is printed once with a warning; --output json carries it that one time.
+    let acl = "topic:orders.*:Write,Describe";
+    let out = polaris(
+        &h,
+        &token,
+        &["users", "create", &id, "orders-app", "--acl", acl, "--acl", "group:orders-app:Read", "--wait"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("shown this once"), "the warning: {}", text(&out.stderr));
+    let password = text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("password").map(|p| p.trim().to_owned()))
+        .expect("the password line");
+    assert!(password.len() >= 32, "{}", text(&out.stdout));
+    let out = polaris(&h, &token, &["users", "list", &id]).await;
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("orders-app") && table.contains("topic:orders.*:Write,Describe") && !table.contains(&password),
+        "{table}"
+    );
+    let out = polaris(&h, &token, &["users", "rotate", &id, "orders-app", "--output", "json", "--wait"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let rotated: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        (rotated["credentials"]["generation"].as_u64(), rotated["operation"]["state"].as_str()),
+        (Some(2), Some("succeeded")),
+        "{rotated}"
+    );
+    assert_ne!(rotated["credentials"]["password"].as_str(), Some(password.as_str()));
+    // A rule the resource type does not have: exit 1 and the field.
+    let out = polaris(&h, &token, &["users", "create", &id, "bad", "--acl", "group:g:Write"]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("acls[0].operations[0]"), "{}", text(&out.stderr));
+    let out = polaris(&h, &token, &["users", "delete", &id, "orders-app", "--wait"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+
     // Usage errors exit 2.
     let out = polaris(&h, &token, &["clusters", "create"]).await;
     assert_eq!(out.status.code(), Some(2));
@@ -311,6 +348,12 @@ fn every_command_has_help_with_an_example_and_completions_are_generated() {
         &["topics", "get"],
         &["topics", "update"],
         &["topics", "delete"],
+        &["users", "create"],
+        &["users", "list"],
+        &["users", "get"],
+        &["users", "update"],
+        &["users", "rotate"],
+        &["users", "delete"],
         &["operations", "get"],
         &["operations", "watch"],
         &["operations", "list"],
