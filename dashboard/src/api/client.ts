@@ -15,6 +15,9 @@ export type Violation = Schemas['ViolationView'];
 export type Problem = Schemas['Problem'];
 export type CreateCluster = Schemas['CreateCluster'];
 export type CreateTopic = Schemas['CreateTopicRequest'];
+export type KafkaUser = Schemas['UserView'];
+export type AclRule = Schemas['AclRule'];
+export type Credentials = Schemas['Credentials'];
 
 const TOKEN_KEY = 'polaris.token';
 
@@ -32,12 +35,15 @@ export class ApiProblem extends Error {
   readonly status: number;
   readonly code: string;
   readonly violations: Violation[];
+  /** The request field a VALIDATION_FAILED names, when it names one. */
+  readonly field: string | null;
 
   constructor(status: number, problem: Partial<Problem>) {
     super(problem.detail ?? problem.title ?? `HTTP ${status}`);
     this.status = status;
     this.code = problem.code ?? 'ERROR';
     this.violations = problem.violations ?? [];
+    this.field = problem.field ?? null;
   }
 }
 

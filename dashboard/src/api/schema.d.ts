@@ -281,6 +281,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/clusters/{id}/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List a cluster's Kafka users. */
+        get: operations["users_list"];
+        put?: never;
+        /** Create a Kafka user on a cluster. The answer carries its password, this once. */
+        post: operations["users_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/clusters/{id}/users/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get one Kafka user by name (never its password). */
+        get: operations["users_get"];
+        put?: never;
+        post?: never;
+        /** Delete a Kafka user: its KafkaUser, then its Secret; its credentials stop working. */
+        delete: operations["users_delete"];
+        options?: never;
+        head?: never;
+        /** Change a Kafka user: replace its ACL rules and/or its quotas. */
+        patch: operations["users_update"];
+        trace?: never;
+    };
+    "/v1/clusters/{id}/users/{name}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * New credentials for a Kafka user, answered this once; the old password stops working when the operation
+         *     succeeds.
+         */
+        post: operations["users_rotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -465,6 +522,40 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @enum {string} */
+        AclEffect: "allow" | "deny";
+        /** @enum {string} */
+        AclOperation: "Read" | "Write" | "Create" | "Delete" | "Alter" | "Describe" | "ClusterAction" | "DescribeConfigs" | "AlterConfigs" | "IdempotentWrite" | "All";
+        /** @enum {string} */
+        AclPattern: "literal" | "prefix";
+        AclResource: {
+            /**
+             * @description The resource name (for `cluster`: none); with `pattern: prefix`, every name starting with it.
+             * @example orders.
+             */
+            name?: string | null;
+            pattern?: components["schemas"]["AclPattern"] | null;
+            type: components["schemas"]["AclResourceType"];
+        };
+        /** @enum {string} */
+        AclResourceType: "topic" | "group" | "cluster" | "transactional_id";
+        /** @description One ACL rule, as Strimzi's `KafkaUser` spells it. */
+        AclRule: {
+            effect?: components["schemas"]["AclEffect"] | null;
+            /**
+             * @description The client host (`*`, the default: any).
+             * @example *
+             */
+            host?: string | null;
+            /**
+             * @description Valid for the resource type, following Kafka's operation matrix (topic: Read, Write, Create, Delete,
+             *     Alter, Describe, DescribeConfigs, AlterConfigs; group: Read, Describe, Delete; cluster: Create, Alter,
+             *     Describe, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite; transactional_id: Write,
+             *     Describe; `All` on each).
+             */
+            operations: components["schemas"]["AclOperation"][];
+            resource: components["schemas"]["AclResource"];
+        };
         /** @description One audited request. */
         AuditEntry: {
             /** @description The token that made the request (never its secret). */
@@ -693,6 +784,37 @@ export interface components {
              */
             replication_factor: number;
         };
+        CreateUserRequest: {
+            /** @description The rules Kafka's authorizer applies to the user (none: the user may do nothing). */
+            acls?: components["schemas"]["AclRule"][] | null;
+            authentication?: components["schemas"]["UserAuthentication"] | null;
+            /**
+             * @description The Kafka principal's name (`User:<name>`): lowercase letters, digits, `-` and `.`, at most 64; names
+             *     starting with `polaris-` are Polaris' own.
+             * @example orders-app
+             */
+            name: string;
+            quotas?: components["schemas"]["UserQuotas"] | null;
+        };
+        /** @description The credentials a create or rotate made, shown this once. */
+        Credentials: {
+            /** @description The cluster's bootstrap address, once it has one. */
+            bootstrap_servers?: string | null;
+            /** Format: int32 */
+            generation: number;
+            /** @description `SCRAM-SHA-512`. */
+            mechanism: string;
+            password: string;
+            /** @description `SASL_PLAINTEXT` on the cluster's plain listener. */
+            security_protocol: string;
+            username: string;
+        };
+        CredentialsRotated: {
+            credentials?: components["schemas"]["Credentials"] | null;
+            /** @description False on a repeat: the credentials were shown to the first request only. */
+            credentials_shown: boolean;
+            operation: components["schemas"]["OperationView"];
+        };
         DependencyStatus: {
             error?: string | null;
             name: string;
@@ -724,6 +846,16 @@ export interface components {
             command: "update_topic";
             /** @description The body of `PATCH /v1/clusters/{id}/topics/{name}`, with the topic's `name`. */
             input: components["schemas"]["UpdateTopicInput"];
+        } | {
+            /** @enum {string} */
+            command: "create_user";
+            /** @description The body of `POST /v1/clusters/{id}/users`. */
+            input: components["schemas"]["CreateUserRequest"];
+        } | {
+            /** @enum {string} */
+            command: "update_user";
+            /** @description The body of `PATCH /v1/clusters/{id}/users/{name}`. */
+            input: components["schemas"]["PatchUser"];
         };
         Evaluation: {
             /** @description True when no rule is violated. */
@@ -811,10 +943,10 @@ export interface components {
             /** Format: uuid */
             id: string;
             /**
-             * @description provision, scale, upgrade, delete, topic_apply, topic_delete.
+             * @description provision, scale, upgrade, delete, topic_apply, topic_delete, user_apply, user_rotate, user_delete.
              * @enum {string}
              */
-            kind: "provision" | "scale" | "upgrade" | "delete" | "topic_apply" | "topic_delete";
+            kind: "provision" | "scale" | "upgrade" | "delete" | "topic_apply" | "topic_delete" | "user_apply" | "user_rotate" | "user_delete";
             requested_by: string;
             /** Format: date-time */
             started_at: string;
@@ -826,6 +958,11 @@ export interface components {
             steps: components["schemas"]["OperationStep"][];
             /** Format: uuid */
             topic_id?: string | null;
+            /**
+             * Format: uuid
+             * @description The Kafka user a `user_*` operation changes.
+             */
+            user_id?: string | null;
         };
         OrgList: {
             items: components["schemas"]["OrgView"][];
@@ -858,6 +995,16 @@ export interface components {
             expected_version?: number | null;
             /** Format: int32 */
             partitions?: number | null;
+        };
+        /** @description A change to a user: `acls` and `quotas` each replace the user's whole set when given. */
+        PatchUser: {
+            acls?: components["schemas"]["AclRule"][] | null;
+            /**
+             * Format: int64
+             * @description The version the change is based on; same as `If-Match`.
+             */
+            expected_version?: number | null;
+            quotas?: components["schemas"]["UserQuotas"] | null;
         };
         /** @description What a command would do. */
         Plan: {
@@ -902,7 +1049,8 @@ export interface components {
              * @description The rules: `allowed_locations` [{provider, region}], `allowed_kafka_versions` [..], `brokers` {min, max},
              *     `storage_gib` {min, max}, `topic_name_pattern` (regex), `min_replication_factor`,
              *     `max_partitions_per_topic`, `retention_ms` {finite, min, max}, `replication_factor_at_most_brokers`,
-             *     `deletion_protection_required_for` (regex over cluster names).
+             *     `deletion_protection_required_for` (regex over cluster names), `mesh` {mode, client_namespaces},
+             *     `users` {no_wildcard_topic_acls, allowed_topic_prefixes, max_byte_rate, all_operations_need_admin}.
              */
             rules: Record<string, never>;
             /**
@@ -952,6 +1100,20 @@ export interface components {
             retention_ms?: components["schemas"]["PolicyRetention"] | null;
             storage_gib?: components["schemas"]["PolicyBounds"] | null;
             topic_name_pattern?: string;
+            users?: components["schemas"]["PolicyUsers"] | null;
+        };
+        /** @description What Kafka users may be given. */
+        PolicyUsers: {
+            /** @description An ACL that grants `All` may only be given by an admin. */
+            all_operations_need_admin?: boolean | null;
+            allowed_topic_prefixes?: string[];
+            /**
+             * Format: int64
+             * @description Producer and consumer byte rates must be set, and at most this (bytes per second, per broker).
+             */
+            max_byte_rate?: number | null;
+            /** @description No topic ACL on every topic (the literal `*`, or an empty or `*` prefix). */
+            no_wildcard_topic_acls?: boolean | null;
         };
         /** @description An RFC 9457 problem document. `code` is stable and meant for programs; `detail` is for people. */
         Problem: {
@@ -1110,6 +1272,73 @@ export interface components {
             expected_version?: number | null;
             /** @enum {string} */
             kafka_version: "4.2.0" | "4.2.1" | "4.3.0" | "4.3.1";
+        };
+        UserAccepted: {
+            credentials?: components["schemas"]["Credentials"] | null;
+            /** @description False on a repeat: the credentials were shown to the first request only. */
+            credentials_shown: boolean;
+            operation: components["schemas"]["OperationView"];
+            user: components["schemas"]["UserView"];
+        };
+        /**
+         * @description How the user authenticates.
+         * @enum {string}
+         */
+        UserAuthentication: "scram-sha-512" | "tls";
+        UserChanged: {
+            operation?: components["schemas"]["OperationView"] | null;
+            user: components["schemas"]["UserView"];
+        };
+        UserList: {
+            items: components["schemas"]["UserView"][];
+            /** @description Pass as `page_token` to get the next page; absent on the last page. */
+            next_page_token?: string | null;
+        };
+        /** @description Client quotas, enforced by each broker. */
+        UserQuotas: {
+            /**
+             * Format: int64
+             * @description Bytes per second the user's consumers may fetch from each broker.
+             */
+            consumer_byte_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Bytes per second the user's producers may send to each broker.
+             */
+            producer_byte_rate?: number | null;
+            /**
+             * Format: int32
+             * @description Percent of a broker's request-handler and network threads' time (per thread).
+             */
+            request_percentage?: number | null;
+        };
+        UserView: {
+            acls: components["schemas"]["AclRule"][];
+            authentication: components["schemas"]["UserAuthentication"];
+            /** Format: uuid */
+            cluster_id: string;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: int32
+             * @description Which credentials are in force: 1 at creation, one more per rotation.
+             */
+            credentials_generation: number;
+            /** Format: uuid */
+            id: string;
+            name: string;
+            quotas: components["schemas"]["UserQuotas"];
+            /** @description The Secret in the cluster's namespace that holds the password. */
+            secret_name: string;
+            /**
+             * @description REQUESTED, READY, UPDATING, DELETING, DELETED, STALLED, FAILED.
+             * @enum {string}
+             */
+            status: "REQUESTED" | "READY" | "UPDATING" | "DELETING" | "DELETED" | "STALLED" | "FAILED";
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: int64 */
+            version: number;
         };
         VerifyResult: {
             /** @description One report per chain (`events`, `audit`): rows checked, rows not sealed yet, the head, the problems. */
@@ -3292,6 +3521,762 @@ export interface operations {
                 };
             };
             /** @description Dependency unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    users_list: {
+        parameters: {
+            query?: {
+                /** @description 1 to 100, default 50. */
+                page_size?: number;
+                /** @description From the previous page's `next_page_token`. */
+                page_token?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Cluster id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Users (never their passwords) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserList"];
+                };
+            };
+            /** @description `VALIDATION_FAILED` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `FORBIDDEN`: role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such cluster in this org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    users_create: {
+        parameters: {
+            query?: {
+                /** @description `true`: check the command and answer the plan (`200`) instead of executing it. */
+                dry_run?: boolean;
+            };
+            header?: {
+                /** @description Repeating a request with the same key and body answers the first response again */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Cluster id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUserRequest"];
+            };
+        };
+        responses: {
+            /** @description Dry run: what the request would do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            /** @description Accepted; the Secret and KafkaUser are being applied. `credentials` holds the password this once; a repeat with the same Idempotency-Key answers `credentials: null, credentials_shown: false` */
+            202: {
+                headers: {
+                    /** @description The operation to follow */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserAccepted"];
+                };
+            };
+            /** @description Invalid request (an ACL operation the resource type does not have names its field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such cluster in this org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The user exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `POLICY_VIOLATION` or `INVALID_STATE` (the cluster is not READY) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Dependency unavailable, or no credentials key configured */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    users_get: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339 instant: the cluster as it was then, computed from its events (time travel). */
+                as_of?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Cluster id */
+                id: string;
+                /** @description User name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user */
+            200: {
+                headers: {
+                    /** @description The user's version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            /** @description `VALIDATION_FAILED` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `FORBIDDEN`: role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such user on a cluster of this org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    users_delete: {
+        parameters: {
+            query?: {
+                /** @description `true`: check the command and answer the plan (`200`) instead of executing it. */
+                dry_run?: boolean;
+            };
+            header?: {
+                /** @description The version the change is based on, quoted */
+                "If-Match"?: string;
+                /** @description Repeating a request with the same key and body answers the first response again */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Cluster id */
+                id: string;
+                /** @description User name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Dry run: what the request would do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            /** @description Accepted; the KafkaUser is being deleted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperationAccepted"];
+                };
+            };
+            /** @description `VALIDATION_FAILED` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `FORBIDDEN`: role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such user on a cluster of this org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `VERSION_CONFLICT` or `OPERATION_IN_PROGRESS` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    users_update: {
+        parameters: {
+            query?: {
+                /** @description `true`: check the command and answer the plan (`200`) instead of executing it. */
+                dry_run?: boolean;
+            };
+            header?: {
+                /** @description The version the change is based on, quoted */
+                "If-Match"?: string;
+                /** @description Repeating a request with the same key and body answers the first response again */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Cluster id */
+                id: string;
+                /** @description User name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchUser"];
+            };
+        };
+        responses: {
+            /** @description Nothing changed; or, with `dry_run=true`, the plan */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserChanged"];
+                };
+            };
+            /** @description Accepted; the KafkaUser is being applied */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserChanged"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `FORBIDDEN`: role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such user on a cluster of this org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `VERSION_CONFLICT` or `OPERATION_IN_PROGRESS` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `POLICY_VIOLATION` or `INVALID_STATE` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    users_rotate: {
+        parameters: {
+            query?: {
+                /** @description `true`: check the command and answer the plan (`200`) instead of executing it. */
+                dry_run?: boolean;
+            };
+            header?: {
+                /** @description The version the rotation is based on, quoted */
+                "If-Match"?: string;
+                /** @description Repeating a request with the same key and body answers the first response again */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Cluster id */
+                id: string;
+                /** @description User name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Dry run: what the request would do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
+            };
+            /** @description Accepted; the new password is being applied. A repeat with the same Idempotency-Key answers `credentials: null, credentials_shown: false` */
+            202: {
+                headers: {
+                    /** @description The operation to follow */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialsRotated"];
+                };
+            };
+            /** @description `VALIDATION_FAILED` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `FORBIDDEN`: role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such user on a cluster of this org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `VERSION_CONFLICT` or `OPERATION_IN_PROGRESS` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Dependency unavailable, or no credentials key configured */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -13,6 +13,7 @@ import { Badge, Field, ProblemBanner, Table, time } from '../components';
 import { useApiCall, usePoll } from '../hooks';
 import { MetricsCharts } from '../charts';
 import { DeleteCluster, TopicActions, UpgradeForm } from './ClusterActions';
+import { ClusterUsers } from './ClusterUsers';
 
 export function ClusterPage({ id }: { id: string }) {
   const base = `/v1/clusters/${encodeURIComponent(id)}`;
@@ -20,6 +21,7 @@ export function ClusterPage({ id }: { id: string }) {
   const brokers = usePoll<{ items: Broker[] }>(`${base}/brokers`, 2000);
   const topics = usePoll<{ items: Topic[] }>(`${base}/topics?page_size=100`, 2000);
   const history = usePoll<{ items: HistoryEntry[] }>(`${base}/history`, 2000);
+  const [tab, setTab] = useState<'overview' | 'users'>('overview');
   const c = cluster.data;
   if (cluster.error && !c) return <ProblemBanner problem={cluster.error} />;
   if (!c) return <p className="muted">Loading...</p>;
@@ -65,10 +67,28 @@ export function ClusterPage({ id }: { id: string }) {
           <DeleteCluster cluster={c} onDone={reload} />
         </div>
       )}
+      <nav className="tabs" role="tablist">
+        <button type="button" role="tab" name="tab-overview" aria-selected={tab === 'overview'} onClick={() => setTab('overview')}>
+          Brokers and topics
+        </button>
+        <button type="button" role="tab" name="tab-users" aria-selected={tab === 'users'} onClick={() => setTab('users')}>
+          Users
+        </button>
+      </nav>
+      {tab === 'users' ? <ClusterUsers clusterId={c.id} /> : <Overview cluster={c} brokers={brokers.data?.items} topics={topics.data?.items} reload={reload} />}
+      <Timeline clusterId={c.id} events={history.data?.items ?? []} />
+    </section>
+  );
+}
+
+/** The cluster's brokers (with the charts) and topics. */
+function Overview({ cluster: c, brokers, topics, reload }: { cluster: Cluster; brokers?: Broker[]; topics?: Topic[]; reload: () => void }) {
+  return (
+    <>
       <h2>Brokers</h2>
       <MetricsCharts clusterId={c.id} />
       <Table headers={['Node id', 'Role', 'Status']} testId="brokers">
-        {brokers.data?.items.map((b) => (
+        {brokers?.map((b) => (
           <tr key={`${b.role}-${b.id}`}>
             <td>{b.id}</td>
             <td>{b.role}</td>
@@ -80,7 +100,7 @@ export function ClusterPage({ id }: { id: string }) {
       </Table>
       <h2>Topics</h2>
       <Table headers={['Name', 'Partitions', 'Replicas', 'Status', 'Config', '']} testId="topics">
-        {topics.data?.items.map((t) => (
+        {topics?.map((t) => (
           <tr key={t.id} data-topic={t.name}>
             <td>{t.name}</td>
             <td>{t.partitions}</td>
@@ -100,8 +120,7 @@ export function ClusterPage({ id }: { id: string }) {
         ))}
       </Table>
       <TopicForm clusterId={c.id} onDone={reload} />
-      <Timeline clusterId={c.id} events={history.data?.items ?? []} />
-    </section>
+    </>
   );
 }
 
