@@ -292,6 +292,15 @@ async function main() {
       const next = await page.textContent('[data-testid=credentials-password]');
       if (!next || next === password) fail('the rotation showed no new password');
       await page.click('button[name=close-credentials]');
+      // The rotation is an operation of its own: the user is READY again at generation 2 when it is done.
+      await page.waitForFunction(
+        () => {
+          const row = document.querySelector('[data-user="orders-app"]');
+          return row?.textContent?.includes('generation 2') && row.querySelector('[data-status=READY]');
+        },
+        undefined,
+        { timeout: READY_TIMEOUT },
+      );
       await page.click('[data-user-actions="orders-app"] button[name=delete]');
       await page.click('[data-user-actions="orders-app"] button[name=confirm-delete]');
       await page.waitForSelector('[data-user="orders-app"] [data-status=DELETED]', { timeout: READY_TIMEOUT });
