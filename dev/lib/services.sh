@@ -33,6 +33,7 @@ ensure_packages() {
   dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
   command -v node >/dev/null || missing+=(nodejs npm)
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  command -v kcat >/dev/null || missing+=(kcat)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"

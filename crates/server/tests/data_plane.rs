@@ -242,6 +242,28 @@ async fn users_on_the_brokers(
     let refused = send_to("payments.v1", b"not allowed".to_vec()).await.expect_err("no ACL on payments.v1");
     assert!(refused.contains("Authorization"), "{refused}");
 
+    // The README's way: kcat (./dev/kcat) with the credentials the API printed, produce then consume.
+    let line = format!("kcat-{}", uuid::Uuid::new_v4().simple());
+    let sasl = [
+        "-b",
+        bootstrap,
+        "-X",
+        "security.protocol=SASL_PLAINTEXT",
+        "-X",
+        "sasl.mechanisms=SCRAM-SHA-512",
+        "-X",
+        &format!("sasl.username={USER}"),
+        "-X",
+        &format!("sasl.password={first_password}"),
+        "-t",
+        TOPIC,
+    ];
+    let produced = kcat(&[&sasl[..], &["-P"]].concat(), &line);
+    assert!(produced.status.success(), "kcat -P: {}", String::from_utf8_lossy(&produced.stderr));
+    let consumed = kcat(&[&sasl[..], &["-C", "-o", "beginning", "-e", "-q"]].concat(), "");
+    assert!(consumed.status.success(), "kcat -C: {}", String::from_utf8_lossy(&consumed.stderr));
+    assert!(String::from_utf8_lossy(&consumed.stdout).lines().any(|l| l == line), "kcat read back what it wrote");
+
     // Read with its own group; another group is refused.
     let reader = as_user.clone();
     let read_with = move |group: &str| {
@@ -331,6 +353,20 @@ async fn users_on_the_brokers(
     })
     .await;
     vec![first_password, second_password]
+}
+
+/// Runs `./dev/kcat` (Debian's kcat with a current librdkafka) with `stdin`.
+fn kcat(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(repo("dev/kcat"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dev/kcat");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("kcat output")
 }
 
 /// None of `secrets` is anywhere Polaris records things: the org's events, the cluster's history, the audit log,
