@@ -106,6 +106,17 @@ fn one_deployment_per_role_with_probes_and_secret_references() {
         let worker = args[2] == "worker";
         assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(worker), "only the worker talks to Kubernetes");
         assert_eq!(pod["serviceAccountName"].as_str().is_some_and(|s| s.ends_with("-worker")), worker);
+        // The credentials key: mounted from a Secret into the two roles that derive passwords, and no other.
+        let derives = worker || args[2] == "api";
+        let key = c["env"]
+            .as_sequence()
+            .expect("env")
+            .iter()
+            .find(|e| e["name"].as_str() == Some("POLARIS_CREDENTIALS_KEY_FILE"));
+        assert_eq!(key.is_some(), derives, "{}: the credentials key", args[2]);
+        let secret =
+            pod["volumes"].as_sequence().and_then(|v| v.iter().find(|v| v["name"].as_str() == Some("credentials")));
+        assert_eq!(secret.map(|v| v["secret"]["secretName"].is_string()), derives.then_some(true), "{}", args[2]);
     }
     roles.sort();
     assert_eq!(roles, ["api", "projector", "relay", "worker"]);
