@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use polaris_app::caller::Role as TokenRole;
 use polaris_test_support::eventually;
-use polaris_test_support::harness::{ALL, Harness, create, new_org, new_token, send, unique_name, wait_for_status};
+use polaris_test_support::harness::{
+    ALL, Harness, create, new_org, new_token, send, unique_name, wait_for_status, wait_operation,
+};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 async fn feed(h: &Harness, token: &str, query: &str) -> (StatusCode, Value) {
     let resp = h.http.get(h.url(&format!("/v1/events{query}"))).bearer_auth(token).send().await.expect("feed");
@@ -87,6 +89,14 @@ async fn platform_checks_are_for_platform_admins_and_report_a_sound_installation
     let h = Harness::start(&ALL).await;
     let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
     wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
+    // A Kafka user with its rotation, so the replay rebuilds kafka_users and user operations too.
+    let user = json!({"name": "orders-app", "acls": [{"resource": {"type": "topic", "name": "orders."}, "operations": ["Write"]}]});
+    let (s, created) = send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/users"))).json(&user)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    wait_operation(&h, created["operation"]["id"].as_str().expect("operation"), "succeeded").await;
+    let (s, rotated) = send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/users/orders-app/rotate")))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{rotated}");
+    wait_operation(&h, rotated["operation"]["id"].as_str().expect("operation"), "succeeded").await;
 
     // An org admin is not a platform admin.
     for path in ["/v1/admin/verify", "/v1/admin/replay"] {
@@ -113,6 +123,9 @@ async fn platform_checks_are_for_platform_admins_and_report_a_sound_installation
     let replayed: Value = resp.json().await.expect("json");
     assert_eq!(replayed["identical"], true, "{replayed}");
     assert!(replayed["report"]["events_total"].as_u64().expect("total") >= 4, "{replayed}");
+    let tables = replayed["report"]["tables"].as_array().expect("tables");
+    let users = tables.iter().find(|t| t["table"] == "kafka_users").expect("kafka_users is compared");
+    assert_eq!((users["live_rows"].as_i64(), users["live_md5"] == users["replayed_md5"]), (Some(1), true), "{users}");
 
     // Platform checks are audited like every mutating request, and their Idempotency-Key is checked.
     let bad_key =
