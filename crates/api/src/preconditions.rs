@@ -17,3 +17,22 @@ pub fn etag(version: i64) -> Result<HeaderMap, ApiError> {
     headers.insert(header::ETAG, v);
     Ok(headers)
 }
+
+/// The answer to a change of a versioned resource: `202` with the operation's `Location` when the change started
+/// one, else `200` (nothing for Kafka to do); the resource's new version as `ETag` either way.
+pub fn changed<T: serde::Serialize>(
+    version: i64,
+    operation: Option<uuid::Uuid>,
+    body: T,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let mut headers = etag(version)?;
+    let status = match operation {
+        Some(id) => {
+            headers.extend(crate::operations::location(id)?);
+            axum::http::StatusCode::ACCEPTED
+        }
+        None => axum::http::StatusCode::OK,
+    };
+    Ok((status, headers, axum::Json(body)).into_response())
+}

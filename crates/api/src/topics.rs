@@ -134,14 +134,7 @@ pub async fn update_topic(
     match topics::update(&state.app, &caller, cluster, &name, body, if_match(&headers), q.on()).await? {
         TopicUpdated::Planned(plan) => Ok((StatusCode::OK, Json(plan)).into_response()),
         TopicUpdated::Changed(changed) => {
-            let mut headers = crate::preconditions::etag(changed.topic.version)?;
-            match &changed.operation {
-                Some(operation) => {
-                    headers.extend(crate::operations::location(operation.id)?);
-                    Ok((StatusCode::ACCEPTED, headers, Json(changed)).into_response())
-                }
-                None => Ok((StatusCode::OK, headers, Json(changed)).into_response()),
-            }
+            crate::preconditions::changed(changed.topic.version, changed.operation.as_ref().map(|o| o.id), changed)
         }
     }
 }

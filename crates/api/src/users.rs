@@ -132,14 +132,7 @@ pub async fn update_user(
     match users::update(&state.app, &caller, cluster, &name, body, if_match(&headers), q.on()).await? {
         UserUpdated::Planned(plan) => Ok((StatusCode::OK, Json(plan)).into_response()),
         UserUpdated::Changed(changed) => {
-            let mut headers = crate::preconditions::etag(changed.user.version)?;
-            match &changed.operation {
-                Some(operation) => {
-                    headers.extend(crate::operations::location(operation.id)?);
-                    Ok((StatusCode::ACCEPTED, headers, Json(changed)).into_response())
-                }
-                None => Ok((StatusCode::OK, headers, Json(changed)).into_response()),
-            }
+            crate::preconditions::changed(changed.user.version, changed.operation.as_ref().map(|o| o.id), changed)
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod command;
 pub mod dryrun;
 pub mod error;
 pub mod events;
+pub mod fold;
 pub mod input;
 pub mod kafka_metrics;
 pub mod metrics;

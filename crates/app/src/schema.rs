@@ -144,6 +144,15 @@ pub fn text() -> Schema {
     ObjectBuilder::new().schema_type(Type::String).pattern(Some(NO_NUL)).build().into()
 }
 
+/// A text without NUL characters, or null (an optional request field left to its default).
+pub fn text_or_null() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(NO_NUL))
+        .build()
+        .into()
+}
+
 /// A list of texts without NUL characters.
 pub fn text_list() -> Schema {
     utoipa::openapi::schema::ArrayBuilder::new()

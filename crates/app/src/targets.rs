@@ -28,7 +28,11 @@ pub struct CreateTarget {
     pub kube_context: Option<String>,
     /// Path of the kubeconfig file relative to the server's targets directory (`POLARIS_TARGETS_DIR`); absolute
     /// paths and `..` are refused. Give this or `kubeconfig_secret`.
-    #[schema(example = "aws-eu-west-1.kubeconfig", pattern = "^[ -~]{1,4096}$")]
+    #[schema(
+        example = "aws-eu-west-1.kubeconfig",
+        max_length = 4096,
+        pattern = "^([ -\\-0-~][ -.0-~]*|\\.[ -\\-0-~][ -.0-~]*|\\.\\.[ -.0-~]+)(/([ -\\-0-~][ -.0-~]*|\\.[ -\\-0-~][ -.0-~]*|\\.\\.[ -.0-~]+))*$"
+    )]
     pub kubeconfig: Option<String>,
     /// `namespace/name` of a Kubernetes Secret (key `kubeconfig`) the workers read with their own credentials.
     #[schema(
@@ -107,13 +111,11 @@ fn require_platform_admin(caller: &Caller) -> Result<(), AppError> {
     }
 }
 
-/// A kubeconfig path as registered: relative to the targets directory, never leaving it.
+/// A kubeconfig path as registered: relative to the targets directory, never leaving it. Segments of printable
+/// ASCII between single slashes, none of them `.` or `..` (the OpenAPI pattern says the same).
 pub fn valid_kubeconfig_path(path: &str) -> bool {
-    let p = std::path::Path::new(path);
-    !path.is_empty()
-        && !p.is_absolute()
-        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
-        && path.chars().all(|c| (' '..='~').contains(&c))
+    path.chars().all(|c| (' '..='~').contains(&c))
+        && path.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != "..")
 }
 
 fn valid_secret_ref(s: &str) -> bool {
@@ -209,4 +211,19 @@ pub async fn list_targets(app: &App, caller: &Caller) -> Result<TargetList, AppE
         rows.into_iter().map(|r| TargetView::from(r).for_org()).collect()
     };
     Ok(TargetList { items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_kubeconfig_path;
+
+    #[test]
+    fn a_kubeconfig_path_stays_inside_the_targets_directory() {
+        for ok in ["aws.kubeconfig", "eu/aws.kubeconfig", "...", ".hidden", "a..b/c"] {
+            assert!(valid_kubeconfig_path(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "/etc/passwd", "../x", "a/../b", "a//b", "a/", "./a", "caf\u{e9}"] {
+            assert!(!valid_kubeconfig_path(bad), "{bad}");
+        }
+    }
 }

@@ -141,25 +141,8 @@ async fn topic_as_of(
     as_of: DateTime<Utc>,
 ) -> Result<TopicView, AppError> {
     let id = topic_id(ClusterId::from_uuid(cluster), name);
-    let rows = polaris_store::db::events::of_aggregate(&app.pool, "topic", &id.to_string(), None).await?;
-    let mut topic = Topic::default();
-    let (mut created_at, mut updated_at) = (None, None);
-    for row in rows {
-        let envelope = row.to_envelope().map_err(|e| AppError::Internal(e.to_string()))?;
-        if envelope.org_id != caller.org_id.as_uuid() {
-            return Err(AppError::NotFound("topic"));
-        }
-        if envelope.occurred_at > as_of {
-            break;
-        }
-        let event: TopicEvent = envelope.decode().map_err(|e| AppError::Internal(e.to_string()))?;
-        cqrs_es::Aggregate::apply(&mut topic, event);
-        created_at.get_or_insert(envelope.occurred_at);
-        updated_at = Some(envelope.occurred_at);
-    }
-    let (Some(name), Some(created_at), Some(updated_at)) = (topic.name.clone(), created_at, updated_at) else {
-        return Err(AppError::NotFound("topic"));
-    };
+    let (topic, created_at, updated_at) = crate::fold::as_of::<Topic>(app, caller, id, as_of, "topic").await?;
+    let Some(name) = topic.name.clone() else { return Err(AppError::NotFound("topic")) };
     Ok(TopicView {
         id,
         cluster_id: cluster,

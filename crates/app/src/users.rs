@@ -6,9 +6,7 @@
 use chrono::{DateTime, Utc};
 use polaris_domain::acl::{AclRule, UserQuotas, password_secret_name};
 use polaris_domain::policy::Subject;
-use polaris_domain::user::{
-    CreateUser, KafkaUser, UpdateUser, UserAuthentication, UserCommand, UserError, UserEvent, user_id,
-};
+use polaris_domain::user::{CreateUser, KafkaUser, UpdateUser, UserAuthentication, UserCommand, UserError, user_id};
 use polaris_domain::{ClusterId, OperationId};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -62,19 +60,20 @@ pub struct RotateCredentialsRequest {
 }
 
 /// How the user authenticates.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = UserAuthentication)]
 #[allow(dead_code)]
 pub enum AuthenticationDoc {
-    #[schema(rename = "scram-sha-512")]
+    #[serde(rename = "scram-sha-512")]
     ScramSha512,
-    #[schema(rename = "tls")]
+    #[serde(rename = "tls")]
     Tls,
 }
 
 /// One ACL rule, as Strimzi's `KafkaUser` spells it.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = AclRule)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct AclRuleDoc {
     resource: AclResourceDoc,
@@ -85,58 +84,59 @@ pub struct AclRuleDoc {
     #[schema(min_items = 1)]
     operations: Vec<AclOperationDoc>,
     /// The client host (`*`, the default: any).
-    #[schema(example = "*")]
+    #[schema(example = "*", schema_with = crate::schema::text_or_null)]
     host: Option<String>,
     effect: Option<AclEffectDoc>,
 }
 
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = AclResource)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct AclResourceDoc {
-    #[schema(rename = "type")]
+    #[serde(rename = "type")]
     type_: AclResourceTypeDoc,
     /// The resource name (for `cluster`: none); with `pattern: prefix`, every name starting with it.
-    #[schema(example = "orders.")]
+    #[schema(example = "orders.", schema_with = crate::schema::text_or_null)]
     name: Option<String>,
     pattern: Option<AclPatternDoc>,
 }
 
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = AclResourceType)]
 #[allow(dead_code)]
 pub enum AclResourceTypeDoc {
-    #[schema(rename = "topic")]
+    #[serde(rename = "topic")]
     Topic,
-    #[schema(rename = "group")]
+    #[serde(rename = "group")]
     Group,
-    #[schema(rename = "cluster")]
+    #[serde(rename = "cluster")]
     Cluster,
-    #[schema(rename = "transactional_id")]
+    #[serde(rename = "transactional_id")]
     TransactionalId,
 }
 
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = AclPattern)]
 #[allow(dead_code)]
 pub enum AclPatternDoc {
-    #[schema(rename = "literal")]
+    #[serde(rename = "literal")]
     Literal,
-    #[schema(rename = "prefix")]
+    #[serde(rename = "prefix")]
     Prefix,
 }
 
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = AclEffect)]
 #[allow(dead_code)]
 pub enum AclEffectDoc {
-    #[schema(rename = "allow")]
+    #[serde(rename = "allow")]
     Allow,
-    #[schema(rename = "deny")]
+    #[serde(rename = "deny")]
     Deny,
 }
 
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = AclOperation)]
 #[allow(dead_code)]
 pub enum AclOperationDoc {
@@ -154,8 +154,9 @@ pub enum AclOperationDoc {
 }
 
 /// Client quotas, enforced by each broker.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = UserQuotas)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct QuotasDoc {
     /// Bytes per second the user's producers may send to each broker.
@@ -164,8 +165,8 @@ pub struct QuotasDoc {
     /// Bytes per second the user's consumers may fetch from each broker.
     #[schema(minimum = 1)]
     consumer_byte_rate: Option<u64>,
-    /// Percent of a broker's request-handler and network threads' time (per thread).
-    #[schema(minimum = 1)]
+    /// Percent of a broker's request-handler and network threads' time (per thread, summed over the threads).
+    #[schema(minimum = 1, maximum = 10000)]
     request_percentage: Option<u32>,
 }
 
@@ -346,25 +347,7 @@ async fn user_as_of(
     as_of: DateTime<Utc>,
 ) -> Result<UserView, AppError> {
     let id = user_id(ClusterId::from_uuid(cluster), name);
-    let rows = db::events::of_aggregate(&app.pool, "user", &id.to_string(), None).await?;
-    let mut user = KafkaUser::default();
-    let (mut created_at, mut updated_at) = (None, None);
-    for row in rows {
-        let envelope = row.to_envelope().map_err(|e| AppError::Internal(e.to_string()))?;
-        if envelope.org_id != caller.org_id.as_uuid() {
-            return Err(AppError::NotFound("user"));
-        }
-        if envelope.occurred_at > as_of {
-            break;
-        }
-        let event: UserEvent = envelope.decode().map_err(|e| AppError::Internal(e.to_string()))?;
-        cqrs_es::Aggregate::apply(&mut user, event);
-        created_at.get_or_insert(envelope.occurred_at);
-        updated_at = Some(envelope.occurred_at);
-    }
-    let (Some(created_at), Some(updated_at)) = (created_at, updated_at) else {
-        return Err(AppError::NotFound("user"));
-    };
+    let (user, created_at, updated_at) = crate::fold::as_of::<KafkaUser>(app, caller, id, as_of, "user").await?;
     view_of(id, cluster, &user, (created_at, updated_at)).ok_or(AppError::NotFound("user"))
 }
 
@@ -440,10 +423,11 @@ pub async fn create(
     let policy_version = crate::policies::judge(app, caller, &subject).await?;
     let authentication = body.authentication.unwrap_or_default();
     if authentication != UserAuthentication::ScramSha512 {
-        return Err(AppError::validation(
-            "only scram-sha-512 users are offered so far (tls client certificates are not built)",
-            Some("authentication"),
-        ));
+        return Err(AppError::Unprocessable {
+            code: "UNSUPPORTED_AUTHENTICATION",
+            detail: "only scram-sha-512 users are offered so far (tls client certificates are not built)".into(),
+            field: Some("authentication".into()),
+        });
     }
     if c.status != "READY" {
         return Err(AppError::Unprocessable {

@@ -102,7 +102,8 @@ pub struct AclResource {
     pub type_: AclResourceType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schemars(with = "AclPattern")]
     pub pattern: AclPattern,
 }
 
@@ -112,14 +113,26 @@ pub struct AclResource {
 pub struct AclRule {
     pub resource: AclResource,
     pub operations: Vec<AclOperation>,
-    #[serde(default = "any_host")]
+    #[serde(default = "any_host", deserialize_with = "null_as_any_host")]
+    #[schemars(with = "String")]
     pub host: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schemars(with = "AclEffect")]
     pub effect: AclEffect,
 }
 
 fn any_host() -> String {
     "*".into()
+}
+
+/// `null` reads as absent (a request may send either): the default.
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `null` reads as absent: any host.
+fn null_as_any_host<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_else(any_host))
 }
 
 /// Client quotas, as Kafka enforces them per user (all optional).

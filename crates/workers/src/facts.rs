@@ -44,24 +44,12 @@ impl ClusterFacts {
     }
 }
 
-/// A topic's current desired state, folded from all its events.
-pub async fn topic(pool: &PgPool, topic_id: uuid::Uuid) -> anyhow::Result<polaris_domain::topic::Topic> {
-    let rows = polaris_store::db::events::of_aggregate(pool, "topic", &topic_id.to_string(), None).await?;
-    let mut topic = polaris_domain::topic::Topic::default();
+/// A topic's or Kafka user's current desired state, folded from all its events.
+pub async fn current<A: polaris_store::cqrs_es::Aggregate>(pool: &PgPool, id: uuid::Uuid) -> anyhow::Result<A> {
+    let rows = polaris_store::db::events::of_aggregate(pool, A::TYPE, &id.to_string(), None).await?;
+    let mut aggregate = A::default();
     for row in rows {
-        let event: polaris_domain::topic::TopicEvent = row.decode()?;
-        polaris_store::cqrs_es::Aggregate::apply(&mut topic, event);
+        aggregate.apply(row.decode()?);
     }
-    Ok(topic)
-}
-
-/// A Kafka user's current desired state, folded from all its events.
-pub async fn user(pool: &PgPool, user_id: uuid::Uuid) -> anyhow::Result<polaris_domain::user::KafkaUser> {
-    let rows = polaris_store::db::events::of_aggregate(pool, "user", &user_id.to_string(), None).await?;
-    let mut user = polaris_domain::user::KafkaUser::default();
-    for row in rows {
-        let event: polaris_domain::user::UserEvent = row.decode()?;
-        polaris_store::cqrs_es::Aggregate::apply(&mut user, event);
-    }
-    Ok(user)
+    Ok(aggregate)
 }

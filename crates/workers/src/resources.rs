@@ -31,6 +31,16 @@ pub const USER_PASSWORD_KEY: &str = "password";
 /// The credentials' generation, on a user's password Secret and on the Secret the User Operator makes.
 pub const GENERATION_ANNOTATION: &str = "polaris.dev/credentials-generation";
 
+/// SCRAM-SHA-512 with the password in `key` of the Secret `secret`.
+fn scram(secret: &str, key: &str) -> KafkaUserAuthentication {
+    KafkaUserAuthentication {
+        type_: "scram-sha-512".into(),
+        password: Some(PasswordSource {
+            value_from: SecretValueFrom { secret_key_ref: KeyRef { name: secret.into(), key: key.into() } },
+        }),
+    }
+}
+
 /// A domain ACL word as serde spells it (Strimzi's spelling: `Read`, `prefix`, `allow`).
 fn word<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
@@ -230,17 +240,7 @@ impl ClusterSpec {
         KafkaUser {
             metadata: self.meta(ADMIN_USER, true),
             spec: KafkaUserSpec {
-                authentication: Some(KafkaUserAuthentication {
-                    type_: "scram-sha-512".into(),
-                    password: Some(PasswordSource {
-                        value_from: SecretValueFrom {
-                            secret_key_ref: KeyRef {
-                                name: ADMIN_PASSWORD_SECRET.into(),
-                                key: ADMIN_PASSWORD_KEY.into(),
-                            },
-                        },
-                    }),
-                }),
+                authentication: Some(scram(ADMIN_PASSWORD_SECRET, ADMIN_PASSWORD_KEY)),
                 authorization: None,
                 quotas: None,
                 template: None,
@@ -299,17 +299,7 @@ impl ClusterSpec {
         KafkaUser {
             metadata: self.meta(user, true),
             spec: KafkaUserSpec {
-                authentication: Some(KafkaUserAuthentication {
-                    type_: "scram-sha-512".into(),
-                    password: Some(PasswordSource {
-                        value_from: SecretValueFrom {
-                            secret_key_ref: KeyRef {
-                                name: polaris_domain::acl::password_secret_name(user),
-                                key: USER_PASSWORD_KEY.into(),
-                            },
-                        },
-                    }),
-                }),
+                authentication: Some(scram(&polaris_domain::acl::password_secret_name(user), USER_PASSWORD_KEY)),
                 authorization: Some(KafkaUserAuthorization { type_: "simple".into(), acls }),
                 quotas,
                 template: Some(KafkaUserTemplate {

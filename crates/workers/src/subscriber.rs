@@ -171,7 +171,7 @@ impl Subscriber {
     /// with the topic's state folded from all its events. One workflow per operation: a change that recorded
     /// two events (partitions and config) starts one.
     async fn topic(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
-        let topic = facts::topic(&self.pool, env.aggregate_id).await?;
+        let topic: polaris_domain::topic::Topic = facts::current(&self.pool, env.aggregate_id).await?;
         let operation_id = env.operation_id.ok_or_else(|| unrunnable("topic event without an operation".to_owned()))?;
         let first = self.first_event(env, "topic").await?;
         let polaris_domain::topic::TopicEvent::TopicRequested(requested) = first.decode()? else {
@@ -234,7 +234,7 @@ impl Subscriber {
     /// user's state folded from all its events. One workflow per operation: a change that recorded two events
     /// (ACLs and quotas) starts one.
     async fn user(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
-        let user = facts::user(&self.pool, env.aggregate_id).await?;
+        let user: polaris_domain::user::KafkaUser = facts::current(&self.pool, env.aggregate_id).await?;
         let operation_id = env.operation_id.ok_or_else(|| unrunnable("user event without an operation".to_owned()))?;
         let first = self.first_event(env, "user").await?;
         let polaris_domain::user::UserEvent::UserRequested(requested) = first.decode()? else {

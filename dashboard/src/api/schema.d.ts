@@ -529,10 +529,6 @@ export interface components {
         /** @enum {string} */
         AclPattern: "literal" | "prefix";
         AclResource: {
-            /**
-             * @description The resource name (for `cluster`: none); with `pattern: prefix`, every name starting with it.
-             * @example orders.
-             */
             name?: string | null;
             pattern?: components["schemas"]["AclPattern"] | null;
             type: components["schemas"]["AclResourceType"];
@@ -542,10 +538,6 @@ export interface components {
         /** @description One ACL rule, as Strimzi's `KafkaUser` spells it. */
         AclRule: {
             effect?: components["schemas"]["AclEffect"] | null;
-            /**
-             * @description The client host (`*`, the default: any).
-             * @example *
-             */
             host?: string | null;
             /**
              * @description Valid for the resource type, following Kafka's operation matrix (topic: Read, Write, Create, Delete,
@@ -1308,7 +1300,7 @@ export interface components {
             producer_byte_rate?: number | null;
             /**
              * Format: int32
-             * @description Percent of a broker's request-handler and network threads' time (per thread).
+             * @description Percent of a broker's request-handler and network threads' time (per thread, summed over the threads).
              */
             request_percentage?: number | null;
         };
