@@ -99,6 +99,28 @@ pub struct PolicyRulesDoc {
     /// when it is requested.
     mesh: Option<MeshDoc>,
     users: Option<UserRulesDoc>,
+    drift: Option<DriftDoc>,
+}
+
+/// What happens when a managed object drifts from its recorded state: `report` (the default) records it;
+/// `revert` re-applies the recorded state. `adopt` lists the field paths whose live value may be recorded instead.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PolicyDrift)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct DriftDoc {
+    mode: Option<DriftModeDoc>,
+    #[schema(schema_with = crate::schema::text_list)]
+    adopt: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = DriftMode)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum DriftModeDoc {
+    Report,
+    Revert,
 }
 
 /// What Kafka users may be given.
@@ -191,7 +213,8 @@ pub struct PolicyBundleView {
     /// `storage_gib` {min, max}, `topic_name_pattern` (regex), `min_replication_factor`,
     /// `max_partitions_per_topic`, `retention_ms` {finite, min, max}, `replication_factor_at_most_brokers`,
     /// `deletion_protection_required_for` (regex over cluster names), `mesh` {mode, client_namespaces},
-    /// `users` {no_wildcard_topic_acls, allowed_topic_prefixes, max_byte_rate, all_operations_need_admin}.
+    /// `users` {no_wildcard_topic_acls, allowed_topic_prefixes, max_byte_rate, all_operations_need_admin},
+    /// `drift` {mode: report|revert, adopt: [field paths]}.
     #[schema(value_type = Object)]
     pub rules: serde_json::Value,
     pub created_by: Option<String>,
@@ -447,6 +470,10 @@ mod tests {
                 max_byte_rate: Some(1),
                 all_operations_need_admin: true,
             }),
+            drift: Some(polaris_domain::policy::DriftPolicy {
+                mode: polaris_domain::policy::DriftMode::Revert,
+                adopt: vec!["spec.replicas".into()],
+            }),
         };
         let json = serde_json::to_value(&full).expect("json");
         let mut keys: Vec<String> = json.as_object().expect("object").keys().cloned().collect();
@@ -460,6 +487,7 @@ mod tests {
         let mut keys: Vec<String> = users.as_object().expect("object").keys().cloned().collect();
         keys.sort();
         assert_eq!(properties(UserRulesDoc::schema()), keys);
+        assert_eq!(properties(DriftDoc::schema()), ["adopt", "mode"]);
         let mesh = serde_json::to_value(polaris_domain::policy::MeshPolicy::default()).expect("json");
         let mut keys: Vec<&String> = mesh.as_object().expect("object").keys().collect();
         keys.sort();

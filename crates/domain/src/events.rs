@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cluster::{self, ClusterEvent};
+use crate::drift::{self, DriftEvent};
 use crate::envelope::{EventEnvelope, headers};
 use crate::ids::{ClusterId, ClusterName, OperationId, OrgId, Provider, Region, TargetId};
 use crate::topic::{self, TopicEvent};
@@ -55,6 +56,8 @@ pub const CURRENT: &[(&str, &str, u32)] = &[
     ("user", "UserDeleted", 1),
     ("user", "UserStalled", 1),
     ("user", "UserOperationFailed", 1),
+    ("drift", "DriftDetected", 1),
+    ("drift", "DriftResolved", 1),
 ];
 
 /// The current version of an event type, if this build knows it.
@@ -353,6 +356,8 @@ pub fn catalog() -> Vec<EventSchema> {
         entry::<u::UserDeleted>("user", "UserDeleted", 1),
         entry::<u::UserStalled>("user", "UserStalled", 1),
         entry::<u::UserOperationFailed>("user", "UserOperationFailed", 1),
+        entry::<drift::DriftDetected>("drift", "DriftDetected", 1),
+        entry::<drift::DriftResolved>("drift", "DriftResolved", 1),
     ]
 }
 
@@ -360,9 +365,12 @@ pub fn catalog() -> Vec<EventSchema> {
 /// catalog entry is noticed by the tests).
 pub fn enum_variants() -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    for (aggregate, schema) in
-        [("cluster", schema_for!(ClusterEvent)), ("topic", schema_for!(TopicEvent)), ("user", schema_for!(UserEvent))]
-    {
+    for (aggregate, schema) in [
+        ("cluster", schema_for!(ClusterEvent)),
+        ("topic", schema_for!(TopicEvent)),
+        ("user", schema_for!(UserEvent)),
+        ("drift", schema_for!(DriftEvent)),
+    ] {
         let value: Value = serde_json::to_value(schema).unwrap_or_default();
         for variant in value.get("oneOf").and_then(Value::as_array).into_iter().flatten() {
             for name in variant.get("required").and_then(Value::as_array).into_iter().flatten() {

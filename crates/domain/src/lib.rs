@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod cluster;
 pub mod credentials;
+pub mod drift;
 pub mod envelope;
 pub mod events;
 pub mod ids;

@@ -145,6 +145,30 @@ pub struct PolicyRules {
     /// What Kafka users may be given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<UserRules>,
+    /// What happens when a managed object drifts from its recorded state (absent: report only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftPolicy>,
+}
+
+/// How an org's drift is resolved (issue #15): `report` records it and leaves it to a person; `revert`
+/// re-applies the recorded state through a workflow. `adopt` names the fields whose live value a person may
+/// record instead (each adoption is judged by the policy like any request).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftPolicy {
+    #[serde(default)]
+    pub mode: DriftMode,
+    /// Field paths (`spec.replicas`, `spec.config.retention.ms`) whose drift may be adopted.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub adopt: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftMode {
+    #[default]
+    Report,
+    Revert,
 }
 
 /// Rules for Kafka users' ACLs and quotas.
@@ -751,5 +775,16 @@ mod tests {
         assert_eq!(found, expected.map(|(p, f)| (p.to_owned(), f.to_owned())));
         let admin = Subject::User { acls: Some(&acls[..1]), quotas: None, by_admin: true };
         assert!(bundle.evaluate(&admin).is_empty());
+    }
+
+    #[test]
+    fn the_drift_policy_reads_report_by_default_and_refuses_an_unknown_mode() {
+        let rules: PolicyRules = serde_json::from_value(serde_json::json!({"drift": {}})).unwrap();
+        assert_eq!(rules.drift, Some(DriftPolicy { mode: DriftMode::Report, adopt: vec![] }));
+        let rules: PolicyRules =
+            serde_json::from_value(serde_json::json!({"drift": {"mode": "revert", "adopt": ["spec.replicas"]}}))
+                .unwrap();
+        assert_eq!(rules.drift.map(|d| (d.mode, d.adopt)), Some((DriftMode::Revert, vec!["spec.replicas".to_owned()])));
+        assert!(serde_json::from_value::<PolicyRules>(serde_json::json!({"drift": {"mode": "heal"}})).is_err());
     }
 }

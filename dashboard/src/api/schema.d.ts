@@ -812,6 +812,8 @@ export interface components {
             name: string;
             ok: boolean;
         };
+        /** @enum {string} */
+        DriftMode: "report" | "revert";
         /** @description A command to judge, as its endpoint would receive it: `{"command": "...", "input": {...}}`. */
         EvaluateRequest: {
             /** @enum {string} */
@@ -1042,7 +1044,8 @@ export interface components {
              *     `storage_gib` {min, max}, `topic_name_pattern` (regex), `min_replication_factor`,
              *     `max_partitions_per_topic`, `retention_ms` {finite, min, max}, `replication_factor_at_most_brokers`,
              *     `deletion_protection_required_for` (regex over cluster names), `mesh` {mode, client_namespaces},
-             *     `users` {no_wildcard_topic_acls, allowed_topic_prefixes, max_byte_rate, all_operations_need_admin}.
+             *     `users` {no_wildcard_topic_acls, allowed_topic_prefixes, max_byte_rate, all_operations_need_admin},
+             *     `drift` {mode: report|revert, adopt: [field paths]}.
              */
             rules: Record<string, never>;
             /**
@@ -1050,6 +1053,14 @@ export interface components {
              * @description 0 is the empty bundle every org starts with (everything allowed).
              */
             version: number;
+        };
+        /**
+         * @description What happens when a managed object drifts from its recorded state: `report` (the default) records it;
+         *     `revert` re-applies the recorded state. `adopt` lists the field paths whose live value may be recorded instead.
+         */
+        PolicyDrift: {
+            adopt?: string[];
+            mode?: components["schemas"]["DriftMode"] | null;
         };
         PolicyLocation: {
             provider: string;
@@ -1082,6 +1093,7 @@ export interface components {
             allowed_locations?: components["schemas"]["PolicyLocation"][] | null;
             brokers?: components["schemas"]["PolicyBounds"] | null;
             deletion_protection_required_for?: string;
+            drift?: components["schemas"]["PolicyDrift"] | null;
             /** Format: int32 */
             max_partitions_per_topic?: number | null;
             mesh?: components["schemas"]["PolicyMesh"] | null;

@@ -1,0 +1,310 @@
+//! Drift (issue #15): a difference between what a cluster's event history says one field of one of its
+//! Kubernetes objects must be and what the target's API server holds. One aggregate per `(cluster, object,
+//! field)`: its id is derived from them, so the detector reporting the same difference again finds the drift it
+//! opened. A drift is open until it is resolved: reverted (the recorded state applied again, or the live value
+//! found back at the recorded one), adopted (the live value recorded as an ordinary event of its resource) or
+//! ignored (with who and why).
+//!
+//! Values are JSON as the object holds them; a Secret's value is only ever its hash (the detector compares
+//! hashes), so no event holds a secret. An object that no event explains has no expected value.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::ids::{ClusterId, OperationId, OrgId};
+
+/// The drift id of `field` of `object` (`Kind/namespace/name`) of a cluster: the same inputs, the same id.
+pub fn drift_id(cluster: ClusterId, object: &str, field: &str) -> Uuid {
+    Uuid::new_v5(&cluster.as_uuid(), format!("drift:{object}#{field}").as_bytes())
+}
+
+/// How a drift ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftResolution {
+    /// The recorded state is in force again: re-applied by a workflow, or found back by the detector.
+    Reverted,
+    /// The live value was recorded as an event of the resource (judged by the policy like any request).
+    Adopted,
+    /// Left as it is, on purpose: the event says who decided and why.
+    Ignored,
+}
+
+impl DriftResolution {
+    /// The drift's status once resolved so (SPEC.md §1: open, reverted, adopted, ignored).
+    pub fn status(self) -> &'static str {
+        match self {
+            DriftResolution::Reverted => "reverted",
+            DriftResolution::Adopted => "adopted",
+            DriftResolution::Ignored => "ignored",
+        }
+    }
+}
+
+/// What the detector observed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectDrift {
+    pub cluster_id: ClusterId,
+    pub org_id: OrgId,
+    /// `Kind/namespace/name` of the Kubernetes object.
+    pub object: String,
+    /// The field path inside the object (`spec.replicas`, `spec.config.retention.ms`); empty for a whole object
+    /// that is missing or that no event explains.
+    pub field: String,
+    /// What the events say (`None`: the object is unexplained).
+    pub expected: Option<Value>,
+    /// What the API server holds (`None`: the object is missing).
+    pub actual: Option<Value>,
+    /// The field manager that last wrote the field, from `managedFields`, when it says.
+    pub changed_by: Option<String>,
+    pub observed_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum DriftCommand {
+    Detect(DetectDrift),
+    Resolve {
+        how: DriftResolution,
+        by: String,
+        /// Why (required to ignore).
+        reason: Option<String>,
+        /// The operation that reverted or adopted it.
+        operation_id: Option<OperationId>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum DriftEvent {
+    DriftDetected(DriftDetected),
+    DriftResolved(DriftResolved),
+}
+
+/// A field of a cluster's object differs from what the events say (again with a new value, while open).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftDetected {
+    pub drift_id: Uuid,
+    pub cluster_id: ClusterId,
+    pub org_id: OrgId,
+    pub object: String,
+    pub field: String,
+    pub expected: Option<Value>,
+    pub actual: Option<Value>,
+    pub changed_by: Option<String>,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// A drift ended: how, by whom and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftResolved {
+    pub how: DriftResolution,
+    pub by: String,
+    pub reason: Option<String>,
+    pub operation_id: Option<OperationId>,
+}
+
+impl DomainEvent for DriftEvent {
+    fn event_type(&self) -> String {
+        match self {
+            DriftEvent::DriftDetected(_) => "DriftDetected",
+            DriftEvent::DriftResolved(_) => "DriftResolved",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        crate::events::current_version(&self.event_type()).unwrap_or(1).to_string()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DriftError {
+    #[error("no open drift")]
+    NotOpen,
+    #[error("ignoring a drift needs a reason")]
+    ReasonRequired,
+    #[error("a drift with neither an expected nor an actual value is no drift")]
+    NoDifference,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The last observation, while open.
+    pub observed: Option<DriftDetected>,
+    /// How the last drift of this field ended.
+    pub resolution: Option<DriftResolution>,
+    pub version: u64,
+}
+
+impl Drift {
+    pub fn is_open(&self) -> bool {
+        self.observed.is_some()
+    }
+
+    /// open, reverted, adopted or ignored (SPEC.md §1); `None` before anything was detected.
+    pub fn status(&self) -> Option<&'static str> {
+        match (self.is_open(), self.resolution) {
+            (true, _) => Some("open"),
+            (false, how) => how.map(DriftResolution::status),
+        }
+    }
+}
+
+impl Aggregate for Drift {
+    const TYPE: &'static str = "drift";
+    type Command = DriftCommand;
+    type Event = DriftEvent;
+    type Error = DriftError;
+    type Services = ();
+
+    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
+        let event = match command {
+            DriftCommand::Detect(d) => {
+                if d.expected.is_none() && d.actual.is_none() {
+                    return Err(DriftError::NoDifference);
+                }
+                // The same difference observed again records nothing; a new live value is a new observation.
+                if self.observed.as_ref().is_some_and(|o| o.actual == d.actual && o.expected == d.expected) {
+                    return Ok(());
+                }
+                DriftEvent::DriftDetected(DriftDetected {
+                    drift_id: drift_id(d.cluster_id, &d.object, &d.field),
+                    cluster_id: d.cluster_id,
+                    org_id: d.org_id,
+                    object: d.object,
+                    field: d.field,
+                    expected: d.expected,
+                    actual: d.actual,
+                    changed_by: d.changed_by,
+                    observed_at: d.observed_at,
+                })
+            }
+            DriftCommand::Resolve { how, by, reason, operation_id } => {
+                if !self.is_open() {
+                    return Err(DriftError::NotOpen);
+                }
+                let reason = reason.filter(|r| !r.trim().is_empty());
+                if how == DriftResolution::Ignored && reason.is_none() {
+                    return Err(DriftError::ReasonRequired);
+                }
+                DriftEvent::DriftResolved(DriftResolved { how, by, reason, operation_id })
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
+        match event {
+            DriftEvent::DriftDetected(e) => {
+                self.observed = Some(e);
+                self.resolution = None;
+            }
+            DriftEvent::DriftResolved(e) => {
+                self.observed = None;
+                self.resolution = Some(e.how);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+    use serde_json::json;
+
+    use super::*;
+
+    fn detect(actual: i64) -> DetectDrift {
+        DetectDrift {
+            cluster_id: ClusterId::from_uuid(Uuid::from_u128(1)),
+            org_id: OrgId::from_uuid(Uuid::from_u128(2)),
+            object: "KafkaNodePool/polaris-orders-00000000/broker".into(),
+            field: "spec.replicas".into(),
+            expected: Some(json!(3)),
+            actual: Some(json!(actual)),
+            changed_by: Some("kubectl-edit".into()),
+            observed_at: DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z").unwrap().with_timezone(&Utc),
+        }
+    }
+
+    fn detected(actual: i64) -> DriftEvent {
+        let d = detect(actual);
+        DriftEvent::DriftDetected(DriftDetected {
+            drift_id: drift_id(d.cluster_id, &d.object, &d.field),
+            cluster_id: d.cluster_id,
+            org_id: d.org_id,
+            object: d.object,
+            field: d.field,
+            expected: d.expected,
+            actual: d.actual,
+            changed_by: d.changed_by,
+            observed_at: d.observed_at,
+        })
+    }
+
+    #[test]
+    fn a_difference_opens_once_and_a_new_live_value_is_a_new_observation() {
+        TestFramework::<Drift>::with(())
+            .given_no_previous_events()
+            .when(DriftCommand::Detect(detect(5)))
+            .then_expect_events(vec![detected(5)]);
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5)])
+            .when(DriftCommand::Detect(detect(5)))
+            .then_expect_events(vec![]);
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5)])
+            .when(DriftCommand::Detect(detect(6)))
+            .then_expect_events(vec![detected(6)]);
+    }
+
+    #[test]
+    fn ignoring_needs_a_reason_and_only_an_open_drift_is_resolved() {
+        let ignore = |reason: Option<&str>| DriftCommand::Resolve {
+            how: DriftResolution::Ignored,
+            by: "token:ops".into(),
+            reason: reason.map(str::to_owned),
+            operation_id: None,
+        };
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5)])
+            .when(ignore(Some(" ")))
+            .then_expect_error(DriftError::ReasonRequired);
+        let resolved = DriftEvent::DriftResolved(DriftResolved {
+            how: DriftResolution::Ignored,
+            by: "token:ops".into(),
+            reason: Some("load test".into()),
+            operation_id: None,
+        });
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5)])
+            .when(ignore(Some("load test")))
+            .then_expect_events(vec![resolved.clone()]);
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5), resolved])
+            .when(ignore(Some("again")))
+            .then_expect_error(DriftError::NotOpen);
+    }
+
+    #[test]
+    fn the_id_is_the_objects_field_on_the_cluster() {
+        let c = ClusterId::from_uuid(Uuid::from_u128(1));
+        assert_eq!(
+            drift_id(c, "KafkaTopic/ns/t", "spec.partitions"),
+            drift_id(c, "KafkaTopic/ns/t", "spec.partitions")
+        );
+        assert_ne!(drift_id(c, "KafkaTopic/ns/t", "spec.partitions"), drift_id(c, "KafkaTopic/ns/t", "spec.replicas"));
+        let mut d = Drift::default();
+        assert_eq!(d.status(), None);
+        d.apply(detected(5));
+        assert_eq!(d.status(), Some("open"));
+    }
+}
