@@ -383,13 +383,12 @@ fn credentials(
 
 /// Malformed ACL rules or quotas are a bad request, answered before any policy judges them.
 fn validate(acls: Option<&[AclRule]>, quotas: Option<&UserQuotas>) -> Result<(), AppError> {
-    let mut problems = acls.map(polaris_domain::acl::acl_problems).unwrap_or_default();
-    problems.extend(quotas.map(polaris_domain::acl::quota_problems).unwrap_or_default());
-    if problems.is_empty() { Ok(()) } else { Err(UserError::Invalid(problems).into()) }
+    Ok(polaris_domain::user::validate(acls, quotas)?)
 }
 
+/// Whether the caller is an admin (some user rules let only admins grant `All`).
 fn by_admin(caller: &Caller) -> bool {
-    caller.require(Role::Admin).is_ok()
+    caller.role >= Role::Admin
 }
 
 async fn plan(

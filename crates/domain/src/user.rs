@@ -233,7 +233,8 @@ pub enum UserError {
     Deleting,
 }
 
-fn validate(acls: Option<&[AclRule]>, quotas: Option<&UserQuotas>) -> Result<(), UserError> {
+/// Every problem of the ACL rules and quotas given (either may be absent in a change), each with its field.
+pub fn validate(acls: Option<&[AclRule]>, quotas: Option<&UserQuotas>) -> Result<(), UserError> {
     let mut problems = acls.map(acl_problems).unwrap_or_default();
     problems.extend(quotas.map(quota_problems).unwrap_or_default());
     if problems.is_empty() { Ok(()) } else { Err(UserError::Invalid(problems)) }
