@@ -39,7 +39,7 @@ fn cluster_id(raw: &str) -> Result<Uuid, ApiError> {
         (status = 403, description = "Role too low", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such cluster in this org", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The user exists", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`POLICY_VIOLATION` or `INVALID_STATE` (the cluster is not READY)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`POLICY_VIOLATION`, `INVALID_STATE` (the cluster is not READY) or `UNSUPPORTED_AUTHENTICATION` (tls)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Dependency unavailable, or no credentials key configured", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))

@@ -3731,7 +3731,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `POLICY_VIOLATION` or `INVALID_STATE` (the cluster is not READY) */
+            /** @description `POLICY_VIOLATION`, `INVALID_STATE` (the cluster is not READY) or `UNSUPPORTED_AUTHENTICATION` (tls) */
             422: {
                 headers: {
                     [name: string]: unknown;
