@@ -101,8 +101,8 @@ pub async fn get_topic(
     Ok((crate::preconditions::etag(view.version)?, Json(view)))
 }
 
-/// The cluster id in a topic's path: one that is not a UUID names no cluster.
-fn cluster_id(raw: &str) -> Result<Uuid, ApiError> {
+/// The cluster id in a topic's or user's path: one that is not a UUID names no cluster.
+pub(crate) fn cluster_id(raw: &str) -> Result<Uuid, ApiError> {
     Ok(raw.parse().map_err(|_| AppError::NotFound("cluster"))?)
 }
 

@@ -11,17 +11,12 @@ use polaris_app::users::{
     self, CreateUserRequest, CredentialsRotated, ListUsersQuery, PatchUser, RotateCredentialsRequest, UserAccepted,
     UserChanged, UserList, UserRequested, UserRotated, UserUpdated, UserView,
 };
-use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiError, AppError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
 use crate::preconditions::if_match;
-
-/// The cluster id in a user's path: one that is not a UUID names no cluster.
-fn cluster_id(raw: &str) -> Result<Uuid, ApiError> {
-    Ok(raw.parse().map_err(|_| AppError::NotFound("cluster"))?)
-}
+use crate::topics::cluster_id;
 
 /// Create a Kafka user on a cluster. The answer carries its password, this once.
 #[utoipa::path(
