@@ -703,24 +703,37 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
 
     // The Grafana dashboard for managed clusters: every metric it names is one the exporter really produces
     // (read from a broker's and the controller's /metrics), and every panel's query has data for this cluster.
+    // A broker registers some MBeans (the replica manager's) only once it has caught up after a start, so the
+    // endpoints are read again until every named metric is there, or the deadline names what never appeared.
     let dir = repo(&format!(".polaris/data/strimzi-sim/{TARGET}/{ns}/{name}"));
     let state: Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).expect("state")).expect("json");
-    let mut exported = BTreeSet::new();
-    let ports = [&state["brokers"]["3"]["metrics_port"], &state["controller"]["metrics_port"]];
-    for port in ports.iter().map(|p| p.as_u64().expect("metrics port")) {
-        let text = h.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.expect("scrape");
-        for line in text.text().await.expect("text").lines().filter(|l| !l.starts_with('#')) {
-            exported.insert(line.split(['{', ' ']).next().unwrap_or_default().to_owned());
+    let ports: Vec<u64> = [&state["brokers"]["3"]["metrics_port"], &state["controller"]["metrics_port"]]
+        .iter()
+        .map(|p| p.as_u64().expect("metrics port"))
+        .collect();
+    let named: BTreeSet<(String, String)> = polaris_app::kafka_metrics::PANELS
+        .iter()
+        .flat_map(|panel| {
+            polaris_test_support::metrics_in(&panel.expr, "kafka_").into_iter().map(|m| (panel.title.to_owned(), m))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut exported = BTreeSet::new();
+        for port in &ports {
+            let text = h.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.expect("scrape");
+            for line in text.text().await.expect("text").lines().filter(|l| !l.starts_with('#')) {
+                exported.insert(line.split(['{', ' ']).next().unwrap_or_default().to_owned());
+            }
         }
+        let missing: Vec<_> = named.iter().filter(|(_, metric)| !exported.contains(metric)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "panels use metrics the exporter does not produce: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for panel in polaris_app::kafka_metrics::PANELS.iter() {
-        for metric in polaris_test_support::metrics_in(&panel.expr, "kafka_") {
-            assert!(
-                exported.contains(&metric),
-                "panel {:?} uses {metric}, which the exporter does not produce",
-                panel.title
-            );
-        }
         let query = panel.query(uuid::Uuid::parse_str(&id).expect("uuid"));
         eventually(&format!("data for panel {:?}: {query}", panel.title), Duration::from_secs(60), || async {
             prometheus.query(&query).await.filter(|r| !r.is_empty())
