@@ -74,6 +74,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics_get", tag = "health",
     responses((status = 200, description = "Metrics", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    crate::metrics::refresh_drift(&state).await;
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
         Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)

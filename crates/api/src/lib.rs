@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod clusters;
 pub mod dashboard;
+pub mod drift;
 pub mod error;
 pub mod events;
 pub mod extract;

@@ -10,6 +10,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -23,9 +24,16 @@ struct HttpLabels {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrgLabels {
+    pub org_id: String,
+}
+
 #[derive(Clone, Default)]
 pub struct ApiMetrics {
     requests: Family<HttpLabels, Counter>,
+    /// Open drifts per org over clusters not being deleted, read from the `drifts` read model at each scrape.
+    pub drift_open: Family<OrgLabels, Gauge>,
     /// The application layer's command metrics (every door's commands), registered with the API's.
     pub commands: polaris_app::CommandMetrics,
 }
@@ -33,6 +41,11 @@ pub struct ApiMetrics {
 impl ApiMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register("polaris_api_requests", "API requests by route and status", self.requests.clone());
+        registry.register(
+            "polaris_drift_open",
+            "Open drifts of managed clusters' objects, per org (GET /v1/clusters/{id}/drift)",
+            self.drift_open.clone(),
+        );
         self.commands.register(registry);
     }
 }
@@ -54,4 +67,17 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// Sets `polaris_drift_open` from the read model (an org whose drifts all closed drops to 0, then out).
+pub async fn refresh_drift(state: &AppState) {
+    match polaris_app::drift::open_counts(&state.app).await {
+        Ok(counts) => {
+            state.metrics.drift_open.clear();
+            for (org, n) in counts {
+                state.metrics.drift_open.get_or_create(&OrgLabels { org_id: org.to_string() }).set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading open drifts for polaris_drift_open"),
+    }
 }

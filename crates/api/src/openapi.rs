@@ -11,7 +11,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::{admin, audit, clusters, error, events, health, operations, policies, targets, tenancy, topics, users};
+use crate::{
+    admin, audit, clusters, drift, error, events, health, operations, policies, targets, tenancy, topics, users,
+};
 
 /// Every route of the REST API, registered once: the router, the OpenAPI document and the audit entries'
 /// command names (each route's operation id) are all read from this, so they cannot drift apart.
@@ -29,6 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user, users::delete_user))
         .routes(routes!(users::rotate_user))
+        .routes(routes!(drift::list_drift))
+        .routes(routes!(drift::resolve_drift))
         .routes(routes!(operations::list_operations))
         .routes(routes!(operations::get_operation))
         .routes(routes!(targets::create_target, targets::list_targets))
@@ -90,6 +94,7 @@ pub fn commands() -> &'static std::collections::HashMap<(String, String), &'stat
         (name = "operations", description = "Long-running changes"),
         (name = "topics", description = "Kafka topics"),
         (name = "users", description = "Kafka users: credentials, ACLs and quotas"),
+        (name = "drift", description = "Where a cluster's objects on its target differ from its event history"),
         (name = "targets", description = "Kubernetes clusters Polaris deploys into"),
         (name = "policies", description = "Policy bundles and evaluation"),
         (name = "audit", description = "Who did what, when, and the verdict"),

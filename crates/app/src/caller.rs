@@ -55,12 +55,17 @@ pub struct Caller {
     pub audit: Option<AuditSlot>,
     /// The request's `Idempotency-Key`, recorded with the command's events in their transaction.
     pub idempotency: Option<IdempotencyClaim>,
+    /// What the caller acts through, prefixed to its actor (`drift-adopt` when a drift is adopted).
+    pub acting_through: Option<&'static str>,
 }
 
 impl Caller {
     /// The actor recorded in events and audit entries: the token, never its secret.
     pub fn actor(&self) -> String {
-        format!("token:{}:{}", self.token_name, self.token_id)
+        match self.acting_through {
+            Some(through) => format!("{through}:token:{}:{}", self.token_name, self.token_id),
+            None => format!("token:{}:{}", self.token_name, self.token_id),
+        }
     }
 
     /// Metadata for a command this caller starts: a new correlation, and the time now to the microsecond (what
@@ -158,6 +163,7 @@ pub async fn authenticate(pool: &PgPool, authorization: Option<&str>) -> Result<
         platform_admin,
         audit: None,
         idempotency: None,
+        acting_through: None,
     })
 }
 

@@ -81,6 +81,10 @@ pub struct ClusterView {
     pub bootstrap_servers: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Open drifts of the cluster's objects on its target (`GET /v1/clusters/{id}/drift`); a READY cluster with
+    /// any is DEGRADED.
+    #[serde(default)]
+    pub open_drifts: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -138,6 +142,7 @@ impl From<ClusterRow> for ClusterView {
             bootstrap_servers: r.bootstrap_servers,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            open_drifts: r.open_drifts.max(0) as u32,
         }
     }
 }
@@ -167,6 +172,7 @@ impl ClusterView {
             bootstrap_servers: None,
             created_at: e.requested_at,
             updated_at: e.requested_at,
+            open_drifts: 0,
         }
     }
 }
@@ -359,6 +365,7 @@ impl From<polaris_domain::snapshot::ClusterSnapshot> for ClusterView {
             bootstrap_servers: s.bootstrap_servers,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            open_drifts: 0,
         }
     }
 }

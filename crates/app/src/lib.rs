@@ -8,6 +8,7 @@ pub mod audit;
 pub mod caller;
 pub mod clusters;
 pub mod command;
+pub mod drift;
 pub mod dryrun;
 pub mod error;
 pub mod events;
@@ -28,7 +29,7 @@ pub mod users;
 
 use std::sync::Arc;
 
-use polaris_store::{ClusterCqrs, Pool, TopicCqrs, UserCqrs};
+use polaris_store::{ClusterCqrs, DriftCqrs, Pool, TopicCqrs, UserCqrs};
 
 pub use caller::{Caller, Role};
 pub use error::AppError;
@@ -42,6 +43,7 @@ pub struct App {
     pub clusters: Arc<ClusterCqrs>,
     pub topics: Arc<TopicCqrs>,
     pub users: Arc<UserCqrs>,
+    pub drifts: Arc<DriftCqrs>,
     /// The platform's key Kafka user passwords are derived with (`None`: users cannot be created here).
     pub credentials: Option<Arc<polaris_domain::credentials::CredentialsKey>>,
     pub metrics: CommandMetrics,

@@ -236,10 +236,10 @@ pub async fn create(
         },
     )
     .await?;
-    if status != "READY" {
+    if status != "READY" && status != "DEGRADED" {
         return Err(AppError::Unprocessable {
             code: "INVALID_STATE",
-            detail: format!("the cluster is {status}; topics can be created on READY clusters"),
+            detail: format!("the cluster is {status}; topics can be created on READY (or DEGRADED) clusters"),
             field: None,
         });
     }

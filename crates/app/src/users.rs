@@ -428,10 +428,10 @@ pub async fn create(
             field: Some("authentication".into()),
         });
     }
-    if c.status != "READY" {
+    if c.status != "READY" && c.status != "DEGRADED" {
         return Err(AppError::Unprocessable {
             code: "INVALID_STATE",
-            detail: format!("the cluster is {}; users can be created on READY clusters", c.status),
+            detail: format!("the cluster is {}; users can be created on READY (or DEGRADED) clusters", c.status),
             field: None,
         });
     }

@@ -76,12 +76,42 @@ pub enum DriftCommand {
         /// The operation that reverted or adopted it.
         operation_id: Option<OperationId>,
     },
+    /// Apply the recorded state again, through the revert workflow (operation `operation_id`).
+    Revert {
+        operation_id: OperationId,
+        by: String,
+    },
+    /// The revert could not finish within its deadline.
+    RevertStalled {
+        operation_id: OperationId,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum DriftEvent {
     DriftDetected(DriftDetected),
+    DriftRevertRequested(DriftRevertRequested),
+    DriftRevertStalled(DriftRevertStalled),
     DriftResolved(DriftResolved),
+}
+
+/// Someone (or the org's `revert` mode) asked for the recorded state to be applied again; the revert workflow
+/// runs as operation `operation_id` of the cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftRevertRequested {
+    pub operation_id: OperationId,
+    pub cluster_id: ClusterId,
+    pub by: String,
+}
+
+/// The revert did not finish within its deadline; the drift stays open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftRevertStalled {
+    pub operation_id: OperationId,
+    pub reason: String,
 }
 
 /// A field of a cluster's object differs from what the events say (again with a new value, while open).
@@ -113,6 +143,8 @@ impl DomainEvent for DriftEvent {
     fn event_type(&self) -> String {
         match self {
             DriftEvent::DriftDetected(_) => "DriftDetected",
+            DriftEvent::DriftRevertRequested(_) => "DriftRevertRequested",
+            DriftEvent::DriftRevertStalled(_) => "DriftRevertStalled",
             DriftEvent::DriftResolved(_) => "DriftResolved",
         }
         .to_owned()
@@ -131,6 +163,12 @@ pub enum DriftError {
     ReasonRequired,
     #[error("a drift with neither an expected nor an actual value is no drift")]
     NoDifference,
+    #[error("no event explains this object, so there is no recorded state to revert to; Polaris never deletes it")]
+    Unexplained,
+    #[error("a revert of this drift is already running")]
+    Reverting,
+    #[error("no revert of this drift is running")]
+    NotReverting,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -139,6 +177,8 @@ pub struct Drift {
     pub observed: Option<DriftDetected>,
     /// How the last drift of this field ended.
     pub resolution: Option<DriftResolution>,
+    /// The revert running now, if any.
+    pub reverting: Option<OperationId>,
     pub version: u64,
 }
 
@@ -195,6 +235,26 @@ impl Aggregate for Drift {
                 }
                 DriftEvent::DriftResolved(DriftResolved { how, by, reason, operation_id })
             }
+            DriftCommand::Revert { operation_id, by } => {
+                let Some(observed) = &self.observed else { return Err(DriftError::NotOpen) };
+                if observed.expected.is_none() {
+                    return Err(DriftError::Unexplained);
+                }
+                if self.reverting.is_some() {
+                    return Err(DriftError::Reverting);
+                }
+                DriftEvent::DriftRevertRequested(DriftRevertRequested {
+                    operation_id,
+                    cluster_id: observed.cluster_id,
+                    by,
+                })
+            }
+            DriftCommand::RevertStalled { operation_id, reason } => {
+                if self.reverting != Some(operation_id) {
+                    return Err(DriftError::NotReverting);
+                }
+                DriftEvent::DriftRevertStalled(DriftRevertStalled { operation_id, reason })
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -207,9 +267,12 @@ impl Aggregate for Drift {
                 self.observed = Some(e);
                 self.resolution = None;
             }
+            DriftEvent::DriftRevertRequested(e) => self.reverting = Some(e.operation_id),
+            DriftEvent::DriftRevertStalled(_) => self.reverting = None,
             DriftEvent::DriftResolved(e) => {
                 self.observed = None;
                 self.resolution = Some(e.how);
+                self.reverting = None;
             }
         }
     }

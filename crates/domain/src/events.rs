@@ -57,6 +57,8 @@ pub const CURRENT: &[(&str, &str, u32)] = &[
     ("user", "UserStalled", 1),
     ("user", "UserOperationFailed", 1),
     ("drift", "DriftDetected", 1),
+    ("drift", "DriftRevertRequested", 1),
+    ("drift", "DriftRevertStalled", 1),
     ("drift", "DriftResolved", 1),
 ];
 
@@ -357,6 +359,8 @@ pub fn catalog() -> Vec<EventSchema> {
         entry::<u::UserStalled>("user", "UserStalled", 1),
         entry::<u::UserOperationFailed>("user", "UserOperationFailed", 1),
         entry::<drift::DriftDetected>("drift", "DriftDetected", 1),
+        entry::<drift::DriftRevertRequested>("drift", "DriftRevertRequested", 1),
+        entry::<drift::DriftRevertStalled>("drift", "DriftRevertStalled", 1),
         entry::<drift::DriftResolved>("drift", "DriftResolved", 1),
     ]
 }

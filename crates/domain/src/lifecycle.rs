@@ -63,6 +63,7 @@ words!(
         UserApply => "user_apply",
         UserRotate => "user_rotate",
         UserDelete => "user_delete",
+        DriftRevert => "drift_revert",
     }
 );
 

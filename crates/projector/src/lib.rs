@@ -16,6 +16,7 @@ use polaris_domain::EventEnvelope;
 use polaris_domain::cluster::ClusterStatus;
 use polaris_domain::cluster::ClusterStatus as S;
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStalled, OperationFailed};
+use polaris_domain::drift::{DriftEvent, DriftResolution};
 use polaris_domain::lifecycle::{OperationState as OpState, StepState, TopicStatus as T};
 use polaris_domain::topic::TopicEvent;
 use polaris_domain::user::UserEvent;
@@ -116,7 +117,7 @@ impl Default for ProjectorMetrics {
 }
 
 /// Events that can end an operation (each operation is one workflow).
-const FINISHING_EVENTS: [&str; 16] = [
+const FINISHING_EVENTS: [&str; 18] = [
     "ClusterReady",
     "RebalanceCompleted",
     "BrokersRemoved",
@@ -133,6 +134,8 @@ const FINISHING_EVENTS: [&str; 16] = [
     "UserDeleted",
     "UserStalled",
     "UserOperationFailed",
+    "DriftResolved",
+    "DriftRevertStalled",
 ];
 
 impl ProjectorMetrics {
@@ -212,6 +215,7 @@ pub async fn apply_envelope(conn: &mut Connection, env: &EventEnvelope) -> Resul
         Some(Decoded::Cluster(event)) => apply_cluster(conn, env, event).await,
         Some(Decoded::Topic(event)) => apply_topic(conn, env, event).await,
         Some(Decoded::User(event)) => apply_user(conn, env, event).await,
+        Some(Decoded::Drift(event)) => apply_drift(conn, env, event).await,
         None => Ok(Outcome::Skipped),
     }
 }
@@ -221,6 +225,7 @@ enum Decoded {
     Cluster(ClusterEvent),
     Topic(TopicEvent),
     User(UserEvent),
+    Drift(DriftEvent),
 }
 
 /// The envelope's event, upcast to its current version; `None` for an aggregate or event type this build does
@@ -240,6 +245,7 @@ fn decode(env: &EventEnvelope) -> Result<Option<Decoded>, ProjectorError> {
         "cluster" => Some(Decoded::Cluster(env.decode().map_err(malformed)?)),
         "topic" => Some(Decoded::Topic(env.decode().map_err(malformed)?)),
         "user" => Some(Decoded::User(env.decode().map_err(malformed)?)),
+        "drift" => Some(Decoded::Drift(env.decode().map_err(malformed)?)),
         _ => None,
     })
 }
@@ -601,6 +607,40 @@ async fn apply_user(conn: &mut Connection, env: &EventEnvelope, event: UserEvent
     }
 }
 
+/// A drift's row follows its episodes; a revert is an operation of the drift's cluster (the cluster's status is
+/// composed with its open drifts where it is read: `clusters_shown`).
+async fn apply_drift(conn: &mut Connection, env: &EventEnvelope, event: DriftEvent) -> Result<Outcome, ProjectorError> {
+    let applied = match &event {
+        DriftEvent::DriftDetected(e) => polaris_store::db::drifts::detected(conn, at(env), e).await?,
+        DriftEvent::DriftRevertRequested(e) => {
+            polaris_store::db::drifts::reverting(conn, at(env), Some(e.operation_id.as_uuid())).await?
+        }
+        DriftEvent::DriftRevertStalled(_) => polaris_store::db::drifts::reverting(conn, at(env), None).await?,
+        DriftEvent::DriftResolved(e) => polaris_store::db::drifts::resolved(conn, at(env), e).await?,
+    };
+    if !applied {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    match event {
+        DriftEvent::DriftRevertRequested(_) => start_operation_row(conn, env, || None).await?,
+        DriftEvent::DriftRevertStalled(e) => {
+            let ended = (OpState::Stalled, StepState::Stalled);
+            return member_operation_ended(conn, env, e.operation_id, &e.reason, ended).await;
+        }
+        DriftEvent::DriftResolved(e) => {
+            if let (DriftResolution::Reverted, Some(operation_id)) = (e.how, e.operation_id) {
+                update_operation(conn, operation_id.as_uuid(), env, |op| {
+                    op.finish_step("reapply-recorded-state", StepState::Succeeded, None, env.occurred_at);
+                    op.succeed(env.occurred_at);
+                })
+                .await?;
+            }
+        }
+        DriftEvent::DriftDetected(_) => {}
+    }
+    Ok(Outcome::Applied)
+}
+
 /// Moves the user's row to this event's sequence with `change`; false when it is already there.
 async fn advance_user(
     conn: &mut Connection,
@@ -869,6 +909,7 @@ impl Projector {
                 let read_models: &[&'static str] = match envelope.aggregate_type.as_str() {
                     "topic" => &["topics", "operations"],
                     "user" => &["kafka_users", "operations"],
+                    "drift" => &["drifts", "operations"],
                     _ => &["clusters", "operations", "brokers"],
                 };
                 for &read_model in read_models {

@@ -25,12 +25,13 @@ use uuid::Uuid;
 use crate::{ProjectorError, apply_envelope};
 
 /// The read models, each with the column naming the cluster its rows belong to.
-pub const READ_MODELS: [(&str, &str); 5] = [
+pub const READ_MODELS: [(&str, &str); 6] = [
     ("clusters", "id"),
     ("operations", "cluster_id"),
     ("brokers", "cluster_id"),
     ("topics", "cluster_id"),
     ("kafka_users", "cluster_id"),
+    ("drifts", "cluster_id"),
 ];
 
 #[derive(Clone, Debug)]

@@ -82,6 +82,10 @@ pub struct Settings {
     /// Without it, Kafka users cannot be created.
     #[arg(long, env = "POLARIS_CREDENTIALS_KEY_FILE")]
     pub credentials_key_file: Option<std::path::PathBuf>,
+    /// Seconds between two passes of the drift detector over each target (the worker role); 0 turns the
+    /// detector and its watches off.
+    #[arg(long, env = "POLARIS_DRIFT_INTERVAL_SECS", default_value_t = 60)]
+    pub drift_interval_secs: u64,
 }
 
 impl Settings {
@@ -102,6 +106,7 @@ impl Settings {
                 allow_insecure: self.development,
             },
             credentials: None,
+            drift_interval: (self.drift_interval_secs > 0).then(|| Duration::from_secs(self.drift_interval_secs)),
         }
     }
 }
@@ -226,6 +231,7 @@ impl Server {
             clusters: Arc::new(polaris_store::cluster_cqrs(self.pool.clone(), self.store_metrics.clone())),
             topics: Arc::new(polaris_store::topic_cqrs(self.pool.clone(), self.store_metrics.clone())),
             users: Arc::new(polaris_store::user_cqrs(self.pool.clone(), self.store_metrics.clone())),
+            drifts: Arc::new(polaris_store::drift_cqrs(self.pool.clone(), self.store_metrics.clone())),
             credentials: self.credentials.clone(),
             metrics: self.api_metrics.commands.clone(),
             rate_limiter: Arc::new(RateLimiter::share(

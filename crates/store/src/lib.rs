@@ -162,3 +162,11 @@ fn event_store<A: cqrs_es::Aggregate>(pool: PgPool, metrics: StoreMetrics) -> Pe
 /// The columns `StoredEvent` reads, for queries over `events`.
 pub const STORED_EVENT_COLUMNS: &str = "position, xid::text AS xid, event_id, aggregate_type, aggregate_id, sequence, \
      event_type, event_version, payload::jsonb AS payload, metadata::jsonb AS metadata";
+
+pub type DriftCqrs =
+    CqrsFramework<polaris_domain::drift::Drift, PersistedEventStore<EventRepository, polaris_domain::drift::Drift>>;
+
+/// The command path for drift (the detector's observations and their resolutions).
+pub fn drift_cqrs(pool: PgPool, metrics: StoreMetrics) -> DriftCqrs {
+    CqrsFramework::new(event_store(pool, metrics), vec![], ())
+}

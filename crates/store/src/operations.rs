@@ -167,6 +167,13 @@ impl OperationStart {
                 let cluster = member_cluster()?;
                 Some(user_op(e.operation_id.as_uuid(), "user_delete", "delete-kafkauser", e.requested_by, cluster))
             }
+            ("drift", "DriftRevertRequested") => {
+                let e: polaris_domain::drift::DriftRevertRequested = decode(env)?;
+                Some(OperationStart {
+                    cluster_id: e.cluster_id.as_uuid(),
+                    ..cluster_op(e.operation_id.as_uuid(), "drift_revert", "reapply-recorded-state", e.by)
+                })
+            }
             _ => None,
         }
     }

@@ -82,6 +82,8 @@ impl Harness {
             development: false,
             prometheus_url: None,
             credentials_key_file: Some(test_credentials_key()),
+            // Off unless a test turns it on: the drift tests run it every second.
+            drift_interval_secs: 0,
         };
         let mut settings = settings;
         configure(&mut settings);

@@ -1,6 +1,7 @@
 //! Temporal workers: they react to events by running durable workflows that drive Strimzi resources on the
 //! target Kubernetes clusters, and report every step back through the command path.
 
+pub mod drift;
 pub mod facts;
 pub mod istio;
 pub mod kinds;
@@ -74,6 +75,8 @@ pub struct WorkerConfig {
     pub targets: target::TargetsConfig,
     /// The platform's credentials key: Kafka user passwords are derived from it (`None`: user workflows fail).
     pub credentials: Option<Arc<polaris_domain::credentials::CredentialsKey>>,
+    /// How often the drift detector passes over each target; `None`: no detector (nor watches) in this process.
+    pub drift_interval: Option<Duration>,
 }
 
 pub async fn temporal_client(config: &WorkerConfig) -> anyhow::Result<Client> {
@@ -95,6 +98,12 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
         cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone(), config.store_metrics.clone())),
         topics: Arc::new(polaris_store::topic_cqrs(pool.clone(), config.store_metrics.clone())),
     };
+    let detector = Arc::new(drift::Detector {
+        pool: pool.clone(),
+        drifts: Arc::new(polaris_store::drift_cqrs(pool.clone(), config.store_metrics.clone())),
+        key: config.credentials.clone(),
+        targets: config.targets.clone(),
+    });
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<ProvisionCluster>()?
         .register_workflow::<ScaleCluster>()?
@@ -104,6 +113,8 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
         .register_workflow::<DeleteTopic>()?
         .register_workflow::<users::ApplyUser>()?
         .register_workflow::<users::DeleteUser>()?
+        .register_workflow::<drift::DriftDetector>()?
+        .register_workflow::<drift::RevertDrift>()?
         .register_activities(activities)
         .register_activities(OperationActivities)
         .register_activities(TopicActivities)
@@ -112,9 +123,14 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
             users: Arc::new(polaris_store::user_cqrs(pool.clone(), config.store_metrics.clone())),
             key: config.credentials.clone(),
         })
+        .register_activities(drift::DriftActivities { detector: detector.clone() })
         .build();
     let mut worker = Worker::new(&runtime, client.clone(), options)?;
-    let subscriber = Subscriber { pool, client: Arc::new(client), config: config.clone() };
+    let client = Arc::new(client);
+    if let Some(interval) = config.drift_interval {
+        tokio::spawn(drift_schedules(detector, client.clone(), config.clone(), interval, shutdown.clone()));
+    }
+    let subscriber = Subscriber { pool, client, config: config.clone() };
     let mut sub_shutdown = shutdown.clone();
     let sub = tokio::spawn(async move {
         if let Err(e) = subscriber.run(sub_shutdown.clone()).await {
@@ -130,4 +146,55 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
     }
     let _ = sub.await;
     Ok(())
+}
+
+/// Keeps one detector workflow running per registered target (a target registered later gets its own within two
+/// intervals, at most a minute), and a watch per target in this process.
+async fn drift_schedules(
+    detector: Arc<drift::Detector>,
+    client: Arc<Client>,
+    config: WorkerConfig,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut watched = std::collections::BTreeSet::new();
+    loop {
+        match polaris_store::db::targets::list(&detector.pool, None).await {
+            Ok(targets) => {
+                for t in targets {
+                    let options = temporalio_client::WorkflowStartOptions::new(
+                        config.task_queue.clone(),
+                        format!("drift-detector-{}-{}", config.task_queue, t.id),
+                    )
+                    .id_reuse_policy(temporalio_client::WorkflowIdReusePolicy::AllowDuplicate)
+                    .build();
+                    let input = drift::DetectorInput { target_id: t.id, interval_secs: interval.as_secs().max(1) };
+                    match client.start_workflow(drift::DriftDetector::run, input, options).await {
+                        Ok(_) => tracing::info!(target = %t.name, "drift detector started"),
+                        Err(temporalio_client::errors::WorkflowStartError::AlreadyStarted { .. }) => {}
+                        Err(e) => tracing::warn!(target = %t.name, error = %e, "starting the drift detector"),
+                    }
+                    if watched.insert(t.id) {
+                        match target::load(&detector.pool, t.id, &config.targets).await {
+                            Ok(Some(target_ref)) => {
+                                let (d, stop) = (detector.clone(), shutdown.clone());
+                                tokio::spawn(async move {
+                                    if let Err(e) = drift::watch_target(d, target_ref, stop).await {
+                                        tracing::warn!(error = %e, "drift watch stopped");
+                                    }
+                                });
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(target = %t.name, error = %e, "no drift watch"),
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "listing targets for the drift detector"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep((interval * 2).clamp(Duration::from_secs(2), Duration::from_secs(60))) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
 }

@@ -81,6 +81,12 @@ impl Subscriber {
                 _ => Ok(None),
             };
         }
+        if env.aggregate_type == "drift" {
+            return match env.event_type.as_str() {
+                "DriftRevertRequested" => self.revert_drift(env).await.map(Some),
+                _ => Ok(None),
+            };
+        }
         if env.aggregate_type != "cluster" {
             return Ok(None);
         }
@@ -228,6 +234,30 @@ impl Subscriber {
                 env.aggregate_type, env.aggregate_id
             ))),
         }
+    }
+
+    /// A drift's revert: the object's recorded state applied again (`RevertDrift`), one workflow per request.
+    async fn revert_drift(&self, env: &EventEnvelope) -> anyhow::Result<Started> {
+        let e: polaris_domain::drift::DriftRevertRequested = serde_json::from_value(env.payload.clone())?;
+        let drift: polaris_domain::drift::Drift = facts::current(&self.pool, env.aggregate_id).await?;
+        let object = drift
+            .observed
+            .map(|o| o.object)
+            .ok_or_else(|| unrunnable(format!("drift {} is not open", env.aggregate_id)))?;
+        let (_, target_id) = self.cluster_of(env, e.cluster_id).await?;
+        let target =
+            self.target(target_id).await?.ok_or_else(|| unrunnable(format!("target {target_id} is not registered")))?;
+        let input = crate::drift::RevertInput {
+            drift_id: env.aggregate_id,
+            cluster_id: e.cluster_id.as_uuid(),
+            object,
+            target,
+            cause: cause(env, e.operation_id.as_uuid()),
+            by: e.by,
+            timeout_secs: self.config.ready_timeout.as_secs(),
+            deadline_unix_ms: 0,
+        };
+        self.start(crate::drift::RevertDrift::run, input, format!("drift_revert-{}", e.operation_id)).await
     }
 
     /// A Kafka user change: its Secret and KafkaUser applied (or deleted) in its cluster's namespace, with the

@@ -1,4 +1,5 @@
-//! The `clusters` and `brokers` read models as the API reads them: one row type and its columns, the org's list
+//! The `clusters` and `brokers` read models as the API reads them (a cluster through `clusters_shown`, which
+//! composes its status with its open drift): one row type and its columns, the org's list
 //! in creation order, one cluster, its nodes.
 
 use std::collections::BTreeMap;
@@ -31,11 +32,13 @@ pub struct ClusterRow {
     pub bootstrap_servers: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Open drifts of the cluster's objects (a READY cluster with any is shown DEGRADED).
+    pub open_drifts: i32,
 }
 
 const COLUMNS: &str = "id, org_id, name, namespace, provider, region, target_id, kafka_version, metadata_version, \
      brokers, controllers, storage_gib, config, deletion_protection, status, status_reason, version, \
-     current_operation_id, bootstrap_servers, created_at, updated_at";
+     current_operation_id, bootstrap_servers, created_at, updated_at, open_drifts";
 
 /// What an org's cluster list is narrowed to; `None` matches everything.
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,7 +57,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<ClusterRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM clusters WHERE org_id = $1 \
+        "SELECT {COLUMNS} FROM clusters_shown WHERE org_id = $1 \
            AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR provider = $3) \
            AND ($4::text IS NULL OR region = $4) \
            AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6)) \
@@ -74,7 +77,7 @@ pub async fn list(
 
 /// One cluster of the org, as the read model has it.
 pub async fn get(pool: &PgPool, org: Uuid, id: Uuid) -> Result<Option<ClusterRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM clusters WHERE id = $1 AND org_id = $2");
+    let sql = format!("SELECT {COLUMNS} FROM clusters_shown WHERE id = $1 AND org_id = $2");
     sqlx::query_as(&sql).bind(id).bind(org).fetch_optional(pool).await
 }
 

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod clusters;
+pub mod drifts;
 pub mod events;
 pub mod operations;
 pub mod policies;

@@ -97,10 +97,12 @@ pub async fn advance(
     .await
 }
 
-/// The cluster a topic or user belongs to, read from its first event (`TopicRequested`, `UserRequested`).
+/// The cluster a topic, user or drift belongs to, read from its first event (`TopicRequested`, `UserRequested`,
+/// `DriftDetected`).
 pub async fn member_cluster(pool: &PgPool, aggregate_type: &str, id: &str) -> Result<Option<String>, sqlx::Error> {
     Ok(sqlx::query_scalar(
-        "SELECT coalesce(payload::jsonb #>> '{TopicRequested,cluster_id}', payload::jsonb #>> '{UserRequested,cluster_id}') \
+        "SELECT coalesce(payload::jsonb #>> '{TopicRequested,cluster_id}', payload::jsonb #>> '{UserRequested,cluster_id}', \
+           payload::jsonb #>> '{DriftDetected,cluster_id}') \
          FROM public.events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
     )
     .bind(aggregate_type)
