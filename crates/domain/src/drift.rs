@@ -179,6 +179,8 @@ pub struct Drift {
     pub resolution: Option<DriftResolution>,
     /// The revert running now, if any.
     pub reverting: Option<OperationId>,
+    /// The difference that was last ignored, `(expected, actual)`: observing exactly it again records nothing.
+    pub ignored: Option<(Option<Value>, Option<Value>)>,
     pub version: u64,
 }
 
@@ -209,8 +211,11 @@ impl Aggregate for Drift {
                 if d.expected.is_none() && d.actual.is_none() {
                     return Err(DriftError::NoDifference);
                 }
-                // The same difference observed again records nothing; a new live value is a new observation.
-                if self.observed.as_ref().is_some_and(|o| o.actual == d.actual && o.expected == d.expected) {
+                // The same difference observed again records nothing; a new live value is a new observation. An
+                // ignored difference stays ignored until the live value (or the recorded one) changes.
+                if self.observed.as_ref().is_some_and(|o| o.actual == d.actual && o.expected == d.expected)
+                    || self.ignored.as_ref().is_some_and(|(e, a)| *a == d.actual && *e == d.expected)
+                {
                     return Ok(());
                 }
                 DriftEvent::DriftDetected(DriftDetected {
@@ -266,11 +271,13 @@ impl Aggregate for Drift {
             DriftEvent::DriftDetected(e) => {
                 self.observed = Some(e);
                 self.resolution = None;
+                self.ignored = None;
             }
             DriftEvent::DriftRevertRequested(e) => self.reverting = Some(e.operation_id),
             DriftEvent::DriftRevertStalled(_) => self.reverting = None,
             DriftEvent::DriftResolved(e) => {
-                self.observed = None;
+                let last = self.observed.take();
+                self.ignored = last.filter(|_| e.how == DriftResolution::Ignored).map(|o| (o.expected, o.actual));
                 self.resolution = Some(e.how);
                 self.reverting = None;
             }
@@ -352,9 +359,18 @@ mod tests {
             .when(ignore(Some("load test")))
             .then_expect_events(vec![resolved.clone()]);
         TestFramework::<Drift>::with(())
-            .given(vec![detected(5), resolved])
+            .given(vec![detected(5), resolved.clone()])
             .when(ignore(Some("again")))
             .then_expect_error(DriftError::NotOpen);
+        // Ignored stays ignored while the live value is the one ignored; another value opens it again.
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5), resolved.clone()])
+            .when(DriftCommand::Detect(detect(5)))
+            .then_expect_events(vec![]);
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5), resolved])
+            .when(DriftCommand::Detect(detect(6)))
+            .then_expect_events(vec![detected(6)]);
     }
 
     #[test]

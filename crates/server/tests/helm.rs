@@ -220,21 +220,7 @@ fn the_dockerfile_builds_the_server_and_runs_it_unprivileged() {
 
 /// Runs kubectl against the first local API server with `input` on stdin: whether it succeeded, and its output.
 fn kubectl(args: &[&str], input: &str) -> (bool, String) {
-    use std::io::Write;
-    let kubeconfig = PathBuf::from(polaris_test_support::harness::kubeconfig_dir()).join("aws-eu-west-1.kubeconfig");
-    assert!(kubeconfig.exists(), "{} is missing; {}", kubeconfig.display(), polaris_test_support::START_HINT);
-    let mut child = Command::new(root().join(".polaris/cache/venv/bin/kubectl"))
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl runs (./dev/up installs it)");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("kubectl finishes");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    polaris_test_support::harness::kubectl("aws-eu-west-1", args, input)
 }
 
 /// A server-side dry run of `docs` in namespace `polaris` (the local API servers have the Prometheus Operator's

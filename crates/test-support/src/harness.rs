@@ -276,3 +276,24 @@ pub async fn wait_operation_for(h: &Harness, op: &str, state: &str, within: Dura
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Runs kubectl (what `./dev/up` installs) against `target`'s local API server with `input` on stdin: whether it
+/// succeeded, and its output.
+pub fn kubectl(target: &str, args: &[&str], input: &str) -> (bool, String) {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let kubeconfig = std::path::PathBuf::from(kubeconfig_dir()).join(format!("{target}.kubeconfig"));
+    assert!(kubeconfig.exists(), "{} is missing; {}", kubeconfig.display(), crate::START_HINT);
+    let mut child = std::process::Command::new(root.join(".polaris/cache/venv/bin/kubectl"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs (./dev/up installs it)");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("kubectl finishes");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}

@@ -435,6 +435,7 @@ pub struct Detector {
     pub drifts: Arc<polaris_store::DriftCqrs>,
     pub key: Option<Arc<CredentialsKey>>,
     pub targets: TargetsConfig,
+    pub metrics: crate::WorkerMetrics,
 }
 
 /// What one pass over a target did.
@@ -489,12 +490,17 @@ impl Detector {
 
     /// One pass over one cluster, recorded; `None` when it was not compared.
     pub async fn pass_cluster(&self, client: &kube::Client, cluster: Uuid) -> anyhow::Result<Option<PassSummary>> {
+        let skipped = || {
+            self.metrics.drift_passes.get_or_create(&crate::DriftPassLabels { outcome: "skipped" }).inc();
+            Ok(None)
+        };
         let open = polaris_store::db::drifts::open_of_cluster(&self.pool, cluster).await?;
         if open.iter().any(|d| d.operation_id.is_some()) {
-            return Ok(None);
+            return skipped();
         }
-        let Some(d) = desired(&self.pool, cluster, self.key.as_deref()).await? else { return Ok(None) };
+        let Some(d) = desired(&self.pool, cluster, self.key.as_deref()).await? else { return skipped() };
         let pass = compare_cluster(&self.pool, client, &d).await?;
+        self.metrics.drift_passes.get_or_create(&crate::DriftPassLabels { outcome: "compared" }).inc();
         let correlation = Uuid::new_v4();
         let mut summary = PassSummary { clusters: 1, objects: pass.compared.len() as u32, ..Default::default() };
         let found: BTreeSet<(String, String)> =

@@ -40,11 +40,20 @@ pub struct StartLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct DriftPassLabels {
+    /// `compared` (the cluster was compared with its target) or `skipped` (an operation or a revert is running).
+    pub outcome: &'static str,
+}
+
 /// Metrics of the worker role.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerMetrics {
     pub workflow_starts:
         prometheus_client::metrics::family::Family<StartLabels, prometheus_client::metrics::counter::Counter>,
+    /// Drift detector passes over one cluster, by outcome.
+    pub drift_passes:
+        prometheus_client::metrics::family::Family<DriftPassLabels, prometheus_client::metrics::counter::Counter>,
 }
 
 impl WorkerMetrics {
@@ -53,6 +62,11 @@ impl WorkerMetrics {
             "polaris_workflow_starts",
             "Workflows the event subscriber started, by kind and outcome",
             self.workflow_starts.clone(),
+        );
+        registry.register(
+            "polaris_drift_passes",
+            "Drift detector passes over one cluster, by outcome (compared or skipped)",
+            self.drift_passes.clone(),
         );
     }
 }
@@ -103,6 +117,7 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
         drifts: Arc::new(polaris_store::drift_cqrs(pool.clone(), config.store_metrics.clone())),
         key: config.credentials.clone(),
         targets: config.targets.clone(),
+        metrics: config.metrics.clone(),
     });
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<ProvisionCluster>()?
