@@ -5,7 +5,7 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common", "clusters", "topics", "users", "operations", "events", "policies", "audit"]
+    let files = ["common", "clusters", "topics", "users", "drift", "operations", "events", "policies", "audit"]
         .map(|f| root.join(format!("polaris/v1/{f}.proto")));
     let fds = protox::compile(&files, [&root])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);

@@ -54,6 +54,9 @@ enum Command {
     /// Kafka users of a cluster: SCRAM credentials (shown once), ACL rules and quotas.
     #[command(subcommand)]
     Users(Users),
+    /// Drift: where a cluster's objects on its target differ from its history, and their resolution.
+    #[command(subcommand)]
+    Drift(DriftCmd),
     /// Long-running operations.
     #[command(subcommand)]
     Operations(Operations),
@@ -211,6 +214,42 @@ enum Topics {
         name: String,
         #[command(flatten)]
         mode: Mode,
+    },
+}
+
+#[derive(Subcommand)]
+enum DriftCmd {
+    /// A cluster's drift: open ones first (what differs, expected and actual, since when, changed by whom).
+    #[command(
+        after_help = "Examples:\n  polaris drift list 0b6f...\n  polaris drift list 0b6f... --open --output json"
+    )]
+    List {
+        cluster: String,
+        /// Only the open ones.
+        #[arg(long)]
+        open: bool,
+    },
+    /// Resolve an open drift: revert it (re-apply the recorded state), adopt the live value (judged by the org's
+    /// policy; exit 3 when it breaks it), or ignore it with a reason.
+    #[command(
+        after_help = "Examples:\n  polaris drift resolve 0b6f... 7c1d... --action revert --wait\n  polaris drift resolve \
+                      0b6f... 7c1d... --action adopt\n  polaris drift resolve 0b6f... 7c1d... --action ignore --reason \
+                      'load test until Friday'"
+    )]
+    Resolve {
+        cluster: String,
+        drift: String,
+        #[arg(long, value_parser = ["revert", "adopt", "ignore"])]
+        action: String,
+        /// Why (required to ignore).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Follow the revert or adoption to its end; exit 1 if it fails or stalls.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up following after this many seconds.
+        #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+        wait_timeout: u64,
     },
 }
 
@@ -607,6 +646,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Clusters(c) => clusters(&client, output, c).await?,
         Command::Topics(t) => topics(&client, output, t).await?,
         Command::Users(u) => users(&client, output, u).await?,
+        Command::Drift(DriftCmd::List { cluster, open }) => {
+            let status = if open { "?status=open" } else { "" };
+            let list = client
+                .call(Method::GET, &format!("/v1/clusters/{}/drift{status}", path_segment(&cluster)), None)
+                .await?;
+            print::drift(output, list["items"].as_array().map(Vec::as_slice).unwrap_or_default());
+        }
+        Command::Drift(DriftCmd::Resolve { cluster, drift, action, reason, wait, wait_timeout }) => {
+            let path = format!("/v1/clusters/{}/drift/{}/resolve", path_segment(&cluster), path_segment(&drift));
+            let mode = Mode { wait, wait_timeout, dry_run: false };
+            mutate(&client, output, Method::POST, &path, Some(json!({"action": action, "reason": reason})), &mode)
+                .await?;
+        }
         Command::Operations(Operations::Get { id }) => {
             let op = client.call(Method::GET, &format!("/v1/operations/{}", path_segment(&id)), None).await?;
             print::operation(output, &op);

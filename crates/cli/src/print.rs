@@ -101,6 +101,22 @@ pub fn users(output: Output, items: &[Value]) {
     });
 }
 
+pub fn drift(output: Output, items: &[Value]) {
+    list(output, items, &["ID", "STATUS", "RESOURCE", "FIELD", "EXPECTED", "ACTUAL", "CHANGED BY", "DETECTED"], |d| {
+        let or = |v: &Value, none: &str| if v.is_null() { none.to_owned() } else { s(v) };
+        vec![
+            s(&d["id"]),
+            if d["reverting"] == true { "reverting".to_owned() } else { s(&d["status"]) },
+            s(&d["resource"]),
+            s(&d["field"]),
+            or(&d["expected"], "(unexplained)"),
+            or(&d["actual"], "(missing)"),
+            s(&d["changed_by"]),
+            s(&d["detected_at"]),
+        ]
+    });
+}
+
 /// The credentials of a create or rotate, shown this once, with the warning that they will not be again.
 pub fn credentials(answer: &Value) {
     let c = &answer["credentials"];

@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod codec;
 pub mod convert;
 pub mod door;
+pub mod drift;
 pub mod events;
 pub mod operations;
 pub mod policies;
@@ -29,10 +30,11 @@ use polaris_app::App;
 pub use door::Door;
 
 /// The fully qualified names of Polaris' services.
-pub const SERVICES: [&str; 7] = [
+pub const SERVICES: [&str; 8] = [
     "polaris.v1.ClusterService",
     "polaris.v1.TopicService",
     "polaris.v1.UserService",
+    "polaris.v1.DriftService",
     "polaris.v1.OperationService",
     "polaris.v1.EventService",
     "polaris.v1.PolicyService",
@@ -65,6 +67,7 @@ pub fn router(app: App) -> axum::Router {
         .add_service(pb::cluster_service_server::ClusterServiceServer::new(door.clone()))
         .add_service(pb::topic_service_server::TopicServiceServer::new(door.clone()))
         .add_service(pb::user_service_server::UserServiceServer::new(door.clone()))
+        .add_service(pb::drift_service_server::DriftServiceServer::new(door.clone()))
         .add_service(pb::operation_service_server::OperationServiceServer::new(door.clone()))
         .add_service(pb::event_service_server::EventServiceServer::new(door.clone()))
         .add_service(pb::policy_service_server::PolicyServiceServer::new(door.clone()))

@@ -582,6 +582,14 @@ pub struct RevertInput {
     pub deadline_unix_ms: u64,
 }
 
+/// What a revert must do before it applies: the brokers someone added behind Polaris' back, to be emptied (a
+/// `remove-brokers` rebalance, as a scale-down does) before the broker pool is lowered again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RevertPlan {
+    pub spec: ClusterSpec,
+    pub remove: Vec<i32>,
+}
+
 /// How a revert ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RevertOutcome {
@@ -604,6 +612,38 @@ impl DriftActivities {
                 Ok(s)
             }
             Err(e) => Err(retryable(e)),
+        }
+    }
+
+    /// The brokers to empty first: for the broker pool, the node ids its status has that the events do not.
+    #[activity]
+    pub async fn plan_revert(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RevertInput,
+    ) -> Result<RevertPlan, ActivityError> {
+        let cluster: Cluster = facts::current(&self.detector.pool, input.cluster_id).await.map_err(retryable)?;
+        let facts = ClusterFacts::of(&cluster);
+        let spec = facts.spec.ok_or_else(|| non_retryable("the cluster was never requested"))?;
+        let pool_object = object_id("KafkaNodePool", Some(&spec.namespace()), crate::resources::BROKER_POOL);
+        if input.object != pool_object {
+            return Ok(RevertPlan { spec, remove: vec![] });
+        }
+        let client = input.target.client().await.map_err(target_error)?;
+        let pools = Api::<KafkaNodePool>::namespaced(client, &spec.namespace());
+        // The operator first catches up with the drifted pool (it may be adding the brokers right now): the node
+        // ids it reports for that generation are the ones to empty.
+        loop {
+            let pool = pools.get_opt(crate::resources::BROKER_POOL).await.map_err(classify_kube)?;
+            let settled = pool
+                .as_ref()
+                .is_none_or(|p| p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation);
+            if settled || crate::operations::now_ms() >= input.deadline_unix_ms {
+                let live: Vec<i32> = pool.and_then(|p| p.status).map(|s| s.node_ids).unwrap_or_default();
+                let remove = live.into_iter().filter(|id| !facts.broker_ids.contains(id)).collect();
+                return Ok(RevertPlan { spec, remove });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 

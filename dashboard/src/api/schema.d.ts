@@ -164,6 +164,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/clusters/{id}/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A cluster's drift: where its objects on the target differ from what its events say, open ones first. */
+        get: operations["drift_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/clusters/{id}/drift/{drift_id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve an open drift: revert it (re-apply the recorded state), adopt the live value (recorded as the
+         *     resource's own event, judged by the policy), or ignore it with a reason.
+         */
+        post: operations["drift_resolve"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/clusters/{id}/history": {
         parameters: {
             query?: never;
@@ -660,6 +697,12 @@ export interface components {
              *     requested before namespaces carried the id keep `polaris-<name>`). Fixed for the cluster's life.
              */
             namespace: string;
+            /**
+             * Format: int32
+             * @description Open drifts of the cluster's objects on its target (`GET /v1/clusters/{id}/drift`); a READY cluster with
+             *     any is DEGRADED.
+             */
+            open_drifts?: number;
             /** Format: uuid */
             org: string;
             provider: string;
@@ -812,8 +855,71 @@ export interface components {
             name: string;
             ok: boolean;
         };
+        /**
+         * @description How to resolve a drift.
+         * @enum {string}
+         */
+        DriftAction: "revert" | "adopt" | "ignore";
+        DriftList: {
+            /** @description Open drifts first, then the newest. */
+            items: components["schemas"]["DriftView"][];
+            /**
+             * Format: int32
+             * @description How many are open.
+             */
+            open: number;
+        };
         /** @enum {string} */
         DriftMode: "report" | "revert";
+        DriftResolutionAnswer: {
+            drift: components["schemas"]["DriftView"];
+            operation?: components["schemas"]["OperationView"] | null;
+        };
+        /** @description A difference between what a cluster's events say one of its objects must be and what its target holds. */
+        DriftView: {
+            /** @description What the target holds (`null`: the object is missing). */
+            actual?: unknown;
+            /** @description The field manager that last wrote the field, from `managedFields`. */
+            changed_by?: string | null;
+            /** Format: uuid */
+            cluster_id: string;
+            /** Format: date-time */
+            detected_at: string;
+            /** @description What the events say (`null`: no event explains the object). A Secret's value is only ever its hash. */
+            expected?: unknown;
+            /**
+             * @description The field's path in the object (`spec.replicas`); empty for a whole object (missing or unexplained).
+             * @example spec.replicas
+             */
+            field: string;
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the live value was last seen.
+             */
+            observed_at: string;
+            /**
+             * Format: uuid
+             * @description The revert or adoption operation.
+             */
+            operation_id?: string | null;
+            reason?: string | null;
+            /** Format: date-time */
+            resolved_at?: string | null;
+            resolved_by?: string | null;
+            /**
+             * @description `Kind/namespace/name` of the Kubernetes object.
+             * @example KafkaNodePool/polaris-orders-1a2b3c4d/broker
+             */
+            resource: string;
+            /** @description A revert is running (`operation_id`). */
+            reverting: boolean;
+            /** @description open, reverted, adopted or ignored. */
+            status: string;
+            /** @description An object no event explains: reported, never deleted. */
+            unexplained: boolean;
+        };
         /** @description A command to judge, as its endpoint would receive it: `{"command": "...", "input": {...}}`. */
         EvaluateRequest: {
             /** @enum {string} */
@@ -937,10 +1043,10 @@ export interface components {
             /** Format: uuid */
             id: string;
             /**
-             * @description provision, scale, upgrade, delete, topic_apply, topic_delete, user_apply, user_rotate, user_delete.
+             * @description provision, scale, upgrade, delete, topic_apply, topic_delete, user_apply, user_rotate, user_delete, drift_revert.
              * @enum {string}
              */
-            kind: "provision" | "scale" | "upgrade" | "delete" | "topic_apply" | "topic_delete" | "user_apply" | "user_rotate" | "user_delete";
+            kind: "provision" | "scale" | "upgrade" | "delete" | "topic_apply" | "topic_delete" | "user_apply" | "user_rotate" | "user_delete" | "drift_revert";
             requested_by: string;
             /** Format: date-time */
             started_at: string;
@@ -1158,6 +1264,11 @@ export interface components {
             identical: boolean;
             /** @description Events applied, rate, per-table checksums and the clusters that differ. */
             report: Record<string, never>;
+        };
+        ResolveDrift: {
+            action: components["schemas"]["DriftAction"];
+            /** @description Why; required to ignore. */
+            reason?: string | null;
         };
         ScaleCluster: {
             /**
@@ -2451,6 +2562,237 @@ export interface operations {
                 };
             };
             /** @description Dependency unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    drift_list: {
+        parameters: {
+            query?: {
+                /** @description `open` for the open ones only; all by default. */
+                status?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Cluster id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Open and past drift of the cluster's resources */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DriftList"];
+                };
+            };
+            /** @description Invalid filter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `FORBIDDEN`: role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such cluster in this org */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    drift_resolve: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeating a request with the same key and body answers the first response again */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Cluster id */
+                id: string;
+                /** @description Drift id */
+                drift_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResolveDrift"];
+            };
+        };
+        responses: {
+            /** @description Ignored, on record */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DriftResolutionAnswer"];
+                };
+            };
+            /** @description Reverting, or adopted: the operation to follow */
+            202: {
+                headers: {
+                    /** @description The operation to follow */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DriftResolutionAnswer"];
+                };
+            };
+            /** @description Invalid request (ignoring needs a reason) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such cluster in this org, or no such drift */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The adopted change lost a race (`VERSION_CONFLICT`, `OPERATION_IN_PROGRESS`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: body over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `POLICY_VIOLATION` (the live value breaks the org's policy), `NOT_ADOPTABLE`, `UNEXPLAINED_OBJECT` (nothing to revert to), `INVALID_STATE` (not open, or already reverting) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `RATE_LIMITED`, with `Retry-After` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `INTERNAL`: a bug, with a `correlation_id` to report; retrying will not help */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `DEPENDENCY_UNAVAILABLE`: retry after `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;
