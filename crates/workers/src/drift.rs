@@ -45,6 +45,7 @@ use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
 use uuid::Uuid;
 
 use crate::facts::{self, ClusterFacts};
+use crate::operations::{OperationActivities, StepOutcome};
 use crate::provision::{Cause, classify_kube, non_retryable, retryable, target_error};
 use crate::resources::{ADMIN_PASSWORD_SECRET, CLUSTER_ID_LABEL, ClusterSpec, USER_PASSWORD_KEY};
 use crate::strimzi::{Kafka, KafkaNodePool, KafkaTopic, KafkaUser};
@@ -509,7 +510,7 @@ impl Detector {
         for drift in pass.drifts {
             let id = polaris_domain::drift::drift_id(drift.cluster_id, &drift.object, &drift.field);
             let revertable = drift.expected.is_some();
-            tracing::info!(cluster = %cluster, object = %drift.object, field = %drift.field, "drift observed");
+            tracing::debug!(cluster = %cluster, object = %drift.object, field = %drift.field, "drift observed");
             self.execute(id, DriftCommand::Detect(drift), self.metadata(d.org_id, correlation, None)).await?;
             summary.detected += 1;
             if mode == DriftMode::Revert && revertable {
@@ -627,6 +628,7 @@ impl DriftActivities {
         let spec = facts.spec.ok_or_else(|| non_retryable("the cluster was never requested"))?;
         let pool_object = object_id("KafkaNodePool", Some(&spec.namespace()), crate::resources::BROKER_POOL);
         if input.object != pool_object {
+            tracing::debug!(object = %input.object, %pool_object, "revert plan: not the broker pool");
             return Ok(RevertPlan { spec, remove: vec![] });
         }
         let client = input.target.client().await.map_err(target_error)?;
@@ -640,7 +642,8 @@ impl DriftActivities {
                 .is_none_or(|p| p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation);
             if settled || crate::operations::now_ms() >= input.deadline_unix_ms {
                 let live: Vec<i32> = pool.and_then(|p| p.status).map(|s| s.node_ids).unwrap_or_default();
-                let remove = live.into_iter().filter(|id| !facts.broker_ids.contains(id)).collect();
+                let remove: Vec<i32> = live.iter().copied().filter(|id| !facts.broker_ids.contains(id)).collect();
+                tracing::info!(object = %input.object, ?live, recorded = ?facts.broker_ids, ?remove, "revert plan");
                 return Ok(RevertPlan { spec, remove });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -829,12 +832,33 @@ impl RevertDrift {
         let deadline = now + Duration::from_secs(input.timeout_secs);
         input.deadline_unix_ms =
             deadline.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let outcome = match ctx
-            .execute_activity(DriftActivities::revert, input.clone(), revert_options(input.timeout_secs))
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => RevertOutcome::Stalled(format!("the revert could not be applied: {e:?}")),
+        let opts = revert_options(input.timeout_secs);
+        let plan = ctx.execute_activity(DriftActivities::plan_revert, input.clone(), opts.clone()).await?;
+        let mut outcome = None;
+        if !plan.remove.is_empty() {
+            // Brokers added behind Polaris' back may hold replicas by now: emptied first, as a scale-down does.
+            let step = crate::operations::KubeStep {
+                spec: plan.spec,
+                target: input.target.clone(),
+                deadline_unix_ms: input.deadline_unix_ms,
+                mode: "remove-brokers".into(),
+                node_ids: plan.remove,
+                name: format!("revert-{}", &input.cause.operation_id.simple().to_string()[..8]),
+            };
+            outcome = match ctx.execute_activity(OperationActivities::rebalance, step, opts.clone()).await {
+                Ok(StepOutcome::Done { .. }) => None,
+                Ok(StepOutcome::Stalled { reason } | StepOutcome::Conflict { reason }) => {
+                    Some(RevertOutcome::Stalled(reason))
+                }
+                Err(e) => Some(RevertOutcome::Stalled(format!("emptying the added brokers failed: {e:?}"))),
+            };
+        }
+        let outcome = match outcome {
+            Some(stalled) => stalled,
+            None => match ctx.execute_activity(DriftActivities::revert, input.clone(), opts).await {
+                Ok(outcome) => outcome,
+                Err(e) => RevertOutcome::Stalled(format!("the revert could not be applied: {e:?}")),
+            },
         };
         let done = outcome == RevertOutcome::Done;
         ctx.execute_activity(DriftActivities::report_revert, (input, outcome), crate::provision::report_options())
