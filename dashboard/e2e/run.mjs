@@ -4,6 +4,7 @@
 // bundle. Screenshots of the main pages go to $POLARIS_SCREENSHOTS (default .polaris/screenshots).
 //
 //   POLARIS_API_URL=http://127.0.0.1:8080 POLARIS_TOKEN_FILE=../.polaris/dev-admin-token node e2e/run.mjs
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -307,6 +308,35 @@ async function main() {
       await page.click('button[name=tab-overview]');
     });
     await shot('users');
+
+    await step("drift: a broker-pool edit behind Polaris' back badges the clusters list and is reverted from the drift tab", async () => {
+      const cluster = await call(token, 'GET', `/v1/clusters/${clusterId}`);
+      const kubeconfig = join(root, '.polaris', 'kube', `${cluster.provider}-${cluster.region}.kubeconfig`);
+      const patch = JSON.stringify({ spec: { replicas: cluster.brokers + 1 } });
+      execFileSync(join(root, '.polaris', 'cache', 'venv', 'bin', 'kubectl'), [
+        '--kubeconfig', kubeconfig, 'patch', 'kafkanodepool', 'brokers', '-n', cluster.namespace, '--type', 'merge', '-p', patch,
+      ]);
+      await page.goto(`${base}/#/clusters`);
+      await page.selectOption('select[name=status]', '');
+      await page.waitForSelector(`[data-cluster="${name}"] [data-testid=drift-badge]`, { timeout: 90_000 });
+      await page.waitForSelector(`[data-cluster="${name}"] [data-status=DEGRADED]`, { timeout: 10_000 });
+      await shot('clusters-drift');
+      await page.goto(`${base}/#/clusters/${clusterId}`);
+      await page.click('button[name=tab-drift]');
+      const row = '[data-testid=drift-table] tr[data-field="spec.replicas"]';
+      await page.waitForSelector(`${row} [data-status=open]`, { timeout: 10_000 });
+      const text = await page.textContent(row);
+      if (!text?.includes('kubectl-patch')) fail(`the drift row does not say who changed it: ${text}`);
+      await shot('cluster-drift');
+      await page.click(`${row} button[name=revert]`);
+      await page.waitForSelector(`${row} [data-status=reverted]`, { timeout: READY_TIMEOUT });
+      await page.waitForFunction(
+        () => document.querySelector('h1 [data-status]')?.getAttribute('data-status') === 'READY',
+        undefined,
+        { timeout: 30_000 },
+      );
+      await page.click('button[name=tab-overview]');
+    });
 
     await step('delete the cluster once its name is typed', async () => {
       const button = '[data-testid=delete-cluster] button[type=submit]';

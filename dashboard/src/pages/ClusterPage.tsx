@@ -13,6 +13,7 @@ import { Badge, Field, ProblemBanner, Table, time } from '../components';
 import { useApiCall, usePoll } from '../hooks';
 import { MetricsCharts } from '../charts';
 import { DeleteCluster, TopicActions, UpgradeForm } from './ClusterActions';
+import { ClusterDrift } from './ClusterDrift';
 import { ClusterUsers } from './ClusterUsers';
 
 export function ClusterPage({ id }: { id: string }) {
@@ -21,7 +22,7 @@ export function ClusterPage({ id }: { id: string }) {
   const brokers = usePoll<{ items: Broker[] }>(`${base}/brokers`, 2000);
   const topics = usePoll<{ items: Topic[] }>(`${base}/topics?page_size=100`, 2000);
   const history = usePoll<{ items: HistoryEntry[] }>(`${base}/history`, 2000);
-  const [tab, setTab] = useState<'overview' | 'users'>('overview');
+  const [tab, setTab] = useState<'overview' | 'users' | 'drift'>('overview');
   const c = cluster.data;
   if (cluster.error && !c) return <ProblemBanner problem={cluster.error} />;
   if (!c) return <p className="muted">Loading...</p>;
@@ -74,8 +75,13 @@ export function ClusterPage({ id }: { id: string }) {
         <button type="button" role="tab" name="tab-users" aria-selected={tab === 'users'} onClick={() => setTab('users')}>
           Users
         </button>
+        <button type="button" role="tab" name="tab-drift" aria-selected={tab === 'drift'} onClick={() => setTab('drift')}>
+          Drift {c.open_drifts ? <span className="badge badge-bad" data-testid="drift-count">{c.open_drifts}</span> : null}
+        </button>
       </nav>
-      {tab === 'users' ? <ClusterUsers clusterId={c.id} /> : <Overview cluster={c} brokers={brokers.data?.items} topics={topics.data?.items} reload={reload} />}
+      {tab === 'users' && <ClusterUsers clusterId={c.id} />}
+      {tab === 'drift' && <ClusterDrift clusterId={c.id} />}
+      {tab === 'overview' && <Overview cluster={c} brokers={brokers.data?.items} topics={topics.data?.items} reload={reload} />}
       <Timeline clusterId={c.id} events={history.data?.items ?? []} />
     </section>
   );

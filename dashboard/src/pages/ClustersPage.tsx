@@ -56,6 +56,11 @@ export function ClustersPage() {
             </td>
             <td>
               <Badge status={c.status} />
+              {c.open_drifts ? (
+                <span className="badge badge-bad drift-badge" data-testid="drift-badge" title={c.status_reason ?? undefined}>
+                  {c.open_drifts} drift
+                </span>
+              ) : null}
             </td>
             <td>
               {c.provider}/{c.region}
