@@ -9,6 +9,9 @@
 //! - `replay`: a synthetic history of N clusters (9 events each) written to the event store, projected live,
 //!   then rebuilt by `admin replay`: events per second of the replay, and whether it is identical.
 //! - `lag`: a steady rate of cluster requests through the API for a while: commit-to-read-model lag p50/p99.
+//! - `drift`: N clusters on one target; the time of one detector pass over all of them, then M drifts injected
+//!   one after another (a label changed on a Kafka resource by another field manager): detection latency p50/p99,
+//!   from the change to the drift in the API.
 //! - `cli`: the built `polaris` binary: wall time of `clusters list` (process start, HTTP, output) and how long
 //!   `events tail` takes to print an event after its command was accepted.
 
@@ -83,6 +86,13 @@ enum Command {
         clusters: usize,
         #[arg(long, default_value_t = 100)]
         partitions: u32,
+    },
+    /// Drift detection: one detector pass over N clusters, and the detection latency of M injected drifts.
+    Drift {
+        #[arg(long, default_value_t = 100)]
+        clusters: usize,
+        #[arg(long, default_value_t = 50)]
+        drifts: usize,
     },
     /// Clusters from POST to READY on the local stack.
     Provision {
@@ -604,6 +614,106 @@ async fn cli(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn drift(clusters: usize, drifts: usize) -> anyhow::Result<()> {
+    use kube::api::{Api, Patch, PatchParams};
+    use polaris_test_support::harness::{kube_client, wait_for_status};
+    const TARGET: &str = "aws-eu-west-1";
+    // The schedule every 60 s (the default): what detects an injected drift at once is the watch.
+    let h = Harness::start_configured(&ALL, |s| s.drift_interval_secs = 60).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    let started = Instant::now();
+    let ids: Vec<(String, String, String)> = futures::stream::iter(0..clusters)
+        .map(|i| {
+            let (h, run) = (&h, &run);
+            async move {
+                let name = format!("d{run}-{i}");
+                let body = post_cluster(h, &name, "aws", "eu-west-1").await?;
+                let id = body["cluster"]["id"].as_str().unwrap_or_default().to_owned();
+                let ns = body["cluster"]["namespace"].as_str().unwrap_or_default().to_owned();
+                wait_for_status(h, &id, "READY", Duration::from_secs(600)).await;
+                Ok((id, ns, name))
+            }
+        })
+        .buffer_unordered(10)
+        .collect::<Vec<anyhow::Result<_>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    println!("drift: {clusters} clusters READY on {TARGET} in {:.1} s", started.elapsed().as_secs_f64());
+
+    let target: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM targets WHERE name = $1").bind(TARGET).fetch_one(&h.db.pool).await?;
+    let detector = polaris_workers::drift::Detector {
+        pool: h.db.pool.clone(),
+        drifts: std::sync::Arc::new(polaris_store::drift_cqrs(h.db.pool.clone(), Default::default())),
+        key: None,
+        targets: h.settings.worker_config().targets,
+        metrics: Default::default(),
+    };
+    let mut passes = Vec::new();
+    for _ in 0..5 {
+        let summary = detector.pass_target(target).await?;
+        anyhow::ensure!(summary.detected == 0, "a pass over steady clusters detected drift: {summary:?}");
+        println!(
+            "  one pass: {} clusters ({} skipped), {} objects compared, {} ms",
+            summary.clusters, summary.skipped, summary.objects, summary.millis
+        );
+        passes.push(summary.millis as f64);
+    }
+    let passes = sorted(passes);
+    println!(
+        "  pass over {clusters} clusters  p50 {:.0} ms   max {:.0} ms",
+        percentile(&passes, 50.0),
+        passes[passes.len() - 1]
+    );
+
+    let client = kube_client(TARGET).await;
+    let mut latencies = Vec::new();
+    for i in 0..drifts {
+        let (id, ns, name) = &ids[i % ids.len()];
+        let kafkas: Api<polaris_workers::strimzi::Kafka> = Api::namespaced(client.clone(), ns);
+        let value = format!("bench-{i}");
+        let patch = json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": value}}});
+        let t = Instant::now();
+        kafkas
+            .patch(
+                name,
+                &PatchParams { field_manager: Some("bench".into()), ..Default::default() },
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        loop {
+            let list: Value = h
+                .http
+                .get(h.url(&format!("/v1/clusters/{id}/drift?status=open")))
+                .bearer_auth(&h.admin_token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let seen = list["items"].as_array().into_iter().flatten().any(|d| d["actual"] == value.as_str());
+            if seen {
+                break;
+            }
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "drift {i} not detected within 120 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let l = sorted(latencies);
+    println!(
+        "  detection latency over {drifts} drifts (change -> GET /drift shows it)  p50 {:.0} ms   p99 {:.0} ms   max {:.0} ms",
+        percentile(&l, 50.0),
+        percentile(&l, 99.0),
+        l[l.len() - 1]
+    );
+    for (id, _, _) in &ids {
+        let _ = h.http.delete(h.url(&format!("/v1/clusters/{id}"))).bearer_auth(&h.admin_token).send().await;
+    }
+    h.stop().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -614,5 +724,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay { clusters, batch_size } => replay(clusters, batch_size).await,
         Command::Lag { rate, seconds } => lag(rate, seconds).await,
         Command::Cli { runs } => cli(runs).await,
+        Command::Drift { clusters, drifts } => drift(clusters, drifts).await,
     }
 }

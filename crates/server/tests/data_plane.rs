@@ -16,7 +16,7 @@ use kube::api::ListParams;
 use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL};
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
-    ALL, Harness, get, kube_client, prepare_faults, send, unique_name, wait_for_status, wait_operation_for,
+    ALL, Harness, get, kube_client, kubectl, prepare_faults, send, unique_name, wait_for_status, wait_operation_for,
 };
 use polaris_test_support::prometheus::TestPrometheus;
 use rdkafka::ClientConfig;
@@ -372,6 +372,112 @@ fn kcat(args: &[&str], stdin: &str) -> std::process::Output {
 /// None of `secrets` is anywhere Polaris records things: the org's events, the cluster's history, the audit log,
 /// any table of the database, the events topic on the bootstrap Kafka, and the log files of the local services
 /// (strimzi-sim's included).
+/// The open drift of `field` of an object whose id contains `object`, once the API shows it.
+async fn open_drift(h: &Harness, id: &str, object: &str, field: &str) -> Value {
+    eventually(&format!("an open drift of {object} {field:?}"), Duration::from_secs(30), || async {
+        let list = get(h, &format!("/v1/clusters/{id}/drift?status=open")).await;
+        let items = list["items"].as_array()?;
+        items
+            .iter()
+            .find(|d| d["resource"].as_str().is_some_and(|r| r.contains(object)) && d["field"] == field)
+            .cloned()
+    })
+    .await
+}
+
+/// Reverts a drift through the API and waits for the revert to succeed.
+async fn revert(h: &Harness, id: &str, drift: &Value) {
+    let path = format!("/v1/clusters/{id}/drift/{}/resolve", drift["id"].as_str().expect("drift id"));
+    let (s, body) = send(h, h.http.post(h.url(&path)).json(&json!({"action": "revert"}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    wait_operation_for(h, body["operation"]["id"].as_str().expect("op"), "succeeded", LONG).await;
+}
+
+/// Drift where it reaches Kafka: nothing was recorded through the scale and the upgrade; a KafkaTopic deleted with
+/// kubectl is reverted and the topic is on the brokers again; a broker added with kubectl is reverted, emptied
+/// and stopped.
+async fn drift_on_the_brokers(h: &Harness, id: &str, ns: &str, admin: &ClientConfig) {
+    let detected: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DriftDetected'")
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(detected, 0, "DriftDetected while nothing drifted (through a scale and an upgrade on real brokers)");
+    let topic_on_brokers = |name: &'static str| {
+        let c = admin.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let consumer: BaseConsumer = c.clone().set("group.id", "drift-probe").create().expect("consumer");
+                let md = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+                md.topics().iter().find(|t| t.name() == name).map(|t| t.partitions().len())
+            })
+            .await
+            .expect("metadata")
+        }
+    };
+    let (s, t) = send(
+        h,
+        h.http.post(h.url(&format!("/v1/clusters/{id}/topics"))).json(&json!({
+            "name": "drift.check", "partitions": 3, "replication_factor": 3
+        })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+    wait_operation_for(h, t["operation"]["id"].as_str().expect("op"), "succeeded", Duration::from_secs(120)).await;
+    let topics: Api<polaris_workers::strimzi::KafkaTopic> = Api::namespaced(kube_client(TARGET).await, ns);
+    let object = topics
+        .list(&ListParams::default())
+        .await
+        .expect("KafkaTopics")
+        .items
+        .into_iter()
+        .find(|t| t.spec.topic_name.as_deref() == Some("drift.check"))
+        .and_then(|t| t.metadata.name)
+        .expect("the KafkaTopic of drift.check");
+    let (ok, out) = kubectl(TARGET, &["delete", "kafkatopic", &object, "-n", ns, "--wait=true"], "");
+    assert!(ok, "{out}");
+    eventually("drift.check gone from the brokers", Duration::from_secs(60), || async {
+        topic_on_brokers("drift.check").await.is_none().then_some(())
+    })
+    .await;
+    let drift = open_drift(h, id, &object, "").await;
+    assert_eq!(drift["actual"], Value::Null, "{drift}");
+    revert(h, id, &drift).await;
+    let partitions = eventually("drift.check on the brokers again", Duration::from_secs(60), || async {
+        topic_on_brokers("drift.check").await
+    })
+    .await;
+    assert_eq!(partitions, 3);
+
+    // A fourth broker with kubectl: it starts; the revert empties it (remove-brokers) and the pool is 3 again.
+    let patch = r#"{"spec":{"replicas":4}}"#;
+    let (ok, out) =
+        kubectl(TARGET, &["patch", "kafkanodepool", BROKER_POOL, "-n", ns, "--type", "merge", "-p", patch], "");
+    assert!(ok, "{out}");
+    let drift = open_drift(h, id, BROKER_POOL, "spec.replicas").await;
+    assert_eq!((drift["expected"].as_i64(), drift["actual"].as_i64()), (Some(3), Some(4)), "{drift}");
+    let c = admin.clone();
+    let joined = eventually("the added broker serving", Duration::from_secs(120), || {
+        let c = c.clone();
+        async move {
+            let (_, brokers) = tokio::task::spawn_blocking(move || replicas(&c)).await.ok()?;
+            (brokers.len() == 4).then_some(brokers)
+        }
+    })
+    .await;
+    println!("brokers after kubectl raised the pool: {joined:?}");
+    revert(h, id, &drift).await;
+    let c = admin.clone();
+    eventually("the added broker stopped and unregistered", Duration::from_secs(30), || {
+        let c = c.clone();
+        async move {
+            let (_, brokers) = tokio::task::spawn_blocking(move || replicas(&c)).await.ok()?;
+            (brokers == BTreeSet::from([3, 4, 5])).then_some(())
+        }
+    })
+    .await;
+    wait_for_status(h, id, "READY", Duration::from_secs(60)).await;
+}
+
 async fn secrets_nowhere(h: &Harness, cluster_id: &str, secrets: &[String]) {
     let mut seen = Vec::new();
     // Every page of a feed, followed to its end.
@@ -485,9 +591,11 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     // A Prometheus of the test's own discovers the brokers through this Polaris' http_sd endpoint, and the API
     // charts from it.
     let prometheus_port = polaris_test_support::prometheus::free_port();
+    // The drift detector passes every second all along: through a scale and an upgrade it must record nothing.
     let h = Harness::start_configured(&ALL, |s| {
         s.ready_timeout_secs = 300;
         s.prometheus_url = Some(format!("http://127.0.0.1:{prometheus_port}"));
+        s.drift_interval_secs = 1;
     })
     .await;
     let prometheus = TestPrometheus::start(prometheus_port, &h.url("/sd/kafka")).await;
@@ -815,6 +923,8 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     let read = tokio::task::spawn_blocking(move || consume_all(&c)).await.expect("consume");
     let lost: Vec<&String> = acknowledged.difference(&read).take(5).collect();
     assert!(lost.is_empty(), "acknowledged but not read after the upgrade: {lost:?}");
+
+    drift_on_the_brokers(&h, &id, &ns, &admin).await;
 
     // strimzi-sim killed and restarted: the cluster, its topic and its messages are intact.
     restart_strimzi_sim();

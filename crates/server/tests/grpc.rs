@@ -390,3 +390,66 @@ async fn a_user_made_over_grpc_shows_its_password_once_and_the_worker_writes_it(
     assert!(secrets.get_opt("polaris-user-orders-app").await.expect("secrets").is_none(), "the Secret is gone");
     h.stop().await;
 }
+
+/// Drift over gRPC: the same list as REST, the same refusals (ignore without a reason, another org's cluster), and
+/// a resolution recorded as over REST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drift_is_listed_and_resolved_over_grpc_as_over_rest() {
+    use polaris_grpc::pb::drift_service_client::DriftServiceClient;
+    use polaris_test_support::harness::{get, kubectl, new_org, new_token};
+    let h = Harness::start_configured(&ALL, |s| s.drift_interval_secs = 1).await;
+    let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
+    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(90)).await;
+    let ns = ready["namespace"].as_str().expect("namespace");
+    let name = ready["name"].as_str().expect("name");
+    let patch =
+        r#"{"metadata":{"annotations":{"polaris.dev/note":"x"},"labels":{"app.kubernetes.io/managed-by":"someone"}}}"#;
+    let (ok, out) = kubectl("aws-eu-west-1", &["patch", "kafka", name, "-n", ns, "--type", "merge", "-p", patch], "");
+    assert!(ok, "{out}");
+    let mut drift = DriftServiceClient::new(channel(&h).await);
+    let list = |token: &str| authorized(pb::ListDriftRequest { cluster_id: id.clone(), status: "open".into() }, token);
+    let listed = polaris_test_support::eventually("the drift over gRPC", Duration::from_secs(30), || {
+        let (mut drift, request) = (drift.clone(), list(&h.admin_token));
+        async move {
+            let items = drift.list_drift(request).await.ok()?.into_inner().items;
+            items.into_iter().find(|d| d.field == "metadata.labels.app.kubernetes.io/managed-by")
+        }
+    })
+    .await;
+    assert_eq!(listed.expected_json.as_deref(), Some("\"polaris\""), "{listed:?}");
+    assert_eq!(listed.actual_json.as_deref(), Some("\"someone\""), "{listed:?}");
+    assert_eq!(listed.changed_by.as_deref(), Some("kubectl-patch"));
+    let rest = get(&h, &format!("/v1/clusters/{id}/drift?status=open")).await;
+    let rest_ids: Vec<&str> =
+        rest["items"].as_array().expect("items").iter().filter_map(|d| d["id"].as_str()).collect();
+    assert!(rest_ids.contains(&listed.id.as_str()), "REST lists the same drift: {rest}");
+    assert!(!rest.to_string().contains("polaris.dev/note"), "an annotation Polaris does not set is no drift: {rest}");
+
+    let other = new_org(&h.db, &format!("grpc-drift-{}", unique_name())).await;
+    let foreign = new_token(&h.db, other, polaris_app::caller::Role::Admin).await;
+    let status = drift.list_drift(list(&foreign)).await.expect_err("another org's cluster");
+    assert_eq!(status.code(), Code::NotFound);
+    let resolve = |action: &str, reason: Option<&str>| {
+        let message = pb::ResolveDriftRequest {
+            cluster_id: id.clone(),
+            drift_id: listed.id.clone(),
+            action: action.into(),
+            reason: reason.map(str::to_owned),
+        };
+        authorized(message, &h.admin_token)
+    };
+    let status = drift.resolve_drift(resolve("ignore", None)).await.expect_err("ignore without a reason");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let status = drift.resolve_drift(resolve("heal", None)).await.expect_err("an unknown action");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let answer = drift.resolve_drift(resolve("ignore", Some("a note for the auditors"))).await.expect("ignore");
+    let answer = answer.into_inner().drift.expect("drift");
+    assert_eq!((answer.status.as_str(), answer.reason.as_deref()), ("ignored", Some("a note for the auditors")));
+    polaris_test_support::eventually("the ignore in the read model", Duration::from_secs(30), || async {
+        let rest = get(&h, &format!("/v1/clusters/{id}/drift")).await;
+        let row = rest["items"].as_array()?.iter().find(|d| d["id"] == listed.id.as_str())?.clone();
+        (row["status"] == "ignored").then_some(())
+    })
+    .await;
+    h.stop().await;
+}
