@@ -301,5 +301,26 @@ async fn drift_is_detected_degrades_the_cluster_and_is_reverted_adopted_or_ignor
     assert_eq!(back.trim(), "172800000");
     wait_for_status(&h, &id, "READY", Duration::from_secs(30)).await;
     kubectl_ok(&["delete", "kafkatopic", "stray-topic", "-n", &ns], "");
+
+    // Every drift episode and its resolution is rebuilt exactly from the events by replay.
+    let platform = polaris_app::caller::new_token_secret();
+    polaris_app::caller::store_token(&h.db.pool, h.org, "platform", polaris_app::caller::Role::Admin, true, &platform)
+        .await
+        .expect("platform token");
+    let replayed: Value = h
+        .http
+        .post(h.url("/v1/admin/replay"))
+        .bearer_auth(&platform)
+        .send()
+        .await
+        .expect("replay")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(replayed["identical"], true, "{replayed}");
+    let tables = replayed["report"]["tables"].as_array().expect("tables");
+    let drifts = tables.iter().find(|t| t["table"] == "drifts").expect("drifts is compared");
+    assert!(drifts["live_rows"].as_i64().is_some_and(|n| n >= 4), "{drifts}");
+    assert_eq!(drifts["live_md5"], drifts["replayed_md5"], "{drifts}");
     h.stop().await;
 }
