@@ -93,8 +93,17 @@ pub struct DriftList {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListDriftQuery {
-    /// `open` for the open ones only; all by default.
-    pub status: Option<String>,
+    /// `open` for the open ones only; `all` (the default) for every drift.
+    #[param(inline)]
+    pub status: Option<DriftFilter>,
+}
+
+/// Which drifts a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftFilter {
+    Open,
+    All,
 }
 
 /// How to resolve a drift.
@@ -151,11 +160,7 @@ impl From<DriftError> for AppError {
 /// A cluster's drifts (viewer).
 pub async fn list(app: &App, caller: &Caller, cluster: Uuid, q: ListDriftQuery) -> Result<DriftList, AppError> {
     clusters::current(app, caller, cluster).await?;
-    let open_only = match q.status.as_deref() {
-        None | Some("all") => false,
-        Some("open") => true,
-        Some(_) => return Err(AppError::validation("status is `open` or `all`", Some("status"))),
-    };
+    let open_only = q.status == Some(DriftFilter::Open);
     let rows = db::drifts::list(&app.pool, cluster, open_only, 500).await?;
     let items: Vec<DriftView> = rows.into_iter().map(DriftView::from).collect();
     let open = items.iter().filter(|d| d.status == "open").count() as u32;

@@ -1,7 +1,7 @@
 //! `polaris.v1.DriftService` over `polaris_app::drift`.
 
 use polaris_app::AppError;
-use polaris_app::drift::{self, DriftAction, DriftView, ListDriftQuery, ResolveDrift, Resolved};
+use polaris_app::drift::{self, DriftAction, DriftFilter, DriftView, ListDriftQuery, ResolveDrift, Resolved};
 use tonic::{Request, Response, Status};
 
 use crate::convert::{self, opt_text, resource_id, text, timestamp};
@@ -40,7 +40,12 @@ impl DriftService for Door {
     async fn list_drift(&self, req: Request<pb::ListDriftRequest>) -> Result<Response<pb::ListDriftResponse>, Status> {
         self.read(req, async |app, caller, r| {
             let cluster = resource_id(&r.cluster_id, "cluster")?;
-            let q = ListDriftQuery { status: opt_text((!r.status.is_empty()).then_some(r.status), "status")? };
+            let status = match r.status.as_str() {
+                "" | "all" => None,
+                "open" => Some(DriftFilter::Open),
+                _ => return Err(AppError::validation("status is open or all", Some("status"))),
+            };
+            let q = ListDriftQuery { status };
             let list = drift::list(app, caller, cluster, q).await?;
             Ok(pb::ListDriftResponse { items: list.items.into_iter().map(drift).collect(), open: list.open })
         })

@@ -2575,8 +2575,8 @@ export interface operations {
     drift_list: {
         parameters: {
             query?: {
-                /** @description `open` for the open ones only; all by default. */
-                status?: string;
+                /** @description `open` for the open ones only; `all` (the default) for every drift. */
+                status?: "open" | "all";
             };
             header?: never;
             path: {
