@@ -69,6 +69,12 @@ async fn count_detected(h: &Harness) -> i64 {
         .expect("count")
 }
 
+/// `kubectl patch` of a KafkaTopic's `retention.ms`, as someone behind Polaris would.
+fn set_retention(ns: &str, object: &str, ms: i64) {
+    let patch = format!(r#"{{"spec":{{"config":{{"retention.ms":{ms}}}}}}}"#);
+    kubectl_ok(&["patch", "kafkatopic", object, "-n", ns, "--type", "merge", "-p", &patch], "");
+}
+
 fn kubectl_ok(args: &[&str], input: &str) -> String {
     let (ok, out) = kubectl(TARGET, args, input);
     assert!(ok, "kubectl {args:?}: {out}");
@@ -136,20 +142,7 @@ async fn drift_is_detected_degrades_the_cluster_and_is_reverted_adopted_or_ignor
     assert_eq!(get(&h, &format!("/v1/clusters/{id}")).await["status"], "READY");
 
     // A topic's retention changed with kubectl: detected within the interval plus 5 s, who did it, DEGRADED.
-    kubectl_ok(
-        &[
-            "patch",
-            "kafkatopic",
-            &topic_object,
-            "-n",
-            &ns,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"config":{"retention.ms":172800000}}}"#,
-        ],
-        "",
-    );
+    set_retention(&ns, &topic_object, 172800000);
     let (drift, latency) = wait_drift(&h, &id, &topic_object, "spec.config.retention.ms").await;
     println!("detected a retention.ms change in {latency:?}");
     assert_eq!((drift["expected"].clone(), drift["actual"].clone()), (json!(86400000), json!(172800000)), "{drift}");
@@ -184,20 +177,7 @@ async fn drift_is_detected_degrades_the_cluster_and_is_reverted_adopted_or_ignor
     wait_for_status(&h, &id, "READY", Duration::from_secs(30)).await;
 
     // Infinite retention is never adopted under a `finite` rule; ignoring needs a reason, and stays ignored.
-    kubectl_ok(
-        &[
-            "patch",
-            "kafkatopic",
-            &topic_object,
-            "-n",
-            &ns,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"config":{"retention.ms":-1}}}"#,
-        ],
-        "",
-    );
+    set_retention(&ns, &topic_object, -1);
     let (drift, _) = wait_drift(&h, &id, &topic_object, "spec.config.retention.ms").await;
     let (s, p) = resolve(&h, &id, &drift, json!({"action": "adopt"})).await;
     assert_eq!((s, p["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("POLICY_VIOLATION")), "{p}");
@@ -270,20 +250,7 @@ async fn drift_is_detected_degrades_the_cluster_and_is_reverted_adopted_or_ignor
     assert_eq!(s, StatusCode::OK, "{body}");
     let (s, _) = resolve(&h, &id, &drift, json!({"action": "ignore", "reason": "a test's own object"})).await;
     assert_eq!(s, StatusCode::OK);
-    kubectl_ok(
-        &[
-            "patch",
-            "kafkatopic",
-            &topic_object,
-            "-n",
-            &ns,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"config":{"retention.ms":999}}}"#,
-        ],
-        "",
-    );
+    set_retention(&ns, &topic_object, 999);
     eventually("the detector's own revert", Duration::from_secs(60), || async {
         let list = get(&h, &format!("/v1/clusters/{id}/drift")).await;
         list["items"].as_array()?.iter().find(|d| {
