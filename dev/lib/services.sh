@@ -56,8 +56,12 @@ start_postgres() {
   fi
   mkdir -p "$DATA/pg-socket" && { [[ $(id -u) -ne 0 ]] || chown postgres:postgres "$DATA/pg-socket"; }
   [[ $(id -u) -eq 0 ]] && touch "$logf" && chown postgres "$logf"
-  step "postgres: start on 127.0.0.1:$PG_PORT" "$logf" pg_run "$PG_BIN/pg_ctl" -D "$dir" -l "$logf" -w -t 60 \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $DATA/pg-socket -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start
+  # Fast and not durable for development; PG_DURABLE=1 starts it with production's durable settings (for a
+  # benchmark compared with a durable limit, or a fault test that kills PostgreSQL).
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [[ "${PG_DURABLE:-0}" == 1 ]] && durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+  step "postgres: start on 127.0.0.1:$PG_PORT (durable: ${PG_DURABLE:-0})" "$logf" pg_run "$PG_BIN/pg_ctl" -D "$dir" -l "$logf" -w -t 60 \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $DATA/pg-socket -c max_connections=300 $durability" start
   head -1 "$dir/postmaster.pid" > "$PIDS/postgres.pid"
   wait_for "postgres" 60 "$logf" pg_ready
   "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='polaris'" | grep -q 1 ||

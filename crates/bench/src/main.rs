@@ -9,6 +9,10 @@
 //! - `replay`: a synthetic history of N clusters (9 events each) written to the event store, projected live,
 //!   then rebuilt by `admin replay`: events per second of the replay, and whether it is identical.
 //! - `lag`: a steady rate of cluster requests through the API for a while: commit-to-read-model lag p50/p99.
+//! - `limit`: the machine's own limits first (the append+outbox transaction on the project's PostgreSQL, 8
+//!   clients, synchronous commit; the ordered scan of the event table), then Polaris against them: commands/s
+//!   through REST and gRPC at concurrency 8 and 32 (with p99), replay events/s, the relay's publish rate and the
+//!   projector's catch-up rate on a backlog, each with its ratio to the limit it is bounded by.
 //! - `drift`: N clusters on one target; the time of one detector pass over all of them, then M drifts injected
 //!   one after another (a label changed on a Kafka resource by another field manager): detection latency p50/p99,
 //!   from the change to the drift in the API.
@@ -86,6 +90,20 @@ enum Command {
         clusters: usize,
         #[arg(long, default_value_t = 100)]
         partitions: u32,
+    },
+    /// The machine's limits, then Polaris against them (issue #17's goals). Run it on PostgreSQL with production's
+    /// durable settings (`./dev/down && PG_DURABLE=1 ./dev/up`): the development cluster's asynchronous commit
+    /// is no limit a durable Polaris can be compared with.
+    Limit {
+        /// Seconds of each PostgreSQL limit measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Cluster requests per door and concurrency.
+        #[arg(long, default_value_t = 5_000)]
+        commands: usize,
+        /// The backlog for the relay, the projector and the replay (events; 9 per synthetic cluster).
+        #[arg(long, default_value_t = 100_000)]
+        backlog: usize,
     },
     /// Drift detection: one detector pass over N clusters, and the detection latency of M injected drifts.
     Drift {
@@ -186,27 +204,8 @@ async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::
     let grpc = tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?;
     let mut total = 50;
     for (round, via) in vias.into_iter().enumerate() {
-        let started = Instant::now();
-        let latencies: Vec<f64> = futures::stream::iter(0..commands)
-            .map(|i| {
-                let (h, run, cqrs, grpc) = (&h, &run, &cqrs, &grpc);
-                async move {
-                    let t = Instant::now();
-                    let name = format!("b{run}-{round}-{i}");
-                    match via {
-                        Via::Api => post_cluster(h, &name, "aws", "eu-west-1").await.map(|_| ())?,
-                        Via::Grpc => create_over_grpc(grpc, h, name).await?,
-                        Via::Handler => handle_directly(cqrs, h, target, name).await?,
-                    }
-                    Ok(t.elapsed().as_secs_f64() * 1e3)
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<_>>()?;
-        let elapsed = started.elapsed();
+        let doors = Doors { h: &h, cqrs: &cqrs, target, grpc: &grpc };
+        let (elapsed, lat) = doors.round(via, &format!("b{run}-{round}"), commands, concurrency).await?;
         total += commands;
         polaris_test_support::eventually("every request in the read model", Duration::from_secs(300), || async {
             let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM clusters").fetch_one(&h.db.pool).await.ok()?;
@@ -223,7 +222,6 @@ async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::
         .await?;
         let (events,): (i64,) = sqlx::query_as("SELECT count(*) FROM events").fetch_one(&h.db.pool).await?;
         let messages = polaris_test_support::read_all(&h.topic).len();
-        let lat = sorted(latencies);
         let lag = sorted(lags.into_iter().map(|(l,)| l).collect());
         let path = match via {
             Via::Api => "POST /v1/clusters",
@@ -255,6 +253,45 @@ async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::
     }
     h.stop().await;
     Ok(())
+}
+
+/// The ways a cluster request reaches the command handler.
+struct Doors<'a> {
+    h: &'a Harness,
+    cqrs: &'a polaris_store::ClusterCqrs,
+    target: uuid::Uuid,
+    grpc: &'a tonic::transport::Channel,
+}
+
+impl Doors<'_> {
+    /// `commands` cluster requests named `<prefix>-<i>` through `via`, `concurrency` at a time: the wall time and
+    /// each request's latency in ms, sorted.
+    async fn round(
+        &self,
+        via: Via,
+        prefix: &str,
+        commands: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<(Duration, Vec<f64>)> {
+        let started = Instant::now();
+        let latencies: Vec<f64> = futures::stream::iter(0..commands)
+            .map(|i| async move {
+                let t = Instant::now();
+                let name = format!("{prefix}-{i}");
+                match via {
+                    Via::Api => post_cluster(self.h, &name, "aws", "eu-west-1").await.map(|_| ())?,
+                    Via::Grpc => create_over_grpc(self.grpc, self.h, name).await?,
+                    Via::Handler => handle_directly(self.cqrs, self.h, self.target, name).await?,
+                }
+                Ok(t.elapsed().as_secs_f64() * 1e3)
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+        Ok((started.elapsed(), sorted(latencies)))
+    }
 }
 
 /// One cluster request through the gRPC door (the channel multiplexes every request over one HTTP/2 connection).
@@ -614,6 +651,197 @@ async fn cli(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The append+outbox write on its own: one event row (global position, xid8, the row the relay publishes) per
+/// synchronous-commit transaction, into a table shaped exactly as `events` (its columns, identity, defaults, keys
+/// and indexes), from `clients` connections for `seconds`. Transactions per second.
+async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    use sqlx::Connection;
+    let mut setup = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_limit (LIKE events INCLUDING ALL)").execute(&mut setup).await?;
+    let payload = json!({"ClusterRequested": {
+        "cluster_id": uuid::Uuid::new_v4(), "org_id": uuid::Uuid::new_v4(), "operation_id": uuid::Uuid::new_v4(),
+        "target_id": uuid::Uuid::new_v4(), "name": "orders-eu", "provider": "aws", "region": "eu-west-1",
+        "kafka_version": "4.3.1", "metadata_version": "4.3", "brokers": 3, "controllers": 3, "storage_gib": 100,
+        "config": {"min.insync.replicas": "2"}, "deletion_protection": false, "namespace": "polaris-orders-eu-1a2b3c4d",
+        "requested_by": "token:bench:00000000-0000-0000-0000-000000000000", "requested_at": chrono::Utc::now(),
+    }});
+    let metadata = json!({"org_id": uuid::Uuid::new_v4(), "actor": "token:bench", "correlation_id": uuid::Uuid::new_v4(),
+        "causation_id": uuid::Uuid::new_v4(), "operation_id": uuid::Uuid::new_v4(), "occurred_at": chrono::Utc::now(),
+        "policy_version": "1"});
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let counts = futures::future::join_all((0..clients).map(|_| {
+        let (payload, metadata) = (&payload, &metadata);
+        async move {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            sqlx::query("SET synchronous_commit = on").execute(&mut conn).await?;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let mut tx = conn.begin().await?;
+                sqlx::query(
+                    "INSERT INTO bench_limit (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                     payload, metadata) VALUES ('cluster', $1, 1, 'ClusterRequested', '4', $2, $3)",
+                )
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(payload)
+                .bind(metadata)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }
+    }))
+    .await;
+    let total: u64 = counts.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().sum();
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The raw ordered scan of an event table: every row in position order, a page of 1,000 at a time by keyset (as
+/// the relay and the replay read), decoded to the columns they use. Rows and rows per second.
+async fn scan_limit(pool: &sqlx::PgPool, table: &str) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let (mut after, mut rows) = (0i64, 0u64);
+    loop {
+        let page: Vec<(i64, String, String, i64, String, String, serde_json::Value, serde_json::Value)> =
+            sqlx::query_as(&format!(
+                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::jsonb, \
+                 metadata::jsonb FROM {table} WHERE position > $1 ORDER BY position LIMIT 1000"
+            ))
+            .bind(after)
+            .fetch_all(pool)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        rows += page.len() as u64;
+    }
+    Ok((rows, rows as f64 / started.elapsed().as_secs_f64()))
+}
+
+fn ratio(value: f64, limit: f64) -> String {
+    format!("{:.2} x the limit", value / limit)
+}
+
+async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<()> {
+    let h = Harness::start(&[Role::Api, Role::Relay, Role::Projector]).await;
+    let settings: Vec<(String,)> = sqlx::query_as(
+        "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes') \
+         ORDER BY name",
+    )
+    .fetch_all(&h.db.pool)
+    .await?;
+    let settings: Vec<String> = settings.into_iter().map(|(s,)| s).collect();
+    let durable = settings.iter().all(|s| s.ends_with("=on"));
+    println!(
+        "limit: PostgreSQL {} ({})",
+        settings.join(", "),
+        if durable {
+            "durable: production's settings"
+        } else {
+            "NOT durable: restart it with PG_DURABLE=1 ./dev/up for figures comparable with production"
+        }
+    );
+    let append = append_limit(&h.db.url, 8, seconds).await?;
+    println!("  limit: append+outbox transaction, 8 clients, synchronous commit   {append:.0} tx/s");
+    let (rows, scan) = scan_limit(&h.db.pool, "bench_limit").await?;
+    println!("  limit: ordered scan of the event table ({rows} rows, pages of 1000)  {scan:.0} rows/s");
+
+    // Commands through each door at 8 and 32 at a time.
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    for i in 0..50 {
+        post_cluster(&h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
+    }
+    let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default());
+    let target = polaris_store::db::targets::by_name(&h.db.pool, "aws-eu-west-1")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
+        .id;
+    let grpc = tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?;
+    let doors = Doors { h: &h, cqrs: &cqrs, target, grpc: &grpc };
+    for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
+        for concurrency in [8, 32] {
+            let (elapsed, lat) =
+                doors.round(via, &format!("l{run}-{name}-{concurrency}"), commands, concurrency).await?;
+            let rate = commands as f64 / elapsed.as_secs_f64();
+            println!(
+                "  commands via {name:<4} at {concurrency:>2}: {rate:>6.0}/s ({}; goal 0.45)   p50 {:.1} ms   p99 {:.1} ms{}",
+                ratio(rate, append),
+                percentile(&lat, 50.0),
+                percentile(&lat, 99.0),
+                if concurrency == 8 { " (goal p99 <= 25 ms)" } else { "" }
+            );
+        }
+    }
+    h.stop().await;
+
+    // A backlog: the relay publishes it, the projector catches up on it, the replay rebuilds it.
+    let b = Harness::start(&[Role::Api]).await;
+    let target: uuid::Uuid = sqlx::query_scalar("SELECT id FROM targets WHERE org_id = $1 LIMIT 1")
+        .bind(b.org.as_uuid())
+        .fetch_one(&b.db.pool)
+        .await?;
+    let clusters = backlog.div_ceil(9);
+    let seeded = polaris_test_support::history::seed_history(
+        &b.db.pool,
+        b.org,
+        polaris_domain::TargetId::from_uuid(target),
+        clusters,
+    )
+    .await;
+    let (raw_rows, raw_scan) = scan_limit(&b.db.pool, "events").await?;
+    println!(
+        "  backlog: {seeded} events ({clusters} synthetic clusters); ordered scan of it {raw_scan:.0} rows/s ({raw_rows} rows)"
+    );
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let server = polaris_server::Server::connect(b.settings.clone()).await?;
+    let started = Instant::now();
+    let relay = server.spawn_roles(&[Role::Relay], None, stop_rx.clone()).await?;
+    let published =
+        polaris_test_support::eventually("the relay to publish the backlog", Duration::from_secs(1800), || async {
+            let (published,): (i64,) =
+                sqlx::query_as("SELECT coalesce(sum(published_total), 0)::bigint FROM relay_progress")
+                    .fetch_one(&b.db.pool)
+                    .await
+                    .ok()?;
+            (published as u64 >= seeded).then_some(started.elapsed())
+        })
+        .await;
+    let relay_rate = seeded as f64 / published.as_secs_f64();
+    println!("  relay: published the backlog at {relay_rate:.0} events/s ({})", ratio(relay_rate, raw_scan));
+    let started = Instant::now();
+    let projector = server.spawn_roles(&[Role::Projector], None, stop_rx).await?;
+    let caught_up =
+        polaris_test_support::eventually("the projector to catch up", Duration::from_secs(1800), || async {
+            let (c,): (i64,) = sqlx::query_as("SELECT count(*) FROM topics WHERE status = 'READY'")
+                .fetch_one(&b.db.pool)
+                .await
+                .ok()?;
+            (c as usize >= clusters).then_some(started.elapsed())
+        })
+        .await;
+    let projector_rate = seeded as f64 / caught_up.as_secs_f64();
+    println!(
+        "  projector: caught up on the backlog at {projector_rate:.0} events/s ({}; goal >= 10,000/s)",
+        ratio(projector_rate, raw_scan)
+    );
+    let options = polaris_projector::replay::ReplayOptions::default();
+    let report = polaris_projector::replay::replay(&b.db.pool, &options, |_, _| {}).await?;
+    println!(
+        "  replay: {:.0} events/s over {} events ({}; goals >= 25,000/s and >= 0.15), identical: {}",
+        report.events_per_second,
+        report.events_applied,
+        ratio(report.events_per_second, raw_scan),
+        report.identical
+    );
+    let _ = stop.send(true);
+    for t in relay.into_iter().chain(projector) {
+        let _ = t.await;
+    }
+    b.stop().await;
+    Ok(())
+}
+
 async fn drift(clusters: usize, drifts: usize) -> anyhow::Result<()> {
     use kube::api::{Api, Patch, PatchParams};
     use polaris_test_support::harness::{kube_client, wait_for_status};
@@ -725,5 +953,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Lag { rate, seconds } => lag(rate, seconds).await,
         Command::Cli { runs } => cli(runs).await,
         Command::Drift { clusters, drifts } => drift(clusters, drifts).await,
+        Command::Limit { seconds, commands, backlog } => limit(seconds, commands, backlog).await,
     }
 }
