@@ -698,20 +698,23 @@ async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
+/// An event row as the relay and the replay decode it: position, aggregate type and id, sequence, event type and
+/// version, payload, metadata.
+type ScanRow = (i64, String, String, i64, String, String, serde_json::Value, serde_json::Value);
+
 /// The raw ordered scan of an event table: every row in position order, a page of 1,000 at a time by keyset (as
 /// the relay and the replay read), decoded to the columns they use. Rows and rows per second.
 async fn scan_limit(pool: &sqlx::PgPool, table: &str) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
     let (mut after, mut rows) = (0i64, 0u64);
     loop {
-        let page: Vec<(i64, String, String, i64, String, String, serde_json::Value, serde_json::Value)> =
-            sqlx::query_as(&format!(
-                "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::jsonb, \
+        let page: Vec<ScanRow> = sqlx::query_as(&format!(
+            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::jsonb, \
                  metadata::jsonb FROM {table} WHERE position > $1 ORDER BY position LIMIT 1000"
-            ))
-            .bind(after)
-            .fetch_all(pool)
-            .await?;
+        ))
+        .bind(after)
+        .fetch_all(pool)
+        .await?;
         let Some(last) = page.last() else { break };
         after = last.0;
         rows += page.len() as u64;
