@@ -374,6 +374,55 @@ mod tests {
     }
 
     #[test]
+    fn a_revert_needs_a_recorded_state_and_runs_once_at_a_time() {
+        let op = OperationId::from_uuid(Uuid::from_u128(9));
+        let revert = || DriftCommand::Revert { operation_id: op, by: "token:ops".into() };
+        let requested = DriftEvent::DriftRevertRequested(DriftRevertRequested {
+            operation_id: op,
+            cluster_id: ClusterId::from_uuid(Uuid::from_u128(1)),
+            by: "token:ops".into(),
+        });
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5)])
+            .when(revert())
+            .then_expect_events(vec![requested.clone()]);
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5), requested.clone()])
+            .when(revert())
+            .then_expect_error(DriftError::Reverting);
+        let stalled = DriftEvent::DriftRevertStalled(DriftRevertStalled { operation_id: op, reason: "late".into() });
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5), requested.clone()])
+            .when(DriftCommand::RevertStalled { operation_id: op, reason: "late".into() })
+            .then_expect_events(vec![stalled.clone()]);
+        TestFramework::<Drift>::with(())
+            .given(vec![detected(5), requested, stalled])
+            .when(revert())
+            .then_expect_events(vec![DriftEvent::DriftRevertRequested(DriftRevertRequested {
+                operation_id: op,
+                cluster_id: ClusterId::from_uuid(Uuid::from_u128(1)),
+                by: "token:ops".into(),
+            })]);
+        let mut unexplained = detect(5);
+        unexplained.expected = None;
+        let unexplained = DriftEvent::DriftDetected(DriftDetected {
+            drift_id: drift_id(unexplained.cluster_id, &unexplained.object, &unexplained.field),
+            cluster_id: unexplained.cluster_id,
+            org_id: unexplained.org_id,
+            object: unexplained.object,
+            field: unexplained.field,
+            expected: None,
+            actual: unexplained.actual,
+            changed_by: unexplained.changed_by,
+            observed_at: unexplained.observed_at,
+        });
+        TestFramework::<Drift>::with(())
+            .given(vec![unexplained])
+            .when(revert())
+            .then_expect_error(DriftError::Unexplained);
+    }
+
+    #[test]
     fn the_id_is_the_objects_field_on_the_cluster() {
         let c = ClusterId::from_uuid(Uuid::from_u128(1));
         assert_eq!(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use polaris_domain::naming::BROKER_POOL;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
-    ALL, Harness, get, kubectl, new_org, new_token, send, unique_name, wait_for_status, wait_operation,
+    ALL, Harness, get, kubectl, kubectl_env, new_org, new_token, send, unique_name, wait_for_status, wait_operation,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -200,14 +200,19 @@ async fn drift_is_detected_degrades_the_cluster_and_is_reverted_adopted_or_ignor
     assert_eq!(row["reason"], "load test, until Friday");
     assert!(row["resolved_by"].as_str().is_some_and(|b| b.starts_with("token:")), "{row}");
 
-    // The broker pool's replicas: detected, reverted by a drift_revert operation, the pool back at 4.
-    kubectl_ok(
-        &["patch", "kafkanodepool", BROKER_POOL, "-n", &ns, "--type", "merge", "-p", r#"{"spec":{"replicas":6}}"#],
-        "",
-    );
+    // The broker pool's replicas, changed with `kubectl edit` (its editor scripted): detected, reverted by a
+    // drift_revert operation, the pool back at 4.
+    let editor = std::env::temp_dir().join(format!("polaris-editor-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/^  replicas: 4$/  replicas: 6/' \"$1\"\n").expect("editor");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let editor = editor.to_str().expect("path").to_owned();
+    let (ok, out) =
+        kubectl_env(TARGET, &["edit", "kafkanodepool", BROKER_POOL, "-n", &ns], "", &[("KUBE_EDITOR", &editor)]);
+    assert!(ok, "kubectl edit: {out}");
     let (drift, latency) = wait_drift(&h, &id, "KafkaNodePool", "spec.replicas").await;
     println!("detected a replicas change in {latency:?}");
     assert_eq!((drift["expected"].clone(), drift["actual"].clone()), (json!(4), json!(6)), "{drift}");
+    assert_eq!(drift["changed_by"], "kubectl-edit", "{drift}");
     let (s, reverting) = resolve(&h, &id, &drift, json!({"action": "revert"})).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{reverting}");
     assert_eq!(reverting["operation"]["kind"], "drift_revert");

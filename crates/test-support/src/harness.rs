@@ -280,6 +280,11 @@ pub async fn wait_operation_for(h: &Harness, op: &str, state: &str, within: Dura
 /// Runs kubectl (what `./dev/up` installs) against `target`'s local API server with `input` on stdin: whether it
 /// succeeded, and its output.
 pub fn kubectl(target: &str, args: &[&str], input: &str) -> (bool, String) {
+    kubectl_env(target, args, input, &[])
+}
+
+/// [`kubectl`] with environment variables (`KUBE_EDITOR` for a scripted `kubectl edit`).
+pub fn kubectl_env(target: &str, args: &[&str], input: &str, env: &[(&str, &str)]) -> (bool, String) {
     use std::io::Write;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let kubeconfig = std::path::PathBuf::from(kubeconfig_dir()).join(format!("{target}.kubeconfig"));
@@ -288,6 +293,7 @@ pub fn kubectl(target: &str, args: &[&str], input: &str) -> (bool, String) {
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -475,14 +475,20 @@ impl Detector {
         let mut summary = PassSummary::default();
         for (cluster, _org) in polaris_store::db::drifts::detector_clusters(&self.pool, target).await? {
             summary.clusters += 1;
-            match self.pass_cluster(&client, cluster).await? {
-                Some(s) => {
+            // One cluster that cannot be compared now (its namespace being deleted, a transient API error) is
+            // the next pass' to try again; the others are compared all the same.
+            match self.pass_cluster(&client, cluster).await {
+                Ok(Some(s)) => {
                     summary.objects += s.objects;
                     summary.detected += s.detected;
                     summary.resolved += s.resolved;
                     summary.reverts += s.reverts;
                 }
-                None => summary.skipped += 1,
+                Ok(None) => summary.skipped += 1,
+                Err(e) => {
+                    tracing::warn!(%cluster, error = %e, "drift pass over a cluster failed");
+                    summary.skipped += 1;
+                }
             }
         }
         summary.millis = started.elapsed().as_millis() as u64;
@@ -914,5 +920,96 @@ pub async fn watch_target(
                 tracing::warn!(%cluster, error = %e, "drift pass on a watch event");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> Value {
+        json!({
+            "metadata": {
+                "name": "brokers",
+                "labels": {"polaris.dev/cluster-id": "c", "app.kubernetes.io/managed-by": "polaris", "team": "x"},
+                "annotations": {"other-controller/seen": "1"},
+                "managedFields": [
+                    {"manager": "polaris", "operation": "Apply", "time": "2026-11-30T10:00:00Z",
+                     "fieldsV1": {"f:spec": {"f:replicas": {}, "f:roles": {}, "f:storage": {"f:size": {}}}}},
+                    {"manager": "kubectl-edit", "operation": "Update", "time": "2026-11-30T10:05:00Z",
+                     "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+                ]
+            },
+            "spec": {"replicas": 5, "roles": ["broker"], "storage": {"size": "100Gi", "type": "persistent-claim", "deleteClaim": true}},
+            "status": {"replicas": 5, "nodeIds": [3, 4, 5, 6, 7]}
+        })
+    }
+
+    fn expected() -> Value {
+        json!({
+            "metadata": {"name": "brokers", "labels": {"polaris.dev/cluster-id": "c", "app.kubernetes.io/managed-by": "polaris"}},
+            "spec": {"replicas": 3, "roles": ["broker"], "storage": {"size": "100Gi"}, "template": null},
+            "status": null
+        })
+    }
+
+    #[test]
+    fn only_the_fields_polaris_sets_are_compared_and_the_writer_is_named() {
+        let drifts = compare(&expected(), &live());
+        assert_eq!(drifts.len(), 1, "{drifts:?}");
+        let d = &drifts[0];
+        assert_eq!(
+            (d.field(), d.expected.clone(), d.actual.clone()),
+            ("spec.replicas".into(), json!(3), Some(json!(5)))
+        );
+        assert_eq!(d.changed_by.as_deref(), Some("kubectl-edit"));
+        // Status, another label, another controller's annotation and a field the API server added are not Polaris'.
+        assert!(
+            compare(&expected(), &json!({"metadata": expected()["metadata"], "spec": live()["spec"]}))
+                .iter()
+                .all(|d| d.field() == "spec.replicas")
+        );
+    }
+
+    #[test]
+    fn a_removed_field_is_drift_with_no_actual_value_and_an_empty_expected_object_is_covered_by_absence() {
+        let mut l = live();
+        l["spec"].as_object_mut().expect("spec").remove("roles");
+        let drifts = compare(&expected(), &l);
+        let roles = drifts.iter().find(|d| d.field() == "spec.roles").expect("roles drift");
+        assert_eq!(roles.actual, None);
+        assert!(covers(&json!({}), None));
+        assert!(covers(&json!([]), None));
+        assert!(!covers(&json!({"a": 1}), None));
+        assert!(covers(&json!([{"name": "plain"}]), Some(&json!([{"name": "plain", "port": 9092}]))));
+        assert!(!covers(&json!([{"name": "plain"}]), Some(&json!([{"name": "plain"}, {"name": "tls"}]))));
+        assert!(covers(&json!(86400000), Some(&json!(86400000.0))));
+    }
+
+    #[test]
+    fn keys_with_dots_stay_one_segment() {
+        let e = json!({"spec": {"config": {"retention.ms": 86400000}}});
+        let l = json!({"spec": {"config": {"retention.ms": 172800000}}});
+        let drifts = compare(&e, &l);
+        assert_eq!(drifts[0].path, ["spec", "config", "retention.ms"]);
+        assert_eq!(drifts[0].field(), "spec.config.retention.ms");
+    }
+
+    #[test]
+    fn secrets_are_compared_and_recorded_by_hash_only() {
+        let live = json!({"metadata": {"name": "polaris-user-a"}, "data": {"password": "c2VjcmV0"}});
+        let hashed = hashed_secret(&live);
+        assert_eq!(hashed["data"]["password"], value_hash(b"secret"));
+        assert!(!hashed.to_string().contains("c2VjcmV0"));
+        let expected = json!({"data": {"password": value_hash(b"other")}});
+        let drifts = compare(&expected, &hashed);
+        assert_eq!(drifts.len(), 1);
+        assert!(drifts[0].actual.as_ref().and_then(Value::as_str).is_some_and(|a| a.starts_with("sha256:")));
+    }
+
+    #[test]
+    fn object_ids_name_kind_namespace_and_name() {
+        assert_eq!(object_id("KafkaTopic", Some("ns"), "t"), "KafkaTopic/ns/t");
+        assert_eq!(object_id("Namespace", None, "ns"), "Namespace/ns");
     }
 }
