@@ -25,6 +25,7 @@ fn body_for(operation_id: &str, org: uuid::Uuid) -> Option<Option<Value>> {
         "topics_update" => Some(json!({"partitions": 12})),
         "targets_grant" => Some(json!({"org_id": org})),
         "policies_evaluate" => Some(json!({"command": "scale_cluster", "input": {"brokers": 4}})),
+        "drift_resolve" => Some(json!({"action": "ignore", "reason": "not mine to ignore"})),
         _ => return None,
     })
 }
@@ -91,6 +92,8 @@ async fn every_route_called_with_another_orgs_ids_answers_404_and_records_nothin
     let _ = wait_operation_as(&h, &other_token, topic_op["operation"]["id"].as_str().expect("op")).await;
     let target: (uuid::Uuid,) =
         sqlx::query_as("SELECT id FROM targets LIMIT 1").fetch_one(&h.db.pool).await.expect("t");
+    // A drift of the other org's cluster, recorded through the command path as the detector records one.
+    let drift = polaris_test_support::harness::record_drift(&h, other, &cluster, &other_token).await;
 
     let doc: Value = serde_json::from_str(&polaris_api::openapi::openapi_document()).expect("the OpenAPI document");
     let before = recorded(&h).await;
@@ -119,6 +122,7 @@ async fn every_route_called_with_another_orgs_ids_answers_404_and_records_nothin
                     (p, "id") if p.starts_with("/v1/operations/") => operation.clone(),
                     (p, "id") if p.starts_with("/v1/tokens/") => other_admin.0.to_string(),
                     (p, "id") if p.starts_with("/v1/targets/") => target.0.to_string(),
+                    (_, "drift_id") => drift.clone(),
                     other => panic!("{operation_id}: no id of the other org for {other:?}; add one here"),
                 };
                 if p["in"] == "path" {

@@ -58,6 +58,9 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
                 .then_some(text)
         })
         .await;
+    // An open drift, so the drift gauge has a sample for the org.
+    let org = h.org;
+    polaris_test_support::harness::record_drift(&h, org, &id, &h.admin_token).await;
     let exported = exported(&h).await;
     assert!(text.lines().any(|l| l.starts_with("polaris_events_appended_total{") && l.contains("ClusterRequested")));
     for expected in [
@@ -71,6 +74,7 @@ async fn dashboards_and_alert_rules_use_only_exported_metrics() {
         "polaris_operations_stalled_total",
         "polaris_events_appended_total",
         "polaris_workflow_duration_seconds_bucket",
+        "polaris_drift_open",
     ] {
         assert!(exported.contains(expected), "/metrics lacks {expected}: {exported:?}");
     }

@@ -303,3 +303,43 @@ pub fn kubectl_env(target: &str, args: &[&str], input: &str, env: &[(&str, &str)
     let out = child.wait_with_output().expect("kubectl finishes");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
+
+/// Records a drift of `cluster` (of org `org`, whose `token` reads it) through the command path as the detector
+/// would, and waits until the API shows it: its id.
+pub async fn record_drift(h: &Harness, org: polaris_domain::OrgId, cluster: &str, token: &str) -> String {
+    use polaris_domain::drift::{DetectDrift, DriftCommand, drift_id};
+    let cluster_id = polaris_domain::ClusterId::from_uuid(cluster.parse().expect("cluster id"));
+    let (object, field) = ("KafkaNodePool/ns/brokers", "spec.replicas");
+    let id = drift_id(cluster_id, object, field);
+    let now = chrono::Utc::now();
+    let md = polaris_domain::CommandMetadata {
+        org_id: org,
+        actor: "worker:drift-detector".into(),
+        correlation_id: uuid::Uuid::new_v4(),
+        causation_id: uuid::Uuid::new_v4(),
+        operation_id: None,
+        occurred_at: now,
+        policy_version: None,
+    };
+    let command = DriftCommand::Detect(DetectDrift {
+        cluster_id,
+        org_id: org,
+        object: object.into(),
+        field: field.into(),
+        expected: Some(json!(3)),
+        actual: Some(json!(5)),
+        changed_by: Some("kubectl-edit".into()),
+        observed_at: now,
+    });
+    polaris_store::drift_cqrs(h.db.pool.clone(), Default::default())
+        .execute_with_metadata(&id.to_string(), command, md.to_map())
+        .await
+        .expect("DriftDetected");
+    eventually("the other org's drift", Duration::from_secs(30), || async {
+        let r = h.http.get(h.url(&format!("/v1/clusters/{cluster}/drift"))).bearer_auth(token).send().await.ok()?;
+        let list: Value = r.json().await.ok()?;
+        list["items"].as_array()?.iter().any(|d| d["id"] == id.to_string().as_str()).then_some(())
+    })
+    .await;
+    id.to_string()
+}
