@@ -271,7 +271,9 @@ async fn adopt(app: &App, caller: &Caller, cluster: Uuid, d: &DriftView) -> Resu
             d.field
         )));
     }
-    let adopting = Caller { acting_through: Some(ADOPT), ..caller.clone() };
+    // The adopting change is one command of this request; the request's Idempotency-Key is claimed once, by the
+    // resolution that follows it.
+    let adopting = Caller { acting_through: Some(ADOPT), idempotency: None, ..caller.clone() };
     let kind = d.resource.split('/').next().unwrap_or_default();
     let object_name = d.resource.rsplit('/').next().unwrap_or_default();
     match kind {

@@ -161,8 +161,13 @@ async fn drift_is_detected_degrades_the_cluster_and_is_reverted_adopted_or_ignor
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Adopt: the live value becomes the topic's TopicConfigChanged, by drift-adopt:<caller>.
-    let (s, adopted) = resolve(&h, &id, &drift, json!({"action": "adopt"})).await;
+    // With an Idempotency-Key: the adoption and the resolution are one request, and its repeat answers the same.
+    let path = format!("/v1/clusters/{id}/drift/{}/resolve", drift["id"].as_str().expect("drift id"));
+    let keyed = || h.http.post(h.url(&path)).header("idempotency-key", "adopt-1").json(&json!({"action": "adopt"}));
+    let (s, adopted) = send(&h, keyed()).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{adopted}");
+    let (s, again) = send(&h, keyed()).await;
+    assert_eq!((s, &again["operation"]["id"]), (StatusCode::ACCEPTED, &adopted["operation"]["id"]), "{again}");
     wait_operation(&h, adopted["operation"]["id"].as_str().expect("op"), "succeeded").await;
     let topic = get(&h, &format!("/v1/clusters/{id}/topics/orders.events")).await;
     assert_eq!(topic["config"]["retention.ms"], "172800000", "{topic}");
