@@ -461,10 +461,10 @@ async fn subscriber(workflows: usize) -> anyhow::Result<()> {
 async fn replay(clusters: usize, batch_size: i64) -> anyhow::Result<()> {
     let h = Harness::start(&[Role::Relay, Role::Projector]).await;
     let pool = h.db.pool.clone();
-    let target: uuid::Uuid = sqlx::query_scalar("SELECT id FROM targets WHERE org_id = $1 LIMIT 1")
-        .bind(h.org.as_uuid())
-        .fetch_one(&pool)
-        .await?;
+    let target = polaris_store::db::targets::by_name(&pool, "aws-eu-west-1")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
+        .id;
     let t = Instant::now();
     let seeded = polaris_test_support::history::seed_history(
         &pool,
@@ -764,8 +764,9 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
     let doors = Doors { h: &h, cqrs: &cqrs, target, grpc: &grpc };
     for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
         for concurrency in [8, 32] {
-            let (elapsed, lat) =
-                doors.round(via, &format!("l{run}-{name}-{concurrency}"), commands, concurrency).await?;
+            let (elapsed, lat) = doors
+                .round(via, &format!("l{run}-{}-{concurrency}", name.to_lowercase()), commands, concurrency)
+                .await?;
             let rate = commands as f64 / elapsed.as_secs_f64();
             println!(
                 "  commands via {name:<4} at {concurrency:>2}: {rate:>6.0}/s ({}; goal 0.45)   p50 {:.1} ms   p99 {:.1} ms{}",
@@ -780,10 +781,10 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
 
     // A backlog: the relay publishes it, the projector catches up on it, the replay rebuilds it.
     let b = Harness::start(&[Role::Api]).await;
-    let target: uuid::Uuid = sqlx::query_scalar("SELECT id FROM targets WHERE org_id = $1 LIMIT 1")
-        .bind(b.org.as_uuid())
-        .fetch_one(&b.db.pool)
-        .await?;
+    let target = polaris_store::db::targets::by_name(&b.db.pool, "aws-eu-west-1")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
+        .id;
     let clusters = backlog.div_ceil(9);
     let seeded = polaris_test_support::history::seed_history(
         &b.db.pool,
