@@ -191,17 +191,7 @@ async fn handle_directly(
 async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::Result<()> {
     let h = Harness::start(&[Role::Api, Role::Relay, Role::Projector]).await;
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
-    // Warm-up: connections, prepared statements, the consumer group join.
-    for i in 0..50 {
-        post_cluster(&h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
-    }
-    let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default());
-    // The target placement would choose (the platform's aws/eu-west-1 target the harness granted).
-    let target = polaris_store::db::targets::by_name(&h.db.pool, "aws-eu-west-1")
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
-        .id;
-    let grpc = tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?;
+    let (cqrs, target, grpc) = warm_up(&h, &run).await?;
     let mut total = 50;
     for (round, via) in vias.into_iter().enumerate() {
         let doors = Doors { h: &h, cqrs: &cqrs, target, grpc: &grpc };
@@ -253,6 +243,29 @@ async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::
     }
     h.stop().await;
     Ok(())
+}
+
+/// The platform's aws/eu-west-1 target (the one placement chooses for the benches' requests).
+async fn aws_target(pool: &sqlx::PgPool) -> anyhow::Result<uuid::Uuid> {
+    Ok(polaris_store::db::targets::by_name(pool, "aws-eu-west-1")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
+        .id)
+}
+
+/// A warmed-up Polaris (connections, prepared statements, the consumer group join: 50 requests named
+/// `w<run>-<i>`) and what each door needs: the command handler, the target, a gRPC channel.
+async fn warm_up(
+    h: &Harness,
+    run: &str,
+) -> anyhow::Result<(polaris_store::ClusterCqrs, uuid::Uuid, tonic::transport::Channel)> {
+    for i in 0..50 {
+        post_cluster(h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
+    }
+    let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default());
+    let target = aws_target(&h.db.pool).await?;
+    let grpc = tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?;
+    Ok((cqrs, target, grpc))
 }
 
 /// The ways a cluster request reaches the command handler.
@@ -461,10 +474,7 @@ async fn subscriber(workflows: usize) -> anyhow::Result<()> {
 async fn replay(clusters: usize, batch_size: i64) -> anyhow::Result<()> {
     let h = Harness::start(&[Role::Relay, Role::Projector]).await;
     let pool = h.db.pool.clone();
-    let target = polaris_store::db::targets::by_name(&pool, "aws-eu-west-1")
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
-        .id;
+    let target = aws_target(&pool).await?;
     let t = Instant::now();
     let seeded = polaris_test_support::history::seed_history(
         &pool,
@@ -752,15 +762,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
 
     // Commands through each door at 8 and 32 at a time.
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
-    for i in 0..50 {
-        post_cluster(&h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
-    }
-    let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default());
-    let target = polaris_store::db::targets::by_name(&h.db.pool, "aws-eu-west-1")
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
-        .id;
-    let grpc = tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?;
+    let (cqrs, target, grpc) = warm_up(&h, &run).await?;
     let doors = Doors { h: &h, cqrs: &cqrs, target, grpc: &grpc };
     for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
         for concurrency in [8, 32] {
@@ -781,10 +783,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
 
     // A backlog: the relay publishes it, the projector catches up on it, the replay rebuilds it.
     let b = Harness::start(&[Role::Api]).await;
-    let target = polaris_store::db::targets::by_name(&b.db.pool, "aws-eu-west-1")
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the aws-eu-west-1 target is not registered"))?
-        .id;
+    let target = aws_target(&b.db.pool).await?;
     let clusters = backlog.div_ceil(9);
     let seeded = polaris_test_support::history::seed_history(
         &b.db.pool,
@@ -873,8 +872,7 @@ async fn drift(clusters: usize, drifts: usize) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     println!("drift: {clusters} clusters READY on {TARGET} in {:.1} s", started.elapsed().as_secs_f64());
 
-    let target: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM targets WHERE name = $1").bind(TARGET).fetch_one(&h.db.pool).await?;
+    let target = aws_target(&h.db.pool).await?;
     let detector = polaris_workers::drift::Detector {
         pool: h.db.pool.clone(),
         drifts: std::sync::Arc::new(polaris_store::drift_cqrs(h.db.pool.clone(), Default::default())),
