@@ -129,6 +129,23 @@ pub struct DriftDetected {
     pub observed_at: DateTime<Utc>,
 }
 
+/// The observation as it is recorded: the same fields, with the drift id they derive.
+impl From<DetectDrift> for DriftDetected {
+    fn from(d: DetectDrift) -> Self {
+        DriftDetected {
+            drift_id: drift_id(d.cluster_id, &d.object, &d.field),
+            cluster_id: d.cluster_id,
+            org_id: d.org_id,
+            object: d.object,
+            field: d.field,
+            expected: d.expected,
+            actual: d.actual,
+            changed_by: d.changed_by,
+            observed_at: d.observed_at,
+        }
+    }
+}
+
 /// A drift ended: how, by whom and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -218,17 +235,7 @@ impl Aggregate for Drift {
                 {
                     return Ok(());
                 }
-                DriftEvent::DriftDetected(DriftDetected {
-                    drift_id: drift_id(d.cluster_id, &d.object, &d.field),
-                    cluster_id: d.cluster_id,
-                    org_id: d.org_id,
-                    object: d.object,
-                    field: d.field,
-                    expected: d.expected,
-                    actual: d.actual,
-                    changed_by: d.changed_by,
-                    observed_at: d.observed_at,
-                })
+                DriftEvent::DriftDetected(d.into())
             }
             DriftCommand::Resolve { how, by, reason, operation_id } => {
                 if !self.is_open() {
@@ -306,18 +313,7 @@ mod tests {
     }
 
     fn detected(actual: i64) -> DriftEvent {
-        let d = detect(actual);
-        DriftEvent::DriftDetected(DriftDetected {
-            drift_id: drift_id(d.cluster_id, &d.object, &d.field),
-            cluster_id: d.cluster_id,
-            org_id: d.org_id,
-            object: d.object,
-            field: d.field,
-            expected: d.expected,
-            actual: d.actual,
-            changed_by: d.changed_by,
-            observed_at: d.observed_at,
-        })
+        DriftEvent::DriftDetected(detect(actual).into())
     }
 
     #[test]
@@ -405,17 +401,7 @@ mod tests {
             })]);
         let mut unexplained = detect(5);
         unexplained.expected = None;
-        let unexplained = DriftEvent::DriftDetected(DriftDetected {
-            drift_id: drift_id(unexplained.cluster_id, &unexplained.object, &unexplained.field),
-            cluster_id: unexplained.cluster_id,
-            org_id: unexplained.org_id,
-            object: unexplained.object,
-            field: unexplained.field,
-            expected: None,
-            actual: unexplained.actual,
-            changed_by: unexplained.changed_by,
-            observed_at: unexplained.observed_at,
-        });
+        let unexplained = DriftEvent::DriftDetected(unexplained.into());
         TestFramework::<Drift>::with(())
             .given(vec![unexplained])
             .when(revert())
