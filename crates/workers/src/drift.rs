@@ -682,7 +682,7 @@ impl DriftActivities {
             let left: Vec<String> =
                 pass.drifts.iter().filter(|p| p.object == input.object).map(|p| p.field.clone()).collect();
             let converged = if left.is_empty() && matches!(expected.kind, "Kafka" | "KafkaNodePool" | "Namespace") {
-                kafka_converged(&client, &d.spec).await?
+                crate::operations::converged(&client, &d.spec).await?.0.is_some()
             } else {
                 left.is_empty()
             };
@@ -729,22 +729,6 @@ impl DriftActivities {
             Err(e) => Err(retryable(e)),
         }
     }
-}
-
-/// Kafka Ready for its generation and the broker pool at exactly its replicas.
-async fn kafka_converged(client: &kube::Client, spec: &ClusterSpec) -> Result<bool, ActivityError> {
-    let ns = spec.namespace();
-    let kafka = Api::<Kafka>::namespaced(client.clone(), &ns).get(&spec.name).await.map_err(classify_kube)?;
-    let pool = Api::<KafkaNodePool>::namespaced(client.clone(), &ns)
-        .get(crate::resources::BROKER_POOL)
-        .await
-        .map_err(classify_kube)?;
-    let status = kafka.status.clone().unwrap_or_default();
-    let ready =
-        crate::strimzi::ready_for_generation(&status.conditions, status.observed_generation, kafka.metadata.generation);
-    let ids = pool.status.as_ref().map(|s| s.node_ids.len()).unwrap_or(0);
-    let pool_current = pool.status.as_ref().and_then(|s| s.observed_generation) == pool.metadata.generation;
-    Ok(ready && pool_current && ids == spec.brokers as usize)
 }
 
 /// Applies one object's recorded state: the cluster's own objects through provisioning's apply (all of them,

@@ -76,6 +76,33 @@ pub(crate) fn now_ms() -> u64 {
 
 pub struct OperationActivities;
 
+/// Whether Kafka is Ready for its current generation with `spec`'s versions and the broker pool has exactly
+/// `spec.brokers` node ids: the node ids when it is, and what was seen either way.
+pub(crate) async fn converged(
+    client: &kube::Client,
+    spec: &ClusterSpec,
+) -> Result<(Option<Vec<i32>>, String), ActivityError> {
+    let ns = spec.namespace();
+    let kafka = Api::<Kafka>::namespaced(client.clone(), &ns).get(&spec.name).await.map_err(classify_kube)?;
+    let pool = Api::<KafkaNodePool>::namespaced(client.clone(), &ns).get(BROKER_POOL).await.map_err(classify_kube)?;
+    let status = kafka.status.clone().unwrap_or_default();
+    let ready = ready_for_generation(&status.conditions, status.observed_generation, kafka.metadata.generation);
+    let ids = pool.status.as_ref().map(|s| s.node_ids.clone()).unwrap_or_default();
+    let pool_current = pool.status.as_ref().and_then(|s| s.observed_generation) == pool.metadata.generation;
+    let versions = status.kafka_version.as_deref() == Some(spec.kafka_version.as_str())
+        && status.kafka_metadata_version.as_deref() == Some(spec.metadata_version.as_str());
+    let seen = format!(
+        "{}; broker pool has {} of {} node ids; kafkaVersion {:?}, kafkaMetadataVersion {:?}",
+        condition_summary(&status.conditions),
+        ids.len(),
+        spec.brokers,
+        status.kafka_version,
+        status.kafka_metadata_version
+    );
+    let done = ready && pool_current && versions && ids.len() == spec.brokers as usize;
+    Ok((done.then_some(ids), seen))
+}
+
 #[activities]
 impl OperationActivities {
     /// Applies the broker pool at `spec.brokers` replicas (server-side apply: the same call twice is a no-op),
@@ -102,27 +129,10 @@ impl OperationActivities {
     pub async fn wait_converged(ctx: ActivityContext, step: KubeStep) -> Result<StepOutcome, ActivityError> {
         let client = step.target.client().await.map_err(crate::provision::target_error)?;
         let ns = step.spec.namespace();
-        let kafkas: Api<Kafka> = Api::namespaced(client.clone(), &ns);
-        let pools: Api<KafkaNodePool> = Api::namespaced(client, &ns);
         loop {
-            let kafka = kafkas.get(&step.spec.name).await.map_err(classify_kube)?;
-            let pool = pools.get(BROKER_POOL).await.map_err(classify_kube)?;
-            let status = kafka.status.clone().unwrap_or_default();
-            let ready = ready_for_generation(&status.conditions, status.observed_generation, kafka.metadata.generation);
-            let ids = pool.status.as_ref().map(|s| s.node_ids.clone()).unwrap_or_default();
-            let pool_current = pool.status.as_ref().and_then(|s| s.observed_generation) == pool.metadata.generation;
-            let versions = status.kafka_version.as_deref() == Some(step.spec.kafka_version.as_str())
-                && status.kafka_metadata_version.as_deref() == Some(step.spec.metadata_version.as_str());
-            let last = format!(
-                "{}; broker pool has {} of {} node ids; kafkaVersion {:?}, kafkaMetadataVersion {:?}",
-                condition_summary(&status.conditions),
-                ids.len(),
-                step.spec.brokers,
-                status.kafka_version,
-                status.kafka_metadata_version
-            );
-            if ready && pool_current && versions && ids.len() == step.spec.brokers as usize {
-                return Ok(StepOutcome::Done { node_ids: ids });
+            let (node_ids, last) = converged(&client, &step.spec).await?;
+            if let Some(node_ids) = node_ids {
+                return Ok(StepOutcome::Done { node_ids });
             }
             let _ = ctx.record_heartbeat(last.clone()).await;
             if now_ms() >= step.deadline_unix_ms {
