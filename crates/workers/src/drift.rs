@@ -512,7 +512,13 @@ impl Detector {
         let mut summary = PassSummary { clusters: 1, objects: pass.compared.len() as u32, ..Default::default() };
         let found: BTreeSet<(String, String)> =
             pass.drifts.iter().map(|d| (d.object.clone(), d.field.clone())).collect();
-        let mode = org_drift_mode(&self.pool, d.org_id).await?;
+        // The org's policy is read only when there is something it could revert: a pass over steady clusters makes
+        // no query for it.
+        let mode = if pass.drifts.iter().any(|d| d.expected.is_some()) {
+            org_drift_mode(&self.pool, d.org_id).await?
+        } else {
+            DriftMode::Report
+        };
         for drift in pass.drifts {
             let id = polaris_domain::drift::drift_id(drift.cluster_id, &drift.object, &drift.field);
             let revertable = drift.expected.is_some();
