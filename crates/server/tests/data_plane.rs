@@ -16,7 +16,8 @@ use kube::api::ListParams;
 use polaris_domain::naming::{BROKER_POOL, CONTROLLER_POOL};
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
-    ALL, Harness, get, kube_client, kubectl, prepare_faults, send, unique_name, wait_for_status, wait_operation_for,
+    ALL, Harness, drift_detected_count, get, kube_client, kubectl, prepare_faults, send, unique_name, wait_for_status,
+    wait_open_drift, wait_operation_for,
 };
 use polaris_test_support::prometheus::TestPrometheus;
 use rdkafka::ClientConfig;
@@ -372,19 +373,6 @@ fn kcat(args: &[&str], stdin: &str) -> std::process::Output {
 /// None of `secrets` is anywhere Polaris records things: the org's events, the cluster's history, the audit log,
 /// any table of the database, the events topic on the bootstrap Kafka, and the log files of the local services
 /// (strimzi-sim's included).
-/// The open drift of `field` of an object whose id contains `object`, once the API shows it.
-async fn open_drift(h: &Harness, id: &str, object: &str, field: &str) -> Value {
-    eventually(&format!("an open drift of {object} {field:?}"), Duration::from_secs(30), || async {
-        let list = get(h, &format!("/v1/clusters/{id}/drift?status=open")).await;
-        let items = list["items"].as_array()?;
-        items
-            .iter()
-            .find(|d| d["resource"].as_str().is_some_and(|r| r.contains(object)) && d["field"] == field)
-            .cloned()
-    })
-    .await
-}
-
 /// Reverts a drift through the API and waits for the revert to succeed.
 async fn revert(h: &Harness, id: &str, drift: &Value) {
     let path = format!("/v1/clusters/{id}/drift/{}/resolve", drift["id"].as_str().expect("drift id"));
@@ -397,11 +385,11 @@ async fn revert(h: &Harness, id: &str, drift: &Value) {
 /// kubectl is reverted and the topic is on the brokers again; a broker added with kubectl is reverted, emptied
 /// and stopped.
 async fn drift_on_the_brokers(h: &Harness, id: &str, ns: &str, admin: &ClientConfig) {
-    let detected: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DriftDetected'")
-        .fetch_one(&h.db.pool)
-        .await
-        .expect("count");
-    assert_eq!(detected, 0, "DriftDetected while nothing drifted (through a scale and an upgrade on real brokers)");
+    assert_eq!(
+        drift_detected_count(h).await,
+        0,
+        "DriftDetected while nothing drifted (through a scale and an upgrade on real brokers)"
+    );
     let topic_on_brokers = |name: &'static str| {
         let c = admin.clone();
         async move {
@@ -439,7 +427,7 @@ async fn drift_on_the_brokers(h: &Harness, id: &str, ns: &str, admin: &ClientCon
         topic_on_brokers("drift.check").await.is_none().then_some(())
     })
     .await;
-    let drift = open_drift(h, id, &object, "").await;
+    let drift = wait_open_drift(h, id, &object, "", Duration::from_secs(30)).await;
     assert_eq!(drift["actual"], Value::Null, "{drift}");
     revert(h, id, &drift).await;
     let partitions = eventually("drift.check on the brokers again", Duration::from_secs(60), || async {
@@ -453,7 +441,7 @@ async fn drift_on_the_brokers(h: &Harness, id: &str, ns: &str, admin: &ClientCon
     let (ok, out) =
         kubectl(TARGET, &["patch", "kafkanodepool", BROKER_POOL, "-n", ns, "--type", "merge", "-p", patch], "");
     assert!(ok, "{out}");
-    let drift = open_drift(h, id, BROKER_POOL, "spec.replicas").await;
+    let drift = wait_open_drift(h, id, BROKER_POOL, "spec.replicas", Duration::from_secs(30)).await;
     assert_eq!((drift["expected"].as_i64(), drift["actual"].as_i64()), (Some(3), Some(4)), "{drift}");
     let c = admin.clone();
     let joined = eventually("the added broker serving", Duration::from_secs(120), || {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use polaris_domain::naming::BROKER_POOL;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
-    ALL, Harness, get, kubectl, kubectl_env, new_org, new_token, send, unique_name, wait_for_status, wait_operation,
+    ALL, Harness, drift_detected_count, get, kubectl, kubectl_env, new_org, new_token, send, unique_name,
+    wait_for_status, wait_open_drift, wait_operation,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -24,16 +25,7 @@ async fn harness() -> Harness {
 /// is the detection latency (kubectl's change to the API's answer, through the event store and the projector).
 async fn wait_drift(h: &Harness, id: &str, object: &str, field: &str) -> (Value, Duration) {
     let started = Instant::now();
-    let drift =
-        eventually(&format!("an open drift of {object} {field}"), INTERVAL + Duration::from_secs(5), || async {
-            let list = get(h, &format!("/v1/clusters/{id}/drift?status=open")).await;
-            list["items"]
-                .as_array()?
-                .iter()
-                .find(|d| d["resource"].as_str().is_some_and(|r| r.contains(object)) && d["field"] == field)
-                .cloned()
-        })
-        .await;
+    let drift = wait_open_drift(h, id, object, field, INTERVAL + Duration::from_secs(5)).await;
     (drift, started.elapsed())
 }
 
@@ -60,13 +52,6 @@ async fn passes(h: &Harness, outcome: &str) -> f64 {
     let text = h.http.get(h.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     let prefix = format!("polaris_drift_passes_total{{outcome=\"{outcome}\"}} ");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-}
-
-async fn count_detected(h: &Harness) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DriftDetected'")
-        .fetch_one(&h.db.pool)
-        .await
-        .expect("count")
 }
 
 /// `kubectl patch` of a KafkaTopic's `retention.ms`, as someone behind Polaris would.
@@ -120,7 +105,7 @@ async fn drift_is_detected_degrades_the_cluster_and_is_reverted_adopted_or_ignor
         (passes(&h, "compared").await > compared_before).then_some(())
     })
     .await;
-    let (skipped, detected) = (passes(&h, "skipped").await, count_detected(&h).await);
+    let (skipped, detected) = (passes(&h, "skipped").await, drift_detected_count(&h).await);
     let (s, op) = send(&h, h.http.post(h.url(&format!("/v1/clusters/{id}/scale"))).json(&json!({"brokers": 4}))).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{op}");
     wait_operation(&h, op["operation"]["id"].as_str().expect("op"), "succeeded").await;
@@ -138,7 +123,7 @@ async fn drift_is_detected_degrades_the_cluster_and_is_reverted_adopted_or_ignor
         passes(&h, "skipped").await > skipped,
         "the detector passed (and skipped the cluster) during the operations"
     );
-    assert_eq!(count_detected(&h).await, detected, "no DriftDetected while a scale and an upgrade ran");
+    assert_eq!(drift_detected_count(&h).await, detected, "no DriftDetected while a scale and an upgrade ran");
     assert_eq!(get(&h, &format!("/v1/clusters/{id}")).await["status"], "READY");
 
     // A topic's retention changed with kubectl: detected within the interval plus 5 s, who did it, DEGRADED.

@@ -343,3 +343,25 @@ pub async fn record_drift(h: &Harness, org: polaris_domain::OrgId, cluster: &str
     .await;
     id.to_string()
 }
+
+/// The open drift of `field` of an object of cluster `id` whose `Kind/namespace/name` contains `object`, once the
+/// API shows it (within `within`).
+pub async fn wait_open_drift(h: &Harness, id: &str, object: &str, field: &str, within: Duration) -> Value {
+    eventually(&format!("an open drift of {object} {field:?}"), within, || async {
+        let list = get(h, &format!("/v1/clusters/{id}/drift?status=open")).await;
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|d| d["resource"].as_str().is_some_and(|r| r.contains(object)) && d["field"] == field)
+            .cloned()
+    })
+    .await
+}
+
+/// How many `DriftDetected` events the harness' event store holds.
+pub async fn drift_detected_count(h: &Harness) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DriftDetected'")
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("count DriftDetected")
+}
