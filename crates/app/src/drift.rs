@@ -199,17 +199,26 @@ pub async fn resolve(
     caller.require(Role::Operator)?;
     clusters::current(app, caller, cluster).await?;
     let row = db::drifts::get(&app.pool, cluster, drift_id).await?.ok_or(AppError::NotFound("drift"))?;
-    if row.status != "open" {
-        return Err(AppError::Unprocessable {
-            code: "INVALID_STATE",
-            detail: format!("the drift is {} already", row.status),
-            field: None,
-        });
-    }
     if body.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(AppError::validation("reason is at most 500 characters", Some("reason")));
     }
+    // What is resolved, and what adopting records, is the drift as its events say now: the read model may not
+    // have the latest observation (or the resolution) yet.
+    let (drift, _, _) = crate::fold::as_of::<Drift>(app, caller, drift_id, Utc::now(), "drift").await?;
+    let Some(observed) = drift.observed else {
+        return Err(AppError::Unprocessable {
+            code: "INVALID_STATE",
+            detail: format!("the drift is {} already", drift.status().unwrap_or("resolved")),
+            field: None,
+        });
+    };
     let mut view = DriftView::from(row);
+    view.expected = observed.expected;
+    view.actual = observed.actual;
+    view.changed_by = observed.changed_by;
+    view.observed_at = observed.observed_at;
+    view.unexplained = view.expected.is_none();
+    view.reverting = drift.reverting.is_some();
     let policy_version = crate::policies::version_in_force(app, caller).await?;
     let resolve = async |how, operation_id: Option<OperationId>| -> Result<(), AppError> {
         let command = DriftCommand::Resolve { how, by: caller.actor(), reason: body.reason.clone(), operation_id };
