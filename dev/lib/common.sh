@@ -28,9 +28,15 @@ ISTIOCTL_VERSION="${ISTIOCTL_VERSION:-v0.0.0-20260827124520-eed52ebb66ad}"
 PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 # grpcurl, for the gRPC checks of ./dev/test (reflection, health, rich errors).
 GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.4}"
+# toxiproxy, built from the Go module proxy: polaris-bench chaos puts it between Polaris and PostgreSQL/Kafka.
+TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.12.0}"
 PG_PORT="${PG_PORT:-55432}"
 KAFKA_PORT="${KAFKA_PORT:-59092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59093}"
+# A second listener of the bootstrap Kafka that advertises toxiproxy's port (59095) instead of its own, so a client
+# that bootstraps through the proxy also reaches the broker through it (polaris-bench chaos).
+KAFKA_PROXIED_PORT="${KAFKA_PROXIED_PORT:-59094}"
+KAFKA_PROXY_PORT="${KAFKA_PROXY_PORT:-59095}"
 TEMPORAL_PORT="${TEMPORAL_PORT:-57233}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-58233}"
 POLARIS_PORT="${POLARIS_PORT:-8080}"

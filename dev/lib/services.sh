@@ -13,7 +13,7 @@ PG_BIN="$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)"
 # The fixed ports lie inside Linux's ephemeral range (32768-60999): an outgoing connection may take one as its
 # local port just before a service binds it ("address already in use"). Reserve them (needs root; skipped if not).
 reserve_ports() {
-  local ports="55432,57233,57235,58080,58233,59090,59092,59093,52379-52382,56443-56444"
+  local ports="55432,55433,57233,57235,58080,58233,58474,59090,59092-59095,52379-52382,56443-56444"
   local f=/proc/sys/net/ipv4/ip_local_reserved_ports
   if [[ -w "$f" ]]; then
     local current; current="$(cat "$f")"
@@ -81,11 +81,11 @@ start_kafka() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PROXIED://127.0.0.1:$KAFKA_PROXIED_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT
 log.dirs=$dir
 num.partitions=3
 offsets.topic.replication.factor=1
@@ -340,6 +340,16 @@ ensure_grpcurl() {
   if [[ ! -x "$(grpcurl_bin)" ]]; then
     step "grpcurl $GRPCURL_VERSION: build from the Go module proxy (first run: about 2 minutes)" "$LOGS/install.log" \
       env GOBIN="$CACHE/grpcurl-$GRPCURL_VERSION" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+  fi
+}
+
+# toxiproxy (polaris-bench chaos), built from the Go module proxy; cached by version. The module's server
+# command is `cmd/server`.
+toxiproxy_bin() { echo "$CACHE/toxiproxy-$TOXIPROXY_VERSION/server"; }
+ensure_toxiproxy() {
+  if [[ ! -x "$(toxiproxy_bin)" ]]; then
+    step "toxiproxy $TOXIPROXY_VERSION: build from the Go module proxy (first run: under a minute)" "$LOGS/install.log" \
+      env GOBIN="$CACHE/toxiproxy-$TOXIPROXY_VERSION" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
   fi
 }
 

@@ -16,8 +16,14 @@
 //! - `drift`: N clusters on one target; the time of one detector pass over all of them, then M drifts injected
 //!   one after another (a label changed on a Kafka resource by another field manager): detection latency p50/p99,
 //!   from the change to the drift in the API.
+//! - `chaos`: a mixed workload through the API while faults are injected (kill -9 of each role process, restarts
+//!   of PostgreSQL, Kafka, Temporal, a kube-apiserver and strimzi-sim, latency and resets through toxiproxy), then
+//!   the checks: nothing acknowledged lost, every event in Kafka, read models equal a replay, no operation stuck,
+//!   no Kubernetes object duplicated or orphaned, hash chains intact, no 5xx but 503 (chaos.rs).
 //! - `cli`: the built `polaris` binary: wall time of `clusters list` (process start, HTTP, output) and how long
 //!   `events tail` takes to print an event after its command was accepted.
+
+mod chaos;
 
 use std::time::{Duration, Instant};
 
@@ -111,6 +117,23 @@ enum Command {
         clusters: usize,
         #[arg(long, default_value_t = 50)]
         drifts: usize,
+    },
+    /// A mixed workload while faults are injected, then the checks and two tables (faults by kind with their
+    /// longest recovery; the checks). Needs PostgreSQL durable (`./dev/down && PG_DURABLE=1 ./dev/up`) and
+    /// `cargo build -p polaris-server`.
+    Chaos {
+        /// How long faults are injected (one of each kind at least; one every 30 s in a longer run).
+        #[arg(long, default_value_t = 3.0)]
+        minutes: f64,
+        /// Commands a second through the API: creates, scales, topics, users, deletes.
+        #[arg(long, default_value_t = 3.0)]
+        rate: f64,
+        /// The workload's choices.
+        #[arg(long, default_value_t = 17)]
+        seed: u64,
+        /// How long to wait afterwards for every operation to end before checking.
+        #[arg(long, default_value_t = 10)]
+        settle_minutes: u64,
     },
     /// Clusters from POST to READY on the local stack.
     Provision {
@@ -956,5 +979,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Cli { runs } => cli(runs).await,
         Command::Drift { clusters, drifts } => drift(clusters, drifts).await,
         Command::Limit { seconds, commands, backlog } => limit(seconds, commands, backlog).await,
+        Command::Chaos { minutes, rate, seed, settle_minutes } => {
+            chaos::chaos(minutes, rate, seed, settle_minutes).await
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube::Api;
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{
-    ALL, Harness, create, kube_client, send, unique_name, wait_for_status, wait_operation,
+    ALL, Harness, create, kube_client, send, unique_name, wait_for_status, wait_operation, wait_operation_for,
 };
 use polaris_workers::strimzi::KafkaTopic;
 use reqwest::StatusCode;
@@ -180,5 +180,41 @@ async fn a_topic_the_operator_never_readies_is_stalled_at_its_deadline_and_the_c
     assert_eq!(topic["status"], "STALLED", "{topic}");
     let (_, cluster) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}")))).await;
     assert_eq!(cluster["status"], "READY", "the cluster is not touched: {cluster}");
+    h.stop().await;
+}
+
+/// Found by `polaris-bench chaos`: a topic requested just before its cluster's deletion stayed `running` for ever.
+/// Its operation is now cancelled with the reason when the cluster is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_topic_operation_open_when_its_cluster_is_deleted_is_cancelled_with_the_reason() {
+    let h = Harness::start_with(&ALL, 120).await;
+    let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
+    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
+    // The operator never readies the topic, so its operation is still running when the deletion comes.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube_client("aws-eu-west-1").await);
+    let patch = json!({"metadata": {"annotations": {"strimzi-sim.polaris.dev/topic-fault": "stall"}}});
+    let ns = ready["namespace"].as_str().expect("namespace");
+    namespaces
+        .patch(ns, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .expect("annotate namespace");
+    let (s, body) = send(
+        &h,
+        h.http
+            .post(h.url(&format!("/v1/clusters/{id}/topics")))
+            .json(&json!({"name": "orphan", "partitions": 1, "replication_factor": 1})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let topic_op = body["operation"]["id"].as_str().expect("op").to_owned();
+    wait_operation(&h, &topic_op, "running").await;
+
+    let (s, body) = send(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    wait_for_status(&h, &id, "DELETED", Duration::from_secs(60)).await;
+    let op = wait_operation_for(&h, &topic_op, "cancelled", Duration::from_secs(10)).await;
+    assert_eq!(op["error"], "cancelled: the cluster was deleted", "{op}");
+    assert!(op["finished_at"].is_string(), "{op}");
+    assert_eq!(op["steps"][0]["state"], "failed", "{op}");
     h.stop().await;
 }

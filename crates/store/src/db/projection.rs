@@ -319,6 +319,23 @@ pub async fn lock_operation(conn: &mut PgConnection, id: Uuid) -> Result<Option<
     Ok(row.map(|(state, steps, error, finished_at)| OperationProgress { state, steps: steps.0, error, finished_at }))
 }
 
+/// The operations of a cluster that have not ended (pending, running or stalled), other than `except`, oldest
+/// first.
+pub async fn unfinished_operations_of(
+    conn: &mut PgConnection,
+    cluster: Uuid,
+    except: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM operations WHERE cluster_id = $1 AND id <> $2 AND state IN ('pending', 'running', 'stalled') \
+         ORDER BY started_at, id",
+    )
+    .bind(cluster)
+    .bind(except)
+    .fetch_all(&mut *conn)
+    .await
+}
+
 /// Writes an operation's progress back.
 pub async fn save_operation(conn: &mut PgConnection, id: Uuid, op: &OperationProgress) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE operations SET state = $2, steps = $3, error = $4, finished_at = $5 WHERE id = $1")
