@@ -57,6 +57,9 @@ pub struct Caller {
     pub idempotency: Option<IdempotencyClaim>,
     /// What the caller acts through, prefixed to its actor (`drift-adopt` when a drift is adopted).
     pub acting_through: Option<&'static str>,
+    /// The org's current policy bundle version when the request was authenticated (0: none), read with the token
+    /// (no round trip of its own); the bundle itself comes from the cache by this version.
+    pub policy_version: i64,
 }
 
 impl Caller {
@@ -152,7 +155,7 @@ pub async fn authenticate(pool: &PgPool, authorization: Option<&str>) -> Result<
         .filter(|s| !s.is_empty())
         .ok_or(AppError::Unauthenticated)?;
     let bearer = polaris_store::db::tenancy::bearer(pool, &hash_token(secret)).await?;
-    let Bearer { id: token_id, name: token_name, org_id, role, platform_admin } =
+    let Bearer { id: token_id, name: token_name, org_id, role, platform_admin, policy_version } =
         bearer.ok_or(AppError::Unauthenticated)?;
     let role = Role::parse(&role).ok_or_else(|| AppError::Internal(format!("token {token_id} has role {role}")))?;
     Ok(Caller {
@@ -164,6 +167,7 @@ pub async fn authenticate(pool: &PgPool, authorization: Option<&str>) -> Result<
         audit: None,
         idempotency: None,
         acting_through: None,
+        policy_version,
     })
 }
 

@@ -256,17 +256,18 @@ async fn request_cluster(
             crate::dryrun::decide::<Cluster>(&app.pool, &cluster_id.to_string(), command, AppError::from).await?;
         return Ok(Requested::Planned(crate::dryrun::cluster_plan(&cluster_name, "", &events, Some(policy_version))?));
     }
-    execute(app, caller, cluster_id.as_uuid(), command, &metadata, None).await?;
+    let (executed, appended) =
+        polaris_store::capture_appended(execute(app, caller, cluster_id.as_uuid(), command, &metadata, None)).await;
+    executed?;
 
-    // The response describes exactly what was recorded: read the event back rather than re-deriving defaults.
-    let stored = db::events::last_of_aggregate(&app.pool, "cluster", &cluster_id.to_string())
-        .await?
-        .ok_or_else(|| AppError::Internal("the request's event is missing".to_owned()))?;
-    let sequence = stored.sequence;
-    let event = match stored.decode() {
+    // The response describes exactly what was recorded: the event as the append stored it (no read-back), rather
+    // than defaults derived again here.
+    let stored = appended.last().ok_or_else(|| AppError::Internal("the request appended no event".to_owned()))?;
+    let sequence = stored.sequence as i64;
+    let event = match serde_json::from_value::<ClusterEvent>(stored.payload.clone()) {
         Ok(ClusterEvent::ClusterRequested(event)) => event,
         Ok(other) => return Err(AppError::Internal(format!("expected ClusterRequested, found {other:?}"))),
-        Err(e) => return Err(AppError::Internal(format!("stored event unreadable: {e}"))),
+        Err(e) => return Err(AppError::Internal(format!("appended event unreadable: {e}"))),
     };
     Ok(Requested::Accepted(Box::new(ClusterAccepted {
         cluster: ClusterView::requested(&event, sequence),

@@ -53,6 +53,8 @@ pub struct App {
     pub anonymous_limiter: Arc<ratelimit::RateLimiter>,
     /// The Prometheus that scrapes the managed brokers, for the cluster page's charts (`None`: not configured).
     pub prometheus: Option<Arc<dyn kafka_metrics::MetricsSource>>,
+    /// Published policy bundles by (org, version), shared by this process' doors.
+    pub policy_bundles: Arc<policies::BundleCache>,
 }
 
 impl App {

@@ -33,6 +33,35 @@ pub struct Published {
     pub created_at: DateTime<Utc>,
 }
 
+/// Published bundles by (org, version). A version never changes once published, so an entry is never stale; the
+/// current version comes with the caller's token ([`Caller::policy_version`]).
+#[derive(Default)]
+pub struct BundleCache {
+    bundles: std::sync::Mutex<std::collections::HashMap<(OrgId, i64), PolicyBundle>>,
+}
+
+impl BundleCache {
+    /// Entries kept before the cache starts again (a bound, not a working-set estimate).
+    const MAX: usize = 4096;
+
+    /// The org's bundle `version` (0: the empty bundle), from the cache or read once.
+    pub async fn get(&self, pool: &polaris_store::Pool, org: OrgId, version: i64) -> Result<PolicyBundle, AppError> {
+        if version == 0 {
+            return Ok(PolicyBundle::empty());
+        }
+        if let Some(bundle) = self.bundles.lock().expect("bundle cache").get(&(org, version)) {
+            return Ok(bundle.clone());
+        }
+        let (bundle, _) = bundle_at(pool, org, Some(version)).await?;
+        let mut bundles = self.bundles.lock().expect("bundle cache");
+        if bundles.len() >= Self::MAX {
+            bundles.clear();
+        }
+        bundles.insert((org, version), bundle.clone());
+        Ok(bundle)
+    }
+}
+
 async fn bundle_at(
     pool: &polaris_store::Pool,
     org: OrgId,
@@ -61,7 +90,7 @@ pub async fn judge(app: &App, caller: &Caller, subject: &Subject<'_>) -> Result<
 /// Like [`judge`], answering the bundle that judged the command (its settings, such as `mesh`, shape what the
 /// command records).
 pub async fn judge_by_bundle(app: &App, caller: &Caller, subject: &Subject<'_>) -> Result<PolicyBundle, AppError> {
-    let (bundle, _) = current_bundle(&app.pool, caller.org_id).await?;
+    let bundle = app.policy_bundles.get(&app.pool, caller.org_id, caller.policy_version).await?;
     let violations: Vec<ViolationView> = bundle.evaluate(subject).into_iter().map(Into::into).collect();
     let version = bundle.version;
     caller.note(|d| {

@@ -179,6 +179,8 @@ pub struct Server {
     pub worker_metrics: polaris_workers::WorkerMetrics,
     pub store_metrics: polaris_store::StoreMetrics,
     pub credentials: Option<Arc<polaris_domain::credentials::CredentialsKey>>,
+    /// Published policy bundles by (org, version), for every door of this process.
+    pub policy_bundles: Arc<polaris_app::policies::BundleCache>,
 }
 
 /// The credentials key from its file, if one is configured.
@@ -220,6 +222,7 @@ impl Server {
             worker_metrics,
             store_metrics,
             credentials,
+            policy_bundles: Arc::default(),
         })
     }
 
@@ -244,6 +247,7 @@ impl Server {
                 self.settings.unauthenticated_rate_per_sec.saturating_mul(2),
                 self.settings.api_replicas,
             )),
+            policy_bundles: self.policy_bundles.clone(),
             prometheus: self.settings.prometheus_url.as_deref().map(|url| {
                 Arc::new(prometheus::PrometheusHttp::new(url)) as Arc<dyn polaris_app::kafka_metrics::MetricsSource>
             }),

@@ -142,6 +142,22 @@ fn take_claim(metadata: &mut Value) -> Option<(String, String, String)> {
     }
 }
 
+tokio::task_local! {
+    /// The events appended (committed) in this task, for a caller inside [`capture_appended`].
+    static APPENDED: std::cell::RefCell<Vec<SerializedEvent>>;
+}
+
+/// Runs `f` (a command's execution) and returns its output with the events it appended and committed, exactly as
+/// stored: the command path answers from them instead of reading the event store back.
+pub async fn capture_appended<F: std::future::Future>(f: F) -> (F::Output, Vec<SerializedEvent>) {
+    APPENDED
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let output = f.await;
+            (output, APPENDED.with(|appended| appended.take()))
+        })
+        .await
+}
+
 impl PersistedEventRepository for EventRepository {
     async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
         self.inner.get_events::<A>(aggregate_id).await
@@ -226,6 +242,7 @@ impl PersistedEventRepository for EventRepository {
             // Fault tests: the process dies with the append committed and nobody told (see the function).
             std::process::abort();
         }
+        let _ = APPENDED.try_with(|appended| appended.borrow_mut().extend(events.iter().cloned()));
         for event in events {
             let labels = AppendLabels { aggregate_type: A::TYPE.to_owned(), event_type: event.event_type.clone() };
             self.metrics.events_appended.get_or_create(&labels).inc();

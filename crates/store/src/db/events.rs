@@ -70,19 +70,6 @@ pub async fn of_aggregate(
         .await
 }
 
-/// The last event of one aggregate, if it has any.
-pub async fn last_of_aggregate(
-    pool: &PgPool,
-    aggregate_type: &str,
-    aggregate_id: &str,
-) -> Result<Option<StoredEvent>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {STORED_EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
-         ORDER BY sequence DESC LIMIT 1"
-    );
-    sqlx::query_as(&sql).bind(aggregate_type).bind(aggregate_id).fetch_optional(pool).await
-}
-
 /// The last sequence an aggregate's events reached (0 when it has none): what a read model must have applied to
 /// be current. One index lookup.
 pub async fn head_sequence(pool: &PgPool, aggregate_type: &str, aggregate_id: &str) -> Result<i64, sqlx::Error> {

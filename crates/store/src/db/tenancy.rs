@@ -115,11 +115,15 @@ pub struct Bearer {
     pub org_id: Uuid,
     pub role: String,
     pub platform_admin: bool,
+    /// The org's current policy bundle version (0: none published), read in the same round trip.
+    pub policy_version: i64,
 }
 
 pub async fn bearer(pool: &PgPool, token_hash: &[u8]) -> Result<Option<Bearer>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, name, org_id, role, platform_admin FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        "SELECT t.id, t.name, t.org_id, t.role, t.platform_admin, \
+         COALESCE((SELECT max(p.version) FROM policy_bundles p WHERE p.org_id = t.org_id), 0) AS policy_version \
+         FROM api_tokens t WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
     )
     .bind(token_hash)
     .fetch_optional(pool)
