@@ -178,19 +178,50 @@ pub async fn apply_batch(
     let mut tx = pool.begin().await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut next: std::collections::BTreeMap<(&str, i32), i64> = std::collections::BTreeMap::new();
+    let mut applier = Batch::new(&mut tx);
     for (topic, partition, offset, envelope) in batch {
         outcomes.push(match envelope {
-            Some(env) => apply_envelope(&mut tx, env).await?,
+            Some(env) => apply_envelope(&mut applier, env).await?,
             None => Outcome::Skipped,
         });
         let entry = next.entry((topic, *partition)).or_insert(offset + 1);
         *entry = (*entry).max(offset + 1);
     }
+    applier.flush().await?;
     for ((topic, partition), next_offset) in next {
         db::record_offset(&mut tx, group, topic, partition, next_offset).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// A batch of events applied in one transaction. The operations the batch touches are folded in memory: each is
+/// read (and locked) once, when an event first names it, changed by every event of the batch that names it, and
+/// written back with one statement by [`Batch::flush`], which the caller runs before it commits. A batch of one
+/// event is the per-event path; replay and the live projector run the same code on batches of any size.
+pub struct Batch<'c> {
+    conn: &'c mut Connection,
+    operations: std::collections::HashMap<uuid::Uuid, OperationProgress>,
+    /// The operations changed since the last flush, in the order they were first changed.
+    changed: Vec<uuid::Uuid>,
+}
+
+impl<'c> Batch<'c> {
+    pub fn new(conn: &'c mut Connection) -> Self {
+        Self { conn, operations: Default::default(), changed: Vec::new() }
+    }
+
+    /// Writes every operation the batch changed (one statement), so the transaction holds them.
+    pub async fn flush(&mut self) -> Result<(), ProjectorError> {
+        if self.changed.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(uuid::Uuid, &OperationProgress)> =
+            self.changed.iter().filter_map(|id| self.operations.get(id).map(|op| (*id, op))).collect();
+        db::save_operations(&mut *self.conn, &rows).await?;
+        self.changed.clear();
+        Ok(())
+    }
 }
 
 /// Applies one envelope and records the consumer position, in one transaction.
@@ -210,12 +241,12 @@ pub async fn apply_message(
 /// aggregate's event enum and matched exhaustively: an event type added to the domain does not compile until the
 /// projector says what it does to the read models. Only an event this build does not know at all (written by a
 /// newer one) is skipped.
-pub async fn apply_envelope(conn: &mut Connection, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
+pub async fn apply_envelope(tx: &mut Batch<'_>, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
     match decode(env)? {
-        Some(Decoded::Cluster(event)) => apply_cluster(conn, env, event).await,
-        Some(Decoded::Topic(event)) => apply_topic(conn, env, event).await,
-        Some(Decoded::User(event)) => apply_user(conn, env, event).await,
-        Some(Decoded::Drift(event)) => apply_drift(conn, env, event).await,
+        Some(Decoded::Cluster(event)) => apply_cluster(tx, env, event).await,
+        Some(Decoded::Topic(event)) => apply_topic(tx, env, event).await,
+        Some(Decoded::User(event)) => apply_user(tx, env, event).await,
+        Some(Decoded::Drift(event)) => apply_drift(tx, env, event).await,
         None => Ok(Outcome::Skipped),
     }
 }
@@ -251,22 +282,22 @@ fn decode(env: &EventEnvelope) -> Result<Option<Decoded>, ProjectorError> {
 }
 
 async fn apply_cluster(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     event: ClusterEvent,
 ) -> Result<Outcome, ProjectorError> {
     match event {
-        ClusterEvent::ClusterRequested(e) => cluster_requested(conn, env, e).await,
+        ClusterEvent::ClusterRequested(e) => cluster_requested(tx, env, e).await,
         ClusterEvent::ClusterProvisioningStarted(e) => {
             let change = ClusterChange {
                 status: Some(S::Provisioning.as_str()),
                 status_reason: Some(None),
                 ..Default::default()
             };
-            if !advance(conn, env, &change).await? {
+            if !advance(tx, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.state = OpState::Running.as_str().into();
                 op.start_step("apply-resources", env.occurred_at);
             })
@@ -274,10 +305,10 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::StrimziResourcesApplied(e) => {
-            if !advance(conn, env, &ClusterChange::default()).await? {
+            if !advance(tx, env, &ClusterChange::default()).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("apply-resources", StepState::Succeeded, Some(e.resources.join(", ")), env.occurred_at);
                 op.start_step("wait-ready", env.occurred_at);
             })
@@ -291,14 +322,14 @@ async fn apply_cluster(
                 status_reason: Some(None),
                 ..settled()
             };
-            let applied = advance(conn, env, &change).await?;
+            let applied = advance(tx, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            db::delete_nodes(conn, env.aggregate_id, None).await?;
-            db::insert_nodes(conn, env.aggregate_id, &e.broker_ids, "broker").await?;
-            db::insert_nodes(conn, env.aggregate_id, &e.controller_ids, "controller").await?;
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            db::delete_nodes(&mut *tx.conn, env.aggregate_id, None).await?;
+            db::insert_nodes(&mut *tx.conn, env.aggregate_id, &e.broker_ids, "broker").await?;
+            db::insert_nodes(&mut *tx.conn, env.aggregate_id, &e.controller_ids, "controller").await?;
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "wait-ready",
                     StepState::Succeeded,
@@ -313,7 +344,7 @@ async fn apply_cluster(
         }
         ClusterEvent::ClusterStalled(ClusterStalled { operation_id, step, reason }) => {
             operation_ended(
-                conn,
+                tx,
                 env,
                 operation_id,
                 &step,
@@ -324,7 +355,7 @@ async fn apply_cluster(
         }
         ClusterEvent::OperationFailed(OperationFailed { operation_id, step, reason }) => {
             operation_ended(
-                conn,
+                tx,
                 env,
                 operation_id,
                 &step,
@@ -333,17 +364,15 @@ async fn apply_cluster(
             )
             .await
         }
-        ClusterEvent::ClusterScaleRequested(e) => {
-            start_operation(conn, env, e.operation_id.as_uuid(), S::Scaling).await
-        }
+        ClusterEvent::ClusterScaleRequested(e) => start_operation(tx, env, e.operation_id.as_uuid(), S::Scaling).await,
         ClusterEvent::BrokersAdded(e) => {
             let change = ClusterChange { brokers: Some(e.broker_ids.len() as i32), ..Default::default() };
-            let applied = advance(conn, env, &change).await?;
+            let applied = advance(tx, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            set_brokers(conn, env.aggregate_id, &e.broker_ids).await?;
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            set_brokers(tx, env.aggregate_id, &e.broker_ids).await?;
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "scale-broker-pool",
                     StepState::Succeeded,
@@ -358,10 +387,10 @@ async fn apply_cluster(
         ClusterEvent::RebalanceCompleted(e) => {
             let adding = e.mode == "add-brokers";
             let change = if adding { settled() } else { ClusterChange::default() };
-            if !advance(conn, env, &change).await? {
+            if !advance(tx, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 let detail = Some(format!("{} for node ids {:?}", e.mode, e.node_ids));
                 op.finish_step(&format!("rebalance-{}", e.mode), StepState::Succeeded, detail, env.occurred_at);
                 if adding {
@@ -375,12 +404,12 @@ async fn apply_cluster(
         }
         ClusterEvent::BrokersRemoved(e) => {
             let change = ClusterChange { brokers: Some(e.broker_ids.len() as i32), ..settled() };
-            let applied = advance(conn, env, &change).await?;
+            let applied = advance(tx, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            set_brokers(conn, env.aggregate_id, &e.broker_ids).await?;
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            set_brokers(tx, env.aggregate_id, &e.broker_ids).await?;
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "scale-broker-pool",
                     StepState::Succeeded,
@@ -393,15 +422,15 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::ClusterUpgradeRequested(e) => {
-            start_operation(conn, env, e.operation_id.as_uuid(), S::Upgrading).await
+            start_operation(tx, env, e.operation_id.as_uuid(), S::Upgrading).await
         }
         ClusterEvent::KafkaVersionRolled(e) => {
             let change = ClusterChange { kafka_version: Some(&e.kafka_version), ..Default::default() };
-            let applied = advance(conn, env, &change).await?;
+            let applied = advance(tx, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "roll-kafka-version",
                     StepState::Succeeded,
@@ -415,11 +444,11 @@ async fn apply_cluster(
         }
         ClusterEvent::MetadataVersionBumped(e) => {
             let change = ClusterChange { metadata_version: Some(&e.metadata_version), ..settled() };
-            let applied = advance(conn, env, &change).await?;
+            let applied = advance(tx, env, &change).await?;
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "bump-metadata-version",
                     StepState::Succeeded,
@@ -432,7 +461,7 @@ async fn apply_cluster(
             Ok(Outcome::Applied)
         }
         ClusterEvent::ClusterDeletionRequested(e) => {
-            start_operation(conn, env, e.operation_id.as_uuid(), S::Deleting).await
+            start_operation(tx, env, e.operation_id.as_uuid(), S::Deleting).await
         }
         ClusterEvent::ClusterDeleted(e) => {
             let change = ClusterChange {
@@ -441,19 +470,20 @@ async fn apply_cluster(
                 bootstrap_servers: Some(None),
                 ..Default::default()
             };
-            if !advance(conn, env, &change).await? {
+            if !advance(tx, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            db::delete_nodes(conn, env.aggregate_id, None).await?;
-            db::delete_topics_of(conn, env.aggregate_id, env.occurred_at).await?;
-            db::delete_users_of(conn, env.aggregate_id, env.occurred_at).await?;
+            db::delete_nodes(&mut *tx.conn, env.aggregate_id, None).await?;
+            db::delete_topics_of(&mut *tx.conn, env.aggregate_id, env.occurred_at).await?;
+            db::delete_users_of(&mut *tx.conn, env.aggregate_id, env.occurred_at).await?;
             // A topic, user or revert operation still open when the cluster went can never finish: it is cancelled
             // with the reason, and so is a stalled one (nothing is left to retry it on).
             let delete_op = e.operation_id.as_uuid();
-            for open in db::unfinished_operations_of(conn, env.aggregate_id, delete_op).await? {
-                update_operation(conn, open, env, |op| op.cancel(CLUSTER_DELETED, env.occurred_at)).await?;
+            tx.flush().await?;
+            for open in db::unfinished_operations_of(&mut *tx.conn, env.aggregate_id, delete_op).await? {
+                update_operation(tx, open, env, |op| op.cancel(CLUSTER_DELETED, env.occurred_at)).await?;
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("delete-resources", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
@@ -462,28 +492,28 @@ async fn apply_cluster(
         }
         ClusterEvent::DeletionProtectionChanged(e) => {
             let change = ClusterChange { deletion_protection: Some(e.enabled), ..Default::default() };
-            let applied = advance(conn, env, &change).await?;
+            let applied = advance(tx, env, &change).await?;
             Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
         }
     }
 }
 
-async fn apply_topic(conn: &mut Connection, env: &EventEnvelope, event: TopicEvent) -> Result<Outcome, ProjectorError> {
+async fn apply_topic(tx: &mut Batch<'_>, env: &EventEnvelope, event: TopicEvent) -> Result<Outcome, ProjectorError> {
     match event {
         TopicEvent::TopicRequested(e) => {
-            let inserted = db::insert_topic(conn, at(env), &e).await?;
+            let inserted = db::insert_topic(&mut *tx.conn, at(env), &e).await?;
             if !inserted {
                 return Ok(Outcome::AlreadyApplied);
             }
-            start_operation_row(conn, env, || None).await?;
+            start_operation_row(tx, env, || None).await?;
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicReady(e) => {
             let ready = TopicChange { status: Some(T::Ready.as_str()), ..Default::default() };
-            if !advance_topic(conn, env, &ready).await? {
+            if !advance_topic(tx, env, &ready).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("apply-kafkatopic", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
@@ -494,58 +524,54 @@ async fn apply_topic(conn: &mut Connection, env: &EventEnvelope, event: TopicEve
         TopicEvent::TopicPartitionsIncreased(e) => {
             let change =
                 TopicChange { partitions: Some(e.to as i32), status: Some(T::Updating.as_str()), ..Default::default() };
-            if !advance_topic(conn, env, &change).await? {
+            if !advance_topic(tx, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            topic_operation(conn, env).await?;
+            topic_operation(tx, env).await?;
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicConfigChanged(e) => {
             let change =
                 TopicChange { config: Some(&e.config), status: Some(T::Updating.as_str()), ..Default::default() };
-            if !advance_topic(conn, env, &change).await? {
+            if !advance_topic(tx, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            topic_operation(conn, env).await?;
+            topic_operation(tx, env).await?;
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicDeletionProtectionChanged(e) => {
             let change = TopicChange { deletion_protection: Some(e.enabled), ..Default::default() };
-            let applied = advance_topic(conn, env, &change).await?;
+            let applied = advance_topic(tx, env, &change).await?;
             Ok(if applied { Outcome::Applied } else { Outcome::AlreadyApplied })
         }
         TopicEvent::TopicDeletionRequested(_) => {
-            if !advance_topic(conn, env, &TopicChange { status: Some(T::Deleting.as_str()), ..Default::default() })
+            if !advance_topic(tx, env, &TopicChange { status: Some(T::Deleting.as_str()), ..Default::default() })
                 .await?
             {
                 return Ok(Outcome::AlreadyApplied);
             }
-            topic_operation(conn, env).await?;
+            topic_operation(tx, env).await?;
             Ok(Outcome::Applied)
         }
         TopicEvent::TopicStalled(e) => {
-            if !advance_topic(conn, env, &TopicChange { status: Some(T::Stalled.as_str()), ..Default::default() })
-                .await?
+            if !advance_topic(tx, env, &TopicChange { status: Some(T::Stalled.as_str()), ..Default::default() }).await?
             {
                 return Ok(Outcome::AlreadyApplied);
             }
-            member_operation_ended(conn, env, e.operation_id, &e.reason, (OpState::Stalled, StepState::Stalled)).await
+            member_operation_ended(tx, env, e.operation_id, &e.reason, (OpState::Stalled, StepState::Stalled)).await
         }
         TopicEvent::TopicOperationFailed(e) => {
-            if !advance_topic(conn, env, &TopicChange { status: Some(T::Failed.as_str()), ..Default::default() })
-                .await?
-            {
+            if !advance_topic(tx, env, &TopicChange { status: Some(T::Failed.as_str()), ..Default::default() }).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            member_operation_ended(conn, env, e.operation_id, &e.reason, (OpState::Failed, StepState::Failed)).await
+            member_operation_ended(tx, env, e.operation_id, &e.reason, (OpState::Failed, StepState::Failed)).await
         }
         TopicEvent::TopicDeleted(e) => {
-            if !advance_topic(conn, env, &TopicChange { status: Some(T::Deleted.as_str()), ..Default::default() })
-                .await?
+            if !advance_topic(tx, env, &TopicChange { status: Some(T::Deleted.as_str()), ..Default::default() }).await?
             {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("delete-kafkatopic", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
@@ -555,21 +581,21 @@ async fn apply_topic(conn: &mut Connection, env: &EventEnvelope, event: TopicEve
     }
 }
 
-async fn apply_user(conn: &mut Connection, env: &EventEnvelope, event: UserEvent) -> Result<Outcome, ProjectorError> {
+async fn apply_user(tx: &mut Batch<'_>, env: &EventEnvelope, event: UserEvent) -> Result<Outcome, ProjectorError> {
     let status = |s: T| UserChange { status: Some(s.as_str()), ..Default::default() };
     match event {
         UserEvent::UserRequested(e) => {
-            if !db::insert_user(conn, at(env), &e).await? {
+            if !db::insert_user(&mut *tx.conn, at(env), &e).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            start_operation_row(conn, env, || None).await?;
+            start_operation_row(tx, env, || None).await?;
             Ok(Outcome::Applied)
         }
         UserEvent::UserReady(e) => {
-            if !advance_user(conn, env, &status(T::Ready)).await? {
+            if !advance_user(tx, env, &status(T::Ready)).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("apply-kafkauser", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
@@ -578,32 +604,32 @@ async fn apply_user(conn: &mut Connection, env: &EventEnvelope, event: UserEvent
         }
         // Each change starts (or joins) the operation applying the KafkaUser.
         UserEvent::UserAclsChanged(e) => {
-            user_changed(conn, env, UserChange { acls: Some(&e.acls), ..status(T::Updating) }).await
+            user_changed(tx, env, UserChange { acls: Some(&e.acls), ..status(T::Updating) }).await
         }
         UserEvent::UserQuotasChanged(e) => {
-            user_changed(conn, env, UserChange { quotas: Some(&e.quotas), ..status(T::Updating) }).await
+            user_changed(tx, env, UserChange { quotas: Some(&e.quotas), ..status(T::Updating) }).await
         }
         UserEvent::UserCredentialsRotated(e) => {
-            user_changed(conn, env, UserChange { generation: Some(e.generation), ..status(T::Updating) }).await
+            user_changed(tx, env, UserChange { generation: Some(e.generation), ..status(T::Updating) }).await
         }
-        UserEvent::UserDeletionRequested(_) => user_changed(conn, env, status(T::Deleting)).await,
+        UserEvent::UserDeletionRequested(_) => user_changed(tx, env, status(T::Deleting)).await,
         UserEvent::UserStalled(e) => {
-            if !advance_user(conn, env, &status(T::Stalled)).await? {
+            if !advance_user(tx, env, &status(T::Stalled)).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            member_operation_ended(conn, env, e.operation_id, &e.reason, (OpState::Stalled, StepState::Stalled)).await
+            member_operation_ended(tx, env, e.operation_id, &e.reason, (OpState::Stalled, StepState::Stalled)).await
         }
         UserEvent::UserOperationFailed(e) => {
-            if !advance_user(conn, env, &status(T::Failed)).await? {
+            if !advance_user(tx, env, &status(T::Failed)).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            member_operation_ended(conn, env, e.operation_id, &e.reason, (OpState::Failed, StepState::Failed)).await
+            member_operation_ended(tx, env, e.operation_id, &e.reason, (OpState::Failed, StepState::Failed)).await
         }
         UserEvent::UserDeleted(e) => {
-            if !advance_user(conn, env, &status(T::Deleted)).await? {
+            if !advance_user(tx, env, &status(T::Deleted)).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            update_operation(conn, e.operation_id.as_uuid(), env, |op| {
+            update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("delete-kafkauser", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
             })
@@ -615,27 +641,27 @@ async fn apply_user(conn: &mut Connection, env: &EventEnvelope, event: UserEvent
 
 /// A drift's row follows its episodes; a revert is an operation of the drift's cluster (the cluster's status is
 /// composed with its open drifts where it is read: `clusters_shown`).
-async fn apply_drift(conn: &mut Connection, env: &EventEnvelope, event: DriftEvent) -> Result<Outcome, ProjectorError> {
+async fn apply_drift(tx: &mut Batch<'_>, env: &EventEnvelope, event: DriftEvent) -> Result<Outcome, ProjectorError> {
     let applied = match &event {
-        DriftEvent::DriftDetected(e) => polaris_store::db::drifts::detected(conn, at(env), e).await?,
+        DriftEvent::DriftDetected(e) => polaris_store::db::drifts::detected(&mut *tx.conn, at(env), e).await?,
         DriftEvent::DriftRevertRequested(e) => {
-            polaris_store::db::drifts::reverting(conn, at(env), Some(e.operation_id.as_uuid())).await?
+            polaris_store::db::drifts::reverting(&mut *tx.conn, at(env), Some(e.operation_id.as_uuid())).await?
         }
-        DriftEvent::DriftRevertStalled(_) => polaris_store::db::drifts::reverting(conn, at(env), None).await?,
-        DriftEvent::DriftResolved(e) => polaris_store::db::drifts::resolved(conn, at(env), e).await?,
+        DriftEvent::DriftRevertStalled(_) => polaris_store::db::drifts::reverting(&mut *tx.conn, at(env), None).await?,
+        DriftEvent::DriftResolved(e) => polaris_store::db::drifts::resolved(&mut *tx.conn, at(env), e).await?,
     };
     if !applied {
         return Ok(Outcome::AlreadyApplied);
     }
     match event {
-        DriftEvent::DriftRevertRequested(_) => start_operation_row(conn, env, || None).await?,
+        DriftEvent::DriftRevertRequested(_) => start_operation_row(tx, env, || None).await?,
         DriftEvent::DriftRevertStalled(e) => {
             let ended = (OpState::Stalled, StepState::Stalled);
-            return member_operation_ended(conn, env, e.operation_id, &e.reason, ended).await;
+            return member_operation_ended(tx, env, e.operation_id, &e.reason, ended).await;
         }
         DriftEvent::DriftResolved(e) => {
             if let (DriftResolution::Reverted, Some(operation_id)) = (e.how, e.operation_id) {
-                update_operation(conn, operation_id.as_uuid(), env, |op| {
+                update_operation(tx, operation_id.as_uuid(), env, |op| {
                     op.finish_step("reapply-recorded-state", StepState::Succeeded, None, env.occurred_at);
                     op.succeed(env.occurred_at);
                 })
@@ -649,37 +675,37 @@ async fn apply_drift(conn: &mut Connection, env: &EventEnvelope, event: DriftEve
 
 /// Moves the user's row to this event's sequence with `change`; false when it is already there.
 async fn advance_user(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     change: &UserChange<'_>,
 ) -> Result<bool, ProjectorError> {
-    Ok(db::advance_user(conn, at(env), change).await?)
+    Ok(db::advance_user(&mut *tx.conn, at(env), change).await?)
 }
 
 /// A user change: the row moves, and the operation applying the KafkaUser starts for the user's cluster.
 async fn user_changed(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     change: UserChange<'_>,
 ) -> Result<Outcome, ProjectorError> {
-    if !advance_user(conn, env, &change).await? {
+    if !advance_user(tx, env, &change).await? {
         return Ok(Outcome::AlreadyApplied);
     }
-    let cluster = db::user_cluster(conn, env.aggregate_id).await?;
-    start_operation_row(conn, env, || cluster).await?;
+    let cluster = db::user_cluster(&mut *tx.conn, env.aggregate_id).await?;
+    start_operation_row(tx, env, || cluster).await?;
     Ok(Outcome::Applied)
 }
 
 /// A topic's or user's operation ended without succeeding: its running steps and the operation take the
 /// states given, with the reason (a failure also finishes the operation; a stall leaves it open to a retry).
 async fn member_operation_ended(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     operation_id: polaris_domain::OperationId,
     reason: &str,
     (op_state, step_state): (OpState, StepState),
 ) -> Result<Outcome, ProjectorError> {
-    update_operation(conn, operation_id.as_uuid(), env, |op| {
+    update_operation(tx, operation_id.as_uuid(), env, |op| {
         let running: Vec<String> =
             op.steps.iter().filter(|s| s.state == StepState::Running.as_str()).map(|s| s.name.clone()).collect();
         for step in running {
@@ -698,7 +724,7 @@ async fn member_operation_ended(
 /// A cluster operation ended without succeeding: the cluster and the operation take `(cluster status, operation
 /// state)` with the reason.
 async fn operation_ended(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     operation_id: polaris_domain::OperationId,
     step: &str,
@@ -711,11 +737,11 @@ async fn operation_ended(
         current_operation_id: Some(None),
         ..Default::default()
     };
-    let applied = advance(conn, env, &change).await?;
+    let applied = advance(tx, env, &change).await?;
     if !applied {
         return Ok(Outcome::AlreadyApplied);
     }
-    update_operation(conn, operation_id.as_uuid(), env, |op| {
+    update_operation(tx, operation_id.as_uuid(), env, |op| {
         op.finish_step(step, step_state, Some(reason.to_owned()), env.occurred_at);
         op.state = op_state.as_str().into();
         op.error = Some(reason.to_owned());
@@ -727,23 +753,23 @@ async fn operation_ended(
 
 /// Moves the topic's row to this event's sequence with `change`; false when it is already there.
 async fn advance_topic(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     change: &TopicChange<'_>,
 ) -> Result<bool, ProjectorError> {
-    Ok(db::advance_topic(conn, at(env), change).await?)
+    Ok(db::advance_topic(&mut *tx.conn, at(env), change).await?)
 }
 
 /// The operation a topic change starts, with its one step running, for the topic's cluster.
-async fn topic_operation(conn: &mut Connection, env: &EventEnvelope) -> Result<(), ProjectorError> {
-    let cluster = db::topic_cluster(conn, env.aggregate_id).await?;
-    start_operation_row(conn, env, || cluster).await
+async fn topic_operation(tx: &mut Batch<'_>, env: &EventEnvelope) -> Result<(), ProjectorError> {
+    let cluster = db::topic_cluster(&mut *tx.conn, env.aggregate_id).await?;
+    start_operation_row(tx, env, || cluster).await
 }
 
 /// A disruptive operation was accepted: the cluster enters `status` and the operation starts (its first step as
 /// `OperationStart::of` says).
 async fn start_operation(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     operation_id: uuid::Uuid,
     status: ClusterStatus,
@@ -754,18 +780,18 @@ async fn start_operation(
         current_operation_id: Some(Some(operation_id)),
         ..Default::default()
     };
-    let applied = advance(conn, env, &change).await?;
+    let applied = advance(tx, env, &change).await?;
     if !applied {
         return Ok(Outcome::AlreadyApplied);
     }
-    start_operation_row(conn, env, || None).await?;
+    start_operation_row(tx, env, || None).await?;
     Ok(Outcome::Applied)
 }
 
 /// Replaces the cluster's broker rows with these node ids, keeping its controllers.
-async fn set_brokers(conn: &mut Connection, cluster_id: uuid::Uuid, broker_ids: &[i32]) -> Result<(), ProjectorError> {
-    db::delete_nodes(conn, cluster_id, Some("broker")).await?;
-    Ok(db::insert_nodes(conn, cluster_id, broker_ids, "broker").await?)
+async fn set_brokers(tx: &mut Batch<'_>, cluster_id: uuid::Uuid, broker_ids: &[i32]) -> Result<(), ProjectorError> {
+    db::delete_nodes(&mut *tx.conn, cluster_id, Some("broker")).await?;
+    Ok(db::insert_nodes(&mut *tx.conn, cluster_id, broker_ids, "broker").await?)
 }
 
 /// Where this event moves its aggregate's row.
@@ -779,35 +805,31 @@ fn settled<'a>() -> ClusterChange<'a> {
 }
 
 /// Moves the cluster's row to this event's sequence with `change`; false when it is already there (a redelivery).
-async fn advance(
-    conn: &mut Connection,
-    env: &EventEnvelope,
-    change: &ClusterChange<'_>,
-) -> Result<bool, ProjectorError> {
-    Ok(db::advance_cluster(conn, at(env), change).await?)
+async fn advance(tx: &mut Batch<'_>, env: &EventEnvelope, change: &ClusterChange<'_>) -> Result<bool, ProjectorError> {
+    Ok(db::advance_cluster(&mut *tx.conn, at(env), change).await?)
 }
 
 async fn cluster_requested(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     e: ClusterRequested,
 ) -> Result<Outcome, ProjectorError> {
-    let inserted = db::insert_cluster(conn, at(env), &e).await?;
+    let inserted = db::insert_cluster(&mut *tx.conn, at(env), &e).await?;
     if !inserted {
         return Ok(Outcome::AlreadyApplied);
     }
-    start_operation_row(conn, env, || None).await?;
+    start_operation_row(tx, env, || None).await?;
     Ok(Outcome::Applied)
 }
 
 /// The operation `env` starts, as the event store also writes it in the command's transaction (one definition).
 async fn start_operation_row(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     env: &EventEnvelope,
     topic_cluster: impl FnOnce() -> Option<uuid::Uuid>,
 ) -> Result<(), ProjectorError> {
     if let Some(op) = OperationStart::of(env, topic_cluster) {
-        op.insert(conn).await?;
+        op.insert(&mut *tx.conn).await?;
     }
     Ok(())
 }
@@ -868,17 +890,25 @@ impl Progress for OperationProgress {
 }
 
 async fn update_operation(
-    conn: &mut Connection,
+    tx: &mut Batch<'_>,
     operation_id: uuid::Uuid,
     env: &EventEnvelope,
     change: impl FnOnce(&mut OperationProgress),
 ) -> Result<(), ProjectorError> {
-    let Some(mut op) = db::lock_operation(conn, operation_id).await? else {
-        tracing::warn!(%operation_id, aggregate_id = %env.aggregate_id, "projector: event names an unknown operation");
-        return Ok(());
-    };
-    change(&mut op);
-    Ok(db::save_operation(conn, operation_id, &op).await?)
+    if !tx.operations.contains_key(&operation_id) {
+        let Some(op) = db::lock_operation(&mut *tx.conn, operation_id).await? else {
+            tracing::warn!(%operation_id, aggregate_id = %env.aggregate_id, "projector: event names an unknown operation");
+            return Ok(());
+        };
+        tx.operations.insert(operation_id, op);
+    }
+    if let Some(op) = tx.operations.get_mut(&operation_id) {
+        change(op);
+        if !tx.changed.contains(&operation_id) {
+            tx.changed.push(operation_id);
+        }
+    }
+    Ok(())
 }
 
 pub struct Projector {

@@ -22,7 +22,7 @@ use polaris_store::{Connection, Pool};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{ProjectorError, apply_envelope};
+use crate::{Batch, ProjectorError, apply_envelope};
 
 /// The read models, each with the column naming the cluster its rows belong to.
 pub const READ_MODELS: [(&str, &str); 6] = [
@@ -207,10 +207,11 @@ impl Applier {
             }
             futures::future::try_join_all(self.conns.iter_mut().zip(parts).map(|(conn, envelopes)| async move {
                 db::in_transaction(conn, async |tx| {
+                    let mut batch = Batch::new(tx);
                     for envelope in &envelopes {
-                        apply_envelope(tx, envelope).await?;
+                        apply_envelope(&mut batch, envelope).await?;
                     }
-                    Ok::<_, ProjectorError>(())
+                    batch.flush().await
                 })
                 .await
             }))

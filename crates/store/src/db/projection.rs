@@ -336,16 +336,26 @@ pub async fn unfinished_operations_of(
     .await
 }
 
-/// Writes an operation's progress back.
-pub async fn save_operation(conn: &mut PgConnection, id: Uuid, op: &OperationProgress) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE operations SET state = $2, steps = $3, error = $4, finished_at = $5 WHERE id = $1")
-        .bind(id)
-        .bind(&op.state)
-        .bind(sqlx::types::Json(&op.steps))
-        .bind(&op.error)
-        .bind(op.finished_at)
-        .execute(&mut *conn)
-        .await?;
+/// Writes operations' progress back, all in one statement.
+pub async fn save_operations(conn: &mut PgConnection, ops: &[(Uuid, &OperationProgress)]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = ops.iter().map(|(id, _)| *id).collect();
+    let states: Vec<&str> = ops.iter().map(|(_, op)| op.state.as_str()).collect();
+    let steps: Vec<serde_json::Value> =
+        ops.iter().map(|(_, op)| serde_json::to_value(&op.steps).unwrap_or_default()).collect();
+    let errors: Vec<Option<&str>> = ops.iter().map(|(_, op)| op.error.as_deref()).collect();
+    let finished: Vec<Option<DateTime<Utc>>> = ops.iter().map(|(_, op)| op.finished_at).collect();
+    sqlx::query(
+        "UPDATE operations o SET state = u.state, steps = u.steps, error = u.error, finished_at = u.finished_at \
+         FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::timestamptz[]) \
+           AS u(id, state, steps, error, finished_at) WHERE o.id = u.id",
+    )
+    .bind(ids)
+    .bind(states)
+    .bind(steps)
+    .bind(errors)
+    .bind(finished)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
