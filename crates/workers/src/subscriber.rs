@@ -315,7 +315,12 @@ impl Subscriber {
         self.start(ProvisionCluster::run, input, workflow_id("provision", env)).await
     }
 
+    /// Consumes until `shutdown` turns true, in batches of whatever has arrived (up to 64 messages). A batch's
+    /// events are grouped by aggregate: each aggregate's events start their workflows one after another, in
+    /// order, and different aggregates' side by side (a start is a round trip to Temporal; one at a time, a burst
+    /// after an outage took minutes to drain). The offsets are committed once the whole batch is handled.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        use futures::StreamExt;
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.config.kafka_bootstrap)
             .set("group.id", &self.config.subscriber_group)
@@ -326,49 +331,88 @@ impl Subscriber {
             .create()?;
         consumer.subscribe(&[&self.config.events_topic])?;
         tracing::info!(group = %self.config.subscriber_group, "event subscriber started");
+        let mut stream = consumer.stream().ready_chunks(64);
         loop {
-            let msg = tokio::select! {
-                m = consumer.recv() => m,
+            let batch = tokio::select! {
+                b = stream.next() => b,
                 _ = shutdown.changed() => break,
             };
-            let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "subscriber: receive failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            let envelope = msg.payload().and_then(|b| serde_json::from_slice::<EventEnvelope>(b).ok()).and_then(|e| {
-                match e.into_current() {
-                    Ok(e) => Some(e),
-                    Err(error) => {
-                        tracing::error!(%error, "subscriber: event cannot be read by this build; skipped");
-                        None
+            let Some(batch) = batch else { break };
+            let mut groups: Vec<Vec<EventEnvelope>> = Vec::new();
+            let mut group_of: std::collections::HashMap<uuid::Uuid, usize> = std::collections::HashMap::new();
+            let mut received = 0;
+            for msg in batch {
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "subscriber: receive failed");
+                        continue;
                     }
-                }
-            });
-            if let Some(env) = envelope {
-                let mut backoff = Duration::from_millis(200);
-                while let Err(e) = self.handle(&env).await {
-                    if let Some(reason) = e.downcast_ref::<Unrunnable>() {
-                        tracing::error!(%reason, aggregate_id = %env.aggregate_id, sequence = env.sequence, event_type = %env.event_type, "subscriber: this event's workflow cannot run; skipped");
-                        let labels = crate::StartLabels { kind: env.event_type.clone(), outcome: "unrunnable" };
-                        self.config.metrics.workflow_starts.get_or_create(&labels).inc();
-                        break;
-                    }
-                    tracing::warn!(error = %e, aggregate_id = %env.aggregate_id, sequence = env.sequence, "subscriber: starting workflow failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => return Ok(()),
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+                };
+                received += 1;
+                let Some(env) = decode(&msg) else { continue };
+                let group = *group_of.entry(env.aggregate_id).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[group].push(env);
             }
-            if let Err(e) = consumer.commit_message(&msg, CommitMode::Async) {
-                tracing::debug!(error = %e, "subscriber: offset commit failed; the event may come again (harmless)");
+            if received == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            let this = &self;
+            let handled = futures::future::join_all(groups.iter().map(|events| {
+                let mut shutdown = shutdown.clone();
+                async move {
+                    for env in events {
+                        if !this.start_for(env, &mut shutdown).await {
+                            return false;
+                        }
+                    }
+                    true
+                }
+            }))
+            .await;
+            if handled.contains(&false) {
+                return Ok(());
+            }
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+                tracing::debug!(error = %e, "subscriber: offset commit failed; the events may come again (harmless)");
             }
         }
         Ok(())
     }
+
+    /// Starts `env`'s workflow, retrying with backoff until Temporal has it or the event is unrunnable; false when
+    /// `shutdown` came first.
+    async fn start_for(&self, env: &EventEnvelope, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let mut backoff = Duration::from_millis(200);
+        while let Err(e) = self.handle(env).await {
+            if let Some(reason) = e.downcast_ref::<Unrunnable>() {
+                tracing::error!(%reason, aggregate_id = %env.aggregate_id, sequence = env.sequence, event_type = %env.event_type, "subscriber: this event's workflow cannot run; skipped");
+                let labels = crate::StartLabels { kind: env.event_type.clone(), outcome: "unrunnable" };
+                self.config.metrics.workflow_starts.get_or_create(&labels).inc();
+                break;
+            }
+            tracing::warn!(error = %e, aggregate_id = %env.aggregate_id, sequence = env.sequence, "subscriber: starting workflow failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return false,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        true
+    }
+}
+
+/// A message's envelope, upcast to the current version; `None` (logged) for one this build cannot read.
+fn decode(msg: &rdkafka::message::BorrowedMessage<'_>) -> Option<EventEnvelope> {
+    msg.payload().and_then(|b| serde_json::from_slice::<EventEnvelope>(b).ok()).and_then(|e| match e.into_current() {
+        Ok(e) => Some(e),
+        Err(error) => {
+            tracing::error!(%error, "subscriber: event cannot be read by this build; skipped");
+            None
+        }
+    })
 }
