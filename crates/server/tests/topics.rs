@@ -151,12 +151,11 @@ async fn a_topic_grows_changes_refuses_to_shrink_and_is_deleted_only_when_unprot
     h.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_topic_the_operator_never_readies_is_stalled_at_its_deadline_and_the_cluster_is_untouched() {
-    let h = Harness::start_with(&ALL, 8).await;
-    let name = unique_name();
-    let (id, _) = create(&h, &name, ("aws", "eu-west-1")).await;
-    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
+/// A READY cluster whose namespace tells strimzi-sim never to ready a topic, and a topic `name` requested on it:
+/// the cluster's id and the topic's operation.
+async fn topic_the_operator_never_readies(h: &Harness, name: &str) -> (String, String) {
+    let (id, _) = create(h, &unique_name(), ("aws", "eu-west-1")).await;
+    let ready = wait_for_status(h, &id, "READY", Duration::from_secs(60)).await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube_client("aws-eu-west-1").await);
     let patch = json!({"metadata": {"annotations": {"strimzi-sim.polaris.dev/topic-fault": "stall"}}});
     let ns = ready["namespace"].as_str().expect("namespace");
@@ -164,16 +163,22 @@ async fn a_topic_the_operator_never_readies_is_stalled_at_its_deadline_and_the_c
         .patch(ns, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
         .await
         .expect("annotate namespace");
-
     let (s, body) = send(
-        &h,
+        h,
         h.http
             .post(h.url(&format!("/v1/clusters/{id}/topics")))
-            .json(&json!({"name": "stuck", "partitions": 1, "replication_factor": 1})),
+            .json(&json!({"name": name, "partitions": 1, "replication_factor": 1})),
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-    let op = wait_operation(&h, body["operation"]["id"].as_str().expect("op"), "stalled").await;
+    (id, body["operation"]["id"].as_str().expect("op").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_topic_the_operator_never_readies_is_stalled_at_its_deadline_and_the_cluster_is_untouched() {
+    let h = Harness::start_with(&ALL, 8).await;
+    let (id, topic_op) = topic_the_operator_never_readies(&h, "stuck").await;
+    let op = wait_operation(&h, &topic_op, "stalled").await;
     assert!(op["error"].as_str().is_some_and(|e| e.contains("not Ready before the deadline")), "{op}");
     assert_eq!(op["steps"][0]["state"], "stalled", "{op}");
     let (_, topic) = send(&h, h.http.get(h.url(&format!("/v1/clusters/{id}/topics/stuck")))).await;
@@ -188,25 +193,8 @@ async fn a_topic_the_operator_never_readies_is_stalled_at_its_deadline_and_the_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_topic_operation_open_when_its_cluster_is_deleted_is_cancelled_with_the_reason() {
     let h = Harness::start_with(&ALL, 120).await;
-    let (id, _) = create(&h, &unique_name(), ("aws", "eu-west-1")).await;
-    let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(60)).await;
     // The operator never readies the topic, so its operation is still running when the deletion comes.
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube_client("aws-eu-west-1").await);
-    let patch = json!({"metadata": {"annotations": {"strimzi-sim.polaris.dev/topic-fault": "stall"}}});
-    let ns = ready["namespace"].as_str().expect("namespace");
-    namespaces
-        .patch(ns, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
-        .await
-        .expect("annotate namespace");
-    let (s, body) = send(
-        &h,
-        h.http
-            .post(h.url(&format!("/v1/clusters/{id}/topics")))
-            .json(&json!({"name": "orphan", "partitions": 1, "replication_factor": 1})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-    let topic_op = body["operation"]["id"].as_str().expect("op").to_owned();
+    let (id, topic_op) = topic_the_operator_never_readies(&h, "orphan").await;
     wait_operation(&h, &topic_op, "running").await;
 
     let (s, body) = send(&h, h.http.delete(h.url(&format!("/v1/clusters/{id}")))).await;
