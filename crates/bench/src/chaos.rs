@@ -668,6 +668,8 @@ struct Report {
     kafka_duplicates: usize,
     replay_identical: bool,
     replay_tables: usize,
+    /// The tables whose checksums differ, and the clusters whose rows do.
+    replay_differs: Vec<String>,
     open_ops: Vec<String>,
     stalled_without_reason: Vec<String>,
     stalled: usize,
@@ -739,6 +741,7 @@ impl Report {
         );
         for (what, list) in [
             ("lost", &self.lost),
+            ("differs from the replay", &self.replay_differs),
             ("open operation", &self.open_ops),
             ("stalled without a reason", &self.stalled_without_reason),
             ("duplicated", &self.kube_duplicated),
@@ -823,6 +826,13 @@ async fn check(h: &Harness, run: &Run, open: &[(uuid::Uuid, String, String)]) ->
         kafka_duplicates: duplicates,
         replay_identical: replay.identical,
         replay_tables: replay.tables.len(),
+        replay_differs: replay
+            .tables
+            .iter()
+            .filter(|t| t.live_md5 != t.replayed_md5)
+            .map(|t| format!("table {}", t.table))
+            .chain(replay.differing_clusters.iter().map(|c| format!("cluster {c}")))
+            .collect(),
         open_ops: open.iter().map(|(id, kind, state)| format!("{kind} {id} {state}")).collect(),
         stalled_without_reason,
         stalled: stalled.len(),

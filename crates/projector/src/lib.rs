@@ -476,13 +476,6 @@ async fn apply_cluster(
             db::delete_nodes(&mut *tx.conn, env.aggregate_id, None).await?;
             db::delete_topics_of(&mut *tx.conn, env.aggregate_id, env.occurred_at).await?;
             db::delete_users_of(&mut *tx.conn, env.aggregate_id, env.occurred_at).await?;
-            // A topic, user or revert operation still open when the cluster went can never finish: it is cancelled
-            // with the reason, and so is a stalled one (nothing is left to retry it on).
-            let delete_op = e.operation_id.as_uuid();
-            tx.flush().await?;
-            for open in db::unfinished_operations_of(&mut *tx.conn, env.aggregate_id, delete_op).await? {
-                update_operation(tx, open, env, |op| op.cancel(CLUSTER_DELETED, env.occurred_at)).await?;
-            }
             update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("delete-resources", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
@@ -836,15 +829,10 @@ async fn start_operation_row(
 
 pub use polaris_store::operations::{OperationStart, Step};
 
-/// Why an operation of a deleted cluster was cancelled.
-const CLUSTER_DELETED: &str = "cancelled: the cluster was deleted";
-
 /// How the projector moves an operation's progress along.
 trait Progress {
     fn start_step(&mut self, name: &str, at: chrono::DateTime<chrono::Utc>);
     fn succeed(&mut self, at: chrono::DateTime<chrono::Utc>);
-    /// Ends the operation as cancelled: its unfinished steps fail with `reason`.
-    fn cancel(&mut self, reason: &str, at: chrono::DateTime<chrono::Utc>);
     fn finish_step(&mut self, name: &str, state: StepState, detail: Option<String>, at: chrono::DateTime<chrono::Utc>);
 }
 
@@ -863,17 +851,6 @@ impl Progress for OperationProgress {
 
     fn succeed(&mut self, at: chrono::DateTime<chrono::Utc>) {
         self.state = OpState::Succeeded.as_str().into();
-        self.finished_at = Some(at);
-    }
-
-    fn cancel(&mut self, reason: &str, at: chrono::DateTime<chrono::Utc>) {
-        for step in self.steps.iter_mut().filter(|s| s.finished_at.is_none()) {
-            step.state = StepState::Failed.as_str().into();
-            step.finished_at = Some(at);
-            step.detail = Some(reason.to_owned());
-        }
-        self.state = OpState::Cancelled.as_str().into();
-        self.error = Some(reason.to_owned());
         self.finished_at = Some(at);
     }
 

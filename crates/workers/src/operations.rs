@@ -545,7 +545,14 @@ impl TopicActivities {
             return Ok(StepOutcome::Conflict { reason: conflict.to_string() });
         }
         loop {
-            let current = api.get(&name).await.map_err(classify_kube)?;
+            let Some(current) = api.get_opt(&name).await.map_err(classify_kube)? else {
+                // Deleted under the operation: its cluster's deletion removes every KafkaTopic it labelled.
+                return Ok(StepOutcome::Conflict {
+                    reason: format!(
+                        "KafkaTopic {name} was deleted while it was applied (is its cluster being deleted?)"
+                    ),
+                });
+            };
             let status = current.status.clone().unwrap_or_default();
             let ready =
                 ready_for_generation(&status.conditions, status.observed_generation, current.metadata.generation);
@@ -597,6 +604,13 @@ impl TopicDeleteActivities {
 
 pub struct TopicDeleteActivities;
 
+/// A topic's or user's step whose activity failed for good (a refusal of the API server, or its retries spent): the
+/// operation fails with the error, recorded as its aggregate's own event, instead of the workflow failing with
+/// nothing recorded and the operation left running for ever (found by `polaris-bench chaos`).
+pub(crate) fn given_up<E: std::fmt::Display>(result: Result<StepOutcome, E>) -> StepOutcome {
+    result.unwrap_or_else(|e| StepOutcome::Conflict { reason: format!("the step failed for good: {e}") })
+}
+
 /// A topic workflow's absolute deadline, from workflow time (so a replay computes the same one).
 fn topic_deadline<W>(ctx: &WorkflowContext<W>, timeout_secs: u64) -> u64 {
     let now = ctx.workflow_time().unwrap_or(UNIX_EPOCH);
@@ -640,10 +654,10 @@ impl DeleteTopic {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, mut input: TopicInput) -> WorkflowResult<String> {
         input.deadline_unix_ms = topic_deadline(ctx, input.timeout_secs);
-        match ctx
-            .execute_activity(TopicDeleteActivities::delete_topic, input.clone(), kube_options(input.timeout_secs))
-            .await?
-        {
+        match given_up(
+            ctx.execute_activity(TopicDeleteActivities::delete_topic, input.clone(), kube_options(input.timeout_secs))
+                .await,
+        ) {
             StepOutcome::Done { .. } => {
                 ctx.execute_activity(
                     crate::provision::ClusterActivities::report_topic_deleted,
@@ -668,10 +682,9 @@ impl ApplyTopic {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, mut input: TopicInput) -> WorkflowResult<String> {
         input.deadline_unix_ms = topic_deadline(ctx, input.timeout_secs);
-        match ctx
-            .execute_activity(TopicActivities::apply_topic, input.clone(), kube_options(input.timeout_secs))
-            .await?
-        {
+        match given_up(
+            ctx.execute_activity(TopicActivities::apply_topic, input.clone(), kube_options(input.timeout_secs)).await,
+        ) {
             StepOutcome::Done { .. } => {
                 ctx.execute_activity(
                     crate::provision::ClusterActivities::report_topic_ready,

@@ -226,8 +226,9 @@ impl ApplyUser {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, mut input: UserInput) -> WorkflowResult<String> {
         input.deadline_unix_ms = deadline(ctx, input.timeout_secs);
-        let outcome =
-            ctx.execute_activity(UserActivities::apply_user, input.clone(), kube_options(input.timeout_secs)).await?;
+        let outcome = crate::operations::given_up(
+            ctx.execute_activity(UserActivities::apply_user, input.clone(), kube_options(input.timeout_secs)).await,
+        );
         finish(ctx, &input, outcome, UserReport::Ready).await
     }
 }
@@ -241,8 +242,9 @@ impl DeleteUser {
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>, mut input: UserInput) -> WorkflowResult<String> {
         input.deadline_unix_ms = deadline(ctx, input.timeout_secs);
-        let outcome =
-            ctx.execute_activity(UserActivities::delete_user, input.clone(), kube_options(input.timeout_secs)).await?;
+        let outcome = crate::operations::given_up(
+            ctx.execute_activity(UserActivities::delete_user, input.clone(), kube_options(input.timeout_secs)).await,
+        );
         finish(ctx, &input, outcome, UserReport::Deleted).await
     }
 }

@@ -319,23 +319,6 @@ pub async fn lock_operation(conn: &mut PgConnection, id: Uuid) -> Result<Option<
     Ok(row.map(|(state, steps, error, finished_at)| OperationProgress { state, steps: steps.0, error, finished_at }))
 }
 
-/// The operations of a cluster that have not ended (pending, running or stalled), other than `except`, oldest
-/// first.
-pub async fn unfinished_operations_of(
-    conn: &mut PgConnection,
-    cluster: Uuid,
-    except: Uuid,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM operations WHERE cluster_id = $1 AND id <> $2 AND state IN ('pending', 'running', 'stalled') \
-         ORDER BY started_at, id",
-    )
-    .bind(cluster)
-    .bind(except)
-    .fetch_all(&mut *conn)
-    .await
-}
-
 /// Writes operations' progress back, all in one statement.
 pub async fn save_operations(conn: &mut PgConnection, ops: &[(Uuid, &OperationProgress)]) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = ops.iter().map(|(id, _)| *id).collect();
