@@ -109,7 +109,11 @@ pub async fn advance_topic(conn: &mut PgConnection, at: At, change: &TopicChange
     {
         let mut set = q.separated(", ");
         if let Some(v) = change.status {
-            set.push("status = ").push_bind_unseparated(v.to_owned());
+            // DELETED stays: the cluster's deletion marks its topics deleted, and a late event of theirs must not
+            // bring one back, whichever of the two the projector meets first (live and in a replay they differ).
+            set.push("status = CASE WHEN status = 'DELETED' THEN status ELSE ")
+                .push_bind_unseparated(v.to_owned())
+                .push_unseparated(" END");
         }
         if let Some(v) = change.partitions {
             set.push("partitions = ").push_bind_unseparated(v);
@@ -121,7 +125,12 @@ pub async fn advance_topic(conn: &mut PgConnection, at: At, change: &TopicChange
             set.push("deletion_protection = ").push_bind_unseparated(v);
         }
         set.push("version = ").push_bind_unseparated(at.sequence);
-        set.push("updated_at = ").push_bind_unseparated(at.occurred_at);
+        // On a deleted row the later of the two times, so both orders leave the same row.
+        set.push("updated_at = CASE WHEN status = 'DELETED' THEN GREATEST(updated_at, ")
+            .push_bind_unseparated(at.occurred_at)
+            .push_unseparated(") ELSE ")
+            .push_bind_unseparated(at.occurred_at)
+            .push_unseparated(" END");
     }
     q.push(" WHERE id = ").push_bind(at.id).push(" AND version < ").push_bind(at.sequence);
     Ok(q.build().execute(conn).await?.rows_affected() > 0)
@@ -185,7 +194,7 @@ pub async fn insert_topic(conn: &mut PgConnection, at: At, e: &TopicRequested) -
 
 /// Every topic of a deleted cluster is deleted with it.
 pub async fn delete_topics_of(conn: &mut PgConnection, cluster: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE topics SET status = 'DELETED', updated_at = $2 WHERE cluster_id = $1")
+    sqlx::query("UPDATE topics SET status = 'DELETED', updated_at = GREATEST(updated_at, $2) WHERE cluster_id = $1")
         .bind(cluster)
         .bind(at)
         .execute(&mut *conn)
@@ -208,7 +217,11 @@ pub async fn advance_user(conn: &mut PgConnection, at: At, change: &UserChange<'
     {
         let mut set = q.separated(", ");
         if let Some(v) = change.status {
-            set.push("status = ").push_bind_unseparated(v.to_owned());
+            // DELETED stays: the cluster's deletion marks its users deleted, and a late event of theirs must not
+            // bring one back, whichever of the two the projector meets first (live and in a replay they differ).
+            set.push("status = CASE WHEN status = 'DELETED' THEN status ELSE ")
+                .push_bind_unseparated(v.to_owned())
+                .push_unseparated(" END");
         }
         if let Some(v) = change.acls {
             set.push("acls = ").push_bind_unseparated(sqlx::types::Json(v.to_vec()));
@@ -220,7 +233,12 @@ pub async fn advance_user(conn: &mut PgConnection, at: At, change: &UserChange<'
             set.push("generation = ").push_bind_unseparated(v as i32);
         }
         set.push("version = ").push_bind_unseparated(at.sequence);
-        set.push("updated_at = ").push_bind_unseparated(at.occurred_at);
+        // On a deleted row the later of the two times, so both orders leave the same row.
+        set.push("updated_at = CASE WHEN status = 'DELETED' THEN GREATEST(updated_at, ")
+            .push_bind_unseparated(at.occurred_at)
+            .push_unseparated(") ELSE ")
+            .push_bind_unseparated(at.occurred_at)
+            .push_unseparated(" END");
     }
     q.push(" WHERE id = ").push_bind(at.id).push(" AND version < ").push_bind(at.sequence);
     Ok(q.build().execute(conn).await?.rows_affected() > 0)
@@ -250,11 +268,13 @@ pub async fn insert_user(conn: &mut PgConnection, at: At, e: &UserRequested) -> 
 
 /// Every user of a deleted cluster is deleted with it (its KafkaUsers and Secrets went with the namespace).
 pub async fn delete_users_of(conn: &mut PgConnection, cluster: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE kafka_users SET status = 'DELETED', updated_at = $2 WHERE cluster_id = $1")
-        .bind(cluster)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE kafka_users SET status = 'DELETED', updated_at = GREATEST(updated_at, $2) WHERE cluster_id = $1",
+    )
+    .bind(cluster)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
