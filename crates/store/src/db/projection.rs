@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use polaris_domain::cluster::ClusterRequested;
 use polaris_domain::topic::TopicRequested;
 use polaris_domain::user::UserRequested;
+use sqlx::query_builder::Separated;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -103,18 +104,29 @@ pub struct TopicChange<'a> {
     pub deletion_protection: Option<bool>,
 }
 
+/// What every event moves in a topic's or user's row: its status, its version and `updated_at`. DELETED stays:
+/// the cluster's deletion marks its topics and users deleted, and a late event of theirs must not bring one back,
+/// whichever of the two the projector meets first (live and in a replay they differ); on a deleted row
+/// `updated_at` is the later of the two times, so both orders leave the same row.
+fn member_moves(set: &mut Separated<'_, '_, Postgres, &'static str>, status: Option<&str>, at: At) {
+    if let Some(v) = status {
+        set.push("status = CASE WHEN status = 'DELETED' THEN status ELSE ")
+            .push_bind_unseparated(v.to_owned())
+            .push_unseparated(" END");
+    }
+    set.push("version = ").push_bind_unseparated(at.sequence);
+    set.push("updated_at = CASE WHEN status = 'DELETED' THEN GREATEST(updated_at, ")
+        .push_bind_unseparated(at.occurred_at)
+        .push_unseparated(") ELSE ")
+        .push_bind_unseparated(at.occurred_at)
+        .push_unseparated(" END");
+}
+
 /// Moves the topic's row to `at` with `change`; false when it already has this event (or is missing).
 pub async fn advance_topic(conn: &mut PgConnection, at: At, change: &TopicChange<'_>) -> Result<bool, sqlx::Error> {
     let mut q = QueryBuilder::<Postgres>::new("UPDATE topics SET ");
     {
         let mut set = q.separated(", ");
-        if let Some(v) = change.status {
-            // DELETED stays: the cluster's deletion marks its topics deleted, and a late event of theirs must not
-            // bring one back, whichever of the two the projector meets first (live and in a replay they differ).
-            set.push("status = CASE WHEN status = 'DELETED' THEN status ELSE ")
-                .push_bind_unseparated(v.to_owned())
-                .push_unseparated(" END");
-        }
         if let Some(v) = change.partitions {
             set.push("partitions = ").push_bind_unseparated(v);
         }
@@ -124,13 +136,7 @@ pub async fn advance_topic(conn: &mut PgConnection, at: At, change: &TopicChange
         if let Some(v) = change.deletion_protection {
             set.push("deletion_protection = ").push_bind_unseparated(v);
         }
-        set.push("version = ").push_bind_unseparated(at.sequence);
-        // On a deleted row the later of the two times, so both orders leave the same row.
-        set.push("updated_at = CASE WHEN status = 'DELETED' THEN GREATEST(updated_at, ")
-            .push_bind_unseparated(at.occurred_at)
-            .push_unseparated(") ELSE ")
-            .push_bind_unseparated(at.occurred_at)
-            .push_unseparated(" END");
+        member_moves(&mut set, change.status, at);
     }
     q.push(" WHERE id = ").push_bind(at.id).push(" AND version < ").push_bind(at.sequence);
     Ok(q.build().execute(conn).await?.rows_affected() > 0)
@@ -216,13 +222,6 @@ pub async fn advance_user(conn: &mut PgConnection, at: At, change: &UserChange<'
     let mut q = QueryBuilder::<Postgres>::new("UPDATE kafka_users SET ");
     {
         let mut set = q.separated(", ");
-        if let Some(v) = change.status {
-            // DELETED stays: the cluster's deletion marks its users deleted, and a late event of theirs must not
-            // bring one back, whichever of the two the projector meets first (live and in a replay they differ).
-            set.push("status = CASE WHEN status = 'DELETED' THEN status ELSE ")
-                .push_bind_unseparated(v.to_owned())
-                .push_unseparated(" END");
-        }
         if let Some(v) = change.acls {
             set.push("acls = ").push_bind_unseparated(sqlx::types::Json(v.to_vec()));
         }
@@ -232,13 +231,7 @@ pub async fn advance_user(conn: &mut PgConnection, at: At, change: &UserChange<'
         if let Some(v) = change.generation {
             set.push("generation = ").push_bind_unseparated(v as i32);
         }
-        set.push("version = ").push_bind_unseparated(at.sequence);
-        // On a deleted row the later of the two times, so both orders leave the same row.
-        set.push("updated_at = CASE WHEN status = 'DELETED' THEN GREATEST(updated_at, ")
-            .push_bind_unseparated(at.occurred_at)
-            .push_unseparated(") ELSE ")
-            .push_bind_unseparated(at.occurred_at)
-            .push_unseparated(" END");
+        member_moves(&mut set, change.status, at);
     }
     q.push(" WHERE id = ").push_bind(at.id).push(" AND version < ").push_bind(at.sequence);
     Ok(q.build().execute(conn).await?.rows_affected() > 0)
