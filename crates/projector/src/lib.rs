@@ -10,6 +10,7 @@
 
 pub mod replay;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use polaris_domain::EventEnvelope;
@@ -18,9 +19,12 @@ use polaris_domain::cluster::ClusterStatus as S;
 use polaris_domain::cluster::{ClusterEvent, ClusterRequested, ClusterStalled, OperationFailed};
 use polaris_domain::drift::{DriftEvent, DriftResolution};
 use polaris_domain::lifecycle::{OperationState as OpState, StepState, TopicStatus as T};
-use polaris_domain::topic::TopicEvent;
-use polaris_domain::user::UserEvent;
-use polaris_store::db::projection::{self as db, ClusterChange, OperationProgress, TopicChange, UserChange};
+use polaris_domain::topic::{TopicEvent, TopicRequested};
+use polaris_domain::user::{UserEvent, UserRequested};
+use polaris_store::db::projection::{
+    self as db, ClusterChange, ClusterFold, MemberFold, Members, NodesFold, OperationProgress, TopicChange, TopicFold,
+    UserChange, UserFold,
+};
 use polaris_store::{Connection, DbError, Pool};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -32,6 +36,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
@@ -116,28 +121,6 @@ impl Default for ProjectorMetrics {
     }
 }
 
-/// Events that can end an operation (each operation is one workflow).
-const FINISHING_EVENTS: [&str; 18] = [
-    "ClusterReady",
-    "RebalanceCompleted",
-    "BrokersRemoved",
-    "KafkaVersionRolled",
-    "MetadataVersionBumped",
-    "ClusterDeleted",
-    "ClusterStalled",
-    "OperationFailed",
-    "TopicReady",
-    "TopicDeleted",
-    "TopicStalled",
-    "TopicOperationFailed",
-    "UserReady",
-    "UserDeleted",
-    "UserStalled",
-    "UserOperationFailed",
-    "DriftResolved",
-    "DriftRevertStalled",
-];
-
 impl ProjectorMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -168,58 +151,252 @@ impl ProjectorMetrics {
     }
 }
 
+/// What applying a batch did: each message's outcome, and the operations its events finished.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub outcomes: Vec<Outcome>,
+    pub finished: Vec<Finished>,
+}
+
+/// An operation an event of the batch finished: its kind, final state, and how long it took.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub kind: String,
+    pub state: String,
+    pub seconds: f64,
+}
+
 /// Applies a batch (`(topic, partition, offset, envelope)`; `None` for a message that is not an envelope) and
 /// records each partition's position, in one transaction.
 pub async fn apply_batch(
     pool: &Pool,
     group: &str,
     batch: &[(&str, i32, i64, Option<EventEnvelope>)],
-) -> Result<Vec<Outcome>, ProjectorError> {
+) -> Result<Applied, ProjectorError> {
     let mut tx = pool.begin().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut next: std::collections::BTreeMap<(&str, i32), i64> = std::collections::BTreeMap::new();
-    let mut applier = Batch::new(&mut tx);
-    for (topic, partition, offset, envelope) in batch {
-        outcomes.push(match envelope {
-            Some(env) => apply_envelope(&mut applier, env).await?,
-            None => Outcome::Skipped,
-        });
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for (topic, partition, offset, _) in batch {
         let entry = next.entry((topic, *partition)).or_insert(offset + 1);
         *entry = (*entry).max(offset + 1);
     }
-    applier.flush().await?;
+    let mut applier = Batch::new(&mut tx);
+    let envelopes: Vec<&EventEnvelope> = batch.iter().filter_map(|(_, _, _, e)| e.as_ref()).collect();
+    let mut applied = applier.apply_all(&envelopes).await?.into_iter();
+    let outcomes = batch
+        .iter()
+        .map(|(_, _, _, e)| match e {
+            Some(_) => applied.next().unwrap_or(Outcome::Skipped),
+            None => Outcome::Skipped,
+        })
+        .collect();
+    let finished = applier.flush().await?;
     for ((topic, partition), next_offset) in next {
         db::record_offset(&mut tx, group, topic, partition, next_offset).await?;
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(Applied { outcomes, finished })
 }
 
-/// A batch of events applied in one transaction. The operations the batch touches are folded in memory: each is
-/// read (and locked) once, when an event first names it, changed by every event of the batch that names it, and
-/// written back with one statement by [`Batch::flush`], which the caller runs before it commits. A batch of one
-/// event is the per-event path; replay and the live projector run the same code on batches of any size.
+/// A batch of events applied in one transaction, with the rows they change held in memory. Every row the batch
+/// names is read (and locked) once: those its events name are read up front with one statement per table, and
+/// any other (a topic's cluster's operation, say) when an event first needs it. Each event folds its rows in
+/// commit order, and [`Batch::flush`] writes them back with one statement per table, which the caller runs before
+/// it commits. Replay and the live projector run this same code on batches of any size; a batch of one event is
+/// the per-event path.
 pub struct Batch<'c> {
     conn: &'c mut Connection,
-    operations: std::collections::HashMap<uuid::Uuid, OperationProgress>,
-    /// The operations changed since the last flush, in the order they were first changed.
-    changed: Vec<uuid::Uuid>,
+    /// Each row read, or `None` when it does not exist.
+    clusters: BTreeMap<Uuid, Option<ClusterFold>>,
+    topics: BTreeMap<Uuid, Option<TopicFold>>,
+    users: BTreeMap<Uuid, Option<UserFold>>,
+    operations: BTreeMap<Uuid, Option<OperationProgress>>,
+    /// The rows the batch creates (written by the flush's inserts, before its updates).
+    new_clusters: Vec<(db::At, ClusterRequested)>,
+    new_topics: Vec<(db::At, TopicRequested)>,
+    new_users: Vec<(db::At, UserRequested)>,
+    new_operations: Vec<OperationStart>,
+    /// The operations the batch changed, and those of them it finished.
+    changed_operations: BTreeSet<Uuid>,
+    finished: BTreeSet<Uuid>,
+    /// The clusters whose node rows the batch replaces.
+    nodes: BTreeMap<Uuid, NodesFold>,
 }
 
 impl<'c> Batch<'c> {
     pub fn new(conn: &'c mut Connection) -> Self {
-        Self { conn, operations: Default::default(), changed: Vec::new() }
+        Self {
+            conn,
+            clusters: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            users: BTreeMap::new(),
+            operations: BTreeMap::new(),
+            new_clusters: Vec::new(),
+            new_topics: Vec::new(),
+            new_users: Vec::new(),
+            new_operations: Vec::new(),
+            changed_operations: BTreeSet::new(),
+            finished: BTreeSet::new(),
+            nodes: BTreeMap::new(),
+        }
     }
 
-    /// Writes every operation the batch changed (one statement), so the transaction holds them.
-    pub async fn flush(&mut self) -> Result<(), ProjectorError> {
-        if self.changed.is_empty() {
+    /// Applies the envelopes in order, after reading every row they name.
+    pub async fn apply_all(&mut self, envelopes: &[&EventEnvelope]) -> Result<Vec<Outcome>, ProjectorError> {
+        let (mut clusters, mut topics, mut users, mut operations) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for env in envelopes {
+            match env.aggregate_type.as_str() {
+                "cluster" => clusters.push(env.aggregate_id),
+                "topic" => topics.push(env.aggregate_id),
+                "user" => users.push(env.aggregate_id),
+                _ => {}
+            }
+            let named = env.payload.get("operation_id").and_then(|v| v.as_str()).and_then(|v| v.parse().ok());
+            operations.extend(env.operation_id.into_iter().chain(named));
+        }
+        self.load_clusters(clusters).await?;
+        self.load_members(Members::Topics, topics).await?;
+        self.load_members(Members::Users, users).await?;
+        self.load_operations(operations).await?;
+        let mut outcomes = Vec::with_capacity(envelopes.len());
+        for env in envelopes {
+            outcomes.push(apply_envelope(self, env).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes every row the batch created or changed (one statement per table), so the transaction holds them,
+    /// and answers the operations it finished.
+    pub async fn flush(&mut self) -> Result<Vec<Finished>, ProjectorError> {
+        let conn = &mut *self.conn;
+        let new: Vec<_> = self.new_clusters.iter().map(|(at, e)| (*at, e)).collect();
+        db::insert_clusters(conn, &new).await?;
+        let changed: Vec<_> = self.clusters.iter().filter_map(|(id, c)| Some((*id, c.as_ref()?))).collect();
+        db::save_clusters(conn, &changed.into_iter().filter(|(_, c)| c.changed()).collect::<Vec<_>>()).await?;
+        let new: Vec<_> = self.new_topics.iter().map(|(at, e)| (*at, e)).collect();
+        db::insert_topics(conn, &new).await?;
+        let changed: Vec<_> = self.topics.iter().filter_map(|(id, t)| Some((*id, t.as_ref()?))).collect();
+        db::save_topics(conn, &changed.into_iter().filter(|(_, t)| t.member.changed).collect::<Vec<_>>()).await?;
+        let new: Vec<_> = self.new_users.iter().map(|(at, e)| (*at, e)).collect();
+        db::insert_users(conn, &new).await?;
+        let changed: Vec<_> = self.users.iter().filter_map(|(id, u)| Some((*id, u.as_ref()?))).collect();
+        db::save_users(conn, &changed.into_iter().filter(|(_, u)| u.member.changed).collect::<Vec<_>>()).await?;
+        OperationStart::insert_all(conn, &self.new_operations).await?;
+        let operation = |id: &Uuid| self.operations.get(id).and_then(Option::as_ref).map(|op| (*id, op));
+        let changed: Vec<_> = self.changed_operations.iter().filter_map(operation).collect();
+        db::save_operations(conn, &changed).await?;
+        db::save_nodes(conn, &self.nodes.iter().map(|(id, n)| (*id, n)).collect::<Vec<_>>()).await?;
+        let finished = self
+            .finished
+            .iter()
+            .filter_map(operation)
+            .filter_map(|(_, op)| {
+                let seconds = (op.finished_at? - op.started_at).num_microseconds()? as f64 / 1e6;
+                Some(Finished { kind: op.kind.clone(), state: op.state.clone(), seconds })
+            })
+            .collect();
+        self.clear();
+        Ok(finished)
+    }
+
+    /// Forgets every row (after the flush wrote them).
+    fn clear(&mut self) {
+        self.clusters.clear();
+        self.topics.clear();
+        self.users.clear();
+        self.operations.clear();
+        self.new_clusters.clear();
+        self.new_topics.clear();
+        self.new_users.clear();
+        self.new_operations.clear();
+        self.changed_operations.clear();
+        self.finished.clear();
+        self.nodes.clear();
+    }
+
+    async fn load_clusters(&mut self, mut ids: Vec<Uuid>) -> Result<(), ProjectorError> {
+        ids.retain(|id| !self.clusters.contains_key(id));
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(uuid::Uuid, &OperationProgress)> =
-            self.changed.iter().filter_map(|id| self.operations.get(id).map(|op| (*id, op))).collect();
-        db::save_operations(&mut *self.conn, &rows).await?;
-        self.changed.clear();
+        let found: BTreeMap<Uuid, i64> = db::lock_clusters(&mut *self.conn, &ids).await?.into_iter().collect();
+        for id in ids {
+            let fold = found.get(&id).map(|&version| ClusterFold { version, ..Default::default() });
+            self.clusters.insert(id, fold);
+        }
+        Ok(())
+    }
+
+    async fn load_members(&mut self, table: Members, mut ids: Vec<Uuid>) -> Result<(), ProjectorError> {
+        match table {
+            Members::Topics => ids.retain(|id| !self.topics.contains_key(id)),
+            Members::Users => ids.retain(|id| !self.users.contains_key(id)),
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut found: BTreeMap<Uuid, MemberFold> =
+            db::lock_members(&mut *self.conn, table, &ids).await?.into_iter().collect();
+        for id in ids {
+            let member = found.remove(&id);
+            if table == Members::Topics {
+                self.topics.insert(id, member.map(TopicFold::from));
+            } else {
+                self.users.insert(id, member.map(UserFold::from));
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_operations(&mut self, mut ids: Vec<Uuid>) -> Result<(), ProjectorError> {
+        ids.retain(|id| !self.operations.contains_key(id));
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut found: BTreeMap<Uuid, OperationProgress> =
+            db::lock_operations(&mut *self.conn, &ids).await?.into_iter().collect();
+        for id in ids {
+            let op = found.remove(&id);
+            self.operations.insert(id, op);
+        }
+        Ok(())
+    }
+
+    async fn cluster(&mut self, id: Uuid) -> Result<Option<&mut ClusterFold>, ProjectorError> {
+        self.load_clusters(vec![id]).await?;
+        Ok(self.clusters.get_mut(&id).and_then(Option::as_mut))
+    }
+
+    async fn topic(&mut self, id: Uuid) -> Result<Option<&mut TopicFold>, ProjectorError> {
+        self.load_members(Members::Topics, vec![id]).await?;
+        Ok(self.topics.get_mut(&id).and_then(Option::as_mut))
+    }
+
+    async fn user(&mut self, id: Uuid) -> Result<Option<&mut UserFold>, ProjectorError> {
+        self.load_members(Members::Users, vec![id]).await?;
+        Ok(self.users.get_mut(&id).and_then(Option::as_mut))
+    }
+
+    /// The cluster's topics and users are deleted with it: those in memory here, the others in the database.
+    async fn delete_members_of(
+        &mut self,
+        cluster: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ProjectorError> {
+        for table in [Members::Topics, Members::Users] {
+            db::delete_members_of(&mut *self.conn, table, cluster, at).await?;
+        }
+        let topics = self.topics.values_mut().flatten().map(|t| &mut t.member);
+        for member in topics.chain(self.users.values_mut().flatten().map(|u| &mut u.member)) {
+            if member.cluster_id == cluster {
+                member.cluster_deleted(at);
+            }
+        }
         Ok(())
     }
 }
@@ -233,15 +410,15 @@ pub async fn apply_message(
     offset: i64,
     envelope: &EventEnvelope,
 ) -> Result<Outcome, ProjectorError> {
-    let outcomes = apply_batch(pool, group, &[(topic, partition, offset, Some(envelope.clone()))]).await?;
-    Ok(outcomes.first().copied().unwrap_or(Outcome::Skipped))
+    let applied = apply_batch(pool, group, &[(topic, partition, offset, Some(envelope.clone()))]).await?;
+    Ok(applied.outcomes.first().copied().unwrap_or(Outcome::Skipped))
 }
 
 /// Applies an envelope to the read models inside the caller's transaction. The envelope is decoded to its
 /// aggregate's event enum and matched exhaustively: an event type added to the domain does not compile until the
 /// projector says what it does to the read models. Only an event this build does not know at all (written by a
 /// newer one) is skipped.
-pub async fn apply_envelope(tx: &mut Batch<'_>, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
+async fn apply_envelope(tx: &mut Batch<'_>, env: &EventEnvelope) -> Result<Outcome, ProjectorError> {
     match decode(env)? {
         Some(Decoded::Cluster(event)) => apply_cluster(tx, env, event).await,
         Some(Decoded::Topic(event)) => apply_topic(tx, env, event).await,
@@ -326,9 +503,10 @@ async fn apply_cluster(
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            db::delete_nodes(&mut *tx.conn, env.aggregate_id, None).await?;
-            db::insert_nodes(&mut *tx.conn, env.aggregate_id, &e.broker_ids, "broker").await?;
-            db::insert_nodes(&mut *tx.conn, env.aggregate_id, &e.controller_ids, "controller").await?;
+            tx.nodes.insert(
+                env.aggregate_id,
+                NodesFold { brokers: Some(e.broker_ids.clone()), controllers: Some(e.controller_ids.clone()) },
+            );
             update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "wait-ready",
@@ -371,7 +549,7 @@ async fn apply_cluster(
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            set_brokers(tx, env.aggregate_id, &e.broker_ids).await?;
+            set_brokers(tx, env.aggregate_id, &e.broker_ids);
             update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "scale-broker-pool",
@@ -408,7 +586,7 @@ async fn apply_cluster(
             if !applied {
                 return Ok(Outcome::AlreadyApplied);
             }
-            set_brokers(tx, env.aggregate_id, &e.broker_ids).await?;
+            set_brokers(tx, env.aggregate_id, &e.broker_ids);
             update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step(
                     "scale-broker-pool",
@@ -473,9 +651,8 @@ async fn apply_cluster(
             if !advance(tx, env, &change).await? {
                 return Ok(Outcome::AlreadyApplied);
             }
-            db::delete_nodes(&mut *tx.conn, env.aggregate_id, None).await?;
-            db::delete_topics_of(&mut *tx.conn, env.aggregate_id, env.occurred_at).await?;
-            db::delete_users_of(&mut *tx.conn, env.aggregate_id, env.occurred_at).await?;
+            tx.nodes.insert(env.aggregate_id, NodesFold { brokers: Some(vec![]), controllers: Some(vec![]) });
+            tx.delete_members_of(env.aggregate_id, env.occurred_at).await?;
             update_operation(tx, e.operation_id.as_uuid(), env, |op| {
                 op.finish_step("delete-resources", StepState::Succeeded, None, env.occurred_at);
                 op.succeed(env.occurred_at);
@@ -494,10 +671,11 @@ async fn apply_cluster(
 async fn apply_topic(tx: &mut Batch<'_>, env: &EventEnvelope, event: TopicEvent) -> Result<Outcome, ProjectorError> {
     match event {
         TopicEvent::TopicRequested(e) => {
-            let inserted = db::insert_topic(&mut *tx.conn, at(env), &e).await?;
-            if !inserted {
+            if tx.topic(env.aggregate_id).await?.is_some() {
                 return Ok(Outcome::AlreadyApplied);
             }
+            tx.topics.insert(env.aggregate_id, Some(TopicFold::created(&e, at(env))));
+            tx.new_topics.push((at(env), e));
             start_operation_row(tx, env, || None).await?;
             Ok(Outcome::Applied)
         }
@@ -578,9 +756,11 @@ async fn apply_user(tx: &mut Batch<'_>, env: &EventEnvelope, event: UserEvent) -
     let status = |s: T| UserChange { status: Some(s.as_str()), ..Default::default() };
     match event {
         UserEvent::UserRequested(e) => {
-            if !db::insert_user(&mut *tx.conn, at(env), &e).await? {
+            if tx.user(env.aggregate_id).await?.is_some() {
                 return Ok(Outcome::AlreadyApplied);
             }
+            tx.users.insert(env.aggregate_id, Some(UserFold::created(&e, at(env))));
+            tx.new_users.push((at(env), e));
             start_operation_row(tx, env, || None).await?;
             Ok(Outcome::Applied)
         }
@@ -672,7 +852,7 @@ async fn advance_user(
     env: &EventEnvelope,
     change: &UserChange<'_>,
 ) -> Result<bool, ProjectorError> {
-    Ok(db::advance_user(&mut *tx.conn, at(env), change).await?)
+    Ok(tx.user(env.aggregate_id).await?.is_some_and(|user| user.advance(at(env), change)))
 }
 
 /// A user change: the row moves, and the operation applying the KafkaUser starts for the user's cluster.
@@ -684,7 +864,7 @@ async fn user_changed(
     if !advance_user(tx, env, &change).await? {
         return Ok(Outcome::AlreadyApplied);
     }
-    let cluster = db::user_cluster(&mut *tx.conn, env.aggregate_id).await?;
+    let cluster = tx.user(env.aggregate_id).await?.map(|user| user.member.cluster_id);
     start_operation_row(tx, env, || cluster).await?;
     Ok(Outcome::Applied)
 }
@@ -750,12 +930,12 @@ async fn advance_topic(
     env: &EventEnvelope,
     change: &TopicChange<'_>,
 ) -> Result<bool, ProjectorError> {
-    Ok(db::advance_topic(&mut *tx.conn, at(env), change).await?)
+    Ok(tx.topic(env.aggregate_id).await?.is_some_and(|topic| topic.advance(at(env), change)))
 }
 
 /// The operation a topic change starts, with its one step running, for the topic's cluster.
 async fn topic_operation(tx: &mut Batch<'_>, env: &EventEnvelope) -> Result<(), ProjectorError> {
-    let cluster = db::topic_cluster(&mut *tx.conn, env.aggregate_id).await?;
+    let cluster = tx.topic(env.aggregate_id).await?.map(|topic| topic.member.cluster_id);
     start_operation_row(tx, env, || cluster).await
 }
 
@@ -782,9 +962,8 @@ async fn start_operation(
 }
 
 /// Replaces the cluster's broker rows with these node ids, keeping its controllers.
-async fn set_brokers(tx: &mut Batch<'_>, cluster_id: uuid::Uuid, broker_ids: &[i32]) -> Result<(), ProjectorError> {
-    db::delete_nodes(&mut *tx.conn, cluster_id, Some("broker")).await?;
-    Ok(db::insert_nodes(&mut *tx.conn, cluster_id, broker_ids, "broker").await?)
+fn set_brokers(tx: &mut Batch<'_>, cluster_id: uuid::Uuid, broker_ids: &[i32]) {
+    tx.nodes.entry(cluster_id).or_default().brokers = Some(broker_ids.to_vec());
 }
 
 /// Where this event moves its aggregate's row.
@@ -799,7 +978,7 @@ fn settled<'a>() -> ClusterChange<'a> {
 
 /// Moves the cluster's row to this event's sequence with `change`; false when it is already there (a redelivery).
 async fn advance(tx: &mut Batch<'_>, env: &EventEnvelope, change: &ClusterChange<'_>) -> Result<bool, ProjectorError> {
-    Ok(db::advance_cluster(&mut *tx.conn, at(env), change).await?)
+    Ok(tx.cluster(env.aggregate_id).await?.is_some_and(|cluster| cluster.advance(at(env), change)))
 }
 
 async fn cluster_requested(
@@ -807,10 +986,11 @@ async fn cluster_requested(
     env: &EventEnvelope,
     e: ClusterRequested,
 ) -> Result<Outcome, ProjectorError> {
-    let inserted = db::insert_cluster(&mut *tx.conn, at(env), &e).await?;
-    if !inserted {
+    if tx.cluster(env.aggregate_id).await?.is_some() {
         return Ok(Outcome::AlreadyApplied);
     }
+    tx.clusters.insert(env.aggregate_id, Some(ClusterFold { version: at(env).sequence, ..Default::default() }));
+    tx.new_clusters.push((at(env), e));
     start_operation_row(tx, env, || None).await?;
     Ok(Outcome::Applied)
 }
@@ -821,8 +1001,13 @@ async fn start_operation_row(
     env: &EventEnvelope,
     topic_cluster: impl FnOnce() -> Option<uuid::Uuid>,
 ) -> Result<(), ProjectorError> {
-    if let Some(op) = OperationStart::of(env, topic_cluster) {
-        op.insert(&mut *tx.conn).await?;
+    let Some(op) = OperationStart::of(env, topic_cluster) else { return Ok(()) };
+    // The event store wrote the row in the command's transaction, unless this is a replay: the row it wrote
+    // stays, as an insert's `ON CONFLICT DO NOTHING` would leave it.
+    tx.load_operations(vec![op.id]).await?;
+    if tx.operations.get(&op.id).is_some_and(Option::is_none) {
+        tx.operations.insert(op.id, Some(op.progress()));
+        tx.new_operations.push(op);
     }
     Ok(())
 }
@@ -872,19 +1057,17 @@ async fn update_operation(
     env: &EventEnvelope,
     change: impl FnOnce(&mut OperationProgress),
 ) -> Result<(), ProjectorError> {
-    if !tx.operations.contains_key(&operation_id) {
-        let Some(op) = db::lock_operation(&mut *tx.conn, operation_id).await? else {
-            tracing::warn!(%operation_id, aggregate_id = %env.aggregate_id, "projector: event names an unknown operation");
-            return Ok(());
-        };
-        tx.operations.insert(operation_id, op);
+    tx.load_operations(vec![operation_id]).await?;
+    let Some(op) = tx.operations.get_mut(&operation_id).and_then(Option::as_mut) else {
+        tracing::warn!(%operation_id, aggregate_id = %env.aggregate_id, "projector: event names an unknown operation");
+        return Ok(());
+    };
+    let finished_before = op.finished_at;
+    change(op);
+    if op.finished_at.is_some() && op.finished_at != finished_before {
+        tx.finished.insert(operation_id);
     }
-    if let Some(op) = tx.operations.get_mut(&operation_id) {
-        change(op);
-        if !tx.changed.contains(&operation_id) {
-            tx.changed.push(operation_id);
-        }
-    }
+    tx.changed_operations.insert(operation_id);
     Ok(())
 }
 
@@ -929,9 +1112,9 @@ impl Projector {
             });
             items.push((msg.topic(), msg.partition(), msg.offset(), envelope));
         }
-        let outcomes = apply_batch(&self.pool, &self.config.group_id, &items).await?;
+        let applied = apply_batch(&self.pool, &self.config.group_id, &items).await?;
         let now = chrono::Utc::now();
-        for (outcome, (_, _, _, envelope)) in outcomes.iter().zip(&items) {
+        for (outcome, (_, _, _, envelope)) in applied.outcomes.iter().zip(&items) {
             self.metrics.events.get_or_create(&OutcomeLabels { outcome: outcome.label() }).inc();
             if let (Outcome::Applied, Some(envelope)) = (outcome, envelope) {
                 let lag = (now - envelope.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
@@ -948,27 +1131,13 @@ impl Projector {
                     let labels = AggregateLabels { aggregate_type: envelope.aggregate_type.clone() };
                     self.metrics.stalled.get_or_create(&labels).inc();
                 }
-                if let (Some(operation_id), true) =
-                    (envelope.operation_id, FINISHING_EVENTS.contains(&envelope.event_type.as_str()))
-                {
-                    self.observe_finished(operation_id, envelope.occurred_at).await;
-                }
             }
+        }
+        // Each operation the batch finished, once (a redelivery finds it finished and changes nothing).
+        for Finished { kind, state, seconds } in applied.finished {
+            self.metrics.workflows.get_or_create(&WorkflowLabels { kind, outcome: state }).observe(seconds.max(0.0));
         }
         Ok(())
-    }
-
-    /// Records the duration and outcome of an operation this event finished (a redelivery is `AlreadyApplied`
-    /// and never gets here, so each operation is counted once).
-    async fn observe_finished(&self, operation_id: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) {
-        let finished = db::finished_operation(&self.pool, operation_id, at).await;
-        match finished {
-            Ok(Some((kind, outcome, seconds))) => {
-                self.metrics.workflows.get_or_create(&WorkflowLabels { kind, outcome }).observe(seconds.max(0.0));
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, %operation_id, "projector: reading a finished operation for metrics"),
-        }
     }
 
     /// Consumes until `shutdown` turns true, in batches of whatever has arrived (up to 500 messages) so a burst

@@ -22,7 +22,7 @@ use polaris_store::{Connection, Pool};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{Batch, ProjectorError, apply_envelope};
+use crate::{Batch, ProjectorError};
 
 /// The read models, each with the column naming the cluster its rows belong to.
 pub const READ_MODELS: [(&str, &str); 6] = [
@@ -208,10 +208,8 @@ impl Applier {
             futures::future::try_join_all(self.conns.iter_mut().zip(parts).map(|(conn, envelopes)| async move {
                 db::in_transaction(conn, async |tx| {
                     let mut batch = Batch::new(tx);
-                    for envelope in &envelopes {
-                        apply_envelope(&mut batch, envelope).await?;
-                    }
-                    batch.flush().await
+                    batch.apply_all(&envelopes.iter().collect::<Vec<_>>()).await?;
+                    batch.flush().await.map(|_| ())
                 })
                 .await
             }))

@@ -180,22 +180,43 @@ impl OperationStart {
 
     /// Inserts the row unless it exists.
     pub async fn insert(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, user_id, state, steps, requested_by, \
-               started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(self.id)
-        .bind(self.org_id)
-        .bind(self.kind)
-        .bind(self.cluster_id)
-        .bind(self.topic_id)
-        .bind(self.user_id)
-        .bind(self.state)
-        .bind(sqlx::types::Json(&self.steps))
-        .bind(&self.requested_by)
-        .bind(self.started_at)
-        .execute(&mut *conn)
-        .await?;
+        Self::insert_all(conn, std::slice::from_ref(self)).await
+    }
+
+    /// Inserts the rows, in one statement per thousand; a row that exists already stays as it is.
+    pub async fn insert_all(conn: &mut PgConnection, ops: &[OperationStart]) -> Result<(), sqlx::Error> {
+        for chunk in ops.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, user_id, state, steps, requested_by, \
+                   started_at) ",
+            );
+            q.push_values(chunk, |mut b, op| {
+                b.push_bind(op.id)
+                    .push_bind(op.org_id)
+                    .push_bind(op.kind)
+                    .push_bind(op.cluster_id)
+                    .push_bind(op.topic_id)
+                    .push_bind(op.user_id)
+                    .push_bind(op.state)
+                    .push_bind(sqlx::types::Json(op.steps.clone()))
+                    .push_bind(op.requested_by.clone())
+                    .push_bind(op.started_at);
+            });
+            q.push(" ON CONFLICT (id) DO NOTHING");
+            q.build().execute(&mut *conn).await?;
+        }
         Ok(())
+    }
+
+    /// The progress of the row this inserts, before any event moves it.
+    pub fn progress(&self) -> crate::db::projection::OperationProgress {
+        crate::db::projection::OperationProgress {
+            kind: self.kind.to_owned(),
+            started_at: self.started_at,
+            state: self.state.to_owned(),
+            steps: self.steps.clone(),
+            error: None,
+            finished_at: None,
+        }
     }
 }
