@@ -60,6 +60,8 @@ pub struct Caller {
     /// The org's current policy bundle version when the request was authenticated (0: none), read with the token
     /// (no round trip of its own); the bundle itself comes from the cache by this version.
     pub policy_version: i64,
+    /// The placement epoch when the request was authenticated, read with the token: placements are cached by it.
+    pub placement_epoch: i64,
 }
 
 impl Caller {
@@ -155,7 +157,7 @@ pub async fn authenticate(pool: &PgPool, authorization: Option<&str>) -> Result<
         .filter(|s| !s.is_empty())
         .ok_or(AppError::Unauthenticated)?;
     let bearer = polaris_store::db::tenancy::bearer(pool, &hash_token(secret)).await?;
-    let Bearer { id: token_id, name: token_name, org_id, role, platform_admin, policy_version } =
+    let Bearer { id: token_id, name: token_name, org_id, role, platform_admin, policy_version, placement_epoch } =
         bearer.ok_or(AppError::Unauthenticated)?;
     let role = Role::parse(&role).ok_or_else(|| AppError::Internal(format!("token {token_id} has role {role}")))?;
     Ok(Caller {
@@ -168,6 +170,7 @@ pub async fn authenticate(pool: &PgPool, authorization: Option<&str>) -> Result<
         idempotency: None,
         acting_through: None,
         policy_version,
+        placement_epoch,
     })
 }
 

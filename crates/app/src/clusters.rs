@@ -223,7 +223,7 @@ async fn request_cluster(
     let policy_version = bundle.version;
     // The name is reserved in the transaction that appends ClusterRequested (polaris_store::invariants), not
     // checked here against a read model that may lag: of concurrent requests for one name exactly one is accepted.
-    let target_id = db::targets::place(&app.pool, caller.org_id, &body.provider, &body.region).await?;
+    let target_id = app.placements.place(&app.pool, caller, &body.provider, &body.region).await?;
     let cluster_id = ClusterId::from_uuid(Uuid::new_v4());
     let operation_id = OperationId::from_uuid(Uuid::new_v4());
     let metadata = caller.command_metadata(Some(operation_id), Some(policy_version));

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod cache;
 pub mod caller;
 pub mod clusters;
 pub mod command;
@@ -55,6 +56,8 @@ pub struct App {
     pub prometheus: Option<Arc<dyn kafka_metrics::MetricsSource>>,
     /// Published policy bundles by (org, version), shared by this process' doors.
     pub policy_bundles: Arc<policies::BundleCache>,
+    /// Placements by (org, provider, region, placement epoch), shared by this process' doors.
+    pub placements: Arc<targets::PlacementCache>,
 }
 
 impl App {

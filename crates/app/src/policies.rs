@@ -36,29 +36,15 @@ pub struct Published {
 /// Published bundles by (org, version). A version never changes once published, so an entry is never stale; the
 /// current version comes with the caller's token ([`Caller::policy_version`]).
 #[derive(Default)]
-pub struct BundleCache {
-    bundles: std::sync::Mutex<std::collections::HashMap<(OrgId, i64), PolicyBundle>>,
-}
+pub struct BundleCache(crate::cache::VersionedCache<(OrgId, i64), PolicyBundle>);
 
 impl BundleCache {
-    /// Entries kept before the cache starts again (a bound, not a working-set estimate).
-    const MAX: usize = 4096;
-
     /// The org's bundle `version` (0: the empty bundle), from the cache or read once.
     pub async fn get(&self, pool: &polaris_store::Pool, org: OrgId, version: i64) -> Result<PolicyBundle, AppError> {
         if version == 0 {
             return Ok(PolicyBundle::empty());
         }
-        if let Some(bundle) = self.bundles.lock().expect("bundle cache").get(&(org, version)) {
-            return Ok(bundle.clone());
-        }
-        let (bundle, _) = bundle_at(pool, org, Some(version)).await?;
-        let mut bundles = self.bundles.lock().expect("bundle cache");
-        if bundles.len() >= Self::MAX {
-            bundles.clear();
-        }
-        bundles.insert((org, version), bundle.clone());
-        Ok(bundle)
+        self.0.get_or_read((org, version), async { Ok(bundle_at(pool, org, Some(version)).await?.0) }).await
     }
 }
 

@@ -4,7 +4,7 @@
 //! orgs their use. Placement puts a cluster on a target granted to its org for its `(provider, region)`. Org
 //! callers see their granted targets without the credentials' locations.
 
-use polaris_domain::{Provider, Region};
+use polaris_domain::{OrgId, Provider, Region, TargetId};
 use polaris_store::db::{self, targets::TargetRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -211,6 +211,26 @@ pub async fn list_targets(app: &App, caller: &Caller) -> Result<TargetList, AppE
         rows.into_iter().map(|r| TargetView::from(r).for_org()).collect()
     };
     Ok(TargetList { items })
+}
+
+/// The target that serves an org's provider and region, by (org, provider, region, placement epoch): the epoch
+/// moves with every change to a target or a grant, so an entry is never stale.
+#[derive(Default)]
+pub struct PlacementCache(crate::cache::VersionedCache<(OrgId, String, String, i64), Option<TargetId>>);
+
+impl PlacementCache {
+    /// The caller's org's target for `provider` and `region` (`None`: no granted target serves them).
+    pub async fn place(
+        &self,
+        pool: &polaris_store::Pool,
+        caller: &Caller,
+        provider: &str,
+        region: &str,
+    ) -> Result<Option<TargetId>, AppError> {
+        let key = (caller.org_id, provider.to_owned(), region.to_owned(), caller.placement_epoch);
+        let read = async { Ok(polaris_store::db::targets::place(pool, caller.org_id, provider, region).await?) };
+        self.0.get_or_read(key, read).await
+    }
 }
 
 #[cfg(test)]

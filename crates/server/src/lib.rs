@@ -181,6 +181,7 @@ pub struct Server {
     pub credentials: Option<Arc<polaris_domain::credentials::CredentialsKey>>,
     /// Published policy bundles by (org, version), for every door of this process.
     pub policy_bundles: Arc<polaris_app::policies::BundleCache>,
+    pub placements: Arc<polaris_app::targets::PlacementCache>,
 }
 
 /// The credentials key from its file, if one is configured.
@@ -223,6 +224,7 @@ impl Server {
             store_metrics,
             credentials,
             policy_bundles: Arc::default(),
+            placements: Arc::default(),
         })
     }
 
@@ -248,6 +250,7 @@ impl Server {
                 self.settings.api_replicas,
             )),
             policy_bundles: self.policy_bundles.clone(),
+            placements: self.placements.clone(),
             prometheus: self.settings.prometheus_url.as_deref().map(|url| {
                 Arc::new(prometheus::PrometheusHttp::new(url)) as Arc<dyn polaris_app::kafka_metrics::MetricsSource>
             }),

@@ -117,12 +117,15 @@ pub struct Bearer {
     pub platform_admin: bool,
     /// The org's current policy bundle version (0: none published), read in the same round trip.
     pub policy_version: i64,
+    /// The placement epoch (`placement_epoch`), read in the same round trip.
+    pub placement_epoch: i64,
 }
 
 pub async fn bearer(pool: &PgPool, token_hash: &[u8]) -> Result<Option<Bearer>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.id, t.name, t.org_id, t.role, t.platform_admin, \
-         COALESCE((SELECT max(p.version) FROM policy_bundles p WHERE p.org_id = t.org_id), 0) AS policy_version \
+         COALESCE((SELECT max(p.version) FROM policy_bundles p WHERE p.org_id = t.org_id), 0) AS policy_version, \
+         (SELECT e.epoch FROM placement_epoch e) AS placement_epoch \
          FROM api_tokens t WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
     )
     .bind(token_hash)
