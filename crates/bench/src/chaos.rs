@@ -9,7 +9,9 @@
 //!
 //! The faults, in an order that makes neighbours differ: kill -9 of each role; restarts (a crash, then a start) of
 //! PostgreSQL, the bootstrap Kafka, Temporal, a kube-apiserver and strimzi-sim; latency and connection resets
-//! between Polaris and PostgreSQL, and between Polaris and Kafka. They overlap: the next one is injected on time
+//! between Polaris and PostgreSQL, and between Polaris and Kafka; and strimzi-sim's own faults, annotated on the
+//! clusters requested while one lasts: a slow operator (Ready 20 s late) and a failing one (`NotReady` with
+//! `FatalProblem` until the provisioning deadline stalls the operation, with its reason). They overlap: the next one is injected on time
 //! whether the last has recovered or not. The recovery time of a fault is from its injection until a cluster
 //! requested after the fault healed is READY (POST, the event store, the relay, Kafka, the projector, Temporal, the
 //! workers, the kube-apiserver and strimzi-sim: the whole path).
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use polaris_test_support::harness::{Harness, kube_client};
+use polaris_test_support::harness::{Harness, kube_client, try_prepare_faults};
 use polaris_test_support::prometheus::free_port;
 use serde_json::{Value, json};
 
@@ -54,11 +56,14 @@ enum Fault {
     PostgresReset,
     KafkaLatency,
     KafkaReset,
+    SimSlow,
+    SimFail,
 }
 
 /// The schedule's order: neighbours differ in what they hit.
-const SCHEDULE: [Fault; 13] = [
+const SCHEDULE: [Fault; 15] = [
     Fault::KillApi,
+    Fault::SimFail,
     Fault::PostgresLatency,
     Fault::RestartKafka,
     Fault::KillWorker,
@@ -71,6 +76,7 @@ const SCHEDULE: [Fault; 13] = [
     Fault::KafkaReset,
     Fault::RestartKube,
     Fault::RestartStrimziSim,
+    Fault::SimSlow,
 ];
 
 impl Fault {
@@ -89,6 +95,8 @@ impl Fault {
             Fault::PostgresReset => "postgres resets",
             Fault::KafkaLatency => "kafka latency",
             Fault::KafkaReset => "kafka resets",
+            Fault::SimSlow => "strimzi-sim slow",
+            Fault::SimFail => "strimzi-sim fails",
         }
     }
 }
@@ -277,6 +285,10 @@ struct Run {
     fleet: Mutex<Fleet>,
     names: std::sync::atomic::AtomicU64,
     prefix: String,
+    /// The target's API server, for strimzi-sim's fault annotations.
+    kube: kube::Client,
+    /// The strimzi-sim fault each cluster requested now gets (annotation, value), while one lasts.
+    sim_fault: Mutex<Option<(&'static str, &'static str)>>,
 }
 
 impl Run {
@@ -324,6 +336,13 @@ impl Run {
 
     async fn create(&self) -> Option<String> {
         let name = self.next_name('c');
+        let fault = *self.sim_fault.lock().expect("sim fault");
+        if let Some(annotation) = fault
+            && let Err(e) = try_prepare_faults(&self.kube, &name, &[annotation]).await
+        {
+            // The API server is restarting: this cluster goes without the fault.
+            println!("chaos: could not annotate {name} with {annotation:?}: {e}");
+        }
         let body = json!({"name": name, "provider": "aws", "region": "eu-west-1", "brokers": 3});
         let accepted =
             self.command(Action::Create, self.http.post(format!("{}/v1/clusters", self.base)).json(&body)).await?;
@@ -433,7 +452,7 @@ impl Dice {
     }
 }
 
-async fn inject(roles: &Roles, toxiproxy: &Toxiproxy, fault: Fault) -> anyhow::Result<()> {
+async fn inject(run: &Run, roles: &Roles, toxiproxy: &Toxiproxy, fault: Fault) -> anyhow::Result<()> {
     let toxic = |proxy: &str, kind: &str| match kind {
         "latency" => json!({"name": format!("{proxy}-latency"), "type": "latency", "stream": "downstream",
             "attributes": {"latency": 250, "jitter": 100}}),
@@ -464,6 +483,16 @@ async fn inject(roles: &Roles, toxiproxy: &Toxiproxy, fault: Fault) -> anyhow::R
             toxiproxy.add(proxy, toxic(proxy, kind)).await?;
             tokio::time::sleep(Duration::from_secs(held(fault))).await;
             toxiproxy.remove(proxy, &format!("{proxy}-{kind}")).await?;
+        }
+        Fault::SimSlow | Fault::SimFail => {
+            let annotation = if fault == Fault::SimSlow {
+                ("strimzi-sim.polaris.dev/delay-seconds", "20")
+            } else {
+                ("strimzi-sim.polaris.dev/fault", "fail")
+            };
+            *run.sim_fault.lock().expect("sim fault") = Some(annotation);
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            *run.sim_fault.lock().expect("sim fault") = None;
         }
         Fault::RestartPostgres
         | Fault::RestartKafka
@@ -553,6 +582,8 @@ pub async fn chaos(minutes: f64, rate: f64, seed: u64, settle_minutes: u64) -> a
         fleet: Mutex::default(),
         names: Default::default(),
         prefix: uuid::Uuid::new_v4().simple().to_string()[..5].to_owned(),
+        kube: kube_client("aws-eu-west-1").await,
+        sim_fault: Mutex::default(),
     });
     for role in ROLES {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -620,7 +651,7 @@ pub async fn chaos(minutes: f64, rate: f64, seed: u64, settle_minutes: u64) -> a
             tokio::time::sleep_until((started + every * i as u32).into()).await;
             println!("chaos: {:>6.1} s  {}", started.elapsed().as_secs_f64(), fault.label());
             let injected = Instant::now();
-            let (recovered_after, error) = match inject(&roles, toxiproxy, fault).await {
+            let (recovered_after, error) = match inject(&run, &roles, toxiproxy, fault).await {
                 Ok(()) => (run.recovery(injected, Instant::now(), Duration::from_secs(600)).await, None),
                 Err(e) => (None, Some(format!("{e:#}"))),
             };

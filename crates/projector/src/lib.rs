@@ -313,10 +313,8 @@ impl<'c> Batch<'c> {
         self.nodes.clear();
     }
 
-    async fn load_clusters(&mut self, mut ids: Vec<Uuid>) -> Result<(), ProjectorError> {
-        ids.retain(|id| !self.clusters.contains_key(id));
-        ids.sort_unstable();
-        ids.dedup();
+    async fn load_clusters(&mut self, ids: Vec<Uuid>) -> Result<(), ProjectorError> {
+        let ids = unread(&self.clusters, ids);
         if ids.is_empty() {
             return Ok(());
         }
@@ -328,13 +326,11 @@ impl<'c> Batch<'c> {
         Ok(())
     }
 
-    async fn load_members(&mut self, table: Members, mut ids: Vec<Uuid>) -> Result<(), ProjectorError> {
-        match table {
-            Members::Topics => ids.retain(|id| !self.topics.contains_key(id)),
-            Members::Users => ids.retain(|id| !self.users.contains_key(id)),
-        }
-        ids.sort_unstable();
-        ids.dedup();
+    async fn load_members(&mut self, table: Members, ids: Vec<Uuid>) -> Result<(), ProjectorError> {
+        let ids = match table {
+            Members::Topics => unread(&self.topics, ids),
+            Members::Users => unread(&self.users, ids),
+        };
         if ids.is_empty() {
             return Ok(());
         }
@@ -351,10 +347,8 @@ impl<'c> Batch<'c> {
         Ok(())
     }
 
-    async fn load_operations(&mut self, mut ids: Vec<Uuid>) -> Result<(), ProjectorError> {
-        ids.retain(|id| !self.operations.contains_key(id));
-        ids.sort_unstable();
-        ids.dedup();
+    async fn load_operations(&mut self, ids: Vec<Uuid>) -> Result<(), ProjectorError> {
+        let ids = unread(&self.operations, ids);
         if ids.is_empty() {
             return Ok(());
         }
@@ -399,6 +393,14 @@ impl<'c> Batch<'c> {
         }
         Ok(())
     }
+}
+
+/// The ids a batch has not read yet, each once (sorted: rows are locked in one order).
+fn unread<V>(read: &BTreeMap<Uuid, V>, mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.retain(|id| !read.contains_key(id));
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Applies one envelope and records the consumer position, in one transaction.

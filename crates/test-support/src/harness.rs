@@ -215,7 +215,15 @@ pub async fn wait_for_status(h: &Harness, id: &str, status: &str, deadline: Dura
 /// Gives the cluster named `name` strimzi-sim fault annotations ahead of its request: a ConfigMap named after it
 /// in strimzi-sim's faults namespace (the cluster's own namespace carries its id, unknown before the request).
 pub async fn prepare_faults(target: &str, name: &str, annotations: &[(&str, &str)]) {
-    let client = kube_client(target).await;
+    try_prepare_faults(&kube_client(target).await, name, annotations).await.expect("faults ConfigMap");
+}
+
+/// Like [`prepare_faults`], answering an error (the kube-apiserver is down, say) instead of failing the test.
+pub async fn try_prepare_faults(
+    client: &kube::Client,
+    name: &str,
+    annotations: &[(&str, &str)],
+) -> Result<(), kube::Error> {
     let ns = Namespace {
         metadata: ObjectMeta { name: Some(FAULTS_NAMESPACE.into()), ..Default::default() },
         ..Default::default()
@@ -223,7 +231,7 @@ pub async fn prepare_faults(target: &str, name: &str, annotations: &[(&str, &str
     match Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => panic!("namespace {FAULTS_NAMESPACE}: {e}"),
+        Err(e) => return Err(e),
     }
     let faults = ConfigMap {
         metadata: ObjectMeta {
@@ -235,10 +243,8 @@ pub async fn prepare_faults(target: &str, name: &str, annotations: &[(&str, &str
         },
         ..Default::default()
     };
-    Api::<ConfigMap>::namespaced(client, FAULTS_NAMESPACE)
-        .create(&PostParams::default(), &faults)
-        .await
-        .expect("faults ConfigMap");
+    Api::<ConfigMap>::namespaced(client.clone(), FAULTS_NAMESPACE).create(&PostParams::default(), &faults).await?;
+    Ok(())
 }
 
 /// strimzi-sim's faults namespace (see its module documentation).
