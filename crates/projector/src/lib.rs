@@ -270,20 +270,17 @@ impl<'c> Batch<'c> {
         let conn = &mut *self.conn;
         let new: Vec<_> = self.new_clusters.iter().map(|(at, e)| (*at, e)).collect();
         db::insert_clusters(conn, &new).await?;
-        let changed: Vec<_> = self.clusters.iter().filter_map(|(id, c)| Some((*id, c.as_ref()?))).collect();
-        db::save_clusters(conn, &changed.into_iter().filter(|(_, c)| c.changed()).collect::<Vec<_>>()).await?;
+        db::save_clusters(conn, &changed(&self.clusters, ClusterFold::changed)).await?;
         let new: Vec<_> = self.new_topics.iter().map(|(at, e)| (*at, e)).collect();
         db::insert_topics(conn, &new).await?;
-        let changed: Vec<_> = self.topics.iter().filter_map(|(id, t)| Some((*id, t.as_ref()?))).collect();
-        db::save_topics(conn, &changed.into_iter().filter(|(_, t)| t.member.changed).collect::<Vec<_>>()).await?;
+        db::save_topics(conn, &changed(&self.topics, |t| t.member.changed)).await?;
         let new: Vec<_> = self.new_users.iter().map(|(at, e)| (*at, e)).collect();
         db::insert_users(conn, &new).await?;
-        let changed: Vec<_> = self.users.iter().filter_map(|(id, u)| Some((*id, u.as_ref()?))).collect();
-        db::save_users(conn, &changed.into_iter().filter(|(_, u)| u.member.changed).collect::<Vec<_>>()).await?;
+        db::save_users(conn, &changed(&self.users, |u| u.member.changed)).await?;
         OperationStart::insert_all(conn, &self.new_operations).await?;
         let operation = |id: &Uuid| self.operations.get(id).and_then(Option::as_ref).map(|op| (*id, op));
-        let changed: Vec<_> = self.changed_operations.iter().filter_map(operation).collect();
-        db::save_operations(conn, &changed).await?;
+        let operations: Vec<_> = self.changed_operations.iter().filter_map(operation).collect();
+        db::save_operations(conn, &operations).await?;
         db::save_nodes(conn, &self.nodes.iter().map(|(id, n)| (*id, n)).collect::<Vec<_>>()).await?;
         let finished = self
             .finished
@@ -393,6 +390,11 @@ impl<'c> Batch<'c> {
         }
         Ok(())
     }
+}
+
+/// The rows of `read` that exist and that `is_changed` says the batch changed.
+fn changed<V>(read: &BTreeMap<Uuid, Option<V>>, is_changed: impl Fn(&V) -> bool) -> Vec<(Uuid, &V)> {
+    read.iter().filter_map(|(id, row)| row.as_ref().filter(|r| is_changed(r)).map(|r| (*id, r))).collect()
 }
 
 /// The ids a batch has not read yet, each once (sorted: rows are locked in one order).

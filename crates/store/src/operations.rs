@@ -183,14 +183,14 @@ impl OperationStart {
         Self::insert_all(conn, std::slice::from_ref(self)).await
     }
 
-    /// Inserts the rows, in one statement per thousand; a row that exists already stays as it is.
+    /// Inserts the rows (one statement per thousand); a row that exists already stays as it is.
     pub async fn insert_all(conn: &mut PgConnection, ops: &[OperationStart]) -> Result<(), sqlx::Error> {
-        for chunk in ops.chunks(1000) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-                "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, user_id, state, steps, requested_by, \
-                   started_at) ",
-            );
-            q.push_values(chunk, |mut b, op| {
+        crate::db::projection::insert_rows(
+            conn,
+            "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, user_id, state, steps, requested_by, \
+               started_at) ",
+            ops,
+            |mut b, op| {
                 b.push_bind(op.id)
                     .push_bind(op.org_id)
                     .push_bind(op.kind)
@@ -201,11 +201,9 @@ impl OperationStart {
                     .push_bind(sqlx::types::Json(op.steps.clone()))
                     .push_bind(op.requested_by.clone())
                     .push_bind(op.started_at);
-            });
-            q.push(" ON CONFLICT (id) DO NOTHING");
-            q.build().execute(&mut *conn).await?;
-        }
-        Ok(())
+            },
+        )
+        .await
     }
 
     /// The progress of the row this inserts, before any event moves it.

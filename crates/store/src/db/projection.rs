@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use polaris_domain::cluster::ClusterRequested;
 use polaris_domain::topic::TopicRequested;
 use polaris_domain::user::UserRequested;
+use sqlx::query_builder::Separated;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -130,13 +131,13 @@ pub async fn lock_clusters(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<
 
 /// The `clusters` rows requests start, in one statement; a row that exists already stays as it is.
 pub async fn insert_clusters(conn: &mut PgConnection, rows: &[(At, &ClusterRequested)]) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO clusters (id, org_id, name, provider, region, target_id, kafka_version, metadata_version, \
-               brokers, controllers, storage_gib, config, deletion_protection, status, version, current_operation_id, \
-               created_at, updated_at, namespace) ",
-        );
-        q.push_values(chunk, |mut b, (at, e)| {
+    insert_rows(
+        conn,
+        "INSERT INTO clusters (id, org_id, name, provider, region, target_id, kafka_version, metadata_version, \
+           brokers, controllers, storage_gib, config, deletion_protection, status, version, current_operation_id, \
+           created_at, updated_at, namespace) ",
+        rows,
+        |mut b, (at, e)| {
             b.push_bind(e.cluster_id.as_uuid())
                 .push_bind(e.org_id.as_uuid())
                 .push_bind(e.name.as_str().to_owned())
@@ -158,11 +159,9 @@ pub async fn insert_clusters(conn: &mut PgConnection, rows: &[(At, &ClusterReque
                 .push_bind(at.occurred_at)
                 .push_bind(at.occurred_at)
                 .push_bind(e.namespace.clone());
-        });
-        q.push(" ON CONFLICT (id) DO NOTHING");
-        q.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+        },
+    )
+    .await
 }
 
 /// Writes the changed columns of these clusters' rows, in one statement.
@@ -209,6 +208,23 @@ pub async fn save_clusters(conn: &mut PgConnection, rows: &[(Uuid, &ClusterFold)
 
 /// Rows per multi-row INSERT (PostgreSQL takes at most 65,535 parameters per statement).
 const INSERT_CHUNK: usize = 1000;
+
+/// Inserts `rows` with one multi-row statement per [`INSERT_CHUNK`] rows; `head` is `INSERT INTO table (columns) `
+/// and `push` binds one row's values. A row whose id exists already stays as it is.
+pub(crate) async fn insert_rows<T>(
+    conn: &mut PgConnection,
+    head: &str,
+    rows: &[T],
+    mut push: impl FnMut(Separated<'_, '_, Postgres, &'static str>, &T),
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut q = QueryBuilder::<Postgres>::new(head);
+        q.push_values(chunk, &mut push);
+        q.push(" ON CONFLICT (id) DO NOTHING");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
 
 /// What every event moves in a topic's or user's row: its status, its version and `updated_at`.
 #[derive(Clone, Debug)]
@@ -359,12 +375,12 @@ impl TopicFold {
 
 /// The `topics` rows requests start, in one statement; a row that exists already stays as it is.
 pub async fn insert_topics(conn: &mut PgConnection, rows: &[(At, &TopicRequested)]) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO topics (id, org_id, cluster_id, name, partitions, replication_factor, config, \
-               deletion_protection, status, version, created_at, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, (at, e)| {
+    insert_rows(
+        conn,
+        "INSERT INTO topics (id, org_id, cluster_id, name, partitions, replication_factor, config, \
+           deletion_protection, status, version, created_at, updated_at) ",
+        rows,
+        |mut b, (at, e)| {
             b.push_bind(e.topic_id)
                 .push_bind(e.org_id.as_uuid())
                 .push_bind(e.cluster_id.as_uuid())
@@ -377,11 +393,9 @@ pub async fn insert_topics(conn: &mut PgConnection, rows: &[(At, &TopicRequested
                 .push_bind(at.sequence)
                 .push_bind(at.occurred_at)
                 .push_bind(at.occurred_at);
-        });
-        q.push(" ON CONFLICT (id) DO NOTHING");
-        q.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+        },
+    )
+    .await
 }
 
 /// Writes these topics' rows back, in one statement.
@@ -474,12 +488,12 @@ impl UserFold {
 
 /// The `kafka_users` rows requests start, in one statement; a row that exists already stays as it is.
 pub async fn insert_users(conn: &mut PgConnection, rows: &[(At, &UserRequested)]) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO kafka_users (id, org_id, cluster_id, name, authentication, acls, quotas, generation, status, \
-               version, created_at, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, (at, e)| {
+    insert_rows(
+        conn,
+        "INSERT INTO kafka_users (id, org_id, cluster_id, name, authentication, acls, quotas, generation, status, \
+           version, created_at, updated_at) ",
+        rows,
+        |mut b, (at, e)| {
             let authentication = serde_json::to_value(e.authentication)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -496,11 +510,9 @@ pub async fn insert_users(conn: &mut PgConnection, rows: &[(At, &UserRequested)]
                 .push_bind(at.sequence)
                 .push_bind(at.occurred_at)
                 .push_bind(at.occurred_at);
-        });
-        q.push(" ON CONFLICT (id) DO NOTHING");
-        q.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+        },
+    )
+    .await
 }
 
 /// Writes these users' rows back, in one statement.
