@@ -521,8 +521,14 @@ async fn inject(run: &Run, roles: &Roles, toxiproxy: &Toxiproxy, fault: Fault) -
     Ok(())
 }
 
-pub async fn chaos(minutes: f64, rate: f64, seed: u64, settle_minutes: u64) -> anyhow::Result<()> {
-    let h = Harness::start_configured(&[], |s| s.ready_timeout_secs = 300).await;
+pub async fn chaos(
+    minutes: f64,
+    rate: f64,
+    seed: u64,
+    settle_minutes: u64,
+    ready_timeout_secs: u64,
+) -> anyhow::Result<()> {
+    let h = Harness::start_configured(&[], |s| s.ready_timeout_secs = ready_timeout_secs).await;
     let pool = h.db.pool.clone();
     // The run restarts PostgreSQL: with the development cluster's asynchronous commit that would lose acknowledged
     // work for reasons that are not Polaris'.

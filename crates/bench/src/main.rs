@@ -72,7 +72,7 @@ enum Command {
     Replay {
         #[arg(long, default_value_t = 22_300)]
         clusters: usize,
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = polaris_projector::replay::DEFAULT_BATCH)]
         batch_size: i64,
     },
     /// Projector lag under a steady command load.
@@ -134,6 +134,10 @@ enum Command {
         /// How long to wait afterwards for every operation to end before checking.
         #[arg(long, default_value_t = 10)]
         settle_minutes: u64,
+        /// The provisioning deadline of the role processes: a cluster not READY by then (every cluster requested
+        /// while strimzi-sim fails) is STALLED with its reason. The checks wait for it, so it bounds the run.
+        #[arg(long, default_value_t = 300)]
+        ready_timeout_secs: u64,
     },
     /// Clusters from POST to READY on the local stack.
     Provision {
@@ -731,25 +735,21 @@ async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
-/// An event row as the relay and the replay decode it: position, aggregate type and id, sequence, event type and
-/// version, payload, metadata.
-type ScanRow = (i64, String, String, i64, String, String, serde_json::Value, serde_json::Value);
-
-/// The raw ordered scan of an event table: every row in position order, a page of 1,000 at a time by keyset (as
-/// the relay and the replay read), decoded to the columns they use. Rows and rows per second.
+/// The raw ordered scan of an event table: every row in position order, a page of 1,000 at a time by keyset, with
+/// the columns the relay and the replay read, decoded as they decode them (`StoredEvent`). Rows and rows per second.
 async fn scan_limit(pool: &sqlx::PgPool, table: &str) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
     let (mut after, mut rows) = (0i64, 0u64);
     loop {
-        let page: Vec<ScanRow> = sqlx::query_as(&format!(
-            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload::jsonb, \
-                 metadata::jsonb FROM {table} WHERE position > $1 ORDER BY position LIMIT 1000"
+        let page: Vec<polaris_store::StoredEvent> = sqlx::query_as(&format!(
+            "SELECT {} FROM {table} WHERE position > $1 ORDER BY position LIMIT 1000",
+            polaris_store::STORED_EVENT_COLUMNS
         ))
         .bind(after)
         .fetch_all(pool)
         .await?;
         let Some(last) = page.last() else { break };
-        after = last.0;
+        after = last.position;
         rows += page.len() as u64;
     }
     Ok((rows, rows as f64 / started.elapsed().as_secs_f64()))
@@ -979,8 +979,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Cli { runs } => cli(runs).await,
         Command::Drift { clusters, drifts } => drift(clusters, drifts).await,
         Command::Limit { seconds, commands, backlog } => limit(seconds, commands, backlog).await,
-        Command::Chaos { minutes, rate, seed, settle_minutes } => {
-            chaos::chaos(minutes, rate, seed, settle_minutes).await
+        Command::Chaos { minutes, rate, seed, settle_minutes, ready_timeout_secs } => {
+            chaos::chaos(minutes, rate, seed, settle_minutes, ready_timeout_secs).await
         }
     }
 }

@@ -34,6 +34,10 @@ pub const READ_MODELS: [(&str, &str); 6] = [
     ("drifts", "cluster_id"),
 ];
 
+/// Events read and applied per batch: each batch costs about fifteen statements per partition and a cursor commit
+/// whatever its size (`polaris-bench replay` on 90,000 events: 14,700 events/s at 1,000, 16,200 at 5,000).
+pub const DEFAULT_BATCH: i64 = 5000;
+
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
     /// Resume (or create) this schema; by default the newest unfinished replay is resumed, else a new one starts.
@@ -47,7 +51,7 @@ pub struct ReplayOptions {
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        Self { schema: None, batch_size: 1000, settle_timeout: Duration::from_secs(60), keep: false }
+        Self { schema: None, batch_size: DEFAULT_BATCH, settle_timeout: Duration::from_secs(60), keep: false }
     }
 }
 
@@ -179,11 +183,11 @@ impl Applier {
     }
 
     /// Applies every committed event the replay schema has not seen, batch by batch. Each batch is split by
-    /// cluster over the partitions, applied in one transaction per partition, and then the cursor moves. A batch
-    /// cut short (a kill between the partitions' commits and the cursor) is applied again on resume, which the
-    /// projector's sequence checks turn into no-ops for what was already applied, exactly as for a redelivered
-    /// message. `progress` gets (events in the replay schema, events applied by this call). Returns how many
-    /// events the cursor moved over.
+    /// cluster over the partitions, applied in one transaction per partition, and then the cursor moves; the next
+    /// batch is read while this one is applied. A batch cut short (a kill between the partitions' commits and the
+    /// cursor) is applied again on resume, which the projector's sequence checks turn into no-ops for what was
+    /// already applied, exactly as for a redelivered message. `progress` gets (events in the replay schema, events
+    /// applied by this call). Returns how many events the cursor moved over.
     async fn catch_up(
         &mut self,
         pool: &Pool,
@@ -194,31 +198,43 @@ impl Applier {
         // The cursor is bound as constants, so the (xid, position) index serves a range scan; the ORDER BY names
         // `events.xid` (the xid8 column, not the `xid::text` output column of the same name).
         let mut applied = 0u64;
+        let (cursor_xid, cursor_position) = db::cursor(pool, schema).await?;
+        let mut rows = db::events_after(pool, (&cursor_xid, cursor_position), batch_size).await?;
         loop {
-            let (cursor_xid, cursor_position) = db::cursor(pool, schema).await?;
-            let rows = db::events_after(pool, (&cursor_xid, cursor_position), batch_size).await?;
             let Some(last) = rows.last() else { return Ok(applied) };
             let (last_xid, last_position) = (last.xid.clone(), last.position);
+            let full = rows.len() as i64 >= batch_size;
+            let count = rows.len();
             let mut parts: Vec<Vec<EventEnvelope>> = vec![Vec::new(); PARTITIONS];
-            for row in &rows {
-                let envelope = row.to_envelope().map_err(|e| ProjectorError::Replay(e.to_string()))?;
+            for row in rows {
+                let envelope = row.into_envelope().map_err(|e| ProjectorError::Replay(e.to_string()))?;
                 let family = family_of(pool, &mut self.families, &envelope).await?;
                 parts[(family.as_u128() % PARTITIONS as u128) as usize].push(envelope);
             }
-            futures::future::try_join_all(self.conns.iter_mut().zip(parts).map(|(conn, envelopes)| async move {
-                db::in_transaction(conn, async |tx| {
-                    let mut batch = Batch::new(tx);
-                    batch.apply_all(&envelopes.iter().collect::<Vec<_>>()).await?;
-                    batch.flush().await.map(|_| ())
-                })
-                .await
-            }))
-            .await?;
-            let total = db::advance(pool, schema, (&last_xid, last_position), rows.len() as i64).await?;
-            applied += rows.len() as u64;
+            let apply =
+                futures::future::try_join_all(self.conns.iter_mut().zip(parts).map(|(conn, envelopes)| async move {
+                    db::in_transaction(conn, async |tx| {
+                        let mut batch = Batch::new(tx);
+                        batch.apply_all(&envelopes.iter().collect::<Vec<_>>()).await?;
+                        batch.flush().await.map(|_| ())
+                    })
+                    .await
+                }));
+            // A short batch was the last one committed: nothing to read ahead.
+            let next = async {
+                match full {
+                    true => db::events_after(pool, (&last_xid, last_position), batch_size).await.map(Some),
+                    false => Ok(None),
+                }
+            };
+            let (done, next) = tokio::join!(apply, next);
+            done?;
+            let total = db::advance(pool, schema, (&last_xid, last_position), count as i64).await?;
+            applied += count as u64;
             progress(total.max(0) as u64, applied);
-            if (rows.len() as i64) < batch_size {
-                return Ok(applied);
+            match next? {
+                Some(next) => rows = next,
+                None => return Ok(applied),
             }
         }
     }

@@ -64,7 +64,7 @@ enum AdminCommand {
         /// Resume or create this schema (polaris_replay_...); default: resume the newest unfinished one.
         #[arg(long)]
         schema: Option<String>,
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = polaris_projector::replay::DEFAULT_BATCH)]
         batch_size: i64,
         /// Seconds to keep comparing while the live read models catch up.
         #[arg(long, default_value_t = 60)]

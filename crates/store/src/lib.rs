@@ -41,11 +41,20 @@ pub fn cluster_cqrs(pool: PgPool, metrics: StoreMetrics) -> ClusterCqrs {
     CqrsFramework::new(event_store(pool, metrics), vec![], ())
 }
 
+/// The session settings of every Polaris connection, sent with the startup message (no round trip).
+///
+/// `random_page_cost`: Polaris' working set (the read models, the newest events) is in memory, where a page read
+/// at random costs about what a sequential one does. With PostgreSQL's default of 4, the projector's set-based
+/// statements (a table joined to `unnest` of a batch's ids) were planned as a hash join over a sequential scan
+/// of the whole table: 38 ms for the brokers of 250 clusters among 10,000, against 3 ms by the primary key.
+pub const SESSION_SETTINGS: [(&str, &str); 1] = [("random_page_cost", "1.1")];
+
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: sqlx::postgres::PgConnectOptions = database_url.parse()?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(database_url)
+        .connect_with(options.options(SESSION_SETTINGS))
         .await
 }
 
@@ -89,25 +98,33 @@ impl StoredEvent {
     /// The SPEC.md §4 envelope. cqrs-es stores the event enum externally tagged (`{"ClusterRequested": {..}}`);
     /// the envelope's payload is the inner object, since `event_type` already names it.
     pub fn to_envelope(&self) -> Result<EventEnvelope, EnvelopeError> {
+        self.clone().into_envelope()
+    }
+
+    /// [`Self::to_envelope`], taking the row (no copy of its payload; the replay and the relay own their rows).
+    pub fn into_envelope(self) -> Result<EventEnvelope, EnvelopeError> {
         let bad = |reason: String| EnvelopeError::Malformed {
             aggregate_id: self.aggregate_id.clone(),
             sequence: self.sequence,
             reason,
         };
-        let payload = match &self.payload {
-            serde_json::Value::Object(m) if m.len() == 1 => m.values().next().cloned().unwrap_or_default(),
-            other => other.clone(),
-        };
         let map: HashMap<String, String> =
             serde_json::from_value(self.metadata.clone()).map_err(|e| bad(format!("metadata: {e}")))?;
         let md = CommandMetadata::from_map(&map).map_err(|e| bad(e.to_string()))?;
+        let aggregate_id = self.aggregate_id.parse().map_err(|e| bad(format!("aggregate_id: {e}")))?;
+        let sequence = u64::try_from(self.sequence).map_err(|e| bad(format!("sequence: {e}")))?;
+        let event_version = self.event_version.parse().map_err(|e| bad(format!("event_version: {e}")))?;
+        let payload = match self.payload {
+            serde_json::Value::Object(m) if m.len() == 1 => m.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
+            other => other,
+        };
         EventEnvelope {
             event_id: self.event_id,
-            aggregate_type: self.aggregate_type.clone(),
-            aggregate_id: self.aggregate_id.parse().map_err(|e| bad(format!("aggregate_id: {e}")))?,
-            sequence: u64::try_from(self.sequence).map_err(|e| bad(format!("sequence: {e}")))?,
-            event_type: self.event_type.clone(),
-            event_version: self.event_version.parse().map_err(|e| bad(format!("event_version: {e}")))?,
+            aggregate_type: self.aggregate_type,
+            aggregate_id,
+            sequence,
+            event_type: self.event_type,
+            event_version,
             occurred_at: md.occurred_at,
             org_id: md.org_id.as_uuid(),
             actor: md.actor,
@@ -160,8 +177,12 @@ fn event_store<A: cqrs_es::Aggregate>(pool: PgPool, metrics: StoreMetrics) -> Pe
 }
 
 /// The columns `StoredEvent` reads, for queries over `events`.
+///
+/// `payload` and `metadata` are `json` columns (postgres-es' schema) and are read as stored: a `::jsonb` cast would
+/// make PostgreSQL parse each one and print it again (json_lex and escape_json showed in a profile of a replay).
+/// The decoded values are the same: serde_json's maps are ordered by key either way.
 pub const STORED_EVENT_COLUMNS: &str = "position, xid::text AS xid, event_id, aggregate_type, aggregate_id, sequence, \
-     event_type, event_version, payload::jsonb AS payload, metadata::jsonb AS metadata";
+     event_type, event_version, payload, metadata";
 
 pub type DriftCqrs =
     CqrsFramework<polaris_domain::drift::Drift, PersistedEventStore<EventRepository, polaris_domain::drift::Drift>>;

@@ -162,12 +162,14 @@ impl Relay {
             sqlx::query_as(&sql).bind(&self.config.name).bind(self.config.batch_size).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|row| {
-                let envelope = row.to_envelope()?;
+                let (xid, position, key, event_type) =
+                    (row.xid.clone(), row.position, row.aggregate_id.clone(), row.event_type.clone());
+                let envelope = row.into_envelope()?;
                 Ok(Pending {
-                    xid: row.xid,
-                    position: row.position,
-                    key: row.aggregate_id,
-                    event_type: row.event_type,
+                    xid,
+                    position,
+                    key,
+                    event_type,
                     event_version: envelope.event_version.to_string(),
                     body: serde_json::to_vec(&envelope)?,
                 })

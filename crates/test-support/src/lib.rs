@@ -54,7 +54,13 @@ impl TestDb {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("DATABASE_URL {admin_url} has no database part"),
         };
-        let pool = PgPoolOptions::new().max_connections(10).connect(&url).await.expect("connect to the test database");
+        // With the store's session settings, so statements run by tests and benches (a replay, say) plan as Polaris'.
+        let options: sqlx::postgres::PgConnectOptions = url.parse().expect("the test database URL parses");
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect_with(options.options(polaris_store::SESSION_SETTINGS))
+            .await
+            .expect("connect to the test database");
         polaris_store::MIGRATOR.run(&pool).await.expect("migrations apply to a fresh database");
         Self { pool, url, name }
     }

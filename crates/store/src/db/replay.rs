@@ -44,11 +44,14 @@ pub async fn create(pool: &PgPool, name: &str, tables: &[&str]) -> Result<(), sq
 
 /// `n` connections that write into `schema`'s twins (and read everything else from `public`).
 pub async fn connections(pool: &PgPool, schema: &str, n: usize) -> Result<Vec<PgConnection>, sqlx::Error> {
-    let options = pool
-        .connect_options()
-        .as_ref()
-        .clone()
-        .options([("search_path", format!("{schema},public")), ("plan_cache_mode", "force_custom_plan".into())]);
+    let options = pool.connect_options().as_ref().clone().options([
+        ("search_path", format!("{schema},public")),
+        ("plan_cache_mode", "force_custom_plan".into()),
+        // The partitions' commits return before their WAL is flushed; the cursor's commit (on the pool,
+        // synchronous, made after them) flushes it. A crash between the two loses only a batch the cursor
+        // has not passed, which resume applies again.
+        ("synchronous_commit", "off".into()),
+    ]);
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
         conns.push(options.connect().await?);
