@@ -9,7 +9,7 @@
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use polaris_domain::cluster::ClusterRequested;
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::StoredEvent;
 use crate::operations::OperationStart;
@@ -19,9 +19,46 @@ fn malformed(what: &str, e: impl std::fmt::Display) -> PersistenceError {
     PersistenceError::UnknownError(format!("{what}: {e}").into())
 }
 
-/// Enforces and records what `event` implies, in the append's transaction.
+/// One command's append as one statement: its events, and beside them what they imply, its idempotency key and
+/// its audit entry, each a data-modifying CTE (`WITH w0 AS (INSERT …), w1 AS (…) SELECT 1`). A statement is its own
+/// transaction, so all of it commits or none does, in one round trip instead of a BEGIN, a COMMIT and one per row.
+/// The sub-statements see the same snapshot and none reads what another writes; the unique keys (a taken name or
+/// namespace, an event sequence, an idempotency key) still refuse the whole statement.
+pub(crate) struct Append {
+    query: QueryBuilder<'static, Postgres>,
+    parts: usize,
+}
+
+impl Append {
+    pub(crate) fn new() -> Self {
+        Self { query: QueryBuilder::new("WITH "), parts: 0 }
+    }
+
+    /// Adds one sub-statement, written by `write`.
+    pub(crate) fn part(&mut self, write: impl FnOnce(&mut QueryBuilder<'static, Postgres>)) {
+        if self.parts > 0 {
+            self.query.push(", ");
+        }
+        self.query.push(format!("w{} AS (", self.parts));
+        write(&mut self.query);
+        self.query.push(")");
+        self.parts += 1;
+    }
+
+    pub(crate) async fn execute(mut self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        if self.parts == 0 {
+            return Ok(());
+        }
+        self.query.push(" SELECT 1");
+        self.query.build().execute(pool).await?;
+        Ok(())
+    }
+}
+
+/// Adds to `append` what `event` implies: the reservations it takes or releases, and the operation it starts.
 pub(crate) async fn enforce(
-    conn: &mut PgConnection,
+    pool: &PgPool,
+    append: &mut Append,
     aggregate_type: &str,
     event: &SerializedEvent,
     metadata: &Value,
@@ -30,33 +67,27 @@ pub(crate) async fn enforce(
         ("cluster", "ClusterRequested") => {
             let inner = event.payload.get("ClusterRequested").cloned().unwrap_or(Value::Null);
             let e: ClusterRequested = serde_json::from_value(inner).map_err(|e| malformed("ClusterRequested", e))?;
-            sqlx::query("INSERT INTO cluster_names (org_id, name, cluster_id) VALUES ($1, $2, $3)")
-                .bind(e.org_id.as_uuid())
-                .bind(e.name.as_str())
-                .bind(e.cluster_id.as_uuid())
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            sqlx::query("INSERT INTO cluster_namespaces (target_id, namespace, cluster_id) VALUES ($1, $2, $3)")
-                .bind(e.target_id.as_uuid())
-                .bind(&e.namespace)
-                .bind(e.cluster_id.as_uuid())
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+            let (org, name, id) = (e.org_id.as_uuid(), e.name.as_str().to_owned(), e.cluster_id.as_uuid());
+            append.part(|q| {
+                q.push("INSERT INTO cluster_names (org_id, name, cluster_id) VALUES (");
+                q.separated(", ").push_bind(org).push_bind(name).push_bind(id);
+                q.push(")");
+            });
+            let (target, namespace) = (e.target_id.as_uuid(), e.namespace);
+            append.part(|q| {
+                q.push("INSERT INTO cluster_namespaces (target_id, namespace, cluster_id) VALUES (");
+                q.separated(", ").push_bind(target).push_bind(namespace).push_bind(id);
+                q.push(")");
+            });
         }
         ("cluster", "ClusterDeleted") => {
             let id: uuid::Uuid = event.aggregate_id.parse().map_err(|e| malformed("cluster id", e))?;
-            sqlx::query("DELETE FROM cluster_names WHERE cluster_id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            sqlx::query("DELETE FROM cluster_namespaces WHERE cluster_id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+            append.part(|q| {
+                q.push("DELETE FROM cluster_names WHERE cluster_id = ").push_bind(id);
+            });
+            append.part(|q| {
+                q.push("DELETE FROM cluster_namespaces WHERE cluster_id = ").push_bind(id);
+            });
         }
         _ => {}
     }
@@ -105,7 +136,7 @@ pub(crate) async fn enforce(
         .bind(aggregate_type)
         .bind(&event.aggregate_id)
         .bind(first)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(pool)
         .await
         .map_err(db_error)?
         .flatten()
@@ -114,7 +145,7 @@ pub(crate) async fn enforce(
     };
     let envelope = stored.to_envelope().map_err(|e| malformed("event", e))?;
     if let Some(op) = OperationStart::of(&envelope, || member_cluster) {
-        op.insert(conn).await.map_err(db_error)?;
+        append.part(|q| op.push_insert(q));
     }
     Ok(())
 }

@@ -14,7 +14,8 @@ use polaris_domain::user::{
     UserAclsChanged, UserCredentialsRotated, UserDeletionRequested, UserQuotasChanged, UserRequested,
 };
 use serde::de::DeserializeOwned;
-use sqlx::PgConnection;
+use sqlx::query_builder::Separated;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 /// An operation's step as stored in `operations.steps`.
@@ -178,32 +179,16 @@ impl OperationStart {
         }
     }
 
-    /// Inserts the row unless it exists.
-    pub async fn insert(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        Self::insert_all(conn, std::slice::from_ref(self)).await
-    }
-
     /// Inserts the rows (one statement per thousand); a row that exists already stays as it is.
     pub async fn insert_all(conn: &mut PgConnection, ops: &[OperationStart]) -> Result<(), sqlx::Error> {
-        crate::db::projection::insert_rows(
-            conn,
-            "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, user_id, state, steps, requested_by, \
-               started_at) ",
-            ops,
-            |mut b, op| {
-                b.push_bind(op.id)
-                    .push_bind(op.org_id)
-                    .push_bind(op.kind)
-                    .push_bind(op.cluster_id)
-                    .push_bind(op.topic_id)
-                    .push_bind(op.user_id)
-                    .push_bind(op.state)
-                    .push_bind(sqlx::types::Json(op.steps.clone()))
-                    .push_bind(op.requested_by.clone())
-                    .push_bind(op.started_at);
-            },
-        )
-        .await
+        crate::db::projection::insert_rows(conn, INSERT_HEAD, ops, push_row).await
+    }
+
+    /// The same insert as one sub-statement of a command's append.
+    pub(crate) fn push_insert(&self, q: &mut QueryBuilder<'static, Postgres>) {
+        q.push(INSERT_HEAD);
+        q.push_values(std::iter::once(self), push_row);
+        q.push(" ON CONFLICT (id) DO NOTHING");
     }
 
     /// The progress of the row this inserts, before any event moves it.
@@ -217,4 +202,21 @@ impl OperationStart {
             finished_at: None,
         }
     }
+}
+
+const INSERT_HEAD: &str = "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, user_id, state, steps, \
+     requested_by, started_at) ";
+
+/// The values of one operation row, in [`INSERT_HEAD`]'s order.
+fn push_row(mut b: Separated<'_, '_, Postgres, &'static str>, op: &OperationStart) {
+    b.push_bind(op.id)
+        .push_bind(op.org_id)
+        .push_bind(op.kind)
+        .push_bind(op.cluster_id)
+        .push_bind(op.topic_id)
+        .push_bind(op.user_id)
+        .push_bind(op.state)
+        .push_bind(sqlx::types::Json(op.steps.clone()))
+        .push_bind(op.requested_by.clone())
+        .push_bind(op.started_at);
 }

@@ -37,27 +37,17 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// Inserts the entry as `accepted`.
-    pub async fn insert(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    /// The entry's insert, as `accepted`, as one sub-statement of the command's append.
+    fn push_insert(self, q: &mut sqlx::QueryBuilder<'static, sqlx::Postgres>) {
+        q.push(
             "INSERT INTO audit_entries (id, org_id, actor, channel, at, request_id, method, resource, command, \
-             outcome, status, policy_version, idempotency_key) \
-             VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8, 'accepted', $9, $10, $11) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(self.id)
-        .bind(self.org_id)
-        .bind(&self.actor)
-        .bind(&self.channel)
-        .bind(&self.request_id)
-        .bind(&self.method)
-        .bind(&self.resource)
-        .bind(&self.command)
-        .bind(self.status)
-        .bind(self.policy_version)
-        .bind(&self.idempotency_key)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+             outcome, status, policy_version, idempotency_key) VALUES (",
+        );
+        let mut values = q.separated(", ");
+        values.push_bind(self.id).push_bind(self.org_id).push_bind(self.actor).push_bind(self.channel).push("now()");
+        values.push_bind(self.request_id).push_bind(self.method).push_bind(self.resource).push_bind(self.command);
+        values.push("'accepted'").push_bind(self.status).push_bind(self.policy_version).push_bind(self.idempotency_key);
+        q.push(") ON CONFLICT (id) DO NOTHING");
     }
 }
 
@@ -186,7 +176,7 @@ impl PersistedEventRepository for EventRepository {
         if snapshot_update.is_some() {
             return Err(PersistenceError::UnknownError("Polaris aggregates are not snapshotted".into()));
         }
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut append = crate::invariants::Append::new();
         let mut claim = None;
         let mut audit: Option<AuditRecord> = None;
         for event in events {
@@ -199,45 +189,46 @@ impl PersistedEventRepository for EventRepository {
                     .map_err(|e| PersistenceError::UnknownError(format!("audit entry in metadata: {e}").into()))?;
                 audit.get_or_insert(record);
             }
-            crate::invariants::enforce(&mut tx, A::TYPE, event, &metadata).await?;
-            sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
-                 metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(A::TYPE)
-            .bind(&event.aggregate_id)
-            .bind(event.sequence as i64)
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(&event.payload)
-            .bind(&metadata)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            crate::invariants::enforce(&self.pool, &mut append, A::TYPE, event, &metadata).await?;
+            let row = (
+                event.aggregate_id.clone(),
+                event.sequence as i64,
+                event.event_type.clone(),
+                event.event_version.clone(),
+                event.payload.clone(),
+                metadata,
+            );
+            append.part(|q| {
+                q.push(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
+                     metadata) VALUES (",
+                );
+                let mut values = q.separated(", ");
+                values.push_bind(A::TYPE).push_bind(row.0).push_bind(row.1).push_bind(row.2).push_bind(row.3);
+                values.push_bind(row.4).push_bind(row.5);
+                q.push(")");
+            });
         }
         if let Some(((org, key, hash), aggregate_id, sequence)) = claim {
             let org: uuid::Uuid =
                 org.parse().map_err(|e| PersistenceError::UnknownError(format!("metadata org_id: {e}").into()))?;
-            // A key already present (a concurrent request with the same key won) fails the whole transaction:
-            // the caller sees a conflict and replays the winner's response.
-            sqlx::query(
-                "INSERT INTO idempotency_keys (org_id, key, request_hash, aggregate_type, aggregate_id, sequence) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(org)
-            .bind(&key)
-            .bind(&hash)
-            .bind(A::TYPE)
-            .bind(&aggregate_id)
-            .bind(sequence as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            // A key already present (a concurrent request with the same key won) fails the whole append: the
+            // caller sees a conflict and replays the winner's response.
+            append.part(|q| {
+                q.push(
+                    "INSERT INTO idempotency_keys (org_id, key, request_hash, aggregate_type, aggregate_id, sequence) \
+                     VALUES (",
+                );
+                let mut values = q.separated(", ");
+                values.push_bind(org).push_bind(key).push_bind(hash).push_bind(A::TYPE);
+                values.push_bind(aggregate_id).push_bind(sequence as i64);
+                q.push(")");
+            });
         }
-        if let Some(record) = &audit {
-            record.insert(&mut tx).await.map_err(db_error)?;
+        if let Some(record) = audit {
+            append.part(|q| record.push_insert(q));
         }
-        tx.commit().await.map_err(db_error)?;
+        append.execute(&self.pool).await.map_err(db_error)?;
         if failpoint_abort_after_commit() {
             // Fault tests: the process dies with the append committed and nobody told (see the function).
             std::process::abort();
