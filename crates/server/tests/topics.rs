@@ -100,6 +100,22 @@ async fn a_topic_grows_changes_refuses_to_shrink_and_is_deleted_only_when_unprot
     assert_eq!(s, StatusCode::ACCEPTED, "{changed}");
     assert_eq!(changed["topic"]["partitions"], 12);
     wait_operation(&h, changed["operation"]["id"].as_str().expect("op"), "succeeded").await;
+    // The request appended two events in one statement: each aggregate's positions follow its sequences, which is
+    // the order the relay publishes and the projector applies.
+    let (out_of_order,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM (SELECT position, lag(position) OVER (PARTITION BY aggregate_type, aggregate_id \
+         ORDER BY sequence) AS before FROM events) e WHERE position < before",
+    )
+    .fetch_one(&h.db.pool)
+    .await
+    .expect("events");
+    assert_eq!(out_of_order, 0, "events whose position is below their previous sequence's");
+    let (_, read) = send(&h, h.http.get(h.url(&topic))).await;
+    assert_eq!(
+        (read["partitions"].as_i64(), read["config"]["retention.ms"].as_str()),
+        (Some(12), Some("86400000")),
+        "{read}"
+    );
     let kt = kafka_topic(&ns, "orders.events").await.expect("KafkaTopic");
     assert_eq!(kt.spec.partitions, Some(12));
     assert_eq!(kt.spec.config.get("retention.ms"), Some(&json!(86400000)));

@@ -23,7 +23,9 @@ fn malformed(what: &str, e: impl std::fmt::Display) -> PersistenceError {
 /// its audit entry, each a data-modifying CTE (`WITH w0 AS (INSERT …), w1 AS (…) SELECT 1`). A statement is its own
 /// transaction, so all of it commits or none does, in one round trip instead of a BEGIN, a COMMIT and one per row.
 /// The sub-statements see the same snapshot and none reads what another writes; the unique keys (a taken name or
-/// namespace, an event sequence, an idempotency key) still refuse the whole statement.
+/// namespace, an event sequence, an idempotency key) still refuse the whole statement. They run in no order the
+/// query promises (PostgreSQL runs them last first), so rows whose order matters, the events with their positions,
+/// go in one multi-row INSERT.
 pub(crate) struct Append {
     query: QueryBuilder<'static, Postgres>,
     parts: usize,

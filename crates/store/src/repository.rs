@@ -179,6 +179,7 @@ impl PersistedEventRepository for EventRepository {
         let mut append = crate::invariants::Append::new();
         let mut claim = None;
         let mut audit: Option<AuditRecord> = None;
+        let mut rows = Vec::with_capacity(events.len());
         for event in events {
             let mut metadata = event.metadata.clone();
             if let Some(c) = take_claim(&mut metadata) {
@@ -190,23 +191,21 @@ impl PersistedEventRepository for EventRepository {
                 audit.get_or_insert(record);
             }
             crate::invariants::enforce(&self.pool, &mut append, A::TYPE, event, &metadata).await?;
-            let row = (
-                event.aggregate_id.clone(),
-                event.sequence as i64,
-                event.event_type.clone(),
-                event.event_version.clone(),
-                event.payload.clone(),
-                metadata,
-            );
+            rows.push((event, metadata));
+        }
+        // The events in one multi-row INSERT, which takes their positions in the order of its rows: in sequence
+        // order. (Separate sub-statements run in no order the query promises.)
+        if !rows.is_empty() {
             append.part(|q| {
                 q.push(
                     "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
-                     metadata) VALUES (",
+                     metadata) ",
                 );
-                let mut values = q.separated(", ");
-                values.push_bind(A::TYPE).push_bind(row.0).push_bind(row.1).push_bind(row.2).push_bind(row.3);
-                values.push_bind(row.4).push_bind(row.5);
-                q.push(")");
+                q.push_values(rows, |mut values, (event, metadata)| {
+                    values.push_bind(A::TYPE).push_bind(event.aggregate_id.clone()).push_bind(event.sequence as i64);
+                    values.push_bind(event.event_type.clone()).push_bind(event.event_version.clone());
+                    values.push_bind(event.payload.clone()).push_bind(metadata);
+                });
             });
         }
         if let Some(((org, key, hash), aggregate_id, sequence)) = claim {
