@@ -97,6 +97,11 @@ pub struct MeshPolicy {
 /// At most this many client namespaces per policy.
 pub const MESH_CLIENT_NAMESPACES_MAX: usize = 64;
 
+/// `null` reads as absent: the default (`report` for a drift mode).
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// `null` reads as absent: empty.
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
@@ -156,7 +161,7 @@ pub struct PolicyRules {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DriftPolicy {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub mode: DriftMode,
     /// Field paths (`spec.replicas`, `spec.config.retention.ms`) whose drift may be adopted.
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -599,6 +604,20 @@ fn check_retention(rule: &RetentionRule, value: &str, violate: &mut impl FnMut(&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The API's schema lets a client send `null` for an optional rule (Schemathesis sent
+    /// `{"drift": {"mode": null}, "users": {"no_wildcard_topic_acls": null}, "allowed_locations": null}`): it reads
+    /// as absent, not as a 400.
+    #[test]
+    fn null_rules_read_as_absent() {
+        let rules: PolicyRules = serde_json::from_value(serde_json::json!({
+            "users": {"no_wildcard_topic_acls": null}, "drift": {"mode": null, "adopt": null}, "allowed_locations": null
+        }))
+        .expect("null reads as absent");
+        assert_eq!(rules.drift, Some(DriftPolicy { mode: DriftMode::Report, adopt: vec![] }));
+        assert_eq!(rules.users, Some(UserRules::default()));
+        assert_eq!(rules.allowed_locations, None);
+    }
 
     #[test]
     fn the_mesh_setting_reads_every_mode_and_refuses_what_is_not_one() {
