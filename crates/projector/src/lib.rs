@@ -268,19 +268,25 @@ impl<'c> Batch<'c> {
     /// and answers the operations it finished.
     pub async fn flush(&mut self) -> Result<Vec<Finished>, ProjectorError> {
         let conn = &mut *self.conn;
-        let new: Vec<_> = self.new_clusters.iter().map(|(at, e)| (*at, e)).collect();
-        db::insert_clusters(conn, &new).await?;
-        db::save_clusters(conn, &changed(&self.clusters, ClusterFold::changed)).await?;
-        let new: Vec<_> = self.new_topics.iter().map(|(at, e)| (*at, e)).collect();
-        db::insert_topics(conn, &new).await?;
-        db::save_topics(conn, &changed(&self.topics, |t| t.member.changed)).await?;
-        let new: Vec<_> = self.new_users.iter().map(|(at, e)| (*at, e)).collect();
-        db::insert_users(conn, &new).await?;
-        db::save_users(conn, &changed(&self.users, |u| u.member.changed)).await?;
-        OperationStart::insert_all(conn, &self.new_operations).await?;
+        // A row the batch created is inserted as the batch left it (its fold is in memory from its first event),
+        // and saved only if the insert found it there already.
+        let new: Vec<_> =
+            self.new_clusters.iter().filter_map(|(at, e)| Some((*at, e, fold(&self.clusters, at)?))).collect();
+        let inserted = db::insert_clusters(conn, &new).await?;
+        db::save_clusters(conn, &not_in(changed(&self.clusters, ClusterFold::changed), &inserted)).await?;
+        let new: Vec<_> =
+            self.new_topics.iter().filter_map(|(at, e)| Some((*at, e, fold(&self.topics, at)?))).collect();
+        let inserted = db::insert_topics(conn, &new).await?;
+        db::save_topics(conn, &not_in(changed(&self.topics, |t| t.member.changed), &inserted)).await?;
+        let new: Vec<_> = self.new_users.iter().filter_map(|(at, e)| Some((*at, e, fold(&self.users, at)?))).collect();
+        let inserted = db::insert_users(conn, &new).await?;
+        db::save_users(conn, &not_in(changed(&self.users, |u| u.member.changed), &inserted)).await?;
         let operation = |id: &Uuid| self.operations.get(id).and_then(Option::as_ref).map(|op| (*id, op));
+        let new: Vec<_> =
+            self.new_operations.iter().filter_map(|start| Some((start, operation(&start.id)?.1))).collect();
+        let inserted = OperationStart::insert_all(conn, &new).await?;
         let operations: Vec<_> = self.changed_operations.iter().filter_map(operation).collect();
-        db::save_operations(conn, &operations).await?;
+        db::save_operations(conn, &not_in(operations, &inserted)).await?;
         db::save_nodes(conn, &self.nodes.iter().map(|(id, n)| (*id, n)).collect::<Vec<_>>()).await?;
         let finished = self
             .finished
@@ -395,6 +401,16 @@ impl<'c> Batch<'c> {
 /// The rows of `read` that exist and that `is_changed` says the batch changed.
 fn changed<V>(read: &BTreeMap<Uuid, Option<V>>, is_changed: impl Fn(&V) -> bool) -> Vec<(Uuid, &V)> {
     read.iter().filter_map(|(id, row)| row.as_ref().filter(|r| is_changed(r)).map(|r| (*id, r))).collect()
+}
+
+/// The fold of the row the batch created at `at` (put in memory by the event that created it).
+fn fold<'a, V>(read: &'a BTreeMap<Uuid, Option<V>>, at: &db::At) -> Option<&'a V> {
+    read.get(&at.id).and_then(Option::as_ref)
+}
+
+/// The rows not among `inserted` (those the flush's inserts wrote as folded need no update).
+fn not_in<V>(rows: Vec<(Uuid, V)>, inserted: &BTreeSet<Uuid>) -> Vec<(Uuid, V)> {
+    rows.into_iter().filter(|(id, _)| !inserted.contains(id)).collect()
 }
 
 /// The ids a batch has not read yet, each once (sorted: rows are locked in one order).

@@ -1,8 +1,11 @@
 //! The row an operation starts with, written by two hands from one definition: the event store, in the same
 //! transaction as the event that starts the operation (so the `Location` of a `202` answers at once: read your
 //! own writes), and the projector, which builds the same row when it applies that event (so a replay into an
-//! empty schema writes it too). Both insert with `ON CONFLICT DO NOTHING`; whichever comes second changes nothing,
-//! and every later change to the row is the projector's.
+//! empty schema writes it too), moved along by any later event of the same batch. Both insert with
+//! `ON CONFLICT DO NOTHING`; whichever comes second changes nothing, and every later change to the row is the
+//! projector's.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use polaris_domain::EventEnvelope;
@@ -17,6 +20,8 @@ use serde::de::DeserializeOwned;
 use sqlx::query_builder::Separated;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
+
+use crate::db::projection::OperationProgress;
 
 /// An operation's step as stored in `operations.steps`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -179,21 +184,26 @@ impl OperationStart {
         }
     }
 
-    /// Inserts the rows (one statement per thousand); a row that exists already stays as it is.
-    pub async fn insert_all(conn: &mut PgConnection, ops: &[OperationStart]) -> Result<(), sqlx::Error> {
-        crate::db::projection::insert_rows(conn, INSERT_HEAD, ops, push_row).await
+    /// Inserts the rows, each with its progress (the batch may have moved it since it started), one statement per
+    /// thousand; a row that exists already stays as it is. Answers the ids it inserted.
+    pub async fn insert_all(
+        conn: &mut PgConnection,
+        ops: &[(&OperationStart, &OperationProgress)],
+    ) -> Result<BTreeSet<Uuid>, sqlx::Error> {
+        crate::db::projection::insert_rows(conn, INSERT_HEAD, ops, |b, (op, progress)| push_row(b, op, progress)).await
     }
 
-    /// The same insert as one sub-statement of a command's append.
+    /// The same insert as one sub-statement of a command's append, with the row as it starts.
     pub(crate) fn push_insert(&self, q: &mut QueryBuilder<'static, Postgres>) {
+        let progress = self.progress();
         q.push(INSERT_HEAD);
-        q.push_values(std::iter::once(self), push_row);
+        q.push_values(std::iter::once(self), |b, op| push_row(b, op, &progress));
         q.push(" ON CONFLICT (id) DO NOTHING");
     }
 
     /// The progress of the row this inserts, before any event moves it.
-    pub fn progress(&self) -> crate::db::projection::OperationProgress {
-        crate::db::projection::OperationProgress {
+    pub fn progress(&self) -> OperationProgress {
+        OperationProgress {
             kind: self.kind.to_owned(),
             started_at: self.started_at,
             state: self.state.to_owned(),
@@ -205,18 +215,21 @@ impl OperationStart {
 }
 
 const INSERT_HEAD: &str = "INSERT INTO operations (id, org_id, kind, cluster_id, topic_id, user_id, state, steps, \
-     requested_by, started_at) ";
+     error, requested_by, started_at, finished_at) ";
 
-/// The values of one operation row, in [`INSERT_HEAD`]'s order.
-fn push_row(mut b: Separated<'_, '_, Postgres, &'static str>, op: &OperationStart) {
+/// The values of one operation row, in [`INSERT_HEAD`]'s order: who and what from the start, where it is from
+/// `progress`.
+fn push_row(mut b: Separated<'_, '_, Postgres, &'static str>, op: &OperationStart, progress: &OperationProgress) {
     b.push_bind(op.id)
         .push_bind(op.org_id)
         .push_bind(op.kind)
         .push_bind(op.cluster_id)
         .push_bind(op.topic_id)
         .push_bind(op.user_id)
-        .push_bind(op.state)
-        .push_bind(sqlx::types::Json(op.steps.clone()))
+        .push_bind(progress.state.clone())
+        .push_bind(sqlx::types::Json(progress.steps.clone()))
+        .push_bind(progress.error.clone())
         .push_bind(op.requested_by.clone())
-        .push_bind(op.started_at);
+        .push_bind(op.started_at)
+        .push_bind(progress.finished_at);
 }

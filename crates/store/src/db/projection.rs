@@ -4,7 +4,7 @@
 //! answer false). The projector decides what each event means; the SQL is here, beside the API's reads of the
 //! same rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use polaris_domain::cluster::ClusterRequested;
@@ -48,7 +48,8 @@ pub struct At {
 
 // The projector applies a batch of events to rows it holds in memory: each row a batch names is read (and locked)
 // once, by one statement per table (`lock_*`), folded by every event of the batch in commit order, and written
-// back by one statement per table (`insert_*` for the rows the batch created, then `save_*`). Every change is
+// back by one statement per table: `insert_*` for the rows the batch created (as folded, so a row is written once
+// however many of the batch's events change it), then `save_*` for the rows it changed that already existed. Every change is
 // guarded by the aggregate's sequence: a change at or below the row's version is a redelivery and changes nothing.
 
 /// What an event changes in its `clusters` row; `None` leaves a column as it is.
@@ -129,15 +130,19 @@ pub async fn lock_clusters(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<
         .await
 }
 
-/// The `clusters` rows requests start, in one statement; a row that exists already stays as it is.
-pub async fn insert_clusters(conn: &mut PgConnection, rows: &[(At, &ClusterRequested)]) -> Result<(), sqlx::Error> {
+/// The `clusters` rows requests start, as the batch folded them (a row created and changed in one batch is written
+/// once), in one statement; a row that exists already stays as it is. Answers the ids it inserted.
+pub async fn insert_clusters(
+    conn: &mut PgConnection,
+    rows: &[(At, &ClusterRequested, &ClusterFold)],
+) -> Result<BTreeSet<Uuid>, sqlx::Error> {
     insert_rows(
         conn,
         "INSERT INTO clusters (id, org_id, name, provider, region, target_id, kafka_version, metadata_version, \
-           brokers, controllers, storage_gib, config, deletion_protection, status, version, current_operation_id, \
-           created_at, updated_at, namespace) ",
+           brokers, controllers, storage_gib, config, deletion_protection, status, status_reason, version, \
+           current_operation_id, bootstrap_servers, created_at, updated_at, namespace) ",
         rows,
-        |mut b, (at, e)| {
+        |mut b, (at, e, fold)| {
             b.push_bind(e.cluster_id.as_uuid())
                 .push_bind(e.org_id.as_uuid())
                 .push_bind(e.name.as_str().to_owned())
@@ -146,18 +151,20 @@ pub async fn insert_clusters(conn: &mut PgConnection, rows: &[(At, &ClusterReque
                 // A cluster requested before placement existed (upcast from version 1) has no target: NULL, not
                 // the nil id.
                 .push_bind((e.target_id != polaris_domain::TargetId::UNPLACED).then(|| e.target_id.as_uuid()))
-                .push_bind(e.kafka_version.clone())
-                .push_bind(e.metadata_version.clone())
-                .push_bind(e.brokers as i32)
+                .push_bind(fold.kafka_version.clone().unwrap_or_else(|| e.kafka_version.clone()))
+                .push_bind(fold.metadata_version.clone().unwrap_or_else(|| e.metadata_version.clone()))
+                .push_bind(fold.brokers.unwrap_or(e.brokers as i32))
                 .push_bind(e.controllers as i32)
                 .push_bind(e.storage_gib as i32)
                 .push_bind(sqlx::types::Json(e.config.clone()))
-                .push_bind(e.deletion_protection)
-                .push("'REQUESTED'")
-                .push_bind(at.sequence)
-                .push_bind(e.operation_id.as_uuid())
+                .push_bind(fold.deletion_protection.unwrap_or(e.deletion_protection))
+                .push_bind(fold.status.clone().unwrap_or_else(|| "REQUESTED".into()))
+                .push_bind(fold.status_reason.clone().flatten())
+                .push_bind(fold.version.max(at.sequence))
+                .push_bind(fold.current_operation_id.unwrap_or(Some(e.operation_id.as_uuid())))
+                .push_bind(fold.bootstrap_servers.clone().flatten())
                 .push_bind(at.occurred_at)
-                .push_bind(at.occurred_at)
+                .push_bind(fold.updated_at.unwrap_or(at.occurred_at))
                 .push_bind(e.namespace.clone());
         },
     )
@@ -210,20 +217,22 @@ pub async fn save_clusters(conn: &mut PgConnection, rows: &[(Uuid, &ClusterFold)
 const INSERT_CHUNK: usize = 1000;
 
 /// Inserts `rows` with one multi-row statement per [`INSERT_CHUNK`] rows; `head` is `INSERT INTO table (columns) `
-/// and `push` binds one row's values. A row whose id exists already stays as it is.
+/// and `push` binds one row's values. A row whose id exists already stays as it is: the answer holds the ids
+/// inserted, so the caller can write its changes to the others as updates.
 pub(crate) async fn insert_rows<T>(
     conn: &mut PgConnection,
     head: &str,
     rows: &[T],
     mut push: impl FnMut(Separated<'_, '_, Postgres, &'static str>, &T),
-) -> Result<(), sqlx::Error> {
+) -> Result<BTreeSet<Uuid>, sqlx::Error> {
+    let mut inserted = BTreeSet::new();
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut q = QueryBuilder::<Postgres>::new(head);
         q.push_values(chunk, &mut push);
-        q.push(" ON CONFLICT (id) DO NOTHING");
-        q.build().execute(&mut *conn).await?;
+        q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+        inserted.extend(q.build_query_scalar::<Uuid>().fetch_all(&mut *conn).await?);
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// What every event moves in a topic's or user's row: its status, its version and `updated_at`.
@@ -373,26 +382,30 @@ impl TopicFold {
     }
 }
 
-/// The `topics` rows requests start, in one statement; a row that exists already stays as it is.
-pub async fn insert_topics(conn: &mut PgConnection, rows: &[(At, &TopicRequested)]) -> Result<(), sqlx::Error> {
+/// The `topics` rows requests start, as the batch folded them, in one statement; a row that exists already stays as
+/// it is. Answers the ids it inserted.
+pub async fn insert_topics(
+    conn: &mut PgConnection,
+    rows: &[(At, &TopicRequested, &TopicFold)],
+) -> Result<BTreeSet<Uuid>, sqlx::Error> {
     insert_rows(
         conn,
         "INSERT INTO topics (id, org_id, cluster_id, name, partitions, replication_factor, config, \
            deletion_protection, status, version, created_at, updated_at) ",
         rows,
-        |mut b, (at, e)| {
+        |mut b, (at, e, fold)| {
             b.push_bind(e.topic_id)
                 .push_bind(e.org_id.as_uuid())
                 .push_bind(e.cluster_id.as_uuid())
                 .push_bind(e.name.as_str().to_owned())
-                .push_bind(e.partitions as i32)
+                .push_bind(fold.partitions.unwrap_or(e.partitions as i32))
                 .push_bind(e.replication_factor as i32)
-                .push_bind(sqlx::types::Json(e.config.clone()))
-                .push_bind(e.deletion_protection)
-                .push("'REQUESTED'")
-                .push_bind(at.sequence)
+                .push_bind(sqlx::types::Json(fold.config.clone().unwrap_or_else(|| e.config.clone())))
+                .push_bind(fold.deletion_protection.unwrap_or(e.deletion_protection))
+                .push_bind(fold.member.status.clone())
+                .push_bind(fold.member.version)
                 .push_bind(at.occurred_at)
-                .push_bind(at.occurred_at);
+                .push_bind(fold.member.updated_at);
         },
     )
     .await
@@ -486,14 +499,18 @@ impl UserFold {
     }
 }
 
-/// The `kafka_users` rows requests start, in one statement; a row that exists already stays as it is.
-pub async fn insert_users(conn: &mut PgConnection, rows: &[(At, &UserRequested)]) -> Result<(), sqlx::Error> {
+/// The `kafka_users` rows requests start, as the batch folded them, in one statement; a row that exists already
+/// stays as it is. Answers the ids it inserted.
+pub async fn insert_users(
+    conn: &mut PgConnection,
+    rows: &[(At, &UserRequested, &UserFold)],
+) -> Result<BTreeSet<Uuid>, sqlx::Error> {
     insert_rows(
         conn,
         "INSERT INTO kafka_users (id, org_id, cluster_id, name, authentication, acls, quotas, generation, status, \
            version, created_at, updated_at) ",
         rows,
-        |mut b, (at, e)| {
+        |mut b, (at, e, fold)| {
             let authentication = serde_json::to_value(e.authentication)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -503,13 +520,13 @@ pub async fn insert_users(conn: &mut PgConnection, rows: &[(At, &UserRequested)]
                 .push_bind(e.cluster_id.as_uuid())
                 .push_bind(e.name.clone())
                 .push_bind(authentication)
-                .push_bind(sqlx::types::Json(e.acls.clone()))
-                .push_bind(sqlx::types::Json(e.quotas.clone()))
-                .push("1")
-                .push("'REQUESTED'")
-                .push_bind(at.sequence)
+                .push_bind(sqlx::types::Json(fold.acls.clone().unwrap_or_else(|| e.acls.clone())))
+                .push_bind(sqlx::types::Json(fold.quotas.clone().unwrap_or_else(|| e.quotas.clone())))
+                .push_bind(fold.generation.unwrap_or(1))
+                .push_bind(fold.member.status.clone())
+                .push_bind(fold.member.version)
                 .push_bind(at.occurred_at)
-                .push_bind(at.occurred_at);
+                .push_bind(fold.member.updated_at);
         },
     )
     .await
