@@ -502,6 +502,7 @@ async fn replay(clusters: usize, batch_size: i64) -> anyhow::Result<()> {
     let h = Harness::start(&[Role::Relay, Role::Projector]).await;
     let pool = h.db.pool.clone();
     let target = aws_target(&pool).await?;
+    let busy = busy_before().await;
     let t = Instant::now();
     let seeded = polaris_test_support::history::seed_history(
         &pool,
@@ -522,6 +523,9 @@ async fn replay(clusters: usize, batch_size: i64) -> anyhow::Result<()> {
     let options = polaris_projector::replay::ReplayOptions { batch_size, ..Default::default() };
     let report = polaris_projector::replay::replay(&pool, &options, |_, _| {}).await?;
     println!("replay: {clusters} synthetic clusters, {seeded} events (1 in 10 clusters starts with a v1 event)");
+    if let Some(busy) = busy {
+        println!("  machine           {busy:.0}% of the CPUs busy before the run (other processes)");
+    }
     println!("  seeding           {seed_secs:.1} s ({:.0} events/s into the event store)", seeded as f64 / seed_secs);
     println!(
         "  live projection   relay -> Kafka -> projector ran during the seeding and caught up {live_secs:.1} s after it \
@@ -755,6 +759,24 @@ async fn scan_limit(pool: &sqlx::PgPool, table: &str) -> anyhow::Result<(u64, f6
     Ok((rows, rows as f64 / started.elapsed().as_secs_f64()))
 }
 
+/// How busy the machine is before a run: the share of all CPUs' time, over one second, not idle (from
+/// `/proc/stat`). Every figure here shares the machine with whatever else runs (a development stack's
+/// strimzi-sim resyncing hundreds of leftover namespaces once cost about a third of it), so it is printed with them.
+async fn busy_before() -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal: idle and iowait are idle time.
+        let idle = fields.get(3)? + fields.get(4)?;
+        Some((fields.iter().take(8).sum(), idle))
+    }
+    let (total0, idle0) = sample()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (total1, idle1) = sample()?;
+    let total = total1.checked_sub(total0).filter(|t| *t > 0)?;
+    Some(100.0 * (1.0 - idle1.saturating_sub(idle0) as f64 / total as f64))
+}
+
 fn ratio(value: f64, limit: f64) -> String {
     format!("{:.2} x the limit", value / limit)
 }
@@ -778,6 +800,10 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
             "NOT durable: restart it with PG_DURABLE=1 ./dev/up for figures comparable with production"
         }
     );
+    match busy_before().await {
+        Some(busy) => println!("  machine: {busy:.0}% of the CPUs busy before the run (other processes)"),
+        None => println!("  machine: CPU use unknown (no /proc/stat)"),
+    }
     let append = append_limit(&h.db.url, 8, seconds).await?;
     println!("  limit: append+outbox transaction, 8 clients, synchronous commit   {append:.0} tx/s");
     let (rows, scan) = scan_limit(&h.db.pool, "bench_limit").await?;

@@ -49,13 +49,34 @@ pub fn cluster_cqrs(pool: PgPool, metrics: StoreMetrics) -> ClusterCqrs {
 /// of the whole table: 38 ms for the brokers of 250 clusters among 10,000, against 3 ms by the primary key.
 pub const SESSION_SETTINGS: [(&str, &str); 1] = [("random_page_cost", "1.1")];
 
-pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let options: sqlx::postgres::PgConnectOptions = database_url.parse()?;
+/// A pooled connection idle this long is pinged before it is handed out.
+pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// The pool every Polaris role uses (and the test databases' pools).
+///
+/// sqlx pings a connection when it goes back to the pool, so a connection a failed statement broke is dropped
+/// there. One that breaks while idle (PostgreSQL restarted) is caught by a ping before it is handed out again,
+/// but only once it has been idle for [`PING_IDLE_AFTER`]: sqlx's default pings on every acquire, a round trip
+/// before each statement of the command path (two of its four). A restart takes longer than that, so every
+/// connection it cut has been idle for longer by the time PostgreSQL answers again.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options.options(SESSION_SETTINGS))
-        .await
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: sqlx::postgres::PgConnectOptions = database_url.parse()?;
+    pool_options(max_connections).connect_with(options.options(SESSION_SETTINGS)).await
 }
 
 pub type TopicCqrs = CqrsFramework<Topic, PersistedEventStore<EventRepository, Topic>>;

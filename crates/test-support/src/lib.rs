@@ -56,8 +56,8 @@ impl TestDb {
         };
         // With the store's session settings, so statements run by tests and benches (a replay, say) plan as Polaris'.
         let options: sqlx::postgres::PgConnectOptions = url.parse().expect("the test database URL parses");
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
+        let pool = polaris_store::pool_options(10)
+            .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.options(polaris_store::SESSION_SETTINGS))
             .await
             .expect("connect to the test database");
