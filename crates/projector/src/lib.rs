@@ -190,9 +190,8 @@ pub async fn apply_batch(
         })
         .collect();
     let finished = applier.flush().await?;
-    for ((topic, partition), next_offset) in next {
-        db::record_offset(&mut tx, group, topic, partition, next_offset).await?;
-    }
+    let next: Vec<_> = next.into_iter().map(|((topic, partition), offset)| (topic, partition, offset)).collect();
+    db::record_offsets(&mut tx, group, &next).await?;
     tx.commit().await?;
     Ok(Applied { outcomes, finished })
 }

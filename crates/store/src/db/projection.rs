@@ -16,23 +16,26 @@ use uuid::Uuid;
 
 use crate::operations::Step;
 
-/// Records how far the projector got in a partition (never backwards).
-pub async fn record_offset(
+/// Records how far the projector got in each partition of a batch (never backwards), in one statement.
+pub async fn record_offsets(
     conn: &mut PgConnection,
     group: &str,
-    topic: &str,
-    partition: i32,
-    next_offset: i64,
+    offsets: &[(&str, i32, i64)],
 ) -> Result<(), sqlx::Error> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO projector_offsets (consumer_group, topic, partition, next_offset, updated_at) \
-         VALUES ($1, $2, $3, $4, now()) ON CONFLICT (consumer_group, topic, partition) \
+         SELECT $1, topic, partition, next_offset, now() FROM unnest($2::text[], $3::int4[], $4::int8[]) \
+           AS u(topic, partition, next_offset) \
+         ON CONFLICT (consumer_group, topic, partition) \
          DO UPDATE SET next_offset = GREATEST(projector_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
     )
     .bind(group)
-    .bind(topic)
-    .bind(partition)
-    .bind(next_offset)
+    .bind(offsets.iter().map(|(topic, _, _)| *topic).collect::<Vec<_>>())
+    .bind(offsets.iter().map(|(_, partition, _)| *partition).collect::<Vec<_>>())
+    .bind(offsets.iter().map(|(_, _, next)| *next).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
