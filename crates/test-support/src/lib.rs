@@ -54,7 +54,8 @@ impl TestDb {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("DATABASE_URL {admin_url} has no database part"),
         };
-        // With the store's session settings, so statements run by tests and benches (a replay, say) plan as Polaris'.
+        // With the store's pool and session settings, so statements run by tests and benches (a replay, say) plan and
+        // reuse connections as Polaris'. A test waits longer for a connection than a role does.
         let options: sqlx::postgres::PgConnectOptions = url.parse().expect("the test database URL parses");
         let pool = polaris_store::pool_options(10)
             .acquire_timeout(Duration::from_secs(30))

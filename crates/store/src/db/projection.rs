@@ -52,8 +52,9 @@ pub struct At {
 // The projector applies a batch of events to rows it holds in memory: each row a batch names is read (and locked)
 // once, by one statement per table (`lock_*`), folded by every event of the batch in commit order, and written
 // back by one statement per table: `insert_*` for the rows the batch created (as folded, so a row is written once
-// however many of the batch's events change it), then `save_*` for the rows it changed that already existed. Every change is
-// guarded by the aggregate's sequence: a change at or below the row's version is a redelivery and changes nothing.
+// however many of the batch's events change it), then `save_*` for the rows it changed that already existed.
+// Every change is guarded by the aggregate's sequence: a change at or below the row's version is a redelivery and
+// changes nothing.
 
 /// What an event changes in its `clusters` row; `None` leaves a column as it is.
 #[derive(Clone, Debug, Default)]
