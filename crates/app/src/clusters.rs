@@ -256,8 +256,10 @@ async fn request_cluster(
             crate::dryrun::decide::<Cluster>(&app.pool, &cluster_id.to_string(), command, AppError::from).await?;
         return Ok(Requested::Planned(crate::dryrun::cluster_plan(&cluster_name, "", &events, Some(policy_version))?));
     }
+    // The cluster's id is new (random above): its aggregate is not read back from the event store.
+    let execution = execute(app, caller, cluster_id.as_uuid(), command, &metadata, None);
     let (executed, appended) =
-        polaris_store::capture_appended(execute(app, caller, cluster_id.as_uuid(), command, &metadata, None)).await;
+        polaris_store::capture_appended(polaris_store::creating(cluster_id.as_uuid().to_string(), execution)).await;
     executed?;
 
     // The response describes exactly what was recorded: the event as the append stored it (no read-back), rather

@@ -31,7 +31,7 @@ pub use sqlx::{Error as DbError, PgConnection as Connection, PgExecutor as Execu
 /// The SQL migrations under `migrations/`, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-pub use repository::{AuditRecord, EventRepository, InvariantViolation, StoreMetrics, capture_appended};
+pub use repository::{AuditRecord, EventRepository, InvariantViolation, StoreMetrics, capture_appended, creating};
 
 pub type ClusterCqrs = CqrsFramework<Cluster, PersistedEventStore<EventRepository, Cluster>>;
 
