@@ -125,8 +125,10 @@ fn any_host() -> String {
     "*".into()
 }
 
-/// `null` reads as absent (a request may send either): the default.
-fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+/// `null` reads as absent (a request may send either): the default (`false`, empty, a drift mode's `report`).
+pub(crate) fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 

@@ -47,17 +47,12 @@ pub struct Location {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionRule {
-    #[serde(default, deserialize_with = "null_as_false")]
+    #[serde(default, deserialize_with = "crate::acl::null_as_default")]
     pub finite: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u64>,
-}
-
-/// `null` reads as absent: `false`.
-fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 /// How the org's clusters join an Istio service mesh.
@@ -90,22 +85,12 @@ impl MeshMode {
 pub struct MeshPolicy {
     pub mode: MeshMode,
     /// Namespaces (besides the cluster's own) whose workloads may call the cluster through the mesh.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "crate::acl::null_as_default")]
     pub client_namespaces: Vec<String>,
 }
 
 /// At most this many client namespaces per policy.
 pub const MESH_CLIENT_NAMESPACES_MAX: usize = 64;
-
-/// `null` reads as absent: the default (`report` for a drift mode).
-fn null_as_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// `null` reads as absent: empty.
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
-}
 
 /// A Kubernetes namespace name: a DNS-1123 label.
 pub fn is_dns_label(s: &str) -> bool {
@@ -139,7 +124,7 @@ pub struct PolicyRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_ms: Option<RetentionRule>,
     /// Topics may not ask for more replicas than the cluster has brokers.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "null_as_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "crate::acl::null_as_default")]
     pub replication_factor_at_most_brokers: bool,
     /// Clusters whose name matches this regular expression must keep deletion protection on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,10 +146,10 @@ pub struct PolicyRules {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DriftPolicy {
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "crate::acl::null_as_default")]
     pub mode: DriftMode,
     /// Field paths (`spec.replicas`, `spec.config.retention.ms`) whose drift may be adopted.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "crate::acl::null_as_default")]
     pub adopt: Vec<String>,
 }
 
@@ -181,7 +166,7 @@ pub enum DriftMode {
 #[serde(deny_unknown_fields)]
 pub struct UserRules {
     /// No topic ACL on every topic: neither the literal name `*` nor a prefix that every name starts with.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "null_as_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "crate::acl::null_as_default")]
     pub no_wildcard_topic_acls: bool,
     /// Every topic ACL's name (literal or prefix) must start with one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,7 +175,7 @@ pub struct UserRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_byte_rate: Option<u64>,
     /// An ACL that grants `All` may only be given by an admin.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "null_as_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "crate::acl::null_as_default")]
     pub all_operations_need_admin: bool,
 }
 
