@@ -536,7 +536,10 @@ async fn replay(clusters: usize, batch_size: i64) -> anyhow::Result<()> {
         "  replay            {} events in {:.1} s = {:.0} events/s (batch {batch_size})",
         report.events_applied, report.replay_seconds, report.events_per_second
     );
-    println!("  identical         {} after {} comparison round(s)", report.identical, report.compare_rounds);
+    println!(
+        "  identical         {} after {} comparison round(s) ({} cluster(s) in flight left out of the last)",
+        report.identical, report.compare_rounds, report.clusters_in_flight
+    );
     for t in &report.tables {
         println!("    {:<11} {:>7} rows  md5 {}", t.table, t.replayed_rows, t.replayed_md5);
     }

@@ -362,4 +362,10 @@ pub fn replay(output: Output, result: &Value) {
     for c in r["differing_clusters"].as_array().into_iter().flatten() {
         println!("  differs: cluster {}", s(c));
     }
+    if r["clusters_in_flight"].as_u64().is_some_and(|n| n > 0) {
+        println!(
+            "  {} cluster(s) with events still in flight were left out of the last comparison",
+            r["clusters_in_flight"]
+        );
+    }
 }

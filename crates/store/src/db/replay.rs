@@ -135,15 +135,62 @@ pub struct Checksums {
     pub whole: String,
 }
 
-/// The checksums of each `(table, family)` in `public` and in `schema`, read in one REPEATABLE READ snapshot.
+/// The clusters with an event committed after `since` (in commit order) that one side has not applied, as the
+/// transaction's snapshot sees them: the replay into `schema` has not when the event is after its cursor, and the
+/// live projector has not when its row's version is older than the event. A command writes its operation row with
+/// its events, so the live side has that row before any projector runs.
+async fn unapplied_clusters(
+    conn: &mut PgConnection,
+    schema: &str,
+    (xid, position): (&str, i64),
+) -> Result<std::collections::BTreeSet<String>, sqlx::Error> {
+    let rows: Vec<Option<String>> = sqlx::query_scalar(
+        "WITH fresh AS ( \
+           SELECT e.aggregate_type AS kind, e.aggregate_id AS id, max(e.sequence) AS sequence, \
+                  bool_or((e.xid, e.position) > (r.last_xid, r.last_position)) AS replay_behind \
+           FROM public.events e JOIN public.replays r ON r.schema_name = $1 \
+           WHERE (e.xid, e.position) > ($2::xid8, $3) AND e.aggregate_type IN ('cluster', 'topic', 'user', 'drift') \
+           GROUP BY 1, 2) \
+         SELECT DISTINCT CASE WHEN kind = 'cluster' THEN id ELSE \
+           (SELECT coalesce(f.payload::jsonb #>> '{TopicRequested,cluster_id}', \
+                            f.payload::jsonb #>> '{UserRequested,cluster_id}', \
+                            f.payload::jsonb #>> '{DriftDetected,cluster_id}') \
+            FROM public.events f WHERE f.aggregate_type = kind AND f.aggregate_id = id AND f.sequence = 1) END \
+         FROM fresh \
+         WHERE replay_behind OR coalesce(CASE kind \
+           WHEN 'cluster' THEN (SELECT version FROM public.clusters t WHERE t.id = fresh.id::uuid) \
+           WHEN 'topic' THEN (SELECT version FROM public.topics t WHERE t.id = fresh.id::uuid) \
+           WHEN 'user' THEN (SELECT version FROM public.kafka_users t WHERE t.id = fresh.id::uuid) \
+           ELSE (SELECT version FROM public.drifts t WHERE t.id = fresh.id::uuid) END, 0) < sequence",
+    )
+    .bind(schema)
+    .bind(xid)
+    .bind(position)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// What one comparison read: the checksums of each `(table, family)` in `public` and in the replay's schema, and
+/// the clusters with recent events one side had not applied yet, all in one snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub checksums: Vec<(Checksums, Checksums)>,
+    pub unapplied: std::collections::BTreeSet<String>,
+}
+
+/// The checksums of each `(table, family)` in `public` and in `schema`, read in one REPEATABLE READ snapshot with
+/// the clusters one side is behind on among those with events after `since`.
 pub async fn checksums(
     pool: &PgPool,
     schema: &str,
     tables: &[(&str, &str)],
-) -> Result<Vec<(Checksums, Checksums)>, sqlx::Error> {
+    since: (&str, i64),
+) -> Result<Snapshot, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
     sqlx::query("SET LOCAL timezone TO 'UTC'").execute(&mut *tx).await?;
+    let unapplied = unapplied_clusters(&mut tx, schema, since).await?;
     let mut out = Vec::with_capacity(tables.len());
     for (table, family) in tables {
         let mut sides = Vec::with_capacity(2);
@@ -174,7 +221,7 @@ pub async fn checksums(
         out.push((live, replayed));
     }
     tx.commit().await?;
-    Ok(out)
+    Ok(Snapshot { checksums: out, unapplied })
 }
 
 /// How many events the replay into `schema` applied in all.
