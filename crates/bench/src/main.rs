@@ -162,10 +162,20 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 }
 
 async fn post_cluster(h: &Harness, name: &str, provider: &str, region: &str) -> anyhow::Result<Value> {
-    let resp = h
-        .http
-        .post(h.url("/v1/clusters"))
-        .bearer_auth(&h.admin_token)
+    post_cluster_to(&h.http, &h.url("/v1/clusters"), &h.admin_token, name, provider, region).await
+}
+
+async fn post_cluster_to(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    name: &str,
+    provider: &str,
+    region: &str,
+) -> anyhow::Result<Value> {
+    let resp = http
+        .post(url)
+        .bearer_auth(token)
         .json(&json!({"name": name, "provider": provider, "region": region, "brokers": 3}))
         .send()
         .await?;
@@ -176,7 +186,7 @@ async fn post_cluster(h: &Harness, name: &str, provider: &str, region: &str) -> 
 /// One RequestCluster straight into the command handler, as the API would send it.
 async fn handle_directly(
     cqrs: &polaris_store::ClusterCqrs,
-    h: &Harness,
+    org: polaris_domain::OrgId,
     target: uuid::Uuid,
     name: String,
 ) -> anyhow::Result<()> {
@@ -186,7 +196,7 @@ async fn handle_directly(
     let now = chrono::Utc::now();
     let correlation = uuid::Uuid::new_v4();
     let md = CommandMetadata {
-        org_id: h.org,
+        org_id: org,
         actor: "bench".into(),
         correlation_id: correlation,
         causation_id: correlation,
@@ -196,7 +206,7 @@ async fn handle_directly(
     };
     let cmd = ClusterCommand::Request(RequestCluster {
         cluster_id: id,
-        org_id: h.org,
+        org_id: org,
         operation_id: op,
         target_id: Some(TargetId::from_uuid(target)),
         name,
@@ -218,10 +228,9 @@ async fn handle_directly(
 async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::Result<()> {
     let h = Harness::start(&[Role::Api, Role::Relay, Role::Projector]).await;
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
-    let (cqrs, target, grpc) = warm_up(&h, &run).await?;
+    let doors = warm_up(&h, &run).await?;
     let mut total = 50;
     for (round, via) in vias.into_iter().enumerate() {
-        let doors = Doors { h: &h, cqrs: &cqrs, target, grpc: &grpc };
         let (elapsed, lat) = doors.round(via, &format!("b{run}-{round}"), commands, concurrency).await?;
         total += commands;
         polaris_test_support::eventually("every request in the read model", Duration::from_secs(300), || async {
@@ -282,28 +291,37 @@ async fn aws_target(pool: &sqlx::PgPool) -> anyhow::Result<uuid::Uuid> {
 
 /// A warmed-up Polaris (connections, prepared statements, the consumer group join: 50 requests named
 /// `w<run>-<i>`) and what each door needs: the command handler, the target, a gRPC channel.
-async fn warm_up(
-    h: &Harness,
-    run: &str,
-) -> anyhow::Result<(polaris_store::ClusterCqrs, uuid::Uuid, tonic::transport::Channel)> {
+async fn warm_up(h: &Harness, run: &str) -> anyhow::Result<Doors> {
     for i in 0..50 {
         post_cluster(h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
     }
-    let cqrs = polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default());
-    let target = aws_target(&h.db.pool).await?;
-    let grpc = tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?;
-    Ok((cqrs, target, grpc))
+    Ok(Doors(std::sync::Arc::new(DoorsInner {
+        http: h.http.clone(),
+        clusters_url: h.url("/v1/clusters"),
+        token: h.admin_token.clone(),
+        org: h.org,
+        cqrs: polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default()),
+        target: aws_target(&h.db.pool).await?,
+        grpc: tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?,
+    })))
 }
 
-/// The ways a cluster request reaches the command handler.
-struct Doors<'a> {
-    h: &'a Harness,
-    cqrs: &'a polaris_store::ClusterCqrs,
+/// The ways a cluster request reaches the command handler, each request its own task (the benches' main future runs
+/// on the main thread, which would otherwise drive every request's client side alone).
+#[derive(Clone)]
+struct Doors(std::sync::Arc<DoorsInner>);
+
+struct DoorsInner {
+    http: reqwest::Client,
+    clusters_url: String,
+    token: String,
+    org: polaris_domain::OrgId,
+    cqrs: polaris_store::ClusterCqrs,
     target: uuid::Uuid,
-    grpc: &'a tonic::transport::Channel,
+    grpc: tonic::transport::Channel,
 }
 
-impl Doors<'_> {
+impl Doors {
     /// `commands` cluster requests named `<prefix>-<i>` through `via`, `concurrency` at a time: the wall time and
     /// each request's latency in ms, sorted.
     async fn round(
@@ -315,27 +333,32 @@ impl Doors<'_> {
     ) -> anyhow::Result<(Duration, Vec<f64>)> {
         let started = Instant::now();
         let latencies: Vec<f64> = futures::stream::iter(0..commands)
-            .map(|i| async move {
-                let t = Instant::now();
-                let name = format!("{prefix}-{i}");
-                match via {
-                    Via::Api => post_cluster(self.h, &name, "aws", "eu-west-1").await.map(|_| ())?,
-                    Via::Grpc => create_over_grpc(self.grpc, self.h, name).await?,
-                    Via::Handler => handle_directly(self.cqrs, self.h, self.target, name).await?,
-                }
-                Ok(t.elapsed().as_secs_f64() * 1e3)
+            .map(|i| {
+                let (d, name) = (self.0.clone(), format!("{prefix}-{i}"));
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    match via {
+                        Via::Api => {
+                            post_cluster_to(&d.http, &d.clusters_url, &d.token, &name, "aws", "eu-west-1").await?;
+                        }
+                        Via::Grpc => create_over_grpc(&d.grpc, &d.token, name).await?,
+                        Via::Handler => handle_directly(&d.cqrs, d.org, d.target, name).await?,
+                    }
+                    anyhow::Ok(t.elapsed().as_secs_f64() * 1e3)
+                })
             })
             .buffer_unordered(concurrency)
             .collect::<Vec<_>>()
             .await
             .into_iter()
+            .map(|joined| joined?)
             .collect::<anyhow::Result<_>>()?;
         Ok((started.elapsed(), sorted(latencies)))
     }
 }
 
 /// One cluster request through the gRPC door (the channel multiplexes every request over one HTTP/2 connection).
-async fn create_over_grpc(channel: &tonic::transport::Channel, h: &Harness, name: String) -> anyhow::Result<()> {
+async fn create_over_grpc(channel: &tonic::transport::Channel, token: &str, name: String) -> anyhow::Result<()> {
     use polaris_grpc::pb;
     let mut client = pb::cluster_service_client::ClusterServiceClient::new(channel.clone());
     let mut req = tonic::Request::new(pb::CreateClusterRequest {
@@ -345,7 +368,7 @@ async fn create_over_grpc(channel: &tonic::transport::Channel, h: &Harness, name
         brokers: 3,
         ..Default::default()
     });
-    req.metadata_mut().insert("authorization", format!("Bearer {}", h.admin_token).parse()?);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
     match client.create_cluster(req).await?.into_inner().result {
         Some(pb::create_cluster_response::Result::Accepted(_)) => Ok(()),
         other => anyhow::bail!("expected an accepted request, got {other:?}"),
@@ -561,7 +584,8 @@ async fn lag(rate: u32, seconds: u32) -> anyhow::Result<()> {
         ticker.tick().await;
         let (http, url, token, name) =
             (h.http.clone(), h.url("/v1/clusters"), h.admin_token.clone(), format!("l{run}-{i}"));
-        inflight.push(async move {
+        // Each request its own task, so the main thread is not the client's only one.
+        inflight.push(tokio::spawn(async move {
             http.post(url)
                 .bearer_auth(token)
                 .json(&json!({"name": name, "provider": "aws", "region": "eu-west-1", "brokers": 3}))
@@ -569,15 +593,15 @@ async fn lag(rate: u32, seconds: u32) -> anyhow::Result<()> {
                 .await
                 .map(|r| r.status().as_u16() == 202)
                 .unwrap_or(false)
-        });
+        }));
         while let Some(Some(ok)) = futures::FutureExt::now_or_never(inflight.next()) {
-            if !ok {
+            if !ok.unwrap_or(false) {
                 failed += 1;
             }
         }
     }
     while let Some(ok) = inflight.next().await {
-        if !ok {
+        if !ok.unwrap_or(false) {
             failed += 1;
         }
     }
@@ -814,8 +838,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
 
     // Commands through each door at 8 and 32 at a time.
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
-    let (cqrs, target, grpc) = warm_up(&h, &run).await?;
-    let doors = Doors { h: &h, cqrs: &cqrs, target, grpc: &grpc };
+    let doors = warm_up(&h, &run).await?;
     for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
         for concurrency in [8, 32] {
             let (elapsed, lat) = doors
