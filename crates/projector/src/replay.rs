@@ -79,8 +79,8 @@ pub struct ReplayReport {
     pub tables: Vec<TableChecksum>,
     /// Clusters whose rows still differ at the deadline.
     pub differing_clusters: Vec<String>,
-    /// Clusters left out of the last comparison: they had events committed after the replay's last pass (the
-    /// table checksums above include them).
+    /// Clusters left out of the last comparison: they had events one side had not applied yet, committed after the
+    /// replay's last pass or not yet projected live (the table checksums above include them).
     pub clusters_in_flight: usize,
     pub identical: bool,
     pub schema_dropped: bool,
