@@ -586,13 +586,7 @@ async fn lag(rate: u32, seconds: u32) -> anyhow::Result<()> {
             (h.http.clone(), h.url("/v1/clusters"), h.admin_token.clone(), format!("l{run}-{i}"));
         // Each request its own task, so the main thread is not the client's only one.
         inflight.push(tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(token)
-                .json(&json!({"name": name, "provider": "aws", "region": "eu-west-1", "brokers": 3}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16() == 202)
-                .unwrap_or(false)
+            post_cluster_to(&http, &url, &token, &name, "aws", "eu-west-1").await.is_ok()
         }));
         while let Some(Some(ok)) = futures::FutureExt::now_or_never(inflight.next()) {
             if !ok.unwrap_or(false) {

@@ -100,14 +100,17 @@ pub async fn advance(
     .await
 }
 
+/// The cluster named by a topic's, user's or drift's first event (its `payload` column).
+const FIRST_EVENT_CLUSTER: &str = "coalesce(payload::jsonb #>> '{TopicRequested,cluster_id}', \
+     payload::jsonb #>> '{UserRequested,cluster_id}', payload::jsonb #>> '{DriftDetected,cluster_id}')";
+
 /// The cluster a topic, user or drift belongs to, read from its first event (`TopicRequested`, `UserRequested`,
 /// `DriftDetected`).
 pub async fn member_cluster(pool: &PgPool, aggregate_type: &str, id: &str) -> Result<Option<String>, sqlx::Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT coalesce(payload::jsonb #>> '{TopicRequested,cluster_id}', payload::jsonb #>> '{UserRequested,cluster_id}', \
-           payload::jsonb #>> '{DriftDetected,cluster_id}') \
-         FROM public.events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
-    )
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT {FIRST_EVENT_CLUSTER} FROM public.events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1"
+    ))
     .bind(aggregate_type)
     .bind(id)
     .fetch_optional(pool)
@@ -144,7 +147,7 @@ async fn unapplied_clusters(
     schema: &str,
     (xid, position): (&str, i64),
 ) -> Result<std::collections::BTreeSet<String>, sqlx::Error> {
-    let rows: Vec<Option<String>> = sqlx::query_scalar(
+    let rows: Vec<Option<String>> = sqlx::query_scalar(&format!(
         "WITH fresh AS ( \
            SELECT e.aggregate_type AS kind, e.aggregate_id AS id, max(e.sequence) AS sequence, \
                   bool_or((e.xid, e.position) > (r.last_xid, r.last_position)) AS replay_behind \
@@ -152,17 +155,15 @@ async fn unapplied_clusters(
            WHERE (e.xid, e.position) > ($2::xid8, $3) AND e.aggregate_type IN ('cluster', 'topic', 'user', 'drift') \
            GROUP BY 1, 2) \
          SELECT DISTINCT CASE WHEN kind = 'cluster' THEN id ELSE \
-           (SELECT coalesce(f.payload::jsonb #>> '{TopicRequested,cluster_id}', \
-                            f.payload::jsonb #>> '{UserRequested,cluster_id}', \
-                            f.payload::jsonb #>> '{DriftDetected,cluster_id}') \
-            FROM public.events f WHERE f.aggregate_type = kind AND f.aggregate_id = id AND f.sequence = 1) END \
+           (SELECT {FIRST_EVENT_CLUSTER} FROM public.events f \
+            WHERE f.aggregate_type = kind AND f.aggregate_id = id AND f.sequence = 1) END \
          FROM fresh \
          WHERE replay_behind OR coalesce(CASE kind \
            WHEN 'cluster' THEN (SELECT version FROM public.clusters t WHERE t.id = fresh.id::uuid) \
            WHEN 'topic' THEN (SELECT version FROM public.topics t WHERE t.id = fresh.id::uuid) \
            WHEN 'user' THEN (SELECT version FROM public.kafka_users t WHERE t.id = fresh.id::uuid) \
            ELSE (SELECT version FROM public.drifts t WHERE t.id = fresh.id::uuid) END, 0) < sequence",
-    )
+    ))
     .bind(schema)
     .bind(xid)
     .bind(position)
