@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use polaris_domain::{CommandMetadata, OperationId, OrgId};
-use polaris_store::Pool as PgPool;
+use polaris_store::DirectPool;
 use polaris_store::db::tenancy::{Bearer, NewToken};
 use polaris_store::repository::{AUDIT_ENTRY, IDEMPOTENCY_KEY, REQUEST_HASH};
 use rand::RngCore;
@@ -148,7 +148,7 @@ pub async fn store_token(
 
 /// Finds the caller a bearer token belongs to; `authorization` is the whole header (or gRPC metadata) value,
 /// `Bearer <secret>`.
-pub async fn authenticate(pool: &PgPool, authorization: Option<&str>) -> Result<Caller, AppError> {
+pub async fn authenticate(direct: &DirectPool, authorization: Option<&str>) -> Result<Caller, AppError> {
     let value = authorization.ok_or(AppError::Unauthenticated)?;
     let secret = value
         .strip_prefix("Bearer ")
@@ -156,7 +156,8 @@ pub async fn authenticate(pool: &PgPool, authorization: Option<&str>) -> Result<
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or(AppError::Unauthenticated)?;
-    let bearer = polaris_store::db::tenancy::bearer(pool, &hash_token(secret)).await?;
+    let hash = hash_token(secret);
+    let bearer = direct.run(async |conn| polaris_store::db::tenancy::bearer(conn, &hash).await).await?;
     let Bearer { id: token_id, name: token_name, org_id, role, platform_admin, policy_version, placement_epoch } =
         bearer.ok_or(AppError::Unauthenticated)?;
     let role = Role::parse(&role).ok_or_else(|| AppError::Internal(format!("token {token_id} has role {role}")))?;

@@ -30,7 +30,7 @@ pub mod users;
 
 use std::sync::Arc;
 
-use polaris_store::{ClusterCqrs, DriftCqrs, Pool, TopicCqrs, UserCqrs};
+use polaris_store::{ClusterCqrs, DirectPool, DriftCqrs, Pool, TopicCqrs, UserCqrs};
 
 pub use caller::{Caller, Role};
 pub use error::AppError;
@@ -41,6 +41,8 @@ pub use metrics::CommandMetrics;
 #[derive(Clone)]
 pub struct App {
     pub pool: Pool,
+    /// The command path's connections: the token lookup's and the appends' (see `polaris_store::direct`).
+    pub direct: Arc<DirectPool>,
     pub clusters: Arc<ClusterCqrs>,
     pub topics: Arc<TopicCqrs>,
     pub users: Arc<UserCqrs>,
@@ -70,7 +72,7 @@ impl App {
         audit: Option<audit::AuditSlot>,
         idempotency: Option<audit::IdempotencyClaim>,
     ) -> Result<Caller, AppError> {
-        match caller::authenticate(&self.pool, authorization).await {
+        match caller::authenticate(&self.direct, authorization).await {
             Ok(caller) => caller.admit(audit, idempotency, &self.rate_limiter),
             Err(e @ AppError::Unauthenticated) => {
                 if let Some(ip) = address {

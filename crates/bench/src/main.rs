@@ -307,7 +307,11 @@ async fn warm_up(h: &Harness, run: &str) -> anyhow::Result<Doors> {
         clusters_url: h.url("/v1/clusters"),
         token: h.admin_token.clone(),
         org: h.org,
-        cqrs: polaris_store::cluster_cqrs(h.db.pool.clone(), Default::default()),
+        cqrs: polaris_store::cluster_cqrs(
+            h.db.pool.clone(),
+            polaris_store::DirectPool::beside(&h.db.pool),
+            Default::default(),
+        ),
         target: aws_target(&h.db.pool).await?,
         grpc: tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?,
     })))
@@ -951,7 +955,11 @@ async fn drift(clusters: usize, drifts: usize) -> anyhow::Result<()> {
     let target = aws_target(&h.db.pool).await?;
     let detector = polaris_workers::drift::Detector {
         pool: h.db.pool.clone(),
-        drifts: std::sync::Arc::new(polaris_store::drift_cqrs(h.db.pool.clone(), Default::default())),
+        drifts: std::sync::Arc::new(polaris_store::drift_cqrs(
+            h.db.pool.clone(),
+            polaris_store::DirectPool::beside(&h.db.pool),
+            Default::default(),
+        )),
         key: None,
         targets: h.settings.worker_config().targets,
         metrics: Default::default(),

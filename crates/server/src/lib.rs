@@ -231,12 +231,18 @@ impl Server {
     /// The application layer, shared by the REST and gRPC doors of this process (one rate limit, one set of
     /// command metrics).
     pub fn app(&self) -> App {
+        let direct = polaris_store::DirectPool::beside(&self.pool);
         App {
             pool: self.pool.clone(),
-            clusters: Arc::new(polaris_store::cluster_cqrs(self.pool.clone(), self.store_metrics.clone())),
-            topics: Arc::new(polaris_store::topic_cqrs(self.pool.clone(), self.store_metrics.clone())),
-            users: Arc::new(polaris_store::user_cqrs(self.pool.clone(), self.store_metrics.clone())),
-            drifts: Arc::new(polaris_store::drift_cqrs(self.pool.clone(), self.store_metrics.clone())),
+            direct: direct.clone(),
+            clusters: Arc::new(polaris_store::cluster_cqrs(
+                self.pool.clone(),
+                direct.clone(),
+                self.store_metrics.clone(),
+            )),
+            topics: Arc::new(polaris_store::topic_cqrs(self.pool.clone(), direct.clone(), self.store_metrics.clone())),
+            users: Arc::new(polaris_store::user_cqrs(self.pool.clone(), direct.clone(), self.store_metrics.clone())),
+            drifts: Arc::new(polaris_store::drift_cqrs(self.pool.clone(), direct.clone(), self.store_metrics.clone())),
             credentials: self.credentials.clone(),
             metrics: self.api_metrics.commands.clone(),
             rate_limiter: Arc::new(RateLimiter::share(

@@ -47,13 +47,13 @@ impl Append {
         self.parts += 1;
     }
 
-    pub(crate) async fn execute(mut self, pool: &PgPool) -> Result<(), sqlx::Error> {
+    pub(crate) async fn execute(mut self, pool: &crate::DirectPool) -> Result<(), sqlx::Error> {
         if self.parts == 0 {
             return Ok(());
         }
         self.query.push(" SELECT 1");
-        self.query.build().execute(pool).await?;
-        Ok(())
+        let mut query = self.query;
+        pool.run(async |conn| query.build().execute(conn).await.map(drop)).await
     }
 }
 

@@ -5,12 +5,14 @@
 pub mod chain;
 pub mod cursor;
 pub mod db;
+pub mod direct;
 mod invariants;
 pub mod operations;
 pub mod relay;
 pub mod repository;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::CqrsFramework;
@@ -23,6 +25,7 @@ use sqlx::postgres::PgPoolOptions;
 
 pub use cqrs_es;
 pub use cursor::{Cursor, CursorKind, InvalidCursor};
+pub use direct::DirectPool;
 pub use relay::{Relay, RelayConfig, RelayError};
 /// The database handles code above the store holds without depending on sqlx: it passes them to the
 /// datastore's functions and runs no statement of its own.
@@ -37,8 +40,8 @@ pub type ClusterCqrs = CqrsFramework<Cluster, PersistedEventStore<EventRepositor
 
 /// The command path for clusters: load, handle, and append events (with their outbox columns) in one
 /// transaction. No cqrs-es queries are attached: read models are fed from Kafka, never in-process.
-pub fn cluster_cqrs(pool: PgPool, metrics: StoreMetrics) -> ClusterCqrs {
-    CqrsFramework::new(event_store(pool, metrics), vec![], ())
+pub fn cluster_cqrs(pool: PgPool, direct: Arc<DirectPool>, metrics: StoreMetrics) -> ClusterCqrs {
+    CqrsFramework::new(event_store(pool, direct, metrics), vec![], ())
 }
 
 /// The session settings of every Polaris connection, sent with the startup message (no round trip).
@@ -82,15 +85,15 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
 pub type TopicCqrs = CqrsFramework<Topic, PersistedEventStore<EventRepository, Topic>>;
 
 /// The command path for topics.
-pub fn topic_cqrs(pool: PgPool, metrics: StoreMetrics) -> TopicCqrs {
-    CqrsFramework::new(event_store(pool, metrics), vec![], ())
+pub fn topic_cqrs(pool: PgPool, direct: Arc<DirectPool>, metrics: StoreMetrics) -> TopicCqrs {
+    CqrsFramework::new(event_store(pool, direct, metrics), vec![], ())
 }
 
 pub type UserCqrs = CqrsFramework<KafkaUser, PersistedEventStore<EventRepository, KafkaUser>>;
 
 /// The command path for Kafka users.
-pub fn user_cqrs(pool: PgPool, metrics: StoreMetrics) -> UserCqrs {
-    CqrsFramework::new(event_store(pool, metrics), vec![], ())
+pub fn user_cqrs(pool: PgPool, direct: Arc<DirectPool>, metrics: StoreMetrics) -> UserCqrs {
+    CqrsFramework::new(event_store(pool, direct, metrics), vec![], ())
 }
 
 /// A stored event that cannot be turned into an envelope: a bug or a tampered row, never user input.
@@ -193,8 +196,13 @@ impl EventUpcaster for Upcaster {
     }
 }
 
-fn event_store<A: cqrs_es::Aggregate>(pool: PgPool, metrics: StoreMetrics) -> PersistedEventStore<EventRepository, A> {
-    PersistedEventStore::new_event_store(EventRepository::new(pool, metrics)).with_upcasters(vec![Box::new(Upcaster)])
+fn event_store<A: cqrs_es::Aggregate>(
+    pool: PgPool,
+    direct: Arc<DirectPool>,
+    metrics: StoreMetrics,
+) -> PersistedEventStore<EventRepository, A> {
+    PersistedEventStore::new_event_store(EventRepository::new(pool, direct, metrics))
+        .with_upcasters(vec![Box::new(Upcaster)])
 }
 
 /// The columns `StoredEvent` reads, for queries over `events`.
@@ -209,6 +217,6 @@ pub type DriftCqrs =
     CqrsFramework<polaris_domain::drift::Drift, PersistedEventStore<EventRepository, polaris_domain::drift::Drift>>;
 
 /// The command path for drift (the detector's observations and their resolutions).
-pub fn drift_cqrs(pool: PgPool, metrics: StoreMetrics) -> DriftCqrs {
-    CqrsFramework::new(event_store(pool, metrics), vec![], ())
+pub fn drift_cqrs(pool: PgPool, direct: Arc<DirectPool>, metrics: StoreMetrics) -> DriftCqrs {
+    CqrsFramework::new(event_store(pool, direct, metrics), vec![], ())
 }

@@ -12,6 +12,10 @@ use prometheus_client::metrics::family::Family;
 use serde_json::Value;
 use sqlx::PgPool;
 
+use std::sync::Arc;
+
+use crate::DirectPool;
+
 /// Metadata key carrying the request's `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY: &str = "polaris.idempotency_key";
 /// Metadata key carrying the SHA-256 of the request (method, path, body).
@@ -85,12 +89,14 @@ impl StoreMetrics {
 pub struct EventRepository {
     inner: PostgresEventRepository,
     pool: PgPool,
+    /// The appends' connections (no ping after each; see [`DirectPool`]).
+    direct: Arc<DirectPool>,
     metrics: StoreMetrics,
 }
 
 impl EventRepository {
-    pub fn new(pool: PgPool, metrics: StoreMetrics) -> Self {
-        EventRepository { inner: PostgresEventRepository::new(pool.clone()), pool, metrics }
+    pub fn new(pool: PgPool, direct: Arc<DirectPool>, metrics: StoreMetrics) -> Self {
+        EventRepository { inner: PostgresEventRepository::new(pool.clone()), pool, direct, metrics }
     }
 }
 
@@ -243,7 +249,7 @@ impl PersistedEventRepository for EventRepository {
         if let Some(record) = audit {
             append.part(|q| record.push_insert(q));
         }
-        append.execute(&self.pool).await.map_err(db_error)?;
+        append.execute(&self.direct).await.map_err(db_error)?;
         if failpoint_abort_after_commit() {
             // Fault tests: the process dies with the append committed and nobody told (see the function).
             std::process::abort();

@@ -337,7 +337,7 @@ pub async fn record_drift(h: &Harness, org: polaris_domain::OrgId, cluster: &str
         changed_by: Some("kubectl-edit".into()),
         observed_at: now,
     });
-    polaris_store::drift_cqrs(h.db.pool.clone(), Default::default())
+    polaris_store::drift_cqrs(h.db.pool.clone(), polaris_store::DirectPool::beside(&h.db.pool), Default::default())
         .execute_with_metadata(&id.to_string(), command, md.to_map())
         .await
         .expect("DriftDetected");

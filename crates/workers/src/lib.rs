@@ -108,13 +108,14 @@ pub async fn temporal_client(config: &WorkerConfig) -> anyhow::Result<Client> {
 pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let client = temporal_client(&config).await?;
     let runtime = Runtime::from_current_tokio(Default::default())?;
+    let direct = polaris_store::DirectPool::beside(&pool);
     let activities = ClusterActivities {
-        cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone(), config.store_metrics.clone())),
-        topics: Arc::new(polaris_store::topic_cqrs(pool.clone(), config.store_metrics.clone())),
+        cqrs: Arc::new(polaris_store::cluster_cqrs(pool.clone(), direct.clone(), config.store_metrics.clone())),
+        topics: Arc::new(polaris_store::topic_cqrs(pool.clone(), direct.clone(), config.store_metrics.clone())),
     };
     let detector = Arc::new(drift::Detector {
         pool: pool.clone(),
-        drifts: Arc::new(polaris_store::drift_cqrs(pool.clone(), config.store_metrics.clone())),
+        drifts: Arc::new(polaris_store::drift_cqrs(pool.clone(), direct.clone(), config.store_metrics.clone())),
         key: config.credentials.clone(),
         targets: config.targets.clone(),
         metrics: config.metrics.clone(),
@@ -135,7 +136,7 @@ pub async fn run(pool: PgPool, config: WorkerConfig, shutdown: watch::Receiver<b
         .register_activities(TopicActivities)
         .register_activities(TopicDeleteActivities)
         .register_activities(users::UserActivities {
-            users: Arc::new(polaris_store::user_cqrs(pool.clone(), config.store_metrics.clone())),
+            users: Arc::new(polaris_store::user_cqrs(pool.clone(), direct.clone(), config.store_metrics.clone())),
             key: config.credentials.clone(),
         })
         .register_activities(drift::DriftActivities { detector: detector.clone() })

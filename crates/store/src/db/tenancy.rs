@@ -121,7 +121,7 @@ pub struct Bearer {
     pub placement_epoch: i64,
 }
 
-pub async fn bearer(pool: &PgPool, token_hash: &[u8]) -> Result<Option<Bearer>, sqlx::Error> {
+pub async fn bearer(conn: impl sqlx::PgExecutor<'_>, token_hash: &[u8]) -> Result<Option<Bearer>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.id, t.name, t.org_id, t.role, t.platform_admin, \
          COALESCE((SELECT max(p.version) FROM policy_bundles p WHERE p.org_id = t.org_id), 0) AS policy_version, \
@@ -129,6 +129,6 @@ pub async fn bearer(pool: &PgPool, token_hash: &[u8]) -> Result<Option<Bearer>, 
          FROM api_tokens t WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
     )
     .bind(token_hash)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
