@@ -12,6 +12,12 @@ use polaris_server::{Role, Server, Settings};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// mimalloc instead of glibc's malloc: a command allocates and frees many small objects (JSON values, HTTP
+/// headers, futures) across two worker threads, and glibc's malloc took 18% of the process' CPU in a REST round
+/// (`_int_malloc`, `_int_free`, `malloc_consolidate`, `unlink_chunk`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "polaris-server", version, about = "The Polaris control plane server")]
 struct Cli {
