@@ -68,7 +68,8 @@ const CHAINS: [Chain; 2] = [
     },
 ];
 
-/// Seals every committed row not sealed yet, in commit order (`polaris_seal` in the hash-chain migration).
+/// Seals every committed row not sealed yet, in commit order (`polaris_seal`: the hash-chain migration, and since
+/// `..._seal_in_one_insert.sql` with each call's seals in one insert).
 /// Returns how many events and audit entries it sealed.
 pub async fn seal(pool: &PgPool) -> Result<(u64, u64), sqlx::Error> {
     const BATCH: i32 = 5000;
