@@ -60,8 +60,9 @@ pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// sqlx pings a connection when it goes back to the pool, so a connection a failed statement broke is dropped
 /// there. One that breaks while idle (PostgreSQL restarted) is caught by a ping before it is handed out again,
 /// but only once it has been idle for [`PING_IDLE_AFTER`]: sqlx's default pings on every acquire, a round trip
-/// before each statement of the command path (two of its four). A restart takes longer than that, so every
-/// connection it cut has been idle for longer by the time PostgreSQL answers again.
+/// before each statement. A restart takes longer than that, so every connection it cut has been idle for longer
+/// by the time PostgreSQL answers again. The command path's own two statements run on a [`DirectPool`], which
+/// does not ping after each statement either.
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
