@@ -5,8 +5,8 @@
 //! (`projector_offsets`), so the read model and the record of how far it got can never disagree. Delivery is
 //! at-least-once (the relay may republish, Kafka may redeliver after a rebalance or crash), so every change is
 //! guarded by the aggregate's last applied sequence: an event at or below it is acknowledged and ignored.
-//! The Kafka group offset is committed after the Postgres transaction; if that commit is lost, the event comes
-//! again and is ignored.
+//! The Kafka group offset is committed after the Postgres transaction, at most once a second
+//! (`polaris_store::commits`); what comes again after a restart or a lost commit is ignored.
 
 pub mod replay;
 
@@ -21,6 +21,7 @@ use polaris_domain::drift::{DriftEvent, DriftResolution};
 use polaris_domain::lifecycle::{OperationState as OpState, StepState, TopicStatus as T};
 use polaris_domain::topic::{TopicEvent, TopicRequested};
 use polaris_domain::user::{UserEvent, UserRequested};
+use polaris_store::commits::PacedCommits;
 use polaris_store::db::projection::{
     self as db, ClusterChange, ClusterFold, MemberFold, Members, NodesFold, OperationProgress, TopicChange, TopicFold,
     UserChange, UserFold,
@@ -32,7 +33,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::watch;
@@ -1170,9 +1171,14 @@ impl Projector {
         use futures::StreamExt;
         tracing::info!(topic = %self.config.topic, group = %self.config.group_id, "projector started");
         let mut stream = self.consumer.stream().ready_chunks(BATCH_MAX);
+        let mut commits = PacedCommits::default();
         loop {
             let batch = tokio::select! {
                 b = stream.next() => b,
+                _ = commits.due() => {
+                    self.commit_kafka_offsets(&mut commits);
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
             let Some(batch) = batch else { break };
@@ -1201,12 +1207,17 @@ impl Projector {
                     }
                 }
             }
-            if let Some(last) = messages.last()
-                && let Err(e) = self.consumer.commit_consumer_state(CommitMode::Async)
-            {
-                tracing::debug!(error = %e, offset = last.offset(), "projector: kafka offset commit failed (Postgres holds the position)");
+            if commits.handled() {
+                self.commit_kafka_offsets(&mut commits);
             }
         }
+        self.commit_kafka_offsets(&mut commits);
         tracing::info!("projector stopped");
+    }
+
+    fn commit_kafka_offsets(&self, commits: &mut PacedCommits) {
+        if let Err(e) = commits.commit(&self.consumer) {
+            tracing::debug!(error = %e, "projector: kafka offset commit failed (Postgres holds the position)");
+        }
     }
 }

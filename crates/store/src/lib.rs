@@ -3,6 +3,7 @@
 //! Kafka in commit order.
 
 pub mod chain;
+pub mod commits;
 pub mod cursor;
 pub mod db;
 pub mod direct;

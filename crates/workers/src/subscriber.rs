@@ -9,8 +9,9 @@ use std::time::Duration;
 use polaris_domain::EventEnvelope;
 use polaris_domain::cluster::ClusterRequested;
 use polaris_store::Pool as PgPool;
+use polaris_store::commits::PacedCommits;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{Client, WorkflowIdReusePolicy, WorkflowStartOptions};
@@ -318,7 +319,8 @@ impl Subscriber {
     /// Consumes until `shutdown` turns true, in batches of whatever has arrived (up to 64 messages). A batch's
     /// events are grouped by aggregate: each aggregate's events start their workflows one after another, in
     /// order, and different aggregates' side by side (a start is a round trip to Temporal; one at a time, a burst
-    /// after an outage took minutes to drain). The offsets are committed once the whole batch is handled.
+    /// after an outage took minutes to drain). The offsets are committed once the whole batch is handled, at most
+    /// once a second (`polaris_store::commits`).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         use futures::StreamExt;
         let consumer: StreamConsumer = ClientConfig::new()
@@ -332,9 +334,19 @@ impl Subscriber {
         consumer.subscribe(&[&self.config.events_topic])?;
         tracing::info!(group = %self.config.subscriber_group, "event subscriber started");
         let mut stream = consumer.stream().ready_chunks(64);
+        let mut commits = PacedCommits::default();
+        let commit = |commits: &mut PacedCommits| {
+            if let Err(e) = commits.commit(&consumer) {
+                tracing::debug!(error = %e, "subscriber: offset commit failed; the events may come again (harmless)");
+            }
+        };
         loop {
             let batch = tokio::select! {
                 b = stream.next() => b,
+                _ = commits.due() => {
+                    commit(&mut commits);
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
             let Some(batch) = batch else { break };
@@ -377,10 +389,11 @@ impl Subscriber {
             if handled.contains(&false) {
                 return Ok(());
             }
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
-                tracing::debug!(error = %e, "subscriber: offset commit failed; the events may come again (harmless)");
+            if commits.handled() {
+                commit(&mut commits);
             }
         }
+        commit(&mut commits);
         Ok(())
     }
 
