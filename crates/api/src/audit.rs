@@ -153,7 +153,7 @@ pub async fn mutations(State(state): State<AppState>, req: Request, next: Next) 
         next.run(req).await
     } else {
         let dry_run = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "dry_run=true"));
-        match polaris_app::caller::authenticate(&state.app.direct, crate::auth::authorization(req.headers())).await {
+        match state.app.authenticate(crate::auth::authorization(req.headers())).await {
             // Let the handler give the 401 (and it is not audited: no org).
             Err(_) => next.run(req).await,
             Ok(caller) => {

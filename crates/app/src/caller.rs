@@ -2,6 +2,9 @@
 //! database leak reveals no usable token. A missing, unknown or revoked token is `401`; a role too low is `403`.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use polaris_domain::{CommandMetadata, OperationId, OrgId};
 use polaris_store::DirectPool;
@@ -146,9 +149,72 @@ pub async fn store_token(
     Ok(id)
 }
 
+/// Who bearer tokens belong to, by token hash, as read recently: a command's token lookup was a round trip to
+/// PostgreSQL of its own (about a sixth of a command's cost in `polaris-bench limit`). An entry answers for
+/// [`BearerCache::TTL`] at most, and only while this process has changed no token, policy bundle, target or
+/// grant since it was read ([`bearers_changed`], called after each such commit): here a revocation, a new
+/// bundle or a new placement applies to the next request; in another process (another API replica) within the
+/// TTL. Unknown and revoked tokens are never kept.
+#[derive(Default)]
+pub struct BearerCache {
+    entries: Mutex<HashMap<Vec<u8>, CachedBearer>>,
+}
+
+struct CachedBearer {
+    bearer: Bearer,
+    read_at: Instant,
+    generation: u64,
+}
+
+/// How many times this process changed what a token lookup answers (see [`BearerCache`]).
+static BEARERS_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Forgets every cached bearer of this process: call after committing a change to a token, a policy bundle, a
+/// target or a grant.
+pub fn bearers_changed() {
+    BEARERS_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+impl BearerCache {
+    /// How long another process' change may go unseen here.
+    pub const TTL: Duration = Duration::from_secs(1);
+    /// Entries kept before the cache starts again (a bound, not a working-set estimate).
+    const MAX: usize = 4096;
+
+    /// The bearer of `hash`: cached, or read through `direct` (a read that overlapped a change is not kept).
+    async fn bearer(&self, direct: &DirectPool, hash: &[u8]) -> Result<Option<Bearer>, AppError> {
+        let generation = BEARERS_GENERATION.load(Ordering::SeqCst);
+        {
+            let entries = self.entries.lock().expect("bearer cache");
+            if let Some(cached) = entries.get(hash)
+                && cached.generation == generation
+                && cached.read_at.elapsed() < Self::TTL
+            {
+                return Ok(Some(cached.bearer.clone()));
+            }
+        }
+        let read_at = Instant::now();
+        let bearer = direct.run(async |conn| polaris_store::db::tenancy::bearer(conn, hash).await).await?;
+        if let Some(bearer) = &bearer
+            && BEARERS_GENERATION.load(Ordering::SeqCst) == generation
+        {
+            let mut entries = self.entries.lock().expect("bearer cache");
+            if entries.len() >= Self::MAX {
+                entries.clear();
+            }
+            entries.insert(hash.to_vec(), CachedBearer { bearer: bearer.clone(), read_at, generation });
+        }
+        Ok(bearer)
+    }
+}
+
 /// Finds the caller a bearer token belongs to; `authorization` is the whole header (or gRPC metadata) value,
 /// `Bearer <secret>`.
-pub async fn authenticate(direct: &DirectPool, authorization: Option<&str>) -> Result<Caller, AppError> {
+pub async fn authenticate(
+    direct: &DirectPool,
+    bearers: &BearerCache,
+    authorization: Option<&str>,
+) -> Result<Caller, AppError> {
     let value = authorization.ok_or(AppError::Unauthenticated)?;
     let secret = value
         .strip_prefix("Bearer ")
@@ -157,7 +223,7 @@ pub async fn authenticate(direct: &DirectPool, authorization: Option<&str>) -> R
         .filter(|s| !s.is_empty())
         .ok_or(AppError::Unauthenticated)?;
     let hash = hash_token(secret);
-    let bearer = direct.run(async |conn| polaris_store::db::tenancy::bearer(conn, &hash).await).await?;
+    let bearer = bearers.bearer(direct, &hash).await?;
     let Bearer { id: token_id, name: token_name, org_id, role, platform_admin, policy_version, placement_epoch } =
         bearer.ok_or(AppError::Unauthenticated)?;
     let role = Role::parse(&role).ok_or_else(|| AppError::Internal(format!("token {token_id} has role {role}")))?;

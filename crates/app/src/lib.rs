@@ -43,6 +43,8 @@ pub struct App {
     pub pool: Pool,
     /// The command path's connections: the token lookup's and the appends' (see `polaris_store::direct`).
     pub direct: Arc<DirectPool>,
+    /// Token lookups read recently, shared by this process' doors.
+    pub bearers: Arc<caller::BearerCache>,
     pub clusters: Arc<ClusterCqrs>,
     pub topics: Arc<TopicCqrs>,
     pub users: Arc<UserCqrs>,
@@ -63,6 +65,11 @@ pub struct App {
 }
 
 impl App {
+    /// The caller a request's `authorization` value names, not yet admitted (see [`caller::authenticate`]).
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AppError> {
+        caller::authenticate(&self.direct, &self.bearers, authorization).await
+    }
+
     /// Authenticates a request's `authorization` value and admits its caller (see [`Caller::admit`]). A missing
     /// or bad token from `address` counts against the per-address limit.
     pub async fn caller(
@@ -72,7 +79,7 @@ impl App {
         audit: Option<audit::AuditSlot>,
         idempotency: Option<audit::IdempotencyClaim>,
     ) -> Result<Caller, AppError> {
-        match caller::authenticate(&self.direct, authorization).await {
+        match self.authenticate(authorization).await {
             Ok(caller) => caller.admit(audit, idempotency, &self.rate_limiter),
             Err(e @ AppError::Unauthenticated) => {
                 if let Some(ip) = address {

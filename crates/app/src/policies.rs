@@ -378,6 +378,7 @@ pub async fn publish_document(
         return Err(AppError::VersionConflict { expected: current.version as u64, current: now.version as u64 });
     }
     tx.commit().await?;
+    crate::caller::bearers_changed();
     caller.note(|d| d.policy_version = Some(version));
     let (bundle, published) = bundle_at(&app.pool, caller.org_id, Some(version)).await?;
     view(bundle, published)
@@ -448,7 +449,9 @@ pub async fn evaluate(
 pub async fn publish(pool: &polaris_store::Pool, org: OrgId, rules: &PolicyRules, by: &str) -> Result<i64, AppError> {
     rules.validate().map_err(unusable)?;
     let json = serde_json::to_value(rules).map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(db::policies::append(pool, org.as_uuid(), &json, by).await?)
+    let version = db::policies::append(pool, org.as_uuid(), &json, by).await?;
+    crate::caller::bearers_changed();
+    Ok(version)
 }
 
 #[cfg(test)]

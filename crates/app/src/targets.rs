@@ -186,6 +186,7 @@ pub async fn create_target(app: &App, caller: &Caller, body: CreateTarget) -> Re
     .await?
     .ok_or_else(|| AppError::Conflict(format!("a target named {name:?} already exists")))?;
     tx.commit().await?;
+    crate::caller::bearers_changed();
     Ok(TargetView::from(target))
 }
 
@@ -198,6 +199,7 @@ pub async fn grant_target(app: &App, caller: &Caller, id: Uuid, body: GrantTarge
         return Err(AppError::NotFound("target or org"));
     }
     tx.commit().await?;
+    crate::caller::bearers_changed();
     Ok(TargetGrant { target_id: id, org_id: body.org_id })
 }
 

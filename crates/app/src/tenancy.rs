@@ -172,7 +172,8 @@ pub async fn list_tokens(app: &App, caller: &Caller) -> Result<TokenList, AppErr
     Ok(TokenList { items })
 }
 
-/// Revoke a token of the org (admins). It stops working at once.
+/// Revoke a token of the org (admins). It stops working at once in this process, and within
+/// [`crate::caller::BearerCache::TTL`] in another.
 pub async fn revoke_token(app: &App, caller: &Caller, id: Uuid) -> Result<(), AppError> {
     caller.require(Role::Admin)?;
     let mut tx = app.pool.begin().await?;
@@ -181,5 +182,6 @@ pub async fn revoke_token(app: &App, caller: &Caller, id: Uuid) -> Result<(), Ap
         return Err(AppError::NotFound("token"));
     }
     tx.commit().await?;
+    crate::caller::bearers_changed();
     Ok(())
 }

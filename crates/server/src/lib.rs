@@ -182,6 +182,8 @@ pub struct Server {
     /// Published policy bundles by (org, version), for every door of this process.
     pub policy_bundles: Arc<polaris_app::policies::BundleCache>,
     pub placements: Arc<polaris_app::targets::PlacementCache>,
+    /// Token lookups, shared like the bundles and placements.
+    pub bearers: Arc<polaris_app::caller::BearerCache>,
 }
 
 /// The credentials key from its file, if one is configured.
@@ -225,6 +227,7 @@ impl Server {
             credentials,
             policy_bundles: Arc::default(),
             placements: Arc::default(),
+            bearers: Arc::default(),
         })
     }
 
@@ -235,6 +238,7 @@ impl Server {
         App {
             pool: self.pool.clone(),
             direct: direct.clone(),
+            bearers: self.bearers.clone(),
             clusters: Arc::new(polaris_store::cluster_cqrs(
                 self.pool.clone(),
                 direct.clone(),

@@ -463,6 +463,36 @@ async fn orgs_and_tokens_secrets_are_shown_once_stored_hashed_and_revocable() {
     h.stop().await;
 }
 
+/// A token lookup is cached for a second (`polaris_app::caller::BearerCache`): a revocation made here applies at
+/// once (the test above), one made by another process (an API replica; plain SQL here, so this process is not
+/// told) within the cache's TTL, and never later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_by_another_process_is_refused_within_the_token_cache_ttl() {
+    let h = Harness::start(&API_ONLY).await;
+    let secret = new_token(&h.db, h.org, TokenRole::Viewer).await;
+    let (s, _) = send(h.http.get(h.url("/v1/clusters")).bearer_auth(&secret)).await;
+    assert_eq!(s, StatusCode::OK, "the token works (and its lookup is cached)");
+    let revoked = sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE token_hash = $1")
+        .bind(polaris_app::caller::hash_token(&secret))
+        .execute(&h.db.pool)
+        .await
+        .expect("revoke in SQL");
+    assert_eq!(revoked.rows_affected(), 1);
+    let since = std::time::Instant::now();
+    let deadline = polaris_app::caller::BearerCache::TTL + Duration::from_millis(500);
+    eventually("the revoked token refused", deadline, || async {
+        let (s, p) = send(h.http.get(h.url("/v1/clusters")).bearer_auth(&secret)).await;
+        if s == StatusCode::OK {
+            return None;
+        }
+        assert_eq!((s, p["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")), "{p}");
+        Some(())
+    })
+    .await;
+    assert!(since.elapsed() <= deadline, "refused only after {:?}", since.elapsed());
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lists_page_at_most_100_with_tokens_that_walk_every_item_once() {
     let h = Harness::start(&API_ONLY).await;

@@ -177,6 +177,8 @@ pub async fn register_local_targets(db: &TestDb, org: OrgId) {
         let mut conn = db.pool.acquire().await.expect("connection");
         polaris_store::db::targets::grant(&mut conn, target.id, org.as_uuid(), "test").await.expect("grant");
     }
+    // Written beside the application layer: its cached token lookups (placement epoch) must not outlive this.
+    polaris_app::caller::bearers_changed();
 }
 
 pub fn unique_name() -> String {
