@@ -730,6 +730,14 @@ async fn cli(runs: usize) -> anyhow::Result<()> {
 /// The append+outbox write on its own: one event row (global position, xid8, the row the relay publishes) per
 /// synchronous-commit transaction, into a table shaped exactly as `events` (its columns, identity, defaults, keys
 /// and indexes), from `clients` connections for `seconds`. Transactions per second.
+/// Starts a measured phase with the WAL checkpointed: a checkpoint left running by the phase before (its
+/// writes) competes with this phase's WAL flushes, and moved `limit`'s figures by a fifth from run to run.
+async fn checkpoint(pool: &sqlx::PgPool) {
+    if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
+        println!("  (no CHECKPOINT before this phase: {e})");
+    }
+}
+
 async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
     use sqlx::Connection;
     let mut setup = sqlx::PgConnection::connect(url).await?;
@@ -839,6 +847,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
         Some(busy) => println!("  machine: {busy:.0}% of the CPUs busy before the run (other processes)"),
         None => println!("  machine: CPU use unknown (no /proc/stat)"),
     }
+    checkpoint(&h.db.pool).await;
     let append = append_limit(&h.db.url, 8, seconds).await?;
     println!("  limit: append+outbox transaction, 8 clients, synchronous commit   {append:.0} tx/s");
     let (rows, scan) = scan_limit(&h.db.pool, "bench_limit").await?;
@@ -849,6 +858,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
     let doors = warm_up(&h, &run).await?;
     for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
         for concurrency in [8, 32] {
+            checkpoint(&h.db.pool).await;
             let (elapsed, lat) = doors
                 .round(via, &format!("l{run}-{}-{concurrency}", name.to_lowercase()), commands, concurrency)
                 .await?;
