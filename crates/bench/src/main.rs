@@ -727,17 +727,17 @@ async fn cli(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The append+outbox write on its own: one event row (global position, xid8, the row the relay publishes) per
-/// synchronous-commit transaction, into a table shaped exactly as `events` (its columns, identity, defaults, keys
-/// and indexes), from `clients` connections for `seconds`. Transactions per second.
 /// Starts a measured phase with the WAL checkpointed: a checkpoint left running by the phase before (its
-/// writes) competes with this phase's WAL flushes, and moved `limit`'s figures by a fifth from run to run.
+/// writes) competes with this phase's WAL flushes, one cause of the spread between `limit` runs.
 async fn checkpoint(pool: &sqlx::PgPool) {
     if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
         println!("  (no CHECKPOINT before this phase: {e})");
     }
 }
 
+/// The append+outbox write on its own: one event row (global position, xid8, the row the relay publishes) per
+/// synchronous-commit transaction, into a table shaped exactly as `events` (its columns, identity, defaults, keys
+/// and indexes), from `clients` connections for `seconds`. Transactions per second.
 async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
     use sqlx::Connection;
     let mut setup = sqlx::PgConnection::connect(url).await?;
