@@ -20,6 +20,7 @@ use polaris_test_support::harness::{
     wait_open_drift, wait_operation_for,
 };
 use polaris_test_support::prometheus::TestPrometheus;
+use polaris_workers::resources::CLUSTER_ID_LABEL;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -574,6 +575,20 @@ fn restart_strimzi_sim() {
     std::thread::spawn(move || child.wait());
 }
 
+/// Deletes the cluster's Kafka resource if the test fails, so its brokers do not run on (and take the machine's
+/// cores) through the suites that come after it.
+struct StopBrokersOnFailure(String);
+
+impl Drop for StopBrokersOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let label = format!("{CLUSTER_ID_LABEL}={}", self.0);
+            let (ok, out) = kubectl(TARGET, &["delete", "kafka", "-A", "-l", &label, "--wait=false"], "");
+            eprintln!("deleting the failed test's Kafka ({label}): {}", if ok { "done" } else { out.as_str() });
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() {
     // A Prometheus of the test's own discovers the brokers through this Polaris' http_sd endpoint, and the API
@@ -601,6 +616,7 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let id = body["cluster"]["id"].as_str().expect("id").to_owned();
+    let _brokers = StopBrokersOnFailure(id.clone());
     let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(300)).await;
     println!("figure: POST -> READY of a real 3-broker cluster: {:.1} s", posted.elapsed().as_secs_f64());
     let bootstrap = ready["bootstrap_servers"].as_str().expect("bootstrap").to_owned();

@@ -309,8 +309,35 @@ fn file_name(p: &Path) -> String {
     p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
+/// Where processes' ports are picked: below the kernel's ephemeral range (32768 and up by default), where the
+/// development services' fixed ports also are. A port from that range, free when picked, may be the local port of
+/// some outgoing connection by the time its broker starts, or starts again after a roll or a crash: the broker
+/// then cannot bind it, and fails the same way on every retry for as long as that connection lives.
+const PORTS: std::ops::Range<u16> = 20000..32768;
+
+/// A loopback port that is free now, from [`PORTS`] (or, if none of many tries is, from the kernel).
 fn free_port() -> anyhow::Result<u16> {
+    let span = u128::from(PORTS.end - PORTS.start);
+    for _ in 0..64 {
+        let port = PORTS.start + (uuid::Uuid::new_v4().as_u128() % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The last lines of a process' `server.log` that say what went wrong, for a message about its failure.
+fn failure_lines(node_dir: &Path) -> String {
+    let log = std::fs::read(node_dir.join("server.log")).unwrap_or_default();
+    let tail = String::from_utf8_lossy(&log[log.len().saturating_sub(16 * 1024)..]).into_owned();
+    let lines: Vec<&str> = tail
+        .lines()
+        .filter(|l| ["ERROR", "FATAL", "Exception", "Error:"].iter().any(|w| l.contains(w)))
+        .map(str::trim)
+        .collect();
+    let text = lines[lines.len().saturating_sub(3)..].join(" | ");
+    if text.is_empty() { "nothing in its log".into() } else { text.chars().take(600).collect() }
 }
 
 /// A Kafka `Uuid` as Kafka prints it: 16 random bytes, URL-safe base64 without padding; like Kafka's own
@@ -530,13 +557,19 @@ impl Driver {
         tokio::task::spawn_blocking(move || partitions(&admin)).await?
     }
 
-    /// Waits until each of `ids` is registered (unfenced) with the controller.
-    async fn wait_registered(&self, ids: &[i32], deadline: Duration) -> anyhow::Result<()> {
+    /// Waits until each of `nodes` is registered (unfenced) with the controller. A process that exits meanwhile
+    /// fails the wait at once, with what its log says (the next pass starts it again).
+    async fn wait_registered(&self, nodes: &[Node], deadline: Duration) -> anyhow::Result<()> {
+        let ids: Vec<i32> = nodes.iter().map(|n| n.id).collect();
         let until = Instant::now() + deadline;
         loop {
             let registered = self.registered().await.unwrap_or_default();
             if ids.iter().all(|id| registered.contains(id)) {
                 return Ok(());
+            }
+            if let Some(gone) = nodes.iter().find(|n| self.pid(n).is_none()) {
+                let why = failure_lines(&self.node_dir(gone));
+                bail!("broker {} exited before it registered: {why}", gone.id);
             }
             if Instant::now() > until {
                 bail!("brokers {ids:?} did not register within {deadline:?} (registered: {registered:?})");
@@ -893,7 +926,7 @@ impl Driver {
             let started = futures::future::join_all(starting.iter().map(|n| self.start(n, false, want))).await;
             started.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
             self.wait_port(controller.internal_port, Duration::from_secs(90)).await?;
-            self.wait_registered(&ids, Duration::from_secs(120)).await?;
+            self.wait_registered(&starting, Duration::from_secs(120)).await?;
         }
 
         // Brokers the pool no longer has (strimzi-sim only drops an id once its broker holds no replicas).
@@ -934,7 +967,7 @@ impl Driver {
             self.state.brokers.insert(id, node.clone());
             self.save()?;
             self.start(&node, false, want).await?;
-            self.wait_registered(&[id], Duration::from_secs(120)).await?;
+            self.wait_registered(std::slice::from_ref(&node), Duration::from_secs(120)).await?;
             self.wait_in_sync(Duration::from_secs(180)).await?;
         }
 

@@ -29,6 +29,7 @@
 //! - `strimzi-sim.polaris.dev/data-plane: real|status`: whether the cluster runs real brokers (the default is
 //!   `--data-plane`).
 
+mod cache;
 mod dataplane;
 mod pods;
 mod rebalance;
@@ -36,6 +37,7 @@ mod topics;
 mod users;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +48,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::PostParams;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::PartialObjectMeta;
 use kube::{Api, Client, ResourceExt};
 use polaris_workers::istio::{AuthorizationPolicy, DestinationRule, PeerAuthentication};
 use polaris_workers::monitoring::PodMonitor;
@@ -67,6 +70,8 @@ pub const DATA_PLANE: &str = "strimzi-sim.polaris.dev/data-plane";
 /// ConfigMaps here, named after a cluster, carry fault annotations for that cluster's resources.
 pub const FAULTS_NAMESPACE: &str = "strimzi-sim-faults";
 const OPERATOR_VERSION: &str = "1.3.0-strimzi-sim";
+/// The longest an idle target goes without a pass.
+const RESYNC: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(name = "strimzi-sim", about = "Strimzi stand-in for local API servers (development and tests only)")]
@@ -120,9 +125,15 @@ async fn main() -> anyhow::Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.clone());
+        let client = Client::try_from(config)?;
         sims.push(Sim {
             name: path.clone(),
-            client: Client::try_from(config)?,
+            caches: cache::Caches::start(&client, &target),
+            settled: HashMap::new(),
+            changes_seen: 0,
+            idle: false,
+            last_pass: Instant::now(),
+            client,
             first_seen: HashMap::new(),
             plane: DataPlane::new(settings.clone(), &target),
             default_real: args.data_plane == "real",
@@ -130,6 +141,12 @@ async fn main() -> anyhow::Result<()> {
             users: HashMap::new(),
             rebalances: HashMap::new(),
         });
+    }
+    // Announced once every store is listed (./dev/up waits for this line); a target that is down by then is
+    // reconciled as soon as its stores are.
+    let listed = Instant::now() + Duration::from_secs(30);
+    while !sims.iter().all(|s| s.caches.synced()) && Instant::now() < listed {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tracing::info!(targets = sims.len(), "strimzi-sim reconciling");
     loop {
@@ -145,6 +162,15 @@ async fn main() -> anyhow::Result<()> {
 struct Sim {
     name: String,
     client: Client,
+    caches: cache::Caches,
+    /// Status-only resources whose last reconcile wrote nothing, by `kind/uid`: the fingerprint of what it read
+    /// ([`Faults::fingerprint`]). They are passed over until it changes.
+    settled: HashMap<String, u64>,
+    /// [`cache::Caches::changes`] when the last pass began.
+    changes_seen: u64,
+    /// The last pass left every resource settled, with no namespace terminating.
+    idle: bool,
+    last_pass: Instant,
     /// When each (uid, generation) was first seen, for `delay-seconds`.
     first_seen: HashMap<(String, i64), Instant>,
     plane: DataPlane,
@@ -197,6 +223,19 @@ fn condition(
 
 impl Sim {
     async fn pass(&mut self) -> anyhow::Result<()> {
+        if !self.caches.synced() {
+            return Ok(());
+        }
+        // No watch event since a pass that left every resource settled: nothing can need work, but a pass runs at
+        // least every RESYNC all the same, as informers resync.
+        let changes = self.caches.changes();
+        if self.idle && changes == self.changes_seen && self.last_pass.elapsed() < RESYNC {
+            return Ok(());
+        }
+        // Read before anything else: an event arriving during this pass makes the next one run.
+        self.changes_seen = changes;
+        self.last_pass = Instant::now();
+        self.idle = false;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         // Only the terminating ones: listing every namespace twice a pass, of the hundreds a test run leaves, kept
         // this process and the API server busy while nothing changed.
@@ -208,35 +247,36 @@ impl Sim {
                 finalize_namespace(&namespaces, ns).await?;
             }
         }
-        // Every resource is listed before the namespaces' annotations are read: a fault annotated on a namespace
-        // before a resource was created in it is then always seen with that resource.
-        let rebalance_list = Api::<KafkaRebalance>::all(self.client.clone()).list(&ListParams::default()).await?;
-        let kafka_list = Api::<Kafka>::all(self.client.clone()).list(&ListParams::default()).await?;
-        let topic_list = Api::<KafkaTopic>::all(self.client.clone()).list(&ListParams::default()).await?;
-        let user_list = Api::<KafkaUser>::all(self.client.clone()).list(&ListParams::default()).await?;
-        let ns_annotations: HashMap<String, BTreeMap<String, String>> = namespaces
-            .list_metadata(&ListParams::default())
-            .await?
-            .into_iter()
-            .map(|n| (n.name_any(), n.annotations().clone()))
-            .collect();
+        // Every resource is read before the fault annotations are: a fault annotated before a resource was created
+        // is then always seen with that resource. Kafkas, pools, topics, users, rebalances and namespaces come from
+        // the informers ([`cache`]); the faults' ConfigMaps are listed fresh.
+        let rebalance_list = self.caches.rebalances.state();
+        let kafka_list = self.caches.kafkas.state();
+        let mut pools = self.caches.pools_by_cluster();
+        let topic_list = self.caches.topics.state();
+        let user_list = self.caches.users.state();
         let cluster_faults: HashMap<String, BTreeMap<String, String>> =
             Api::<ConfigMap>::namespaced(self.client.clone(), FAULTS_NAMESPACE)
                 .list(&ListParams::default())
                 .await
                 .map(|l| l.into_iter().map(|c| (c.name_any(), c.annotations().clone())).collect())
                 .unwrap_or_default();
-        // A resource's faults: its namespace's, its cluster's, then its own.
-        let faults = |ns: &str, cluster: Option<&String>, own: &BTreeMap<String, String>| {
-            let mut annotations = ns_annotations.get(ns).cloned().unwrap_or_default();
-            annotations.extend(cluster.and_then(|c| cluster_faults.get(c)).cloned().unwrap_or_default());
-            annotations.extend(own.clone());
-            annotations
-        };
+        let mut faults = Faults::new(namespaces, &self.caches, cluster_faults);
+        let mut seen = BTreeSet::new();
         for rebalance in rebalance_list {
             let ns = rebalance.namespace().unwrap_or_default();
-            let annotations = faults(&ns, rebalance.labels().get(CLUSTER_LABEL), rebalance.annotations());
-            self.reconcile_rebalance(&rebalance, &ns, &annotations).await?;
+            let cluster = rebalance.labels().get(CLUSTER_LABEL);
+            let key = format!("rebalance/{}", rebalance.uid().unwrap_or_default());
+            let print = faults.fingerprint(&*rebalance, &[], &ns, cluster);
+            seen.insert(key.clone());
+            if self.settled.get(&key) == Some(&print) {
+                continue;
+            }
+            let annotations = faults.fresh(&ns, cluster, rebalance.annotations()).await?;
+            self.settled.remove(&key);
+            let wrote = self.reconcile_rebalance(&rebalance, &ns, &annotations).await?;
+            let status_only = cluster.is_none_or(|c| self.plane.get(&ns, c).is_none());
+            self.settle(key, print, !wrote && status_only);
         }
         let live: BTreeSet<(String, String)> =
             kafka_list.iter().map(|k| (k.namespace().unwrap_or_default(), k.name_any())).collect();
@@ -244,54 +284,119 @@ impl Sim {
         self.wanted_pods.clear();
         for kafka in kafka_list {
             let ns = kafka.namespace().unwrap_or_default();
-            let annotations = faults(&ns, Some(&kafka.name_any()), kafka.annotations());
-            if let Err(e) = self.reconcile_kafka(&kafka, &ns, &annotations).await {
-                tracing::warn!(kafka = %kafka.name_any(), namespace = %ns, error = %e, "reconcile failed");
+            let name = kafka.name_any();
+            let pools = pools.remove(&(ns.clone(), name.clone())).unwrap_or_default();
+            let key = format!("kafka/{}", kafka.uid().unwrap_or_default());
+            let print = faults.fingerprint(&*kafka, &pools, &ns, Some(&name));
+            seen.insert(key.clone());
+            // A status-only cluster whose resources and faults are as they were when its status last needed no
+            // write: nothing to do (its Pods, if any, are left as they are).
+            if self.settled.get(&key) == Some(&print) {
+                continue;
+            }
+            self.settled.remove(&key);
+            let annotations = match faults.fresh(&ns, Some(&name), kafka.annotations()).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(kafka = %name, namespace = %ns, error = %e, "reading the namespace's faults");
+                    continue;
+                }
+            };
+            match self.reconcile_kafka(&kafka, &ns, &annotations, pools).await {
+                Ok(settled) => self.settle(key, print, settled),
+                Err(e) => tracing::warn!(kafka = %name, namespace = %ns, error = %e, "reconcile failed"),
             }
         }
-        if let Err(e) = pods::reconcile(&self.client, &self.wanted_pods, &live).await {
+        let pods_reconciled = pods::reconcile(&self.client, &self.wanted_pods, &live).await;
+        if let Err(e) = &pods_reconciled {
             tracing::warn!(error = %e, "pods reconcile failed");
         }
         for topic in topic_list {
             let ns = topic.namespace().unwrap_or_default();
-            let annotations = faults(&ns, topic.labels().get(CLUSTER_LABEL), topic.annotations());
-            let stalled = annotations.get(TOPIC_FAULT).map(String::as_str) == Some("stall")
-                || topic.annotations().get(FAULT).map(String::as_str) == Some("stall");
-            match self.reconcile_topic(&topic, stalled).await {
-                Ok(()) => {}
+            let cluster = topic.labels().get(CLUSTER_LABEL);
+            let key = format!("topic/{}", topic.uid().unwrap_or_default());
+            let print = faults.fingerprint(&*topic, &[], &ns, cluster);
+            seen.insert(key.clone());
+            if self.settled.get(&key) == Some(&print) {
+                continue;
+            }
+            self.settled.remove(&key);
+            let result = match faults.fresh(&ns, cluster, topic.annotations()).await {
+                Ok(annotations) => {
+                    let stalled = annotations.get(TOPIC_FAULT).map(String::as_str) == Some("stall")
+                        || topic.annotations().get(FAULT).map(String::as_str) == Some("stall");
+                    self.reconcile_topic(&topic, stalled).await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(wrote) => {
+                    let status_only = cluster.is_none_or(|c| self.plane.get(&ns, c).is_none());
+                    self.settle(key, print, !wrote && status_only);
+                }
                 // Left behind in a namespace that no longer exists (dev data from older builds): nothing to do.
                 Err(e)
                     if e.downcast_ref::<kube::Error>()
-                        .is_some_and(|k| matches!(k, kube::Error::Api(a) if a.code == 404)) => {}
+                        .is_some_and(|k| matches!(k, kube::Error::Api(a) if a.code == 404)) =>
+                {
+                    self.settle(key, print, true)
+                }
                 Err(e) => {
                     tracing::warn!(topic = %topic.name_any(), namespace = %ns, error = %e, "topic reconcile failed")
                 }
             }
         }
         for user in &user_list {
-            if let Err(e) = self.reconcile_user(user).await {
-                tracing::warn!(user = %user.name_any(), error = %format!("{e:#}"), "user reconcile failed");
+            let ns = user.namespace().unwrap_or_default();
+            let cluster = user.labels().get(CLUSTER_LABEL);
+            let key = format!("user/{}", user.uid().unwrap_or_default());
+            let print = faults.fingerprint(&**user, &[], &ns, cluster);
+            seen.insert(key.clone());
+            if self.settled.get(&key) == Some(&print) {
+                continue;
+            }
+            self.settled.remove(&key);
+            match self.reconcile_user(user).await {
+                Ok(wrote) => {
+                    let status_only = cluster.is_none_or(|c| self.plane.get(&ns, c).is_none());
+                    self.settle(key, print, !wrote && status_only);
+                }
+                Err(e) => tracing::warn!(user = %user.name_any(), error = %format!("{e:#}"), "user reconcile failed"),
             }
         }
-        self.remove_deleted_users(&user_list.items).await;
+        self.settled.retain(|k, _| seen.contains(k));
+        let unsettled = seen.iter().filter(|k| !self.settled.contains_key(*k)).count();
+        self.idle = pods_reconciled.is_ok() && terminating.items.is_empty() && unsettled == 0;
+        let ms = self.last_pass.elapsed().as_millis();
+        tracing::debug!(target = %self.name, resources = seen.len(), unsettled, ms, "pass");
+        self.remove_deleted_users(&user_list).await;
         Ok(())
+    }
+
+    /// Records that the resource `key` needs nothing while its fingerprint stays `print`, or forgets it.
+    fn settle(&mut self, key: String, print: u64, settled: bool) {
+        if settled {
+            self.settled.insert(key, print);
+        } else {
+            self.settled.remove(&key);
+        }
     }
 
     /// The User Operator: SCRAM credentials, ACLs and client quotas on the brokers (each applied again only when
     /// it changed), its Secret, and `Ready` with the username.
-    async fn reconcile_user(&mut self, user: &KafkaUser) -> anyhow::Result<()> {
+    async fn reconcile_user(&mut self, user: &KafkaUser) -> anyhow::Result<bool> {
         let ns = user.namespace().unwrap_or_default();
         let name = user.name_any();
         let uid = user.uid().unwrap_or_default();
         if user.metadata.deletion_timestamp.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let cluster_name = user.labels().get(CLUSTER_LABEL).cloned().unwrap_or_default();
         let cluster = self.plane.get(&ns, &cluster_name);
         let generation = user.metadata.generation.unwrap_or(0);
         if let Some(c) = cluster {
             if !c.observed.borrow().ready {
-                return Ok(());
+                return Ok(false);
             }
             let mut applied = self.users.get(&uid).cloned().unwrap_or(AppliedUser {
                 ns: ns.clone(),
@@ -338,13 +443,14 @@ impl Sim {
         if user.status.as_ref() != Some(&desired) {
             let api: Api<KafkaUser> = Api::namespaced(self.client.clone(), &ns);
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// KafkaUsers applied on the brokers that are gone (or going): their credentials, ACLs and quotas leave the
     /// brokers and their Secret goes, as the User Operator does on a delete.
-    async fn remove_deleted_users(&mut self, users: &[KafkaUser]) {
+    async fn remove_deleted_users(&mut self, users: &[Arc<KafkaUser>]) {
         let live: BTreeSet<String> =
             users.iter().filter(|u| u.metadata.deletion_timestamp.is_none()).filter_map(|u| u.uid()).collect();
         let gone: Vec<(String, AppliedUser)> =
@@ -443,16 +549,19 @@ impl Sim {
         Ok(removing.iter().copied().filter(|id| !emptied.contains(id)).collect())
     }
 
-    /// Returns the pools, and why the cluster cannot be reconciled if a pool may not shrink.
+    /// Returns the pools, why the cluster cannot be reconciled if a pool may not shrink, and whether a pool's
+    /// status was written.
     async fn reconcile_pools(
         &self,
         ns: &str,
         cluster: &str,
         real: bool,
-    ) -> anyhow::Result<(Vec<KafkaNodePool>, Option<String>)> {
+        pools: Vec<Arc<KafkaNodePool>>,
+    ) -> anyhow::Result<(Vec<KafkaNodePool>, Option<String>, bool)> {
         let mut blocked = None;
+        let mut wrote = false;
         let api: Api<KafkaNodePool> = Api::namespaced(self.client.clone(), ns);
-        let mut pools = api.list(&ListParams::default().labels(&format!("{CLUSTER_LABEL}={cluster}"))).await?.items;
+        let mut pools: Vec<KafkaNodePool> = pools.iter().map(|p| KafkaNodePool::clone(p)).collect();
         pools.sort_by_key(|p| {
             let controller = p.spec.roles.contains(&ProcessRole::Controller);
             (!controller, p.metadata.creation_timestamp.clone().map(|t| t.0), p.name_any())
@@ -510,9 +619,10 @@ impl Sim {
                 api.patch_status(&pool.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": desired})))
                     .await?;
                 pool.status = Some(desired);
+                wrote = true;
             }
         }
-        Ok((pools, blocked))
+        Ok((pools, blocked, wrote))
     }
 
     /// Whether the cluster `ns/name` runs real brokers: it already does, or its annotation or the default say so.
@@ -525,20 +635,24 @@ impl Sim {
             }
     }
 
+    /// Writes the cluster's pools' and its own status as Strimzi would, and converges its real brokers. True
+    /// when it is settled: status only, nothing written, and no `delay-seconds` still running out.
     async fn reconcile_kafka(
         &mut self,
         kafka: &Kafka,
         ns: &str,
         annotations: &BTreeMap<String, String>,
-    ) -> anyhow::Result<()> {
+        pools: Vec<Arc<KafkaNodePool>>,
+    ) -> anyhow::Result<bool> {
         let name = kafka.name_any();
         let real = self.is_real(ns, &name, annotations);
-        let (pools, blocked) = self.reconcile_pools(ns, &name, real).await?;
+        let (pools, blocked, pools_written) = self.reconcile_pools(ns, &name, real, pools).await?;
         let previous = kafka.status.clone().unwrap_or_default();
         let generation = kafka.metadata.generation.unwrap_or(0);
         let key = (kafka.uid().unwrap_or_default(), generation);
         let first_seen = *self.first_seen.entry(key).or_insert_with(Instant::now);
         let delay = annotations.get(DELAY).and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+        let delayed = first_seen.elapsed() < Duration::from_secs(delay);
         let has_role = |role: ProcessRole| pools.iter().any(|p| p.spec.roles.contains(&role) && p.spec.replicas > 0);
         let node_ids = |role: ProcessRole| -> Vec<i32> {
             pools
@@ -560,7 +674,7 @@ impl Sim {
                 "InvalidResourceException",
                 Some("The Kafka cluster needs node pools with the controller and broker roles"),
             )),
-            _ if first_seen.elapsed() < Duration::from_secs(delay) => Some(not_ready("Creating", None)),
+            _ if delayed => Some(not_ready("Creating", None)),
             _ => None,
         };
         let version = kafka.spec.kafka.version.clone().unwrap_or_else(|| "4.3.1".into());
@@ -696,8 +810,10 @@ impl Sim {
             let api: Api<Kafka> = Api::namespaced(self.client.clone(), ns);
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await?;
             tracing::info!(kafka = %name, namespace = %ns, ready, real, "status written");
+            return Ok(false);
         }
-        Ok(())
+        // Settled: status only, nothing written, and no delay still running out.
+        Ok(!real && !pools_written && !delayed)
     }
 
     /// The exporter rules the Kafka's `metricsConfig` names, if any.
@@ -716,7 +832,7 @@ impl Sim {
         rebalance: &KafkaRebalance,
         ns: &str,
         annotations: &BTreeMap<String, String>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let api: Api<KafkaRebalance> = Api::namespaced(self.client.clone(), ns);
         let name = rebalance.name_any();
         let uid = rebalance.uid().unwrap_or_default();
@@ -746,6 +862,8 @@ impl Sim {
                     Err(_) => "PendingProposal".to_owned(),
                 },
             },
+            // Executed already, and the informer has not seen the status that says so yet.
+            (Some("ProposalReady"), _) if approved && self.rebalances.contains_key(&uid) => "Rebalancing".to_owned(),
             (Some("ProposalReady"), _) if approved => {
                 if let Some(c) = self.plane.get(ns, &cluster_name) {
                     let parts = c.partitions().await?;
@@ -786,10 +904,12 @@ impl Sim {
             },
             (Some(other), _) => other.to_owned(),
         };
+        let mut wrote = false;
         if next == "Rebalancing" && current.as_deref() != Some("Rebalancing") {
             // Strimzi consumes the approval annotation.
             let clear = json!({"metadata": {"annotations": {"strimzi.io/rebalance": null}}});
             api.patch(&name, &PatchParams::default(), &Patch::Merge(clear)).await?;
+            wrote = true;
         }
         let optimization = if next == "PendingProposal" || next == "NotReady" {
             None
@@ -818,11 +938,12 @@ impl Sim {
         };
         if rebalance.status.as_ref() != Some(&desired) {
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await?;
+            wrote = true;
         }
-        Ok(())
+        Ok(wrote)
     }
 
-    async fn reconcile_topic(&self, topic: &KafkaTopic, stalled: bool) -> anyhow::Result<()> {
+    async fn reconcile_topic(&self, topic: &KafkaTopic, stalled: bool) -> anyhow::Result<bool> {
         // Like the Topic Operator: a finalizer on every KafkaTopic, removed once the topic is deleted in Kafka.
         let ns = topic.namespace().unwrap_or_default();
         let api: Api<KafkaTopic> = Api::namespaced(self.client.clone(), &ns);
@@ -838,17 +959,20 @@ impl Sim {
                 let rest: Vec<&String> = finalizers.iter().filter(|f| *f != TOPIC_FINALIZER).collect();
                 let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": topic.resource_version()}});
                 api.patch(&topic.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
+                return Ok(true);
             }
-            return Ok(());
+            return Ok(false);
         }
         if stalled {
-            return Ok(());
+            return Ok(false);
         }
+        let mut wrote = false;
         if !has_finalizer {
             let mut all = finalizers.clone();
             all.push(TOPIC_FINALIZER.to_owned());
             let patch = json!({"metadata": {"finalizers": all, "resourceVersion": topic.resource_version()}});
             api.patch(&topic.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
+            wrote = true;
         }
         let previous = topic.status.clone().unwrap_or_default();
         let reconciled = previous.observed_generation == topic.metadata.generation
@@ -863,7 +987,7 @@ impl Sim {
             Some(c) => {
                 if !c.observed.borrow().ready {
                     // The Topic Operator waits for its Kafka.
-                    return Ok(());
+                    return Ok(wrote);
                 }
                 match topics::apply(c, &topic_name, &topic.spec).await {
                     Ok(()) => condition(&previous.conditions, "Ready", "True", None, None),
@@ -884,12 +1008,72 @@ impl Sim {
         if topic.status.as_ref() != Some(&desired) {
             api.patch_status(&topic.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": desired})))
                 .await?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(wrote)
     }
 }
 
 const TOPIC_FINALIZER: &str = "strimzi.io/topic-operator";
+
+/// A pass' view of the fault annotations. A resource's faults are its namespace's, its cluster's (the ConfigMap
+/// named after the cluster in `strimzi-sim-faults`, listed fresh each pass), then its own.
+struct Faults {
+    api: Api<Namespace>,
+    /// Namespaces' metadata as the informer has it: what a fingerprint reads.
+    cached: HashMap<String, Arc<PartialObjectMeta<Namespace>>>,
+    clusters: HashMap<String, BTreeMap<String, String>>,
+    /// Namespaces' annotations read from the API server in this pass.
+    fresh: HashMap<String, BTreeMap<String, String>>,
+}
+
+impl Faults {
+    fn new(api: Api<Namespace>, caches: &cache::Caches, clusters: HashMap<String, BTreeMap<String, String>>) -> Self {
+        let cached = caches.namespaces.state().into_iter().map(|n| (n.name_any(), n)).collect();
+        Self { api, cached, clusters, fresh: HashMap::new() }
+    }
+
+    /// What a status-only resource's reconcile reads: its own version (its spec, status and annotations), its
+    /// node pools' versions, and its faults as the informers and this pass' ConfigMaps have them.
+    fn fingerprint<K: kube::Resource>(
+        &self,
+        resource: &K,
+        pools: &[Arc<KafkaNodePool>],
+        ns: &str,
+        cluster: Option<&String>,
+    ) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        resource.resource_version().hash(&mut h);
+        for pool in pools {
+            pool.resource_version().hash(&mut h);
+        }
+        self.cached.get(ns).map(|n| n.annotations()).hash(&mut h);
+        cluster.and_then(|c| self.clusters.get(c)).hash(&mut h);
+        h.finish()
+    }
+
+    /// The faults of a resource about to be reconciled, its namespace's annotations read fresh (once a pass): a
+    /// namespace annotated just before the resource was created may not have reached the informer yet.
+    async fn fresh(
+        &mut self,
+        ns: &str,
+        cluster: Option<&String>,
+        own: &BTreeMap<String, String>,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        if !self.fresh.contains_key(ns) {
+            let annotations = if ns.is_empty() {
+                BTreeMap::new()
+            } else {
+                self.api.get_metadata_opt(ns).await?.map(|n| n.annotations().clone()).unwrap_or_default()
+            };
+            self.fresh.insert(ns.to_owned(), annotations);
+        }
+        let mut annotations = self.fresh.get(ns).cloned().unwrap_or_default();
+        annotations.extend(cluster.and_then(|c| self.clusters.get(c)).cloned().unwrap_or_default());
+        annotations.extend(own.clone());
+        Ok(annotations)
+    }
+}
 
 /// The rebalance's current state: the type of its condition with status True.
 fn state(r: &KafkaRebalance) -> Option<&str> {
