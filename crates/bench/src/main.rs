@@ -290,14 +290,10 @@ async fn aws_target(pool: &sqlx::PgPool) -> anyhow::Result<uuid::Uuid> {
 }
 
 /// A warmed-up Polaris (connections, prepared statements, the consumer group join: 50 requests named
-/// `w<run>-<i>`) and what each door needs: the command handler, the target, gRPC channels.
+/// `w<run>-<i>`) and what each door needs: the command handler, the target, a gRPC channel.
 async fn warm_up(h: &Harness, run: &str) -> anyhow::Result<Doors> {
     for i in 0..50 {
         post_cluster(h, &format!("w{run}-{i}"), "aws", "eu-west-1").await?;
-    }
-    let mut grpc = Vec::with_capacity(GRPC_CLIENTS);
-    for _ in 0..GRPC_CLIENTS {
-        grpc.push(tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?);
     }
     Ok(Doors(std::sync::Arc::new(DoorsInner {
         http: h.http.clone(),
@@ -310,7 +306,7 @@ async fn warm_up(h: &Harness, run: &str) -> anyhow::Result<Doors> {
             Default::default(),
         ),
         target: aws_target(&h.db.pool).await?,
-        grpc,
+        grpc: tonic::transport::Endpoint::from_shared(h.base.clone())?.connect().await?,
     })))
 }
 
@@ -341,14 +337,8 @@ struct DoorsInner {
     org: polaris_domain::OrgId,
     cqrs: polaris_store::ClusterCqrs,
     target: uuid::Uuid,
-    /// [`GRPC_CLIENTS`] channels, each its own HTTP/2 connection.
-    grpc: Vec<tonic::transport::Channel>,
+    grpc: tonic::transport::Channel,
 }
-
-/// gRPC clients the benches' rounds spread their requests over: a round at concurrency N uses N of them (at most
-/// this many), as N REST clients each hold a connection of their own from reqwest's pool. With one channel, N
-/// requests share one HTTP/2 connection, whose frames the server reads and writes in one task.
-const GRPC_CLIENTS: usize = 32;
 
 impl Doors {
     /// `commands` cluster requests named `<prefix>-<i>` through `via`, `concurrency` at a time: the wall time and
@@ -370,10 +360,7 @@ impl Doors {
                         Via::Api => {
                             post_cluster_to(&d.http, &d.clusters_url, &d.token, &name, "aws", "eu-west-1").await?;
                         }
-                        Via::Grpc => {
-                            let channel = &d.grpc[i % concurrency.clamp(1, GRPC_CLIENTS)];
-                            create_over_grpc(channel, &d.token, name).await?
-                        }
+                        Via::Grpc => create_over_grpc(&d.grpc, &d.token, name).await?,
                         Via::Handler => handle_directly(&d.cqrs, d.org, d.target, name).await?,
                     }
                     anyhow::Ok(t.elapsed().as_secs_f64() * 1e3)
@@ -389,7 +376,7 @@ impl Doors {
     }
 }
 
-/// One cluster request through the gRPC door, over `channel`'s HTTP/2 connection.
+/// One cluster request through the gRPC door (the channel multiplexes every request over one HTTP/2 connection).
 async fn create_over_grpc(channel: &tonic::transport::Channel, token: &str, name: String) -> anyhow::Result<()> {
     use polaris_grpc::pb;
     let mut client = pb::cluster_service_client::ClusterServiceClient::new(channel.clone());
