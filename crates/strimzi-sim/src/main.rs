@@ -266,17 +266,11 @@ impl Sim {
         for rebalance in rebalance_list {
             let ns = rebalance.namespace().unwrap_or_default();
             let cluster = rebalance.labels().get(CLUSTER_LABEL);
-            let key = format!("rebalance/{}", rebalance.uid().unwrap_or_default());
             let print = faults.fingerprint(&*rebalance, &[], &ns, cluster);
-            seen.insert(key.clone());
-            if self.settled.get(&key) == Some(&print) {
-                continue;
-            }
+            let Some(key) = self.unsettled(&mut seen, "rebalance", rebalance.uid(), print) else { continue };
             let annotations = faults.fresh(&ns, cluster, rebalance.annotations()).await?;
-            self.settled.remove(&key);
             let wrote = self.reconcile_rebalance(&rebalance, &ns, &annotations).await?;
-            let status_only = cluster.is_none_or(|c| self.plane.get(&ns, c).is_none());
-            self.settle(key, print, !wrote && status_only);
+            self.settle(key, print, !wrote && self.status_only(&ns, cluster));
         }
         let live: BTreeSet<(String, String)> =
             kafka_list.iter().map(|k| (k.namespace().unwrap_or_default(), k.name_any())).collect();
@@ -286,15 +280,10 @@ impl Sim {
             let ns = kafka.namespace().unwrap_or_default();
             let name = kafka.name_any();
             let pools = pools.remove(&(ns.clone(), name.clone())).unwrap_or_default();
-            let key = format!("kafka/{}", kafka.uid().unwrap_or_default());
             let print = faults.fingerprint(&*kafka, &pools, &ns, Some(&name));
-            seen.insert(key.clone());
             // A status-only cluster whose resources and faults are as they were when its status last needed no
             // write: nothing to do (its Pods, if any, are left as they are).
-            if self.settled.get(&key) == Some(&print) {
-                continue;
-            }
-            self.settled.remove(&key);
+            let Some(key) = self.unsettled(&mut seen, "kafka", kafka.uid(), print) else { continue };
             let annotations = match faults.fresh(&ns, Some(&name), kafka.annotations()).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -314,13 +303,8 @@ impl Sim {
         for topic in topic_list {
             let ns = topic.namespace().unwrap_or_default();
             let cluster = topic.labels().get(CLUSTER_LABEL);
-            let key = format!("topic/{}", topic.uid().unwrap_or_default());
             let print = faults.fingerprint(&*topic, &[], &ns, cluster);
-            seen.insert(key.clone());
-            if self.settled.get(&key) == Some(&print) {
-                continue;
-            }
-            self.settled.remove(&key);
+            let Some(key) = self.unsettled(&mut seen, "topic", topic.uid(), print) else { continue };
             let result = match faults.fresh(&ns, cluster, topic.annotations()).await {
                 Ok(annotations) => {
                     let stalled = annotations.get(TOPIC_FAULT).map(String::as_str) == Some("stall")
@@ -330,10 +314,7 @@ impl Sim {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(wrote) => {
-                    let status_only = cluster.is_none_or(|c| self.plane.get(&ns, c).is_none());
-                    self.settle(key, print, !wrote && status_only);
-                }
+                Ok(wrote) => self.settle(key, print, !wrote && self.status_only(&ns, cluster)),
                 // Left behind in a namespace that no longer exists (dev data from older builds): nothing to do.
                 Err(e)
                     if e.downcast_ref::<kube::Error>()
@@ -349,18 +330,10 @@ impl Sim {
         for user in &user_list {
             let ns = user.namespace().unwrap_or_default();
             let cluster = user.labels().get(CLUSTER_LABEL);
-            let key = format!("user/{}", user.uid().unwrap_or_default());
             let print = faults.fingerprint(&**user, &[], &ns, cluster);
-            seen.insert(key.clone());
-            if self.settled.get(&key) == Some(&print) {
-                continue;
-            }
-            self.settled.remove(&key);
+            let Some(key) = self.unsettled(&mut seen, "user", user.uid(), print) else { continue };
             match self.reconcile_user(user).await {
-                Ok(wrote) => {
-                    let status_only = cluster.is_none_or(|c| self.plane.get(&ns, c).is_none());
-                    self.settle(key, print, !wrote && status_only);
-                }
+                Ok(wrote) => self.settle(key, print, !wrote && self.status_only(&ns, cluster)),
                 Err(e) => tracing::warn!(user = %user.name_any(), error = %format!("{e:#}"), "user reconcile failed"),
             }
         }
@@ -371,6 +344,28 @@ impl Sim {
         tracing::debug!(target = %self.name, resources = seen.len(), unsettled, ms, "pass");
         self.remove_deleted_users(&user_list).await;
         Ok(())
+    }
+
+    /// The key (`kind/uid`) of a resource this pass reconciles, or `None` when it is settled at `print`.
+    fn unsettled(
+        &mut self,
+        seen: &mut BTreeSet<String>,
+        kind: &str,
+        uid: Option<String>,
+        print: u64,
+    ) -> Option<String> {
+        let key = format!("{kind}/{}", uid.unwrap_or_default());
+        seen.insert(key.clone());
+        if self.settled.get(&key) == Some(&print) {
+            return None;
+        }
+        self.settled.remove(&key);
+        Some(key)
+    }
+
+    /// Whether the resource of cluster `ns/cluster` is status only (no real brokers behind it).
+    fn status_only(&self, ns: &str, cluster: Option<&String>) -> bool {
+        cluster.is_none_or(|c| self.plane.get(ns, c).is_none())
     }
 
     /// Records that the resource `key` needs nothing while its fingerprint stays `print`, or forgets it.
