@@ -168,7 +168,7 @@ struct Sim {
     settled: HashMap<String, u64>,
     /// [`cache::Caches::changes`] when the last pass began.
     changes_seen: u64,
-    /// The last pass left every resource settled, with no namespace terminating.
+    /// The last pass left every resource settled, no namespace terminating and no deleted user on the brokers.
     idle: bool,
     last_pass: Instant,
     /// When each (uid, generation) was first seen, for `delay-seconds`.
@@ -337,12 +337,12 @@ impl Sim {
                 Err(e) => tracing::warn!(user = %user.name_any(), error = %format!("{e:#}"), "user reconcile failed"),
             }
         }
+        let users_removed = self.remove_deleted_users(&user_list).await;
         self.settled.retain(|k, _| seen.contains(k));
         let unsettled = seen.iter().filter(|k| !self.settled.contains_key(*k)).count();
-        self.idle = pods_reconciled.is_ok() && terminating.items.is_empty() && unsettled == 0;
+        self.idle = pods_reconciled.is_ok() && users_removed && terminating.items.is_empty() && unsettled == 0;
         let ms = self.last_pass.elapsed().as_millis();
         tracing::debug!(target = %self.name, resources = seen.len(), unsettled, ms, "pass");
-        self.remove_deleted_users(&user_list).await;
         Ok(())
     }
 
@@ -444,8 +444,8 @@ impl Sim {
     }
 
     /// KafkaUsers applied on the brokers that are gone (or going): their credentials, ACLs and quotas leave the
-    /// brokers and their Secret goes, as the User Operator does on a delete.
-    async fn remove_deleted_users(&mut self, users: &[Arc<KafkaUser>]) {
+    /// brokers and their Secret goes, as the User Operator does on a delete. True when none is left to remove.
+    async fn remove_deleted_users(&mut self, users: &[Arc<KafkaUser>]) -> bool {
         let live: BTreeSet<String> =
             users.iter().filter(|u| u.metadata.deletion_timestamp.is_none()).filter_map(|u| u.uid()).collect();
         let gone: Vec<(String, AppliedUser)> =
@@ -460,6 +460,7 @@ impl Sim {
                 Err(e) => tracing::warn!(user = %user.name, error = %format!("{e:#}"), "removing a deleted user"),
             }
         }
+        self.users.keys().all(|uid| live.contains(uid))
     }
 
     /// Deletes what is left in a terminating namespace (the Strimzi resources, the Istio and Prometheus Operator
