@@ -1,6 +1,6 @@
 //! What a pass reads, kept the way Strimzi's operators keep it: an informer per kind (a watch, and a store it keeps
-//! current) instead of a LIST of every Kafka, node pool, topic and user on each pass, and a LIST of a cluster's
-//! node pools for each Kafka. A test run leaves hundreds of clusters on the API servers: listing them five times
+//! current) instead of a LIST of every Kafka, topic, user, rebalance and namespace on each pass, and a LIST of a
+//! cluster's node pools for each Kafka. A test run leaves hundreds of clusters on the API servers: listing them five times
 //! a second kept this process, the kube-apiserver and etcd busy on a core of the machine's two while nothing
 //! changed, and made each pass (and so every status) slower as the suite went on.
 //!
@@ -21,9 +21,9 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use polaris_workers::strimzi::{CLUSTER_LABEL, Kafka, KafkaNodePool, KafkaRebalance, KafkaTopic, KafkaUser};
+use serde::de::DeserializeOwned;
 
 use crate::FAULTS_NAMESPACE;
-use serde::de::DeserializeOwned;
 
 /// The informers of one API server.
 pub struct Caches {
