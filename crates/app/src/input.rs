@@ -43,3 +43,23 @@ pub fn normalize(value: &mut serde_json::Value) -> Result<(), AppError> {
 fn no_nul() -> AppError {
     AppError::validation("text may not contain NUL characters", None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn a_whole_number_near_two_to_the_52_written_with_a_fraction_becomes_that_integer() {
+        // Without serde_json's `float_roundtrip`, this parses one ULP off (…201.5) and stayed a float.
+        let mut value: serde_json::Value = serde_json::from_str(r#"{"expected_version": 4355529452251202.0}"#).unwrap();
+        normalize(&mut value).unwrap();
+        assert_eq!(value["expected_version"].as_u64(), Some(4_355_529_452_251_202));
+    }
+
+    #[test]
+    fn a_number_with_a_real_fraction_stays_a_float() {
+        let mut value = serde_json::json!({"n": 2.5});
+        normalize(&mut value).unwrap();
+        assert!(value["n"].is_f64());
+    }
+}
