@@ -3,7 +3,8 @@
 //!
 //! - `append`: N cluster requests through the HTTP API at a given concurrency: commands per second with events
 //!   committed, p50/p99 command latency, and commit-to-read-model lag p50/p99 (event `recorded_at` to read-model
-//!   `projected_at`), checking that every event reached Kafka and the read model.
+//!   `projected_at`), checking that every event reached Kafka and the read model; and the CPU a command cost (the
+//!   machine's, and this process's: the clients with the Polaris roles they call).
 //! - `provision`: N clusters from POST to READY through Temporal, the workers, a real kube-apiserver and
 //!   strimzi-sim; p50/p99 time to READY, and how fast the subscriber started the workflows.
 //! - `replay`: a synthetic history of N clusters (9 events each) written to the event store, projected live,
@@ -12,7 +13,9 @@
 //! - `limit`: the machine's own limits first (the append+outbox transaction on the project's PostgreSQL, 8
 //!   clients, synchronous commit; the ordered scan of the event table), then Polaris against them: commands/s
 //!   through REST and gRPC at concurrency 8 and 32 (with p99), replay events/s, the relay's publish rate and the
-//!   projector's catch-up rate on a backlog, each with its ratio to the limit it is bounded by.
+//!   projector's catch-up rate on a backlog, each with its ratio to the limit it is bounded by. The append limit
+//!   and each command round also print how busy the CPUs were and the CPU time of one transaction or command: on
+//!   a machine near 100% busy, that time is what bounds the rate.
 //! - `drift`: N clusters on one target; the time of one detector pass over all of them, then M drifts injected
 //!   one after another (a label changed on a Kafka resource by another field manager): detection latency p50/p99,
 //!   from the change to the drift in the API.
@@ -238,7 +241,7 @@ async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::
     let doors = warm_up(&h, &run).await?;
     let mut total = 50;
     for (round, via) in vias.into_iter().enumerate() {
-        let (elapsed, lat) = doors.round(via, &format!("b{run}-{round}"), commands, concurrency).await?;
+        let (elapsed, lat, cpu) = doors.round(via, &format!("b{run}-{round}"), commands, concurrency).await?;
         total += commands;
         polaris_test_support::eventually("every request in the read model", Duration::from_secs(300), || async {
             let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM clusters").fetch_one(&h.db.pool).await.ok()?;
@@ -260,6 +263,7 @@ async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::
             commands as f64 / elapsed.as_secs_f64(),
             elapsed.as_secs_f64()
         );
+        println!("  {} a command", cpu_text(cpu));
         println!(
             "  command latency   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
             percentile(&lat, 50.0),
@@ -349,7 +353,8 @@ impl Doors {
         prefix: &str,
         commands: usize,
         concurrency: usize,
-    ) -> anyhow::Result<(Duration, Vec<f64>)> {
+    ) -> anyhow::Result<(Duration, Vec<f64>, Option<CpuUse>)> {
+        let cpu = CpuMeter::start();
         let started = Instant::now();
         let latencies: Vec<f64> = futures::stream::iter(0..commands)
             .map(|i| {
@@ -372,7 +377,8 @@ impl Doors {
             .into_iter()
             .map(|joined| joined?)
             .collect::<anyhow::Result<_>>()?;
-        Ok((started.elapsed(), sorted(latencies)))
+        let elapsed = started.elapsed();
+        Ok((elapsed, sorted(latencies), cpu.and_then(|c| c.stop(commands))))
     }
 }
 
@@ -737,8 +743,8 @@ async fn checkpoint(pool: &sqlx::PgPool) {
 
 /// The append+outbox write on its own: one event row (global position, xid8, the row the relay publishes) per
 /// synchronous-commit transaction, into a table shaped exactly as `events` (its columns, identity, defaults, keys
-/// and indexes), from `clients` connections for `seconds`. Transactions per second.
-async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+/// and indexes), from `clients` connections for `seconds`. Transactions per second, and the CPU they used.
+async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result<(f64, Option<CpuUse>)> {
     use sqlx::Connection;
     let mut setup = sqlx::PgConnection::connect(url).await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_limit (LIKE events INCLUDING ALL)").execute(&mut setup).await?;
@@ -753,6 +759,7 @@ async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result
         "causation_id": uuid::Uuid::new_v4(), "operation_id": uuid::Uuid::new_v4(), "occurred_at": chrono::Utc::now(),
         "policy_version": "1"});
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu = CpuMeter::start();
     let started = Instant::now();
     let counts = futures::future::join_all((0..clients).map(|_| {
         let (payload, metadata) = (&payload, &metadata);
@@ -778,8 +785,9 @@ async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result
         }
     }))
     .await;
+    let elapsed = started.elapsed();
     let total: u64 = counts.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().sum();
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok((total as f64 / elapsed.as_secs_f64(), cpu.and_then(|c| c.stop(total as usize))))
 }
 
 /// The raw ordered scan of an event table: every row in position order, a page of 1,000 at a time by keyset, with
@@ -806,18 +814,76 @@ async fn scan_limit(pool: &sqlx::PgPool, table: &str) -> anyhow::Result<(u64, f6
 /// `/proc/stat`). Every figure here shares the machine with whatever else runs (a development stack's
 /// strimzi-sim resyncing hundreds of leftover namespaces once cost about a third of it), so it is printed with them.
 async fn busy_before() -> Option<f64> {
-    fn sample() -> Option<(u64, u64)> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
-        // user nice system idle iowait irq softirq steal: idle and iowait are idle time.
-        let idle = fields.get(3)? + fields.get(4)?;
-        Some((fields.iter().take(8).sum(), idle))
-    }
-    let (total0, idle0) = sample()?;
+    let meter = CpuMeter::start()?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (total1, idle1) = sample()?;
-    let total = total1.checked_sub(total0).filter(|t| *t > 0)?;
-    Some(100.0 * (1.0 - idle1.saturating_sub(idle0) as f64 / total as f64))
+    Some(meter.stop(1)?.busy)
+}
+
+/// All CPUs' time (total, idle) in ticks, from the first line of `/proc/stat`.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal: idle and iowait are idle time.
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((fields.iter().take(8).sum(), idle))
+}
+
+/// This process's CPU time (user + system) in ticks, from `/proc/self/stat`.
+fn process_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name in parentheses: state is the first field, utime the 12th and stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Where the CPU went while a measurement ran: the whole machine's (PostgreSQL, Kafka, this process and
+/// anything else) and this process's (the bench's clients with the Polaris roles it runs). A measurement whose
+/// machine is near 100% busy is bound by CPU, and its CPU time per command is what a faster path must cut.
+#[derive(Clone, Copy)]
+struct CpuMeter {
+    machine: (u64, u64),
+    process: u64,
+}
+
+struct CpuUse {
+    /// Share of all CPUs' time not idle, in percent.
+    busy: f64,
+    /// CPU time per unit of work (command, transaction), in ms: the machine's and this process's.
+    machine_ms: f64,
+    process_ms: f64,
+}
+
+impl CpuMeter {
+    /// /proc counts in USER_HZ ticks, 100 a second on Linux.
+    const MS_PER_TICK: f64 = 10.0;
+
+    fn start() -> Option<Self> {
+        Some(Self { machine: machine_ticks()?, process: process_ticks()? })
+    }
+
+    /// The CPU used since `start`, per one of `units` (commands or transactions).
+    fn stop(self, units: usize) -> Option<CpuUse> {
+        let ((total, idle), process) = (machine_ticks()?, process_ticks()?);
+        let total = total.checked_sub(self.machine.0).filter(|t| *t > 0)?;
+        let busy = total.saturating_sub(idle.saturating_sub(self.machine.1));
+        let per_unit = |ticks: u64| ticks as f64 * Self::MS_PER_TICK / units.max(1) as f64;
+        Some(CpuUse {
+            busy: 100.0 * busy as f64 / total as f64,
+            machine_ms: per_unit(busy),
+            process_ms: per_unit(process.saturating_sub(self.process)),
+        })
+    }
+}
+
+impl std::fmt::Display for CpuUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CPU {:.0}% busy, {:.3} ms each (this process {:.3} ms)", self.busy, self.machine_ms, self.process_ms)
+    }
+}
+
+/// A figure's CPU use, or why it is missing.
+fn cpu_text(cpu: Option<CpuUse>) -> String {
+    cpu.map_or_else(|| "CPU use unknown (no /proc)".to_owned(), |c| c.to_string())
 }
 
 fn ratio(value: f64, limit: f64) -> String {
@@ -848,8 +914,9 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
         None => println!("  machine: CPU use unknown (no /proc/stat)"),
     }
     checkpoint(&h.db.pool).await;
-    let append = append_limit(&h.db.url, 8, seconds).await?;
+    let (append, cpu) = append_limit(&h.db.url, 8, seconds).await?;
     println!("  limit: append+outbox transaction, 8 clients, synchronous commit   {append:.0} tx/s");
+    println!("      {} a transaction", cpu_text(cpu));
     let (rows, scan) = scan_limit(&h.db.pool, "bench_limit").await?;
     println!("  limit: ordered scan of the event table ({rows} rows, pages of 1000)  {scan:.0} rows/s");
 
@@ -859,7 +926,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
     for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
         for concurrency in [8, 32] {
             checkpoint(&h.db.pool).await;
-            let (elapsed, lat) = doors
+            let (elapsed, lat, cpu) = doors
                 .round(via, &format!("l{run}-{}-{concurrency}", name.to_lowercase()), commands, concurrency)
                 .await?;
             let rate = commands as f64 / elapsed.as_secs_f64();
@@ -870,6 +937,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
                 percentile(&lat, 99.0),
                 if concurrency == 8 { " (goal p99 <= 25 ms)" } else { "" }
             );
+            println!("      {} a command", cpu_text(cpu));
         }
     }
     h.stop().await;
