@@ -1,7 +1,7 @@
 //! What a pass reads, kept the way Strimzi's operators keep it: an informer per kind (a watch, and a store it keeps
 //! current) instead of a LIST of every Kafka, topic, user, rebalance and namespace on each pass, and a LIST of a
-//! cluster's node pools for each Kafka. A test run leaves hundreds of clusters on the API servers: listing them five times
-//! a second kept this process, the kube-apiserver and etcd busy on a core of the machine's two while nothing
+//! cluster's node pools for each Kafka. A test run leaves hundreds of clusters on the API servers: listing them
+//! five times a second kept this process, the kube-apiserver and etcd busy on a core of the machine's two while nothing
 //! changed, and made each pass (and so every status) slower as the suite went on.
 //!
 //! What must be read fresh is read per pass (see [`crate::Sim::pass`]): the fault annotations, which a test
