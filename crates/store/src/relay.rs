@@ -286,13 +286,13 @@ impl Relay {
             }
             let started = std::time::Instant::now();
             let wait = match self.run_once().await {
-                Ok(n) if n as i64 >= self.config.batch_size => {
-                    backoff = Duration::from_millis(100);
-                    Duration::ZERO
-                }
                 Ok(n) => {
                     backoff = Duration::from_millis(100);
-                    if n > 0 { self.config.gather.saturating_sub(started.elapsed()) } else { self.config.idle_poll }
+                    match n {
+                        0 => self.config.idle_poll,
+                        n if n as i64 >= self.config.batch_size => Duration::ZERO,
+                        _ => self.config.gather.saturating_sub(started.elapsed()),
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "relay cycle failed; retrying");
