@@ -430,6 +430,29 @@ start_strimzi_sim() {
   wait_for "strimzi-sim" 30 "$LOGS/strimzi-sim.log" grep -q "strimzi-sim reconciling" "$LOGS/strimzi-sim.log"
 }
 
+# Deletes the namespaces Polaris made on the local targets for clusters the development database does not have:
+# those of the test databases ./dev/test drops and of chaos runs. strimzi-sim finalizes the deletions, as
+# kube-controller-manager's namespace controller would. Nothing is deleted when that database cannot be read.
+prune_orphan_namespaces() {
+  local keep exists t name kubeconfig orphans
+  exists=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d postgres -tAc \
+    "SELECT count(*) FROM pg_database WHERE datname = 'polaris'") || return 0
+  if [[ "$exists" == 1 ]]; then
+    keep=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d polaris -tAc \
+      "SELECT namespace FROM clusters WHERE namespace IS NOT NULL") || return 0
+  fi
+  for t in "${TARGETS[@]}"; do
+    read -r name _ <<<"$t"
+    kubeconfig="$(kubeconfig_of "$name")"
+    orphans=$("$(kubectl_bin)" --kubeconfig "$kubeconfig" get namespaces -o name \
+      -l app.kubernetes.io/managed-by=polaris --field-selector status.phase=Active |
+      grep -vxF -f <(sed 's|^|namespace/|' <<<"$keep")) || true
+    log "kube ($name): delete the namespaces of $(grep -c . <<<"$orphans") clusters no database has"
+    [[ -z "$orphans" ]] || xargs -n 100 -P 4 "$(kubectl_bin)" --kubeconfig "$kubeconfig" delete --wait=false \
+      <<<"$orphans" >>"$LOGS/kube-$name.log"
+  done
+}
+
 jmx_exporter_jar() { echo "$CACHE/jmx-exporter-$JMX_EXPORTER_VERSION/jmx_prometheus_javaagent-$JMX_EXPORTER_VERSION.jar"; }
 ensure_jmx_exporter() {
   local jar; jar="$(jmx_exporter_jar)"
