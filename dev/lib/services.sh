@@ -439,7 +439,10 @@ prune_orphan_namespaces() {
     "SELECT count(*) FROM pg_database WHERE datname = 'polaris'") || return 0
   if [[ "$exists" == 1 ]]; then
     keep=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d polaris -tAc \
-      "SELECT namespace FROM clusters WHERE namespace IS NOT NULL") || return 0
+      "SELECT namespace FROM clusters WHERE namespace IS NOT NULL" 2>>"$LOGS/postgres.log") || {
+      log "kube: no namespaces deleted, the development database's clusters could not be read (first run?)"
+      return 0
+    }
   fi
   for t in "${TARGETS[@]}"; do
     read -r name _ <<<"$t"
