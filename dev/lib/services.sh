@@ -451,8 +451,9 @@ prune_orphan_namespaces() {
       -l app.kubernetes.io/managed-by=polaris --field-selector status.phase=Active |
       grep -vxF -f <(sed 's|^|namespace/|' <<<"$keep")) || true
     log "kube ($name): delete the namespaces of $(grep -c . <<<"$orphans") clusters no database has"
+    # --ignore-not-found: a namespace may go between the listing and its deletion.
     [[ -z "$orphans" ]] || xargs -n 100 -P 4 "$(kubectl_bin)" --kubeconfig "$kubeconfig" delete --wait=false \
-      <<<"$orphans" >>"$LOGS/kube-$name.log"
+      --ignore-not-found <<<"$orphans" >>"$LOGS/kube-$name.log"
   done
 }
 
