@@ -434,16 +434,13 @@ start_strimzi_sim() {
 # those of the test databases ./dev/test drops and of chaos runs. strimzi-sim finalizes the deletions, as
 # kube-controller-manager's namespace controller would. Nothing is deleted when that database cannot be read.
 prune_orphan_namespaces() {
-  local keep exists t name kubeconfig orphans
-  exists=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d postgres -tAc \
-    "SELECT count(*) FROM pg_database WHERE datname = 'polaris'") || return 0
-  if [[ "$exists" == 1 ]]; then
-    keep=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d polaris -tAc \
-      "SELECT namespace FROM clusters WHERE namespace IS NOT NULL" 2>>"$LOGS/postgres.log") || {
-      log "kube: no namespaces deleted, the development database's clusters could not be read (first run?)"
-      return 0
-    }
-  fi
+  local keep t name kubeconfig orphans
+  # start_postgres has created the database; a first run has no clusters table in it yet.
+  keep=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d polaris -tAc \
+    "SELECT namespace FROM clusters WHERE namespace IS NOT NULL" 2>>"$LOGS/postgres.log") || {
+    log "kube: no namespaces deleted, the development database's clusters could not be read (first run?)"
+    return 0
+  }
   for t in "${TARGETS[@]}"; do
     read -r name _ <<<"$t"
     kubeconfig="$(kubeconfig_of "$name")"
