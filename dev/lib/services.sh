@@ -420,7 +420,9 @@ start_strimzi_sim() {
     step "strimzi-sim: fetch Kafka $v jars for managed brokers (Maven Central)" "$LOGS/install.log" "$ROOT/dev/lib/install-kafka.sh" "$v"
   done
   step "strimzi-sim: fetch the JMX Prometheus exporter agent $JMX_EXPORTER_VERSION (Maven Central)" "$LOGS/install.log" ensure_jmx_exporter
-  step "strimzi-sim: build" "$LOGS/build.log" cargo build -p strimzi-sim
+  # With polaris-server, in one invocation: built alone, strimzi-sim's dependencies get fewer features than Polaris'
+  # build and ./dev/test's, and everything they share compiled a second time.
+  step "strimzi-sim and polaris-server: build" "$LOGS/build.log" cargo build -p strimzi-sim -p polaris-server
   stop_pidfile strimzi-sim
   local args=(--data-dir "$DATA/strimzi-sim" --kafka-jars "$CACHE" --data-plane "${STRIMZI_SIM_DATA_PLANE:-real}"
     --max-clusters "${STRIMZI_SIM_MAX_CLUSTERS:-3}" --jmx-agent "$(jmx_exporter_jar)")
