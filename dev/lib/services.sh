@@ -410,6 +410,18 @@ start_kube_targets() {
 
 kubeconfig_of() { echo "$POLARIS_DIR/kube/$1.kubeconfig"; }
 
+# strimzi-sim with polaris-server, in one invocation: built alone, strimzi-sim's dependencies get fewer features
+# than Polaris' build and ./dev/test's, and everything they share compiled a second time.
+build_sim_and_server() { cargo build -p strimzi-sim -p polaris-server; }
+
+# Starts that build in the background, for ./dev/up and ./dev/test to call right after ensure_packages: on a fresh
+# clone it takes minutes, and the services' downloads and Go builds leave a core idle part of that time.
+# start_strimzi_sim's build step then waits on cargo's lock, and shows the error if the build failed.
+prebuild_sim_and_server() {
+  log "strimzi-sim and polaris-server: start building in the background (cargo; $LOGS/build.log)"
+  build_sim_and_server >>"$LOGS/build.log" 2>&1 &
+}
+
 # The Strimzi stand-in (development and tests only): reconciles Strimzi resources on every local target, and runs
 # real Kafka brokers for each Kafka resource (the jars of every version Polaris supports, cached by version).
 # STRIMZI_SIM_DATA_PLANE=status keeps clusters status-only unless a cluster asks for real brokers (./dev/test's
@@ -420,9 +432,7 @@ start_strimzi_sim() {
     step "strimzi-sim: fetch Kafka $v jars for managed brokers (Maven Central)" "$LOGS/install.log" "$ROOT/dev/lib/install-kafka.sh" "$v"
   done
   step "strimzi-sim: fetch the JMX Prometheus exporter agent $JMX_EXPORTER_VERSION (Maven Central)" "$LOGS/install.log" ensure_jmx_exporter
-  # With polaris-server, in one invocation: built alone, strimzi-sim's dependencies get fewer features than Polaris'
-  # build and ./dev/test's, and everything they share compiled a second time.
-  step "strimzi-sim and polaris-server: build" "$LOGS/build.log" cargo build -p strimzi-sim -p polaris-server
+  step "strimzi-sim and polaris-server: build" "$LOGS/build.log" build_sim_and_server
   stop_pidfile strimzi-sim
   local args=(--data-dir "$DATA/strimzi-sim" --kafka-jars "$CACHE" --data-plane "${STRIMZI_SIM_DATA_PLANE:-real}"
     --max-clusters "${STRIMZI_SIM_MAX_CLUSTERS:-3}" --jmx-agent "$(jmx_exporter_jar)")
