@@ -6,7 +6,7 @@
 //! The renderings are checked in (deploy/helm/rendered/polaris.yaml with the defaults, polaris-istio.yaml with
 //! deploy/helm/values-istio.yaml) so the checks run where helm is not installed; where it is (./dev/test builds
 //! it), the chart is rendered afresh and must equal the checked-in files. Regenerate:
-//! `POLARIS_WRITE_RENDERED=1 cargo test -p polaris-server --test helm`.
+//! `POLARIS_WRITE_RENDERED=1 cargo test -p polaris-server --test server helm::`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
