@@ -53,6 +53,16 @@ export DATABASE_URL KAFKA_BOOTSTRAP TEMPORAL_ADDRESS
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 
+# disk_report: the free space on this checkout's filesystem, and what its build (target/) and its services and
+# caches (.polaris/) take. A full disk shows up as a linker killed by SIGBUS, far from its cause; this names it.
+disk_report() {
+  local free target=none state=none
+  free=$(df -h --output=avail "$ROOT" | tail -n 1 | tr -d ' ')
+  if [[ -d "$ROOT/target" ]]; then target=$(du -sh "$ROOT/target" | cut -f1); fi
+  if [[ -d "$POLARIS_DIR" ]]; then state=$(du -sh "$POLARIS_DIR" | cut -f1); fi
+  log "disk: $free free; target/ $target, .polaris/ $state"
+}
+
 # step NAME LOGFILE CMD...: runs a step, and on failure names it and shows the tail of its log.
 step() {
   local name="$1" logfile="$2"; shift 2
@@ -84,9 +94,11 @@ is_running() {
   [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
 }
 
-# start_bg NAME LOGFILE CMD...: starts CMD detached (own session), records its pid.
+# start_bg NAME LOGFILE CMD...: starts CMD detached (own session), records its pid. Not this shell's job: nothing
+# waits on it, and a kill (the chaos run's) is not reported as "Killed" by the script that started it.
 start_bg() {
   local name="$1" logfile="$2"; shift 2
   setsid "$@" >>"$logfile" 2>&1 < /dev/null &
   echo $! > "$PIDS/$name.pid"
+  disown $!
 }
