@@ -45,6 +45,8 @@ ensure_packages() {
 }
 
 pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+# pg_sql DATABASE PSQL-ARGS...: psql as polaris on the local PostgreSQL.
+pg_sql() { local db="$1"; shift; "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d "$db" "$@"; }
 
 start_postgres() {
   local dir="$DATA/pg" logf="$LOGS/postgres.log"
@@ -64,8 +66,8 @@ start_postgres() {
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $DATA/pg-socket -c max_connections=300 $durability" start
   head -1 "$dir/postmaster.pid" > "$PIDS/postgres.pid"
   wait_for "postgres" 60 "$logf" pg_ready
-  "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='polaris'" | grep -q 1 ||
-    "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d postgres -qc "CREATE DATABASE polaris" >>"$logf"
+  pg_sql postgres -tAc "SELECT 1 FROM pg_database WHERE datname='polaris'" | grep -q 1 ||
+    pg_sql postgres -qc "CREATE DATABASE polaris" >>"$logf"
 }
 
 KAFKA_HOME() { echo "$CACHE/kafka-$KAFKA_VERSION"; }
@@ -448,7 +450,7 @@ start_strimzi_sim() {
 prune_orphan_namespaces() {
   local keep t name kubeconfig orphans
   # start_postgres has created the database; a first run has no clusters table in it yet.
-  keep=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U polaris -d polaris -tAc \
+  keep=$(pg_sql polaris -tAc \
     "SELECT namespace FROM clusters WHERE namespace IS NOT NULL" 2>>"$LOGS/postgres.log") || {
     log "kube: no namespaces deleted, the development database's clusters could not be read (first run?)"
     return 0
