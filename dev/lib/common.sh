@@ -55,12 +55,13 @@ die() { log "FAILED: $*"; exit 1; }
 
 # disk_report: the free space on this checkout's filesystem, and what its build (target/) and its services and
 # caches (.polaris/) take. A full disk shows up as a linker killed by SIGBUS, far from its cause; this names it.
+# Only a report: a file that running services delete while du counts (du then exits 1) fails nothing.
 disk_report() {
   local free target=none state=none
-  free=$(df -h --output=avail "$ROOT" | tail -n 1 | tr -d ' ')
-  if [[ -d "$ROOT/target" ]]; then target=$(du -sh "$ROOT/target" | cut -f1); fi
-  if [[ -d "$POLARIS_DIR" ]]; then state=$(du -sh "$POLARIS_DIR" | cut -f1); fi
-  log "disk: $free free; target/ $target, .polaris/ $state"
+  free=$(df -h --output=avail "$ROOT" 2>/dev/null | tail -n 1 | tr -d ' ') || true
+  if [[ -d "$ROOT/target" ]]; then target=$(du -sh "$ROOT/target" 2>/dev/null | cut -f1) || true; fi
+  if [[ -d "$POLARIS_DIR" ]]; then state=$(du -sh "$POLARIS_DIR" 2>/dev/null | cut -f1) || true; fi
+  log "disk: ${free:-unknown} free; target/ ${target:-unknown}, .polaris/ ${state:-unknown}"
 }
 
 # step NAME LOGFILE CMD...: runs a step, and on failure names it and shows the tail of its log.
