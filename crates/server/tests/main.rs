@@ -1,7 +1,8 @@
 //! The server's integration tests on the real services, linked into one test binary: each file of this folder is
-//! a module here, run by one libtest two at a time, as in a binary of its own. One binary instead of eighteen
-//! saves each run about 3 GB of disk and a link per file (every binary links the whole server). `data_plane.rs`,
-//! which runs real JVM brokers for four minutes, keeps a binary of its own so that nothing runs beside it.
+//! a module here, and one libtest runs them all, two at a time (a file with a single test no longer runs it
+//! alone). One binary instead of eighteen saves each run about 3 GB of disk and a link per file (every binary
+//! links the whole server). `data_plane.rs`, which runs real JVM brokers for four minutes, keeps a binary of its
+//! own so that nothing runs beside it.
 //! One file's tests: `cargo test -p polaris-server --test server drift::`.
 
 mod admin;
