@@ -4,6 +4,10 @@
 # published v0.<minor>.<patch> tag instead. Output: .polaris/cache/kube-<ver>/kube-apiserver, etcd-<ver>/etcd.
 source "$(dirname "$0")/common.sh"
 
+tidy_and_build_apiserver() {
+  go mod tidy -e && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$1" k8s.io/kubernetes/cmd/kube-apiserver
+}
+
 build_apiserver() {
   local out="$CACHE/kube-$K8S_VERSION"
   [[ -x "$out/kube-apiserver" ]] && return 0
@@ -11,7 +15,7 @@ build_apiserver() {
   rm -rf "$src" && mkdir -p "$src" "$out"
   local minor_patch="${K8S_VERSION#*.}"
   local modfile
-  modfile=$(curl -fsS "${GOPROXY_URL:-https://proxy.golang.org}/k8s.io/kubernetes/@v/v$K8S_VERSION.mod")
+  modfile=$(retry curl -fsS "${GOPROXY_URL:-https://proxy.golang.org}/k8s.io/kubernetes/@v/v$K8S_VERSION.mod")
   {
     echo "module polaris.dev/kubebuild"
     echo
@@ -31,7 +35,9 @@ package tools
 
 import _ "k8s.io/kubernetes/cmd/kube-apiserver/app"
 GO
-  (cd "$src" && go mod tidy -e && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+  # Fetches are retried (common.sh): tidy and build together, since `go mod tidy -e` lets a failed fetch pass and
+  # the build then fails on it.
+  (cd "$src" && retry tidy_and_build_apiserver "$out/kube-apiserver")
 }
 
 build_etcd() {
@@ -58,7 +64,7 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-  (cd "$src" && go mod tidy && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/etcd" .)
+  (cd "$src" && retry go mod tidy && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/etcd" .)
 }
 
 case "${1:-all}" in

@@ -49,6 +49,8 @@ DATABASE_URL="postgres://polaris@127.0.0.1:$PG_PORT/polaris"
 KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 export DATABASE_URL KAFKA_BOOTSTRAP TEMPORAL_ADDRESS
+# Cargo retries a failed fetch from crates.io itself, 3 times by default; a registry's bad minute outlasts that.
+export CARGO_NET_RETRY="${CARGO_NET_RETRY:-10}"
 
 log() { printf '\033[1m[%s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -73,6 +75,30 @@ step() {
     tail -n 40 "$logfile" >&2
     exit 1
   fi
+}
+
+# retry CMD...: CMD fetches from a package registry, whose transient failure is not the build's (CI, stop 36: the
+# Go module proxy's "TLS handshake timeout" failed a whole run in its first minute). CMD runs up to four times, the
+# next attempt after RETRY_DELAYS seconds; it must be safe to run again. Each failed attempt is logged on stderr,
+# and on fd RETRY_FD too when one is given (fetch_step's console, with the step's name RETRY_STEP).
+RETRY_DELAYS="${RETRY_DELAYS:-15 45 90}"
+retry() {
+  local delay attempt=1
+  for delay in $RETRY_DELAYS; do
+    "$@" && return 0
+    log "attempt $attempt failed; again in ${delay}s: $*"
+    [[ -z "${RETRY_FD:-}" ]] || log "$RETRY_STEP: attempt $attempt failed; again in ${delay}s" 2>&"$RETRY_FD"
+    sleep "$delay"
+    attempt=$((attempt + 1))
+  done
+  "$@"
+}
+
+# fetch_step NAME LOGFILE CMD...: a step that fetches from a package registry: CMD is retried (see retry), and each
+# retry is named here as well as in LOGFILE.
+fetch_step() {
+  local name="$1" logfile="$2"; shift 2
+  { RETRY_FD=3 RETRY_STEP="$name" step "$name" "$logfile" retry "$@"; } 3>&2
 }
 
 # wait_for DESCRIPTION SECONDS LOGFILE CMD...: polls CMD until it succeeds or the deadline passes.

