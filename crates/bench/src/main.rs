@@ -113,6 +113,9 @@ enum Command {
         /// The backlog for the relay, the projector and the replay (events; 9 per synthetic cluster).
         #[arg(long, default_value_t = 100_000)]
         backlog: usize,
+        /// Pairs for the goal at 8: the limit measured again before each pair of rounds (REST, gRPC at 8).
+        #[arg(long, default_value_t = 5)]
+        pairs: usize,
     },
     /// Drift detection: one detector pass over N clusters, and the detection latency of M injected drifts.
     Drift {
@@ -890,7 +893,7 @@ fn ratio(value: f64, limit: f64) -> String {
     format!("{:.2} x the limit", value / limit)
 }
 
-async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<()> {
+async fn limit(seconds: u64, commands: usize, backlog: usize, pairs: usize) -> anyhow::Result<()> {
     let h = throughput_harness(&[Role::Api, Role::Relay, Role::Projector]).await;
     let settings: Vec<(String,)> = sqlx::query_as(
         "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes') \
@@ -940,6 +943,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
             println!("      {} a command", cpu_text(cpu));
         }
     }
+    paired_at_8(&h, &doors, &run, seconds, commands, pairs).await?;
     h.stop().await;
 
     // A backlog: the relay publishes it, the projector catches up on it, the replay rebuilds it.
@@ -1003,6 +1007,46 @@ async fn limit(seconds: u64, commands: usize, backlog: usize) -> anyhow::Result<
         let _ = t.await;
     }
     b.stop().await;
+    Ok(())
+}
+
+/// The goal at 8 in pairs: the limit measured again right before each pair of rounds (REST, then gRPC, at 8), so
+/// that each ratio compares measurements of the same minute. This machine's speed drifts by a quarter within an
+/// hour, and a command slows more than the limit's transaction when it does (docs/LOAD-AND-FAULTS.md, stop 33): a
+/// ratio against a limit measured minutes earlier carries that drift.
+async fn paired_at_8(
+    h: &Harness,
+    doors: &Doors,
+    run: &str,
+    seconds: u64,
+    commands: usize,
+    pairs: usize,
+) -> anyhow::Result<()> {
+    let (mut rest, mut grpc) = (Vec::new(), Vec::new());
+    for pair in 1..=pairs {
+        checkpoint(&h.db.pool).await;
+        let (limit, _) = append_limit(&h.db.url, 8, seconds).await?;
+        let mut line = format!("  pair {pair}: limit {limit:.0} tx/s");
+        for (via, name, ratios) in [(Via::Api, "REST", &mut rest), (Via::Grpc, "gRPC", &mut grpc)] {
+            checkpoint(&h.db.pool).await;
+            let prefix = format!("p{run}-{}-{pair}", name.to_lowercase());
+            let (elapsed, _, _) = doors.round(via, &prefix, commands, 8).await?;
+            let rate = commands as f64 / elapsed.as_secs_f64();
+            ratios.push(rate / limit);
+            line += &format!("; {name} at 8 {rate:.0}/s ({:.2})", rate / limit);
+        }
+        println!("{line}");
+    }
+    for (name, ratios) in [("REST", rest), ("gRPC", grpc)] {
+        let ratios = sorted(ratios);
+        if let (Some(low), Some(high)) = (ratios.first(), ratios.last()) {
+            println!(
+                "  paired at 8, {name}: median {:.2} x the limit over {pairs} pairs (lowest {low:.2}, highest \
+                 {high:.2}; goal 0.45)",
+                percentile(&ratios, 50.0)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -1126,7 +1170,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Lag { rate, seconds } => lag(rate, seconds).await,
         Command::Cli { runs } => cli(runs).await,
         Command::Drift { clusters, drifts } => drift(clusters, drifts).await,
-        Command::Limit { seconds, commands, backlog } => limit(seconds, commands, backlog).await,
+        Command::Limit { seconds, commands, backlog, pairs } => limit(seconds, commands, backlog, pairs).await,
         Command::Chaos { minutes, rate, seed, settle_minutes, ready_timeout_secs } => {
             chaos::chaos(minutes, rate, seed, settle_minutes, ready_timeout_secs).await
         }
