@@ -250,6 +250,53 @@ async fn of_sixteen_concurrent_creates_of_one_name_exactly_one_is_accepted() {
     h.stop().await;
 }
 
+/// Concurrent appends are written together (polaris_store's group commit: one transaction, so one xid), and a
+/// group that one taken name refuses still gives every other command of it its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_commit_together_and_a_taken_name_refuses_only_its_own_command() {
+    let h = Harness::start(&API_ONLY).await;
+    let mut grouped = false;
+    for round in 0..10 {
+        let shared = unique_name();
+        let names: Vec<String> = (0..16).map(|i| if i % 2 == 0 { shared.clone() } else { unique_name() }).collect();
+        let requests = names.iter().map(|name| {
+            let req = h.http.post(h.url("/v1/clusters")).bearer_auth(&h.admin_token).json(&cluster_body(name));
+            async move {
+                let resp = req.send().await.expect("POST /v1/clusters");
+                let status = resp.status();
+                (name.clone(), status, resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        });
+        let answers = futures::future::join_all(requests).await;
+        let accepted_shared = answers.iter().filter(|(n, s, _)| *n == shared && *s == StatusCode::ACCEPTED).count();
+        assert_eq!(accepted_shared, 1, "round {round}: one create of the shared name: {answers:?}");
+        for (name, s, body) in &answers {
+            if *name != shared {
+                assert_eq!(*s, StatusCode::ACCEPTED, "round {round}: a name of its own is accepted: {body}");
+            } else if *s != StatusCode::ACCEPTED {
+                assert_eq!((*s, body["code"].as_str()), (StatusCode::CONFLICT, Some("ALREADY_EXISTS")), "{body}");
+            }
+        }
+        // Creates written in one statement share its transaction id.
+        let ids: Vec<String> = answers
+            .iter()
+            .filter(|(_, s, _)| *s == StatusCode::ACCEPTED)
+            .map(|(_, _, body)| body["cluster"]["id"].as_str().expect("cluster id").to_owned())
+            .collect();
+        let (rows, xids): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(DISTINCT xid) FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_one(&h.db.pool)
+        .await
+        .expect("events of the round");
+        assert_eq!(rows, 9, "round {round}: each accepted create recorded once");
+        grouped |= xids < rows;
+    }
+    assert!(grouped, "in ten rounds of sixteen concurrent creates, no two were committed together");
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn targets_are_registered_by_platform_admins_from_the_targets_directory_and_granted_to_orgs() {
     let h = Harness::start(&API_ONLY).await;

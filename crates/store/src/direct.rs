@@ -31,6 +31,8 @@ pub struct DirectPool {
     options: PgConnectOptions,
     idle: Mutex<Vec<(PgConnection, Instant)>>,
     permits: Semaphore,
+    /// The appends waiting to be written together (`crate::group`).
+    pub(crate) appends: crate::group::Appends,
 }
 
 impl DirectPool {
@@ -41,6 +43,7 @@ impl DirectPool {
             options: (*pool.connect_options()).clone(),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(DIRECT_CONNECTIONS),
+            appends: Default::default(),
         })
     }
 

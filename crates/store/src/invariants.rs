@@ -26,33 +26,50 @@ fn malformed(what: &str, e: impl std::fmt::Display) -> PersistenceError {
 /// namespace, an event sequence, an idempotency key) still refuse the whole statement. They run in no order the
 /// query promises (PostgreSQL runs them last first), so rows whose order matters, the events with their positions,
 /// go in one multi-row INSERT.
+///
+/// Appends that wait together are written together, as one such statement (`crate::group`).
 pub(crate) struct Append {
-    query: QueryBuilder<'static, Postgres>,
-    parts: usize,
+    parts: Vec<Part>,
 }
+
+/// One sub-statement, written into the statement when it is built.
+type Part = Box<dyn FnOnce(&mut QueryBuilder<'static, Postgres>) + Send>;
 
 impl Append {
     pub(crate) fn new() -> Self {
-        Self { query: QueryBuilder::new("WITH "), parts: 0 }
+        Self { parts: Vec::new() }
     }
 
     /// Adds one sub-statement, written by `write`.
-    pub(crate) fn part(&mut self, write: impl FnOnce(&mut QueryBuilder<'static, Postgres>)) {
-        if self.parts > 0 {
-            self.query.push(", ");
-        }
-        self.query.push(format!("w{} AS (", self.parts));
-        write(&mut self.query);
-        self.query.push(")");
-        self.parts += 1;
+    pub(crate) fn part(&mut self, write: impl FnOnce(&mut QueryBuilder<'static, Postgres>) + Send + 'static) {
+        self.parts.push(Box::new(write));
     }
 
-    pub(crate) async fn execute(mut self, pool: &crate::DirectPool) -> Result<(), sqlx::Error> {
-        if self.parts == 0 {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The one statement that writes every sub-statement of `appends`, all or nothing.
+    pub(crate) fn statement(appends: Vec<Append>) -> QueryBuilder<'static, Postgres> {
+        let mut query = QueryBuilder::new("WITH ");
+        for (n, part) in appends.into_iter().flat_map(|a| a.parts).enumerate() {
+            if n > 0 {
+                query.push(", ");
+            }
+            query.push(format!("w{n} AS ("));
+            part(&mut query);
+            query.push(")");
+        }
+        query.push(" SELECT 1");
+        query
+    }
+
+    /// Writes this append alone.
+    pub(crate) async fn execute(self, pool: &crate::DirectPool) -> Result<(), sqlx::Error> {
+        if self.is_empty() {
             return Ok(());
         }
-        self.query.push(" SELECT 1");
-        let mut query = self.query;
+        let mut query = Self::statement(vec![self]);
         pool.run(async |conn| query.build().execute(conn).await.map(drop)).await
     }
 }
@@ -70,13 +87,13 @@ pub(crate) async fn enforce(
             let inner = event.payload.get("ClusterRequested").cloned().unwrap_or(Value::Null);
             let e: ClusterRequested = serde_json::from_value(inner).map_err(|e| malformed("ClusterRequested", e))?;
             let (org, name, id) = (e.org_id.as_uuid(), e.name.as_str().to_owned(), e.cluster_id.as_uuid());
-            append.part(|q| {
+            append.part(move |q| {
                 q.push("INSERT INTO cluster_names (org_id, name, cluster_id) VALUES (");
                 q.separated(", ").push_bind(org).push_bind(name).push_bind(id);
                 q.push(")");
             });
             let (target, namespace) = (e.target_id.as_uuid(), e.namespace);
-            append.part(|q| {
+            append.part(move |q| {
                 q.push("INSERT INTO cluster_namespaces (target_id, namespace, cluster_id) VALUES (");
                 q.separated(", ").push_bind(target).push_bind(namespace).push_bind(id);
                 q.push(")");
@@ -84,10 +101,10 @@ pub(crate) async fn enforce(
         }
         ("cluster", "ClusterDeleted") => {
             let id: uuid::Uuid = event.aggregate_id.parse().map_err(|e| malformed("cluster id", e))?;
-            append.part(|q| {
+            append.part(move |q| {
                 q.push("DELETE FROM cluster_names WHERE cluster_id = ").push_bind(id);
             });
-            append.part(|q| {
+            append.part(move |q| {
                 q.push("DELETE FROM cluster_namespaces WHERE cluster_id = ").push_bind(id);
             });
         }
@@ -147,7 +164,7 @@ pub(crate) async fn enforce(
     };
     let envelope = stored.to_envelope().map_err(|e| malformed("event", e))?;
     if let Some(op) = OperationStart::of(&envelope, || member_cluster) {
-        append.part(|q| op.push_insert(q));
+        append.part(move |q| op.push_insert(q));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod commits;
 pub mod cursor;
 pub mod db;
 pub mod direct;
+mod group;
 mod invariants;
 pub mod operations;
 pub mod relay;

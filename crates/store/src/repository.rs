@@ -15,6 +15,8 @@ use sqlx::PgPool;
 use std::sync::Arc;
 
 use crate::DirectPool;
+use crate::group::Outcome;
+use crate::invariants::Append;
 
 /// Metadata key carrying the request's `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY: &str = "polaris.idempotency_key";
@@ -167,6 +169,74 @@ pub async fn creating<F: std::future::Future>(aggregate_id: String, f: F) -> F::
     CREATING.scope(aggregate_id, f).await
 }
 
+impl EventRepository {
+    /// The append of `events`: the events, what they imply (`crate::invariants`), the command's idempotency key
+    /// and its audit entry, taken out of the events' metadata.
+    async fn append_of<A: Aggregate>(&self, events: &[SerializedEvent]) -> Result<Append, PersistenceError> {
+        let mut append = Append::new();
+        let mut claim = None;
+        let mut audit: Option<AuditRecord> = None;
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            let mut metadata = event.metadata.clone();
+            if let Some(c) = take_claim(&mut metadata) {
+                claim.get_or_insert((c, event.aggregate_id.clone(), event.sequence));
+            }
+            if let Some(Value::String(a)) = metadata.as_object_mut().and_then(|m| m.remove(AUDIT_ENTRY)) {
+                let record = serde_json::from_str(&a)
+                    .map_err(|e| PersistenceError::UnknownError(format!("audit entry in metadata: {e}").into()))?;
+                audit.get_or_insert(record);
+            }
+            crate::invariants::enforce(&self.pool, &mut append, A::TYPE, event, &metadata).await?;
+            rows.push((
+                event.aggregate_id.clone(),
+                event.sequence as i64,
+                event.event_type.clone(),
+                event.event_version.clone(),
+                event.payload.clone(),
+                metadata,
+            ));
+        }
+        // The events in one multi-row INSERT, which takes their positions in the order of its rows: in sequence
+        // order. (Separate sub-statements run in no order the query promises.)
+        if !rows.is_empty() {
+            append.part(move |q| {
+                q.push(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
+                     metadata) ",
+                );
+                q.push_values(
+                    rows,
+                    |mut values, (aggregate_id, sequence, event_type, event_version, payload, metadata)| {
+                        values.push_bind(A::TYPE).push_bind(aggregate_id).push_bind(sequence);
+                        values.push_bind(event_type).push_bind(event_version).push_bind(payload).push_bind(metadata);
+                    },
+                );
+            });
+        }
+        if let Some(((org, key, hash), aggregate_id, sequence)) = claim {
+            let org: uuid::Uuid =
+                org.parse().map_err(|e| PersistenceError::UnknownError(format!("metadata org_id: {e}").into()))?;
+            // A key already present (a concurrent request with the same key won) fails the whole append: the
+            // caller sees a conflict and replays the winner's response.
+            append.part(move |q| {
+                q.push(
+                    "INSERT INTO idempotency_keys (org_id, key, request_hash, aggregate_type, aggregate_id, sequence) \
+                     VALUES (",
+                );
+                let mut values = q.separated(", ");
+                values.push_bind(org).push_bind(key).push_bind(hash).push_bind(A::TYPE);
+                values.push_bind(aggregate_id).push_bind(sequence as i64);
+                q.push(")");
+            });
+        }
+        if let Some(record) = audit {
+            append.part(move |q| record.push_insert(q));
+        }
+        Ok(append)
+    }
+}
+
 impl PersistedEventRepository for EventRepository {
     async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
         if CREATING.try_with(|id| id == aggregate_id).unwrap_or(false) {
@@ -198,58 +268,14 @@ impl PersistedEventRepository for EventRepository {
         if snapshot_update.is_some() {
             return Err(PersistenceError::UnknownError("Polaris aggregates are not snapshotted".into()));
         }
-        let mut append = crate::invariants::Append::new();
-        let mut claim = None;
-        let mut audit: Option<AuditRecord> = None;
-        let mut rows = Vec::with_capacity(events.len());
-        for event in events {
-            let mut metadata = event.metadata.clone();
-            if let Some(c) = take_claim(&mut metadata) {
-                claim.get_or_insert((c, event.aggregate_id.clone(), event.sequence));
+        let append = self.append_of::<A>(events).await?;
+        if !append.is_empty() {
+            match self.direct.appends.write(&self.direct, append).await {
+                Outcome::Done(result) => result.map_err(db_error)?,
+                // Its group was refused and nothing was written: alone, the append says whether it was this one.
+                Outcome::Alone => self.append_of::<A>(events).await?.execute(&self.direct).await.map_err(db_error)?,
             }
-            if let Some(Value::String(a)) = metadata.as_object_mut().and_then(|m| m.remove(AUDIT_ENTRY)) {
-                let record = serde_json::from_str(&a)
-                    .map_err(|e| PersistenceError::UnknownError(format!("audit entry in metadata: {e}").into()))?;
-                audit.get_or_insert(record);
-            }
-            crate::invariants::enforce(&self.pool, &mut append, A::TYPE, event, &metadata).await?;
-            rows.push((event, metadata));
         }
-        // The events in one multi-row INSERT, which takes their positions in the order of its rows: in sequence
-        // order. (Separate sub-statements run in no order the query promises.)
-        if !rows.is_empty() {
-            append.part(|q| {
-                q.push(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
-                     metadata) ",
-                );
-                q.push_values(rows, |mut values, (event, metadata)| {
-                    values.push_bind(A::TYPE).push_bind(event.aggregate_id.clone()).push_bind(event.sequence as i64);
-                    values.push_bind(event.event_type.clone()).push_bind(event.event_version.clone());
-                    values.push_bind(event.payload.clone()).push_bind(metadata);
-                });
-            });
-        }
-        if let Some(((org, key, hash), aggregate_id, sequence)) = claim {
-            let org: uuid::Uuid =
-                org.parse().map_err(|e| PersistenceError::UnknownError(format!("metadata org_id: {e}").into()))?;
-            // A key already present (a concurrent request with the same key won) fails the whole append: the
-            // caller sees a conflict and replays the winner's response.
-            append.part(|q| {
-                q.push(
-                    "INSERT INTO idempotency_keys (org_id, key, request_hash, aggregate_type, aggregate_id, sequence) \
-                     VALUES (",
-                );
-                let mut values = q.separated(", ");
-                values.push_bind(org).push_bind(key).push_bind(hash).push_bind(A::TYPE);
-                values.push_bind(aggregate_id).push_bind(sequence as i64);
-                q.push(")");
-            });
-        }
-        if let Some(record) = audit {
-            append.part(|q| record.push_insert(q));
-        }
-        append.execute(&self.direct).await.map_err(db_error)?;
         if failpoint_abort_after_commit() {
             // Fault tests: the process dies with the append committed and nobody told (see the function).
             std::process::abort();
