@@ -2,11 +2,11 @@
 //! together, as one statement and one transaction, so they share its round trip, its executor start, its commit
 //! and its WAL flush.
 //!
-//! There is no timer and no background task. An append joins the queue, then waits for its outcome or for one of
+//! There is no timer and no standing task. An append joins the queue, then waits for its outcome or for one of
 //! [`LEADERS`] slots, whichever comes first. The one that gets a slot takes everything queued (its own append, or
 //! the ones that arrived after a leader took it) and writes it, from a task of its own so that a caller who goes
 //! away does not cut the others' statement short. An append that arrives when nothing is being written is written
-//! at once, alone, as before.
+//! at once, alone, as before. One whose caller went away before a leader took it is not written.
 //!
 //! All or nothing holds per group, and each command must still get its own answer. So a group that PostgreSQL
 //! refused (a taken name, a sequence a concurrent command took, a used idempotency key: nothing was written) tells
@@ -64,10 +64,12 @@ impl Appends {
             done = &mut outcome => return done.unwrap_or_else(|_| lost()),
             permit = self.leaders.clone().acquire_owned() => permit.expect("the leaders' semaphore is never closed"),
         };
+        // An append whose caller went away before a leader took it is dropped unwritten, as it was before it was
+        // sent when each append went alone (it would otherwise go out with a later group, from state since gone).
         let group: Vec<Waiting> = {
             let mut queue = self.lock();
             let taken = queue.len().min(GROUP_MAX);
-            queue.drain(..taken).collect()
+            queue.drain(..taken).filter(|w| !w.outcome.is_closed()).collect()
         };
         if group.is_empty() {
             // Another leader took this append; its outcome is on the way.
