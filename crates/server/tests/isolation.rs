@@ -250,12 +250,11 @@ async fn of_sixteen_concurrent_creates_of_one_name_exactly_one_is_accepted() {
     h.stop().await;
 }
 
-/// Concurrent appends are written together (polaris_store's group commit: one transaction, so one xid), and a
+/// Concurrent appends may be written together (polaris_store's group commit; that they are is tested there): a
 /// group that one taken name refuses still gives every other command of it its own answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_creates_commit_together_and_a_taken_name_refuses_only_its_own_command() {
+async fn of_concurrent_creates_only_those_of_a_taken_name_are_refused() {
     let h = Harness::start(&API_ONLY).await;
-    let mut grouped = false;
     for round in 0..10 {
         let shared = unique_name();
         let names: Vec<String> = (0..16).map(|i| if i % 2 == 0 { shared.clone() } else { unique_name() }).collect();
@@ -277,23 +276,20 @@ async fn concurrent_creates_commit_together_and_a_taken_name_refuses_only_its_ow
                 assert_eq!((*s, body["code"].as_str()), (StatusCode::CONFLICT, Some("ALREADY_EXISTS")), "{body}");
             }
         }
-        // Creates written in one statement share its transaction id.
         let ids: Vec<String> = answers
             .iter()
             .filter(|(_, s, _)| *s == StatusCode::ACCEPTED)
             .map(|(_, _, body)| body["cluster"]["id"].as_str().expect("cluster id").to_owned())
             .collect();
-        let (rows, xids): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COUNT(DISTINCT xid) FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = ANY($1)",
+        let rows: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE aggregate_type = 'cluster' AND aggregate_id = ANY($1)",
         )
         .bind(&ids)
         .fetch_one(&h.db.pool)
         .await
         .expect("events of the round");
         assert_eq!(rows, 9, "round {round}: each accepted create recorded once");
-        grouped |= xids < rows;
     }
-    assert!(grouped, "in ten rounds of sixteen concurrent creates, no two were committed together");
     h.stop().await;
 }
 

@@ -131,3 +131,96 @@ fn same_error(e: &sqlx::Error) -> sqlx::Error {
         other => sqlx::Error::Protocol(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against the PostgreSQL `DATABASE_URL` names (the development one by default), in a table of the test's own.
+
+    use std::time::{Duration, Instant};
+
+    use sqlx::{Connection, PgConnection, PgPool};
+
+    use super::*;
+
+    fn database_url() -> String {
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://polaris@127.0.0.1:55432/polaris".into())
+    }
+
+    fn insert(table: &str, x: i32) -> Append {
+        let mut append = Append::new();
+        let head = format!("INSERT INTO {table} (x) VALUES (");
+        append.part(move |q| {
+            q.push(head).push_bind(x).push(")");
+        });
+        append
+    }
+
+    async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done().await {
+            assert!(Instant::now() < deadline, "not within 20 s: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_that_wait_together_commit_together_and_an_abandoned_one_is_not_written() {
+        let url = database_url();
+        let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
+        let table = format!("group_commit_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE TABLE {table} (x int PRIMARY KEY)")).execute(&pool).await.expect("table");
+        let direct = DirectPool::beside(&pool);
+        let write = |x: i32| {
+            let (direct, append) = (direct.clone(), insert(&table, x));
+            tokio::spawn(async move {
+                match direct.appends.write(&direct, append).await {
+                    Outcome::Done(result) => result.map_err(|e| e.to_string()),
+                    Outcome::Alone => Err("refused as a group".to_owned()),
+                }
+            })
+        };
+        let blocked = async || -> i64 {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
+            )
+            .bind(&table)
+            .fetch_one(&pool)
+            .await
+            .expect("pg_stat_activity")
+        };
+
+        // While the table is locked, every write waits: the first two hold both leader slots.
+        let mut holder = PgConnection::connect(&url).await.expect("a connection to hold the lock");
+        let mut lock = holder.begin().await.expect("begin");
+        sqlx::query(&format!("LOCK TABLE {table} IN SHARE MODE")).execute(&mut *lock).await.expect("lock");
+        let first = write(1);
+        until("the first write waits on the lock", async || blocked().await == 1).await;
+        let second = write(2);
+        until("the second write waits on the lock", async || blocked().await == 2).await;
+        assert_eq!(LEADERS, 2, "this test fills every leader slot");
+
+        // Three more queue behind them, and a fourth whose caller goes away while it waits.
+        let queued: Vec<_> = (3..=5).map(write).collect();
+        let abandoned = write(6);
+        until("four appends queued", async || direct.appends.lock().len() == 4).await;
+        abandoned.abort();
+        assert!(abandoned.await.expect_err("aborted").is_cancelled());
+        lock.rollback().await.expect("release the lock");
+
+        for (x, task) in [first, second].into_iter().chain(queued).enumerate() {
+            assert_eq!(task.await.expect("task"), Ok(()), "write {}", x + 1);
+        }
+        let rows: Vec<(i32, String)> = sqlx::query_as(&format!("SELECT x, xmin::text FROM {table} ORDER BY x"))
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+        let xs: Vec<i32> = rows.iter().map(|(x, _)| *x).collect();
+        assert_eq!(xs, [1, 2, 3, 4, 5], "every write but the abandoned one, once");
+        assert!(
+            rows[2].1 == rows[3].1 && rows[3].1 == rows[4].1,
+            "the three queued appends in one transaction: {rows:?}"
+        );
+        assert_ne!(rows[0].1, rows[2].1, "{rows:?}");
+        sqlx::query(&format!("DROP TABLE {table}")).execute(&pool).await.expect("drop");
+    }
+}
