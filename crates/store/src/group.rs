@@ -94,9 +94,7 @@ fn lost() -> Outcome {
 async fn write_group(pool: Arc<DirectPool>, group: Vec<Waiting>, _leader: OwnedSemaphorePermit) {
     let (appends, senders): (Vec<Append>, Vec<oneshot::Sender<Outcome>>) =
         group.into_iter().map(|w| (w.append, w.outcome)).unzip();
-    let mut query = Append::statement(appends);
-    let result = pool.run(async |conn| query.build().execute(conn).await.map(drop)).await;
-    match result {
+    match Append::execute_all(appends, &pool).await {
         Err(sqlx::Error::Database(_)) if senders.len() > 1 => {
             for sender in senders {
                 let _ = sender.send(Outcome::Alone);

@@ -50,7 +50,7 @@ impl Append {
     }
 
     /// The one statement that writes every sub-statement of `appends`, all or nothing.
-    pub(crate) fn statement(appends: Vec<Append>) -> QueryBuilder<'static, Postgres> {
+    fn statement(appends: Vec<Append>) -> QueryBuilder<'static, Postgres> {
         let mut query = QueryBuilder::new("WITH ");
         for (n, part) in appends.into_iter().flat_map(|a| a.parts).enumerate() {
             if n > 0 {
@@ -69,7 +69,12 @@ impl Append {
         if self.is_empty() {
             return Ok(());
         }
-        let mut query = Self::statement(vec![self]);
+        Self::execute_all(vec![self], pool).await
+    }
+
+    /// Writes `appends` as one statement, so one transaction: all of them or none.
+    pub(crate) async fn execute_all(appends: Vec<Append>, pool: &crate::DirectPool) -> Result<(), sqlx::Error> {
+        let mut query = Self::statement(appends);
         pool.run(async |conn| query.build().execute(conn).await.map(drop)).await
     }
 }
