@@ -2,11 +2,13 @@
 //! together, as one statement and one transaction, so they share its round trip, its executor start, its commit
 //! and its WAL flush.
 //!
-//! There is no timer and no standing task. An append joins the queue, then waits for its outcome or for one of
-//! [`LEADERS`] slots, whichever comes first. The one that gets a slot takes everything queued (its own append, or
-//! the ones that arrived after a leader took it) and writes it, from a task of its own so that a caller who goes
-//! away does not cut the others' statement short. An append that arrives when nothing is being written is written
-//! at once, alone, as before. One whose caller went away before a leader took it is not written.
+//! There is no timer and no standing task. An append that arrives when nothing is being written is written at
+//! once, alone, by a writer task of its own. While a writer's statement runs, the appends that arrive queue; when
+//! it ends, the same writer takes everything queued (at most [`GROUP_MAX`]) and writes it as its next statement,
+//! until the queue is empty. A second writer starts only when [`FOLLOW_MIN`] appends are queued behind a running
+//! one, so that two statements can be in flight (one executing while the other waits for its WAL flush) without
+//! splitting the queue into groups of one. The statement runs in the writer's task, so a caller who goes away does
+//! not cut the others' statement short; an append whose caller went away before a writer took it is not written.
 //!
 //! All or nothing holds per group, and each command must still get its own answer. So a group that PostgreSQL
 //! refused (a taken name, a sequence a concurrent command took, a used idempotency key: nothing was written) tells
@@ -16,14 +18,20 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use crate::DirectPool;
 use crate::invariants::Append;
 
-/// At most this many group statements are written at once. While they run, the appends that arrive wait and
-/// form the next groups.
-pub const LEADERS: usize = 2;
+/// At most this many writers (so group statements) run at once.
+pub const WRITERS: usize = 2;
+
+/// A writer starts beside a running one only when this many appends wait: two statements then overlap (one
+/// executes while the other waits for its WAL flush) only when the queue is long enough to make the second group
+/// worth its statement, and a slow statement does not hold up every append of the process. With a second writer
+/// for any append that waits, most groups were of one or two; with one writer only, every append waited for one
+/// WAL flush at a time (docs/LOAD-AND-FAULTS.md, stops 38 and 39).
+pub const FOLLOW_MIN: usize = 3;
 
 /// At most this many appends go in one statement (a statement carries at most 65,535 parameters, and a command
 /// about twenty); the rest wait for the next.
@@ -42,45 +50,48 @@ struct Waiting {
     outcome: oneshot::Sender<Outcome>,
 }
 
-/// The appends waiting to be written by a process' command handlers (one per [`DirectPool`]).
-pub(crate) struct Appends {
-    queue: Mutex<Vec<Waiting>>,
-    leaders: Arc<Semaphore>,
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    writers: usize,
 }
 
-impl Default for Appends {
-    fn default() -> Self {
-        Self { queue: Mutex::new(Vec::new()), leaders: Arc::new(Semaphore::new(LEADERS)) }
+impl Queue {
+    /// The next group, taken by a writer. An append whose caller went away before a writer took it is dropped
+    /// unwritten, as it was before it was sent when each append went alone (it would otherwise go out with a later
+    /// group, from state since gone).
+    fn take(&mut self) -> Vec<Waiting> {
+        let taken = self.waiting.len().min(GROUP_MAX);
+        self.waiting.drain(..taken).filter(|w| !w.outcome.is_closed()).collect()
     }
+}
+
+/// The appends waiting to be written by a process' command handlers (one per [`DirectPool`]).
+#[derive(Default)]
+pub(crate) struct Appends {
+    queue: Mutex<Queue>,
 }
 
 impl Appends {
     /// Writes `append`, with whatever other appends wait at the same time.
     pub(crate) async fn write(&self, pool: &Arc<DirectPool>, append: Append) -> Outcome {
-        let (sender, mut outcome) = oneshot::channel();
-        self.lock().push(Waiting { append, outcome: sender });
-        let permit = tokio::select! {
-            biased;
-            done = &mut outcome => return done.unwrap_or_else(|_| lost()),
-            permit = self.leaders.clone().acquire_owned() => permit.expect("the leaders' semaphore is never closed"),
-        };
-        // An append whose caller went away before a leader took it is dropped unwritten, as it was before it was
-        // sent when each append went alone (it would otherwise go out with a later group, from state since gone).
-        let group: Vec<Waiting> = {
+        let (sender, outcome) = oneshot::channel();
+        let group = {
             let mut queue = self.lock();
-            let taken = queue.len().min(GROUP_MAX);
-            queue.drain(..taken).filter(|w| !w.outcome.is_closed()).collect()
+            queue.waiting.push(Waiting { append, outcome: sender });
+            let start = queue.writers == 0 || (queue.writers < WRITERS && queue.waiting.len() >= FOLLOW_MIN);
+            start.then(|| {
+                queue.writers += 1;
+                queue.take()
+            })
         };
-        if group.is_empty() {
-            // Another leader took this append; its outcome is on the way.
-            drop(permit);
-        } else {
-            tokio::spawn(write_group(pool.clone(), group, permit));
+        if let Some(group) = group {
+            tokio::spawn(writer(pool.clone(), group));
         }
         outcome.await.unwrap_or_else(|_| lost())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -91,10 +102,36 @@ fn lost() -> Outcome {
     Outcome::Done(Err(sqlx::Error::Protocol("the append's group ended without an outcome".into())))
 }
 
-async fn write_group(pool: Arc<DirectPool>, group: Vec<Waiting>, _leader: OwnedSemaphorePermit) {
+/// Writes `group`, then each group that queued meanwhile, until none waits.
+async fn writer(pool: Arc<DirectPool>, mut group: Vec<Waiting>) {
+    /// Counts a writer out if it ends by a panic (its callers then get [`lost`]), so that appends still find one.
+    struct Running<'a>(Option<&'a Appends>);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            if let Some(appends) = self.0 {
+                appends.lock().writers -= 1;
+            }
+        }
+    }
+    let mut running = Running(Some(&pool.appends));
+    loop {
+        if !group.is_empty() {
+            write_group(&pool, group).await;
+        }
+        let mut queue = pool.appends.lock();
+        if queue.waiting.is_empty() {
+            queue.writers -= 1;
+            running.0 = None;
+            return;
+        }
+        group = queue.take();
+    }
+}
+
+async fn write_group(pool: &DirectPool, group: Vec<Waiting>) {
     let (appends, senders): (Vec<Append>, Vec<oneshot::Sender<Outcome>>) =
         group.into_iter().map(|w| (w.append, w.outcome)).unzip();
-    match Append::execute_all(appends, &pool).await {
+    match Append::execute_all(appends, pool).await {
         Err(sqlx::Error::Database(_)) if senders.len() > 1 => {
             for sender in senders {
                 let _ = sender.send(Outcome::Alone);
@@ -187,25 +224,34 @@ mod tests {
             .expect("pg_stat_activity")
         };
 
-        // While the table is locked, every write waits: the first two hold both leader slots.
+        // While the table is locked, every statement waits. The first write starts a writer alone; the next ones
+        // queue behind it until FOLLOW_MIN of them start the second writer together.
+        assert_eq!(WRITERS, 2, "this test fills every writer");
         let mut holder = PgConnection::connect(&url).await.expect("a connection to hold the lock");
         let mut lock = holder.begin().await.expect("begin");
         sqlx::query(&format!("LOCK TABLE {table} IN SHARE MODE")).execute(&mut *lock).await.expect("lock");
-        let first = write(1);
+        let mut tasks = vec![write(1)];
         until("the first write waits on the lock", async || blocked().await == 1).await;
-        let second = write(2);
-        until("the second write waits on the lock", async || blocked().await == 2).await;
-        assert_eq!(LEADERS, 2, "this test fills every leader slot");
+        let second_group = 2..=1 + FOLLOW_MIN as i32;
+        for x in second_group.clone() {
+            tasks.push(write(x));
+            if x < *second_group.end() {
+                until("a write queues", async || direct.appends.lock().waiting.len() == x as usize - 1).await;
+                assert_eq!(blocked().await, 1, "fewer than FOLLOW_MIN queued appends start no other writer");
+            }
+        }
+        until("the second writer waits on the lock", async || blocked().await == 2).await;
 
-        // Three more queue behind them, and a fourth whose caller goes away while it waits.
-        let queued: Vec<_> = (3..=5).map(write).collect();
-        let abandoned = write(6);
-        until("four appends queued", async || direct.appends.lock().len() == 4).await;
+        // Two more queue behind both writers, and a third whose caller goes away while it waits.
+        let third_group = second_group.end() + 1..=second_group.end() + 2;
+        tasks.extend(third_group.clone().map(write));
+        let abandoned = write(third_group.end() + 1);
+        until("three appends queued", async || direct.appends.lock().waiting.len() == 3).await;
         abandoned.abort();
         assert!(abandoned.await.expect_err("aborted").is_cancelled());
         lock.rollback().await.expect("release the lock");
 
-        for (x, task) in [first, second].into_iter().chain(queued).enumerate() {
+        for (x, task) in tasks.into_iter().enumerate() {
             assert_eq!(task.await.expect("task"), Ok(()), "write {}", x + 1);
         }
         let rows: Vec<(i32, String)> = sqlx::query_as(&format!("SELECT x, xmin::text FROM {table} ORDER BY x"))
@@ -213,12 +259,15 @@ mod tests {
             .await
             .expect("rows");
         let xs: Vec<i32> = rows.iter().map(|(x, _)| *x).collect();
-        assert_eq!(xs, [1, 2, 3, 4, 5], "every write but the abandoned one, once");
-        assert!(
-            rows[2].1 == rows[3].1 && rows[3].1 == rows[4].1,
-            "the three queued appends in one transaction: {rows:?}"
-        );
-        assert_ne!(rows[0].1, rows[2].1, "{rows:?}");
+        assert_eq!(xs, (1..=*third_group.end()).collect::<Vec<_>>(), "every write but the abandoned one, once");
+        let xid = |x: i32| rows[x as usize - 1].1.as_str();
+        let groups = [1..=1, second_group, third_group].map(|g| g.map(xid).collect::<Vec<_>>());
+        for group in &groups {
+            assert!(group.iter().all(|x| *x == group[0]), "each group in one transaction: {rows:?}");
+        }
+        let firsts = [groups[0][0], groups[1][0], groups[2][0]];
+        assert!(firsts[0] != firsts[1] && firsts[1] != firsts[2] && firsts[0] != firsts[2], "{rows:?}");
+        until("both writers end with the queue empty", async || direct.appends.lock().writers == 0).await;
         sqlx::query(&format!("DROP TABLE {table}")).execute(&pool).await.expect("drop");
     }
 }
