@@ -44,6 +44,13 @@ async fn ready_cluster(h: &Harness) -> (String, String) {
     (id, ready["namespace"].as_str().expect("namespace").to_owned())
 }
 
+/// `POST /v1/clusters` of each of `names`, all at once: the answers, in the order of `names`.
+async fn creates_at_once(h: &Harness, names: &[String]) -> Vec<(StatusCode, Value)> {
+    let requests =
+        names.iter().map(|name| send_as(&h.admin_token, h.http.post(h.url("/v1/clusters")).json(&cluster_body(name))));
+    futures::future::join_all(requests).await
+}
+
 async fn count(h: &Harness, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&h.db.pool).await.expect("count")
 }
@@ -229,16 +236,7 @@ async fn provisioning_into_a_namespace_of_another_owner_changes_nothing() {
 async fn of_sixteen_concurrent_creates_of_one_name_exactly_one_is_accepted() {
     let h = Harness::start(&API_ONLY).await;
     for round in 0..20 {
-        let name = unique_name();
-        let requests = (0..16).map(|_| {
-            let req = h.http.post(h.url("/v1/clusters")).bearer_auth(&h.admin_token).json(&cluster_body(&name));
-            async move {
-                let resp = req.send().await.expect("POST /v1/clusters");
-                let status = resp.status();
-                (status, resp.json::<Value>().await.unwrap_or(Value::Null))
-            }
-        });
-        let answers = futures::future::join_all(requests).await;
+        let answers = creates_at_once(&h, &vec![unique_name(); 16]).await;
         let accepted = answers.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).count();
         assert_eq!(accepted, 1, "round {round}: {answers:?}");
         for (s, body) in answers.iter().filter(|(s, _)| *s != StatusCode::ACCEPTED) {
@@ -258,15 +256,8 @@ async fn of_concurrent_creates_only_those_of_a_taken_name_are_refused() {
     for round in 0..10 {
         let shared = unique_name();
         let names: Vec<String> = (0..16).map(|i| if i % 2 == 0 { shared.clone() } else { unique_name() }).collect();
-        let requests = names.iter().map(|name| {
-            let req = h.http.post(h.url("/v1/clusters")).bearer_auth(&h.admin_token).json(&cluster_body(name));
-            async move {
-                let resp = req.send().await.expect("POST /v1/clusters");
-                let status = resp.status();
-                (name.clone(), status, resp.json::<Value>().await.unwrap_or(Value::Null))
-            }
-        });
-        let answers = futures::future::join_all(requests).await;
+        let answers: Vec<(String, StatusCode, Value)> =
+            names.iter().cloned().zip(creates_at_once(&h, &names).await).map(|(n, (s, body))| (n, s, body)).collect();
         let accepted_shared = answers.iter().filter(|(n, s, _)| *n == shared && *s == StatusCode::ACCEPTED).count();
         assert_eq!(accepted_shared, 1, "round {round}: one create of the shared name: {answers:?}");
         for (name, s, body) in &answers {
