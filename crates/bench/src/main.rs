@@ -736,11 +736,16 @@ async fn cli(runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts a measured phase with the WAL checkpointed: a checkpoint left running by the phase before (its
-/// writes) competes with this phase's WAL flushes, one cause of the spread between `limit` runs.
-async fn checkpoint(pool: &sqlx::PgPool) {
-    if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
-        println!("  (no CHECKPOINT before this phase: {e})");
+/// Starts a measured phase with what the phases before it left behind done: the tables they wrote vacuumed and
+/// analyzed (as pgbench vacuums before its runs), then the WAL checkpointed. Otherwise autovacuum's pass over the
+/// last phase's rows, or a checkpoint's writes, lands in this phase at a moment of its own choosing (autovacuum
+/// visits a database once a minute): a cause of the spread between `limit` runs. The phase's own maintenance is
+/// left to autovacuum, as in production.
+async fn settle(pool: &sqlx::PgPool) {
+    for statement in ["VACUUM (ANALYZE)", "CHECKPOINT"] {
+        if let Err(e) = sqlx::raw_sql(statement).execute(pool).await {
+            println!("  (no {statement} before this phase: {e})");
+        }
     }
 }
 
@@ -916,7 +921,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize, pairs: usize) -> a
         Some(busy) => println!("  machine: {busy:.0}% of the CPUs busy before the run (other processes)"),
         None => println!("  machine: CPU use unknown (no /proc/stat)"),
     }
-    checkpoint(&h.db.pool).await;
+    settle(&h.db.pool).await;
     let (append, cpu) = append_limit(&h.db.url, 8, seconds).await?;
     println!("  limit: append+outbox transaction, 8 clients, synchronous commit   {append:.0} tx/s");
     println!("      {} a transaction", cpu_text(cpu));
@@ -928,7 +933,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize, pairs: usize) -> a
     let doors = warm_up(&h, &run).await?;
     for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
         for concurrency in [8, 32] {
-            checkpoint(&h.db.pool).await;
+            settle(&h.db.pool).await;
             let (elapsed, lat, cpu) = doors
                 .round(via, &format!("l{run}-{}-{concurrency}", name.to_lowercase()), commands, concurrency)
                 .await?;
@@ -1024,11 +1029,11 @@ async fn paired_at_8(
 ) -> anyhow::Result<()> {
     let (mut rest, mut grpc) = (Vec::new(), Vec::new());
     for pair in 1..=pairs {
-        checkpoint(&h.db.pool).await;
+        settle(&h.db.pool).await;
         let (limit, _) = append_limit(&h.db.url, 8, seconds).await?;
         let mut line = format!("  pair {pair}: limit {limit:.0} tx/s");
         for (via, name, ratios) in [(Via::Api, "REST", &mut rest), (Via::Grpc, "gRPC", &mut grpc)] {
-            checkpoint(&h.db.pool).await;
+            settle(&h.db.pool).await;
             let prefix = format!("p{run}-{}-{pair}", name.to_lowercase());
             let (elapsed, _, _) = doors.round(via, &prefix, commands, 8).await?;
             let rate = commands as f64 / elapsed.as_secs_f64();
