@@ -740,13 +740,24 @@ async fn cli(runs: usize) -> anyhow::Result<()> {
 /// analyzed (as pgbench vacuums before its runs), then the WAL checkpointed. Otherwise autovacuum's pass over the
 /// last phase's rows, or a checkpoint's writes, lands in this phase at a moment of its own choosing (autovacuum
 /// visits a database once a minute): a cause of the spread between `limit` runs. The phase's own maintenance is
-/// left to autovacuum, as in production.
-async fn settle(pool: &sqlx::PgPool) {
+/// left to autovacuum, as in production. On a connection of its own that does not log its statements (a vacuum
+/// takes a second or two, which sqlx would report as slow).
+async fn settle(url: &str) {
+    use sqlx::{ConnectOptions, Connection};
+    let connected = match url.parse::<sqlx::postgres::PgConnectOptions>() {
+        Ok(options) => options.disable_statement_logging().connect().await,
+        Err(e) => Err(e),
+    };
+    let mut conn = match connected {
+        Ok(conn) => conn,
+        Err(e) => return println!("  (no VACUUM or CHECKPOINT before this phase: {e})"),
+    };
     for statement in ["VACUUM (ANALYZE)", "CHECKPOINT"] {
-        if let Err(e) = sqlx::raw_sql(statement).execute(pool).await {
+        if let Err(e) = sqlx::raw_sql(statement).execute(&mut conn).await {
             println!("  (no {statement} before this phase: {e})");
         }
     }
+    let _ = conn.close().await;
 }
 
 /// The append+outbox write on its own: one event row (global position, xid8, the row the relay publishes) per
@@ -921,7 +932,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize, pairs: usize) -> a
         Some(busy) => println!("  machine: {busy:.0}% of the CPUs busy before the run (other processes)"),
         None => println!("  machine: CPU use unknown (no /proc/stat)"),
     }
-    settle(&h.db.pool).await;
+    settle(&h.db.url).await;
     let (append, cpu) = append_limit(&h.db.url, 8, seconds).await?;
     println!("  limit: append+outbox transaction, 8 clients, synchronous commit   {append:.0} tx/s");
     println!("      {} a transaction", cpu_text(cpu));
@@ -933,7 +944,7 @@ async fn limit(seconds: u64, commands: usize, backlog: usize, pairs: usize) -> a
     let doors = warm_up(&h, &run).await?;
     for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
         for concurrency in [8, 32] {
-            settle(&h.db.pool).await;
+            settle(&h.db.url).await;
             let (elapsed, lat, cpu) = doors
                 .round(via, &format!("l{run}-{}-{concurrency}", name.to_lowercase()), commands, concurrency)
                 .await?;
@@ -1029,11 +1040,11 @@ async fn paired_at_8(
 ) -> anyhow::Result<()> {
     let (mut rest, mut grpc) = (Vec::new(), Vec::new());
     for pair in 1..=pairs {
-        settle(&h.db.pool).await;
+        settle(&h.db.url).await;
         let (limit, _) = append_limit(&h.db.url, 8, seconds).await?;
         let mut line = format!("  pair {pair}: limit {limit:.0} tx/s");
         for (via, name, ratios) in [(Via::Api, "REST", &mut rest), (Via::Grpc, "gRPC", &mut grpc)] {
-            settle(&h.db.pool).await;
+            settle(&h.db.url).await;
             let prefix = format!("p{run}-{}-{pair}", name.to_lowercase());
             let (elapsed, _, _) = doors.round(via, &prefix, commands, 8).await?;
             let rate = commands as f64 / elapsed.as_secs_f64();
