@@ -104,16 +104,27 @@ fn lost() -> Outcome {
 
 /// Writes `group`, then each group that queued meanwhile, until none waits.
 async fn writer(pool: Arc<DirectPool>, mut group: Vec<Waiting>) {
-    /// Counts a writer out if it ends by a panic (its callers then get [`lost`]), so that appends still find one.
-    struct Running<'a>(Option<&'a Appends>);
-    impl Drop for Running<'_> {
+    /// If the writer ends by a panic (a bug; its group's callers then get [`lost`]), counts it out and hands what
+    /// queued behind it to a writer of its own, so that those appends are not left waiting for the next append to
+    /// start one.
+    struct Running(Option<Arc<DirectPool>>);
+    impl Drop for Running {
         fn drop(&mut self) {
-            if let Some(appends) = self.0 {
-                appends.lock().writers -= 1;
+            let Some(pool) = self.0.take() else { return };
+            let next = {
+                let mut queue = pool.appends.lock();
+                queue.writers -= 1;
+                (!queue.waiting.is_empty()).then(|| {
+                    queue.writers += 1;
+                    queue.take()
+                })
+            };
+            if let Some(group) = next {
+                tokio::spawn(writer(pool, group));
             }
         }
     }
-    let mut running = Running(Some(&pool.appends));
+    let mut running = Running(Some(pool.clone()));
     loop {
         if !group.is_empty() {
             write_group(&pool, group).await;
@@ -269,5 +280,76 @@ mod tests {
         assert!(firsts[0] != firsts[1] && firsts[1] != firsts[2] && firsts[0] != firsts[2], "{rows:?}");
         until("both writers end with the queue empty", async || direct.appends.lock().writers == 0).await;
         sqlx::query(&format!("DROP TABLE {table}")).execute(&pool).await.expect("drop");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_queued_behind_a_writer_that_panicked_is_still_written() {
+        let url = database_url();
+        let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
+        let id = uuid::Uuid::new_v4().simple();
+        let (first, second) = (format!("group_panic_test_{id}_a"), format!("group_panic_test_{id}_b"));
+        for table in [&first, &second] {
+            sqlx::query(&format!("CREATE TABLE {table} (x int PRIMARY KEY)")).execute(&pool).await.expect("table");
+        }
+        let direct = DirectPool::beside(&pool);
+        let write = |append: Append| {
+            let direct = direct.clone();
+            tokio::spawn(async move {
+                match direct.appends.write(&direct, append).await {
+                    Outcome::Done(result) => result.map_err(|e| e.to_string()),
+                    Outcome::Alone => Err("refused as a group".to_owned()),
+                }
+            })
+        };
+        let queued = || direct.appends.lock().waiting.len();
+        let mut holders = Vec::new();
+        for table in [&first, &second] {
+            let mut holder = PgConnection::connect(&url).await.expect("a connection to hold a lock");
+            sqlx::query("BEGIN").execute(&mut holder).await.expect("begin");
+            sqlx::query(&format!("LOCK TABLE {table} IN SHARE MODE")).execute(&mut holder).await.expect("lock");
+            holders.push(holder);
+        }
+
+        // Writer A waits on the first table, writer B (FOLLOW_MIN appends) on the second, which stays locked: B
+        // cannot take what queues after them.
+        let a = write(insert(&first, 1));
+        until("writer A starts", async || direct.appends.lock().writers == 1).await;
+        let b: Vec<_> = (2..2 + FOLLOW_MIN as i32).map(|x| write(insert(&second, x))).collect();
+        until("writer B starts", async || direct.appends.lock().writers == 2 && queued() == 0).await;
+        // A's next group: an append whose statement panics while it is built, and GROUP_MAX - 1 more. One more
+        // queues behind that group.
+        let mut bug = Append::new();
+        bug.part(|_| panic!("a bug while building an append's statement (this test's)"));
+        let mut panicked = vec![write(bug)];
+        until("the append with the bug queued", async || queued() == 1).await;
+        panicked.extend((100..100 + GROUP_MAX as i32 - 1).map(|x| write(insert(&first, x))));
+        until("a full group queued", async || queued() == GROUP_MAX).await;
+        let behind = write(insert(&first, 1000));
+        until("one more queued behind it", async || queued() == GROUP_MAX + 1).await;
+
+        sqlx::query("ROLLBACK").execute(&mut holders[0]).await.expect("release the first table");
+        assert_eq!(a.await.expect("task"), Ok(()));
+        for task in panicked {
+            let outcome = task.await.expect("task");
+            assert!(outcome.as_ref().is_err_and(|e| e.contains("without an outcome")), "{outcome:?}");
+        }
+        let written = tokio::time::timeout(Duration::from_secs(20), behind).await;
+        assert_eq!(
+            written.map(|task| task.expect("task")),
+            Ok(Ok(())),
+            "the append queued behind a writer that panicked, with the other writer still busy"
+        );
+
+        sqlx::query("ROLLBACK").execute(&mut holders[1]).await.expect("release the second table");
+        for task in b {
+            assert_eq!(task.await.expect("task"), Ok(()));
+        }
+        until("both writers end with the queue empty", async || direct.appends.lock().writers == 0).await;
+        let rows: Vec<i32> =
+            sqlx::query_scalar(&format!("SELECT x FROM {first} ORDER BY x")).fetch_all(&pool).await.expect("rows");
+        assert_eq!(rows, [1, 1000], "nothing of the group that panicked was written");
+        for table in [&first, &second] {
+            sqlx::query(&format!("DROP TABLE {table}")).execute(&pool).await.expect("drop");
+        }
     }
 }
