@@ -192,6 +192,43 @@ mod tests {
         std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://polaris@127.0.0.1:55432/polaris".into())
     }
 
+    /// A table of the test's own, dropped when the test ends, also when it fails: from a thread and a connection
+    /// of its own, since a failing test's runtime and pool may be gone.
+    struct OwnTable {
+        name: String,
+    }
+
+    impl OwnTable {
+        async fn create(pool: &PgPool, prefix: &str) -> Self {
+            let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(&format!("CREATE TABLE {name} (x int PRIMARY KEY)")).execute(pool).await.expect("table");
+            Self { name }
+        }
+    }
+
+    impl Drop for OwnTable {
+        fn drop(&mut self) {
+            let (url, name) = (database_url(), self.name.clone());
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async {
+                    let mut conn = PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+                    // Never a hang: a lock a failed test held that has not gone with its connection within 10 s leaves the table.
+                    sqlx::query("SET lock_timeout = '10s'").execute(&mut conn).await.map_err(|e| e.to_string())?;
+                    sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
+                        .execute(&mut conn)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("the test's table {} was not dropped: {dropped:?}", self.name);
+            }
+        }
+    }
+
     fn insert(table: &str, x: i32) -> Append {
         let mut append = Append::new();
         let head = format!("INSERT INTO {table} (x) VALUES (");
@@ -213,8 +250,8 @@ mod tests {
     async fn appends_that_wait_together_commit_together_and_an_abandoned_one_is_not_written() {
         let url = database_url();
         let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
-        let table = format!("group_commit_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE TABLE {table} (x int PRIMARY KEY)")).execute(&pool).await.expect("table");
+        let own = OwnTable::create(&pool, "group_commit_test").await;
+        let table = own.name.clone();
         let direct = DirectPool::beside(&pool);
         let write = |x: i32| {
             let (direct, append) = (direct.clone(), insert(&table, x));
@@ -279,18 +316,15 @@ mod tests {
         let firsts = [groups[0][0], groups[1][0], groups[2][0]];
         assert!(firsts[0] != firsts[1] && firsts[1] != firsts[2] && firsts[0] != firsts[2], "{rows:?}");
         until("both writers end with the queue empty", async || direct.appends.lock().writers == 0).await;
-        sqlx::query(&format!("DROP TABLE {table}")).execute(&pool).await.expect("drop");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn what_queued_behind_a_writer_that_panicked_is_still_written() {
         let url = database_url();
         let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
-        let id = uuid::Uuid::new_v4().simple();
-        let (first, second) = (format!("group_panic_test_{id}_a"), format!("group_panic_test_{id}_b"));
-        for table in [&first, &second] {
-            sqlx::query(&format!("CREATE TABLE {table} (x int PRIMARY KEY)")).execute(&pool).await.expect("table");
-        }
+        let own =
+            [OwnTable::create(&pool, "group_panic_test").await, OwnTable::create(&pool, "group_panic_test").await];
+        let (first, second) = (own[0].name.clone(), own[1].name.clone());
         let direct = DirectPool::beside(&pool);
         let write = |append: Append| {
             let direct = direct.clone();
@@ -348,8 +382,5 @@ mod tests {
         let rows: Vec<i32> =
             sqlx::query_scalar(&format!("SELECT x FROM {first} ORDER BY x")).fetch_all(&pool).await.expect("rows");
         assert_eq!(rows, [1, 1000], "nothing of the group that panicked was written");
-        for table in [&first, &second] {
-            sqlx::query(&format!("DROP TABLE {table}")).execute(&pool).await.expect("drop");
-        }
     }
 }
