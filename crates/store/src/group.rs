@@ -213,7 +213,8 @@ mod tests {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 runtime.block_on(async {
                     let mut conn = PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
-                    // Never a hang: a lock a failed test held that has not gone with its connection within 10 s leaves the table.
+                    // Never a hang: if a lock a failed test held has not gone with its connection within 10 s,
+                    // the table is left, and named below.
                     sqlx::query("SET lock_timeout = '10s'").execute(&mut conn).await.map_err(|e| e.to_string())?;
                     sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
                         .execute(&mut conn)
