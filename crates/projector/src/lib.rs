@@ -250,6 +250,12 @@ impl<'c> Batch<'c> {
                 "user" => users.push(env.aggregate_id),
                 _ => {}
             }
+            // A request reads its cluster's row (see `follow_cluster`).
+            if matches!(env.event_type.as_str(), "TopicRequested" | "UserRequested") {
+                clusters.extend(
+                    env.payload.get("cluster_id").and_then(|v| v.as_str()).and_then(|v| v.parse::<Uuid>().ok()),
+                );
+            }
             let named = env.payload.get("operation_id").and_then(|v| v.as_str()).and_then(|v| v.parse().ok());
             operations.extend(env.operation_id.into_iter().chain(named));
         }
@@ -321,9 +327,11 @@ impl<'c> Batch<'c> {
         if ids.is_empty() {
             return Ok(());
         }
-        let found: BTreeMap<Uuid, i64> = db::lock_clusters(&mut *self.conn, &ids).await?.into_iter().collect();
+        let found: BTreeMap<Uuid, _> =
+            db::lock_clusters(&mut *self.conn, &ids).await?.into_iter().map(|(id, v, d)| (id, (v, d))).collect();
         for id in ids {
-            let fold = found.get(&id).map(|&version| ClusterFold { version, ..Default::default() });
+            let fold =
+                found.get(&id).map(|&(version, deleted_at)| ClusterFold { version, deleted_at, ..Default::default() });
             self.clusters.insert(id, fold);
         }
         Ok(())
@@ -694,7 +702,9 @@ async fn apply_topic(tx: &mut Batch<'_>, env: &EventEnvelope, event: TopicEvent)
             if tx.topic(env.aggregate_id).await?.is_some() {
                 return Ok(Outcome::AlreadyApplied);
             }
-            tx.topics.insert(env.aggregate_id, Some(TopicFold::created(&e, at(env))));
+            let mut topic = TopicFold::created(&e, at(env));
+            follow_cluster(tx, &mut topic.member).await?;
+            tx.topics.insert(env.aggregate_id, Some(topic));
             tx.new_topics.push((at(env), e));
             start_operation_row(tx, env, || None).await?;
             Ok(Outcome::Applied)
@@ -779,7 +789,9 @@ async fn apply_user(tx: &mut Batch<'_>, env: &EventEnvelope, event: UserEvent) -
             if tx.user(env.aggregate_id).await?.is_some() {
                 return Ok(Outcome::AlreadyApplied);
             }
-            tx.users.insert(env.aggregate_id, Some(UserFold::created(&e, at(env))));
+            let mut user = UserFold::created(&e, at(env));
+            follow_cluster(tx, &mut user.member).await?;
+            tx.users.insert(env.aggregate_id, Some(user));
             tx.new_users.push((at(env), e));
             start_operation_row(tx, env, || None).await?;
             Ok(Outcome::Applied)
@@ -864,6 +876,18 @@ async fn apply_drift(tx: &mut Batch<'_>, env: &EventEnvelope, event: DriftEvent)
         DriftEvent::DriftDetected(_) => {}
     }
     Ok(Outcome::Applied)
+}
+
+/// A topic or user requested on a cluster that is already deleted here is created deleted, as of the later of
+/// the two times: what the cluster's cascade (`delete_members_of`) leaves on a row that existed. Live, the
+/// member's and the cluster's events travel on different partitions and arrive in either order; a replay meets
+/// them in commit order. The cluster's row is locked, so a concurrent batch deleting it either waits for this
+/// row or is seen.
+async fn follow_cluster(tx: &mut Batch<'_>, member: &mut MemberFold) -> Result<(), ProjectorError> {
+    if let Some(deleted_at) = tx.cluster(member.cluster_id).await?.and_then(|c| c.deleted_at) {
+        member.cluster_deleted(deleted_at);
+    }
+    Ok(())
 }
 
 /// Moves the user's row to this event's sequence with `change`; false when it is already there.

@@ -1,11 +1,15 @@
 //! Delivery guarantees between PostgreSQL and Kafka and into the read model, on the real services:
-//! late commits are neither skipped nor reordered, a relay crash loses nothing, a redelivery changes nothing.
+//! late commits are neither skipped nor reordered, a relay crash loses nothing, a redelivery changes nothing, and
+//! a cluster's and its members' events met out of commit order project as a replay does.
 
 use chrono::Utc;
 use polaris_domain::{CommandMetadata, EventEnvelope, OrgId};
+use polaris_projector::replay::{ReplayOptions, replay};
 use polaris_projector::{Outcome, apply_message};
+use polaris_store::db::replay::events_after;
 use polaris_store::relay::RelayMetrics;
 use polaris_store::{Relay, RelayConfig};
+use polaris_test_support::history::seed_members_of_a_deleted_cluster;
 use polaris_test_support::{TestDb, eventually, kafka_bootstrap, read_all, unique_topic};
 use rdkafka::Message;
 use sqlx::PgConnection;
@@ -234,4 +238,38 @@ async fn the_relay_orders_by_xid8_not_by_its_text() {
             assert!(keys.is_empty() || keys == ["events.xid", "events.\"position\""], "sorted by xid8: {plan}");
         }
     }
+}
+
+/// Live, the relay keys events by aggregate, so a cluster's events and its topic's and user's travel on different
+/// partitions, and the projector can meet the cluster's deletion before members requested earlier. A replay
+/// meets them in commit order. Either way the read models end the same: the members deleted with their cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_met_after_their_clusters_deletion_end_as_a_replay_leaves_them() {
+    let db = TestDb::new().await;
+    let cluster = seed_members_of_a_deleted_cluster(&db.pool, OrgId::from_uuid(Uuid::new_v4())).await;
+    // Events are read below every running transaction's id, and another test's may be open for a moment.
+    let rows = eventually("the seeded events are readable in commit order", Duration::from_secs(30), || async {
+        events_after(&db.pool, ("0", 0), 100).await.ok().filter(|rows| rows.len() == 7)
+    })
+    .await;
+    let envelopes: Vec<EventEnvelope> = rows.into_iter().map(|r| r.into_envelope().expect("an envelope")).collect();
+    // The cluster's partition is consumed first, the members' after it.
+    let (clusters, members): (Vec<_>, Vec<_>) = envelopes.iter().partition(|e| e.aggregate_type == "cluster");
+    for (offset, envelope) in clusters.into_iter().chain(members).enumerate() {
+        let outcome = apply_message(&db.pool, "g", "t", 0, offset as i64, envelope).await.expect("apply");
+        assert_eq!(outcome, Outcome::Applied, "{}", envelope.event_type);
+    }
+    let statuses: Vec<String> = sqlx::query_scalar(
+        "SELECT status FROM topics WHERE cluster_id = $1 UNION ALL SELECT status FROM kafka_users WHERE cluster_id = $1",
+    )
+    .bind(cluster.as_uuid())
+    .fetch_all(&db.pool)
+    .await
+    .expect("the members' rows");
+    assert_eq!(statuses, ["DELETED", "DELETED"]);
+
+    let options = ReplayOptions { settle_timeout: Duration::from_secs(2), ..Default::default() };
+    let report = replay(&db.pool, &options, |_, _| {}).await.expect("replay runs");
+    assert_eq!(report.events_applied, 7);
+    assert!(report.identical, "{report:#?}");
 }

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, Utc};
 use polaris_domain::cluster::{
-    BrokersAdded, ClusterProvisioningStarted, ClusterReady, ClusterRequested, ClusterScaleRequested,
-    RebalanceCompleted, StrimziResourcesApplied,
+    BrokersAdded, ClusterDeleted, ClusterDeletionRequested, ClusterProvisioningStarted, ClusterReady, ClusterRequested,
+    ClusterScaleRequested, RebalanceCompleted, StrimziResourcesApplied,
 };
 use polaris_domain::topic::{TopicEvent, TopicName, TopicReady, TopicRequested};
+use polaris_domain::user::{UserEvent, UserReady, UserRequested};
 use polaris_domain::{
     ClusterEvent, ClusterId, ClusterName, CommandMetadata, OperationId, OrgId, Provider, Region, TargetId,
 };
@@ -42,17 +43,19 @@ fn metadata(org: OrgId, operation: OperationId, at: chrono::DateTime<Utc>) -> se
     serde_json::to_value(md.to_map()).unwrap_or_default()
 }
 
-fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<Utc>) -> Vec<Row> {
-    let cluster = ClusterId::from_uuid(Uuid::new_v4());
-    let provision = OperationId::from_uuid(Uuid::new_v4());
-    let scale = OperationId::from_uuid(Uuid::new_v4());
-    let at = |i: i64| start + Duration::milliseconds(i);
-    let requested = ClusterRequested {
+/// A three-broker cluster's request, as the seeded histories make it.
+fn cluster_requested(
+    (org, cluster, operation): (OrgId, ClusterId, OperationId),
+    target: TargetId,
+    name: &str,
+    at: chrono::DateTime<Utc>,
+) -> ClusterRequested {
+    ClusterRequested {
         cluster_id: cluster,
         org_id: org,
-        operation_id: provision,
+        operation_id: operation,
         target_id: target,
-        name: ClusterName::parse(&format!("seed-{n}")).unwrap_or_else(|e| panic!("name: {e}")),
+        name: ClusterName::parse(name).unwrap_or_else(|e| panic!("name: {e}")),
         provider: Provider::Aws,
         region: Region::parse("eu-west-1").unwrap_or_else(|e| panic!("region: {e}")),
         kafka_version: "4.1.0".into(),
@@ -63,10 +66,39 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
         config: BTreeMap::new(),
         deletion_protection: false,
         requested_by: "seed:history".into(),
-        requested_at: at(0),
-        namespace: polaris_domain::naming::cluster_namespace(&format!("seed-{n}"), cluster.as_uuid()),
+        requested_at: at,
+        namespace: polaris_domain::naming::cluster_namespace(name, cluster.as_uuid()),
         mesh: None,
-    };
+    }
+}
+
+/// The request of a topic "orders" with six partitions.
+fn topic_requested(
+    (org, cluster, operation): (OrgId, ClusterId, OperationId),
+    topic: Uuid,
+    at: chrono::DateTime<Utc>,
+) -> TopicRequested {
+    TopicRequested {
+        topic_id: topic,
+        cluster_id: cluster,
+        org_id: org,
+        operation_id: operation,
+        name: TopicName::parse("orders").unwrap_or_else(|e| panic!("topic name: {e}")),
+        partitions: 6,
+        replication_factor: 3,
+        config: BTreeMap::new(),
+        deletion_protection: false,
+        requested_by: "seed:history".into(),
+        requested_at: at,
+    }
+}
+
+fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<Utc>) -> Vec<Row> {
+    let cluster = ClusterId::from_uuid(Uuid::new_v4());
+    let provision = OperationId::from_uuid(Uuid::new_v4());
+    let scale = OperationId::from_uuid(Uuid::new_v4());
+    let at = |i: i64| start + Duration::milliseconds(i);
+    let requested = cluster_requested((org, cluster, provision), target, &format!("seed-{n}"), at(0));
     let mut first = serde_json::to_value(ClusterEvent::ClusterRequested(requested)).unwrap_or_default();
     let mut first_version = "4";
     // Version 3: written before clusters could join a mesh; version 2 also before namespaces carried the cluster
@@ -144,17 +176,8 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
     let topic_op = OperationId::from_uuid(Uuid::new_v4());
     let topic_events = [
         TopicEvent::TopicRequested(TopicRequested {
-            topic_id: topic,
-            cluster_id: cluster,
-            org_id: org,
-            operation_id: topic_op,
-            name: TopicName::parse("orders").unwrap_or_else(|e| panic!("topic name: {e}")),
-            partitions: 6,
-            replication_factor: 3,
             config: BTreeMap::from([("retention.ms".to_owned(), "604800000".to_owned())]),
-            deletion_protection: false,
-            requested_by: "seed:history".into(),
-            requested_at: at(10),
+            ..topic_requested((org, cluster, topic_op), topic, at(10))
         }),
         TopicEvent::TopicReady(TopicReady { operation_id: topic_op }),
     ];
@@ -171,6 +194,77 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
         });
     }
     rows
+}
+
+fn row<E: cqrs_es::DomainEvent>(
+    (aggregate_type, aggregate_id, sequence): (&'static str, Uuid, i64),
+    event: E,
+    (org, operation, at): (OrgId, OperationId, chrono::DateTime<Utc>),
+) -> Row {
+    let event_type = event.event_type();
+    let event_version = polaris_domain::events::current_version(&event_type).unwrap_or(1).to_string();
+    Row {
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        event_version,
+        payload: serde_json::to_value(&event).unwrap_or_default(),
+        metadata: metadata(org, operation, at),
+    }
+}
+
+/// One unplaced cluster's history in which a topic and a user are requested, then the cluster is deleted, with
+/// the user's `UserReady` committed between the deletion's request and `ClusterDeleted`; one event a millisecond.
+/// Answers the cluster's id.
+pub async fn seed_members_of_a_deleted_cluster(pool: &PgPool, org: OrgId) -> ClusterId {
+    let cluster = ClusterId::from_uuid(Uuid::new_v4());
+    let (topic, user) = (Uuid::new_v4(), Uuid::new_v4());
+    let (provision, delete, topic_op, user_op) = (op(), op(), op(), op());
+    let start = Utc::now() - Duration::hours(1);
+    let at = |i: i64| start + Duration::milliseconds(i);
+    let requested = cluster_requested((org, cluster, provision), TargetId::UNPLACED, "doomed", at(0));
+    let topic_requested = topic_requested((org, cluster, topic_op), topic, at(1));
+    let user_requested = UserRequested {
+        user_id: user,
+        cluster_id: cluster,
+        org_id: org,
+        operation_id: user_op,
+        name: "billing".into(),
+        authentication: Default::default(),
+        acls: Vec::new(),
+        quotas: Default::default(),
+        salt: "00".repeat(16),
+        requested_by: "seed:history".into(),
+        requested_at: at(2),
+    };
+    let (c, t, u) = (cluster.as_uuid(), topic, user);
+    let rows = vec![
+        row(("cluster", c, 1), ClusterEvent::ClusterRequested(requested), (org, provision, at(0))),
+        row(("topic", t, 1), TopicEvent::TopicRequested(topic_requested), (org, topic_op, at(1))),
+        row(("user", u, 1), UserEvent::UserRequested(user_requested), (org, user_op, at(2))),
+        row(("topic", t, 2), TopicEvent::TopicReady(TopicReady { operation_id: topic_op }), (org, topic_op, at(3))),
+        row(
+            ("cluster", c, 2),
+            ClusterEvent::ClusterDeletionRequested(ClusterDeletionRequested {
+                operation_id: delete,
+                requested_by: "seed:history".into(),
+            }),
+            (org, delete, at(4)),
+        ),
+        row(("user", u, 2), UserEvent::UserReady(UserReady { operation_id: user_op }), (org, user_op, at(5))),
+        row(
+            ("cluster", c, 3),
+            ClusterEvent::ClusterDeleted(ClusterDeleted { operation_id: delete }),
+            (org, delete, at(6)),
+        ),
+    ];
+    insert(pool, rows).await;
+    cluster
+}
+
+fn op() -> OperationId {
+    OperationId::from_uuid(Uuid::new_v4())
 }
 
 /// Writes `clusters` synthetic cluster histories for `org` (placed on `target`), in batches. Returns the

@@ -82,6 +82,9 @@ pub struct ClusterFold {
     pub metadata_version: Option<String>,
     pub deletion_protection: Option<bool>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// When the cluster was deleted, as stored or as the batch folded it: a topic or user requested on it is
+    /// created deleted (see [`MemberFold::cluster_deleted`]).
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl ClusterFold {
@@ -115,6 +118,9 @@ impl ClusterFold {
         if let Some(v) = change.deletion_protection {
             self.deletion_protection = Some(v);
         }
+        if change.status == Some("DELETED") {
+            self.deleted_at = Some(at.occurred_at);
+        }
         self.version = at.sequence;
         self.updated_at = Some(at.occurred_at);
         true
@@ -126,12 +132,19 @@ impl ClusterFold {
     }
 }
 
-/// The versions of these clusters' rows, locked for the rest of the transaction (a missing row is absent).
-pub async fn lock_clusters(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, version FROM clusters WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await
+/// The versions of these clusters' rows, and when each deleted one was deleted, locked for the rest of the
+/// transaction (a missing row is absent).
+pub async fn lock_clusters(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, i64, Option<DateTime<Utc>>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, version, CASE WHEN status = 'DELETED' THEN updated_at END FROM clusters \
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// The `clusters` rows requests start, as the batch folded them (a row created and changed in one batch is written
@@ -279,7 +292,8 @@ impl MemberFold {
         true
     }
 
-    /// The row's cluster was deleted at `at` (the statement `delete_members_of` runs for the rows not in memory).
+    /// The row's cluster was deleted at `at` (the statement `delete_members_of` runs for the rows not in memory;
+    /// a row created after the cluster's deletion is created with this).
     pub fn cluster_deleted(&mut self, at: DateTime<Utc>) {
         self.status = "DELETED".into();
         self.updated_at = self.updated_at.max(at);
