@@ -239,6 +239,17 @@ mod tests {
         append
     }
 
+    /// Writes `append` through the process' group commit, from a task of its own: its outcome as a test reads it.
+    fn spawn_write(direct: &Arc<DirectPool>, append: Append) -> tokio::task::JoinHandle<Result<(), String>> {
+        let direct = direct.clone();
+        tokio::spawn(async move {
+            match direct.appends.write(&direct, append).await {
+                Outcome::Done(result) => result.map_err(|e| e.to_string()),
+                Outcome::Alone => Err("refused as a group".to_owned()),
+            }
+        })
+    }
+
     async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !done().await {
@@ -254,15 +265,7 @@ mod tests {
         let own = OwnTable::create(&pool, "group_commit_test").await;
         let table = own.name.clone();
         let direct = DirectPool::beside(&pool);
-        let write = |x: i32| {
-            let (direct, append) = (direct.clone(), insert(&table, x));
-            tokio::spawn(async move {
-                match direct.appends.write(&direct, append).await {
-                    Outcome::Done(result) => result.map_err(|e| e.to_string()),
-                    Outcome::Alone => Err("refused as a group".to_owned()),
-                }
-            })
-        };
+        let write = |x: i32| spawn_write(&direct, insert(&table, x));
         let blocked = async || -> i64 {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
@@ -327,15 +330,7 @@ mod tests {
             [OwnTable::create(&pool, "group_panic_test").await, OwnTable::create(&pool, "group_panic_test").await];
         let (first, second) = (own[0].name.clone(), own[1].name.clone());
         let direct = DirectPool::beside(&pool);
-        let write = |append: Append| {
-            let direct = direct.clone();
-            tokio::spawn(async move {
-                match direct.appends.write(&direct, append).await {
-                    Outcome::Done(result) => result.map_err(|e| e.to_string()),
-                    Outcome::Alone => Err("refused as a group".to_owned()),
-                }
-            })
-        };
+        let write = |append: Append| spawn_write(&direct, append);
         let queued = || direct.appends.lock().waiting.len();
         let mut holders = Vec::new();
         for table in [&first, &second] {
