@@ -1,7 +1,8 @@
 //! A synthetic but well-formed event history, written straight into the event store (through the same insert
 //! and hash-chain trigger as the command path), for the replay tests and benchmarks. Each cluster gets the
 //! events a provisioned and scaled cluster with one topic has: 9 events, one in ten of them starting with a
-//! version 1 `ClusterRequested` (no target) as an old database would hold.
+//! version 1 `ClusterRequested` (no target) as an old database would hold. A second history deletes a cluster
+//! whose topic and user were requested before (`seed_members_of_a_deleted_cluster`).
 
 use std::collections::BTreeMap;
 
@@ -196,6 +197,7 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
     rows
 }
 
+/// An event's row, at its event type's current version.
 fn row<E: cqrs_es::DomainEvent>(
     (aggregate_type, aggregate_id, sequence): (&'static str, Uuid, i64),
     event: E,
