@@ -96,8 +96,7 @@ fn topic_requested(
 
 fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<Utc>) -> Vec<Row> {
     let cluster = ClusterId::from_uuid(Uuid::new_v4());
-    let provision = OperationId::from_uuid(Uuid::new_v4());
-    let scale = OperationId::from_uuid(Uuid::new_v4());
+    let (provision, scale) = (op(), op());
     let at = |i: i64| start + Duration::milliseconds(i);
     let requested = cluster_requested((org, cluster, provision), target, &format!("seed-{n}"), at(0));
     let mut first = serde_json::to_value(ClusterEvent::ClusterRequested(requested)).unwrap_or_default();
@@ -162,19 +161,11 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
         metadata: metadata(org, provision, at(0)),
     }];
     for (i, e) in cluster_events.into_iter().enumerate() {
-        let op = if i < 3 { provision } else { scale };
-        rows.push(Row {
-            aggregate_type: "cluster",
-            aggregate_id: cluster.as_uuid(),
-            sequence: i as i64 + 2,
-            event_type: cqrs_es::DomainEvent::event_type(&e),
-            event_version: "1".into(),
-            payload: serde_json::to_value(&e).unwrap_or_default(),
-            metadata: metadata(org, op, at(i as i64 + 1)),
-        });
+        let operation = if i < 3 { provision } else { scale };
+        rows.push(row(("cluster", cluster.as_uuid(), i as i64 + 2), e, (org, operation, at(i as i64 + 1))));
     }
     let topic = Uuid::new_v4();
-    let topic_op = OperationId::from_uuid(Uuid::new_v4());
+    let topic_op = op();
     let topic_events = [
         TopicEvent::TopicRequested(TopicRequested {
             config: BTreeMap::from([("retention.ms".to_owned(), "604800000".to_owned())]),
@@ -183,21 +174,13 @@ fn cluster_rows(org: OrgId, target: TargetId, n: usize, start: chrono::DateTime<
         TopicEvent::TopicReady(TopicReady { operation_id: topic_op }),
     ];
     for (i, e) in topic_events.into_iter().enumerate() {
-        let event_type = cqrs_es::DomainEvent::event_type(&e);
-        rows.push(Row {
-            aggregate_type: "topic",
-            aggregate_id: topic,
-            sequence: i as i64 + 1,
-            event_type,
-            event_version: "1".into(),
-            payload: serde_json::to_value(&e).unwrap_or_default(),
-            metadata: metadata(org, topic_op, at(i as i64 + 10)),
-        });
+        rows.push(row(("topic", topic, i as i64 + 1), e, (org, topic_op, at(i as i64 + 10))));
     }
     rows
 }
 
-/// An event's row, at its event type's current version.
+/// An event's row, at its event type's current version (version 1 for every event the histories write but the
+/// old `ClusterRequested` versions, which `cluster_rows` writes by hand).
 fn row<E: cqrs_es::DomainEvent>(
     (aggregate_type, aggregate_id, sequence): (&'static str, Uuid, i64),
     event: E,
