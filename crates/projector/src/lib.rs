@@ -243,6 +243,7 @@ impl<'c> Batch<'c> {
     /// Applies the envelopes in order, after reading every row they name.
     pub async fn apply_all(&mut self, envelopes: &[&EventEnvelope]) -> Result<Vec<Outcome>, ProjectorError> {
         let (mut clusters, mut topics, mut users, mut operations) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut created, mut followed) = (BTreeSet::new(), BTreeSet::new());
         for env in envelopes {
             match env.aggregate_type.as_str() {
                 "cluster" => clusters.push(env.aggregate_id),
@@ -250,16 +251,22 @@ impl<'c> Batch<'c> {
                 "user" => users.push(env.aggregate_id),
                 _ => {}
             }
-            // A request reads its cluster's row (see `follow_cluster`).
-            if matches!(env.event_type.as_str(), "TopicRequested" | "UserRequested") {
-                clusters.extend(
+            match env.event_type.as_str() {
+                "ClusterRequested" => {
+                    created.insert(env.aggregate_id);
+                }
+                // A request reads its cluster's row (see `follow_cluster`).
+                "TopicRequested" | "UserRequested" => followed.extend(
                     env.payload.get("cluster_id").and_then(|v| v.as_str()).and_then(|v| v.parse::<Uuid>().ok()),
-                );
+                ),
+                _ => {}
             }
             let named = env.payload.get("operation_id").and_then(|v| v.as_str()).and_then(|v| v.parse().ok());
             operations.extend(env.operation_id.into_iter().chain(named));
         }
+        clusters.extend(followed.iter().copied());
         self.load_clusters(clusters).await?;
+        self.await_unseen_clusters(followed, &created).await?;
         self.load_members(Members::Topics, topics).await?;
         self.load_members(Members::Users, users).await?;
         self.load_operations(operations).await?;
@@ -337,6 +344,32 @@ impl<'c> Batch<'c> {
         Ok(())
     }
 
+    /// A topic's or user's request whose cluster row is not there, and not created by this batch: the cluster's
+    /// events are on another partition, and a batch of another projector process may be creating and deleting
+    /// that row right now, unseen by this one (after an outage, a batch can hold a cluster's whole life). Waits
+    /// for such a batch to commit, then reads the row again: either it is there now, with its deletion, or the
+    /// cascade of any batch that creates and deletes it waits until this one commits, and sees the member's row
+    /// (`delete_members_of`). Without it, the member would stay alive. A row another batch only creates needs
+    /// no wait: the member is alive then, and a later batch's cascade finds it.
+    async fn await_unseen_clusters(
+        &mut self,
+        followed: BTreeSet<Uuid>,
+        created: &BTreeSet<Uuid>,
+    ) -> Result<(), ProjectorError> {
+        let unseen: Vec<Uuid> = followed
+            .into_iter()
+            .filter(|id| !created.contains(id) && self.clusters.get(id).is_some_and(Option::is_none))
+            .collect();
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        db::await_cluster_creations(&mut *self.conn).await?;
+        for id in &unseen {
+            self.clusters.remove(id);
+        }
+        self.load_clusters(unseen).await
+    }
+
     async fn load_members(&mut self, table: Members, ids: Vec<Uuid>) -> Result<(), ProjectorError> {
         let ids = match table {
             Members::Topics => unread(&self.topics, ids),
@@ -387,12 +420,17 @@ impl<'c> Batch<'c> {
         Ok(self.users.get_mut(&id).and_then(Option::as_mut))
     }
 
-    /// The cluster's topics and users are deleted with it: those in memory here, the others in the database.
+    /// The cluster's topics and users are deleted with it: those in memory here, the others in the database. When
+    /// this batch also created the cluster's row, a member's batch in another process cannot have seen that row:
+    /// the cascade then waits for any such batch (`await_unseen_clusters`) to commit, so that it sees its member.
     async fn delete_members_of(
         &mut self,
         cluster: Uuid,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ProjectorError> {
+        if self.new_clusters.iter().any(|(_, e)| e.cluster_id.as_uuid() == cluster) {
+            db::share_cluster_creation(&mut *self.conn).await?;
+        }
         for table in [Members::Topics, Members::Users] {
             db::delete_members_of(&mut *self.conn, table, cluster, at).await?;
         }

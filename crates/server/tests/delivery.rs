@@ -3,9 +3,9 @@
 //! a cluster's and its members' events met out of commit order project as a replay does.
 
 use chrono::Utc;
-use polaris_domain::{CommandMetadata, EventEnvelope, OrgId};
+use polaris_domain::{ClusterId, CommandMetadata, EventEnvelope, OrgId};
 use polaris_projector::replay::{ReplayOptions, replay};
-use polaris_projector::{Outcome, apply_message};
+use polaris_projector::{Outcome, apply_batch, apply_message};
 use polaris_store::db::replay::events_after;
 use polaris_store::relay::RelayMetrics;
 use polaris_store::{Relay, RelayConfig};
@@ -240,36 +240,103 @@ async fn the_relay_orders_by_xid8_not_by_its_text() {
     }
 }
 
-/// Live, the relay keys events by aggregate, so a cluster's events and its topic's and user's travel on different
-/// partitions, and the projector can meet the cluster's deletion before members requested earlier. A replay
-/// meets them in commit order. Either way the read models end the same: the members deleted with their cluster.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_met_after_their_clusters_deletion_end_as_a_replay_leaves_them() {
-    let db = TestDb::new().await;
+/// A cluster's, its topic's and its user's seeded history (`seed_members_of_a_deleted_cluster`), as envelopes in
+/// commit order.
+async fn members_of_a_deleted_cluster(db: &TestDb) -> (ClusterId, Vec<EventEnvelope>) {
     let cluster = seed_members_of_a_deleted_cluster(&db.pool, OrgId::from_uuid(Uuid::new_v4())).await;
     // Events are read below every running transaction's id, and another test's may be open for a moment.
     let rows = eventually("the seeded events are readable in commit order", Duration::from_secs(30), || async {
         events_after(&db.pool, ("0", 0), 100).await.ok().filter(|rows| rows.len() == 7)
     })
     .await;
-    let envelopes: Vec<EventEnvelope> = rows.into_iter().map(|r| r.into_envelope().expect("an envelope")).collect();
-    // The cluster's partition is consumed first, the members' after it.
-    let (clusters, members): (Vec<_>, Vec<_>) = envelopes.iter().partition(|e| e.aggregate_type == "cluster");
-    for (offset, envelope) in clusters.into_iter().chain(members).enumerate() {
-        let outcome = apply_message(&db.pool, "g", "t", 0, offset as i64, envelope).await.expect("apply");
-        assert_eq!(outcome, Outcome::Applied, "{}", envelope.event_type);
-    }
+    (cluster, rows.into_iter().map(|r| r.into_envelope().expect("an envelope")).collect())
+}
+
+/// The cluster's topic and user are `DELETED`, and a replay of the seven events builds the same read models.
+async fn assert_members_deleted_as_a_replay_leaves_them(db: &TestDb, cluster: ClusterId) {
     let statuses: Vec<String> = sqlx::query_scalar(
-        "SELECT status FROM topics WHERE cluster_id = $1 UNION ALL SELECT status FROM kafka_users WHERE cluster_id = $1",
+        "SELECT status FROM topics WHERE cluster_id = $1 \
+         UNION ALL SELECT status FROM kafka_users WHERE cluster_id = $1",
     )
     .bind(cluster.as_uuid())
     .fetch_all(&db.pool)
     .await
     .expect("the members' rows");
     assert_eq!(statuses, ["DELETED", "DELETED"]);
-
     let options = ReplayOptions { settle_timeout: Duration::from_secs(2), ..Default::default() };
     let report = replay(&db.pool, &options, |_, _| {}).await.expect("replay runs");
     assert_eq!(report.events_applied, 7);
     assert!(report.identical, "{report:#?}");
+}
+
+/// Live, the relay keys events by aggregate, so a cluster's events and its topic's and user's travel on different
+/// partitions, and the projector can meet the cluster's deletion before members requested earlier. A replay
+/// meets them in commit order. Either way the read models end the same: the members deleted with their cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_met_after_their_clusters_deletion_end_as_a_replay_leaves_them() {
+    let db = TestDb::new().await;
+    let (cluster, envelopes) = members_of_a_deleted_cluster(&db).await;
+    // The cluster's partition is consumed first, the members' after it.
+    let (clusters, members): (Vec<_>, Vec<_>) = envelopes.iter().partition(|e| e.aggregate_type == "cluster");
+    for (offset, envelope) in clusters.into_iter().chain(members).enumerate() {
+        let outcome = apply_message(&db.pool, "g", "t", 0, offset as i64, envelope).await.expect("apply");
+        assert_eq!(outcome, Outcome::Applied, "{}", envelope.event_type);
+    }
+    assert_members_deleted_as_a_replay_leaves_them(&db, cluster).await;
+}
+
+/// How many of this test database's connections wait on a lock.
+async fn waiting_on_locks(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// Two projector processes, each consuming its own partitions: one applies a cluster's whole life (its request
+/// to its deletion) in one batch, as after an outage, while the other applies its topic's and user's requests. The
+/// members' batch cannot see a row the other has not committed, and the cascade of the cluster's batch cannot see
+/// members the other has not committed: the members must still end deleted, as a replay leaves them.
+#[tokio::test]
+async fn members_projected_beside_a_batch_that_creates_and_deletes_their_cluster_end_deleted() {
+    let db = TestDb::new().await;
+    let (cluster, envelopes) = members_of_a_deleted_cluster(&db).await;
+    let batch = |partition: i32, of_cluster: bool| -> Vec<(&'static str, i32, i64, Option<EventEnvelope>)> {
+        let events = envelopes.iter().filter(|e| (e.aggregate_type == "cluster") == of_cluster);
+        events.enumerate().map(|(offset, e)| ("t", partition, offset as i64, Some(e.clone()))).collect()
+    };
+    let (cluster_batch, member_batch) = (batch(0, true), batch(1, false));
+
+    // The cluster's batch is held before it commits: its last statement records partition 0's offset, a row that
+    // a transaction of the test's own has inserted and not committed.
+    let mut holder = db.pool.begin().await.expect("a transaction");
+    sqlx::query(
+        "INSERT INTO projector_offsets (consumer_group, topic, partition, next_offset, updated_at) \
+         VALUES ('g', 't', 0, 0, now())",
+    )
+    .execute(&mut *holder)
+    .await
+    .expect("the held offset row");
+    let pool = db.pool.clone();
+    let clusters = tokio::spawn(async move { apply_batch(&pool, "g", &cluster_batch).await.map(|a| a.outcomes) });
+    eventually("the cluster's batch to wait before its commit", Duration::from_secs(30), || async {
+        (waiting_on_locks(&db.pool).await == 1).then_some(())
+    })
+    .await;
+    let pool = db.pool.clone();
+    let members = tokio::spawn(async move { apply_batch(&pool, "g", &member_batch).await.map(|a| a.outcomes) });
+    // The members' batch ends (it did not wait for the cluster's) or waits for it.
+    eventually("the members' batch to end or to wait", Duration::from_secs(30), || async {
+        (members.is_finished() || waiting_on_locks(&db.pool).await == 2).then_some(())
+    })
+    .await;
+    holder.rollback().await.expect("release the offset row");
+    let outcomes = clusters.await.expect("the cluster's batch").expect("applied");
+    assert_eq!(outcomes, [Outcome::Applied; 3]);
+    let outcomes = members.await.expect("the members' batch").expect("applied");
+    assert_eq!(outcomes, [Outcome::Applied; 4]);
+
+    assert_members_deleted_as_a_replay_leaves_them(&db, cluster).await;
 }

@@ -132,6 +132,27 @@ impl ClusterFold {
     }
 }
 
+/// The advisory lock that orders a batch deleting a cluster row it created against a batch projecting a member
+/// whose cluster row it could not see: the first key is Polaris' ("pola"), the second the schema the batch writes
+/// (`current_schema()`, so that a replay's schema and the live one do not wait on each other).
+const CLUSTER_CREATION: &str = "1886350433, hashtext(current_schema())";
+
+/// Taken (shared) by a batch before it deletes the members of a cluster whose row it created, and held until it
+/// commits. Such batches do not wait on each other; they wait for, and hold back, [`await_cluster_creations`].
+pub async fn share_cluster_creation(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock_shared({CLUSTER_CREATION})")).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Taken (exclusive) by a batch that projects a topic's or user's request whose cluster row it did not find: it
+/// waits until every batch that holds [`share_cluster_creation`] has committed (or rolled back), and any batch that
+/// asks for it later waits until this one commits. So the cluster row, read again after it, is there with its
+/// deletion, or the cascade that deletes it runs after this batch's member row is committed, and finds it.
+pub async fn await_cluster_creations(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({CLUSTER_CREATION})")).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// The versions of these clusters' rows, and when each deleted one was deleted, locked for the rest of the
 /// transaction (a missing row is absent).
 pub async fn lock_clusters(
