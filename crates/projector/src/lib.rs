@@ -220,6 +220,8 @@ pub struct Batch<'c> {
     finished: BTreeSet<Uuid>,
     /// The clusters whose node rows the batch replaces.
     nodes: BTreeMap<Uuid, NodesFold>,
+    /// Whether the batch holds `db::share_cluster_creation` (until its transaction ends).
+    shares_creation: bool,
 }
 
 impl<'c> Batch<'c> {
@@ -237,6 +239,7 @@ impl<'c> Batch<'c> {
             changed_operations: BTreeSet::new(),
             finished: BTreeSet::new(),
             nodes: BTreeMap::new(),
+            shares_creation: false,
         }
     }
 
@@ -428,8 +431,9 @@ impl<'c> Batch<'c> {
         cluster: Uuid,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ProjectorError> {
-        if self.new_clusters.iter().any(|(_, e)| e.cluster_id.as_uuid() == cluster) {
+        if !self.shares_creation && self.new_clusters.iter().any(|(_, e)| e.cluster_id.as_uuid() == cluster) {
             db::share_cluster_creation(&mut *self.conn).await?;
+            self.shares_creation = true;
         }
         for table in [Members::Topics, Members::Users] {
             db::delete_members_of(&mut *self.conn, table, cluster, at).await?;
