@@ -322,6 +322,60 @@ mod tests {
         until("both writers end with the queue empty", async || direct.appends.lock().writers == 0).await;
     }
 
+    fn keyed(mut append: Append, key: &str) -> Append {
+        append.key(|| key.to_owned());
+        append
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_groups_that_contend_for_the_same_keys_in_crossed_orders_do_not_deadlock() {
+        let url = database_url();
+        let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
+        let own =
+            [OwnTable::create(&pool, "group_order_test").await, OwnTable::create(&pool, "group_order_test").await];
+        let (table, hold) = (own[0].name.clone(), own[1].name.clone());
+        let direct = DirectPool::beside(&pool);
+        let blocked = async || -> i64 {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
+            )
+            .bind(&table)
+            .fetch_one(&pool)
+            .await
+            .expect("pg_stat_activity")
+        };
+        // Each group stops between its two contended inserts, at a row of `hold` that this test's transaction has
+        // inserted and not committed; the two groups list the contended rows 1 and 3 in crossed orders.
+        let mut holder = PgConnection::connect(&url).await.expect("a connection to hold the rows");
+        sqlx::query("BEGIN").execute(&mut holder).await.expect("begin");
+        sqlx::query(&format!("INSERT INTO {hold} (x) VALUES (1), (2)")).execute(&mut holder).await.expect("hold");
+        let group = |rows: [(&str, i32, &str); 3]| -> Vec<Append> {
+            rows.map(|(table, x, key)| keyed(insert(table, x), key)).into()
+        };
+        let first = group([(&table, 1, "1"), (&hold, 1, "2"), (&table, 3, "3")]);
+        let second = group([(&table, 3, "3"), (&hold, 2, "2"), (&table, 1, "1")]);
+        let spawn = |appends: Vec<Append>| {
+            let direct = direct.clone();
+            tokio::spawn(async move { Append::execute_all(appends, &direct).await })
+        };
+        let first = spawn(first);
+        until("the first group waits at the held row", async || blocked().await == 1).await;
+        let second = spawn(second);
+        until("the second group waits too", async || blocked().await == 2).await;
+        sqlx::query("ROLLBACK").execute(&mut holder).await.expect("release the held rows");
+
+        let code = |result: Result<(), sqlx::Error>| match result {
+            Ok(()) => "written".to_owned(),
+            Err(sqlx::Error::Database(e)) => e.code().map_or_else(|| e.to_string(), |c| c.into_owned()),
+            Err(e) => e.to_string(),
+        };
+        let outcomes = [code(first.await.expect("task")), code(second.await.expect("task"))];
+        // In the keys' order both take row 1 (or both row 3) first: the second waits for the first, which commits,
+        // and is then refused (23505, unique_violation). In the crossed orders each took one row and waited for
+        // the other's: PostgreSQL's deadlock check failed one (40P01) after a second.
+        assert_eq!(outcomes, ["written".to_owned(), "23505".to_owned()]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn what_queued_behind_a_writer_that_panicked_is_still_written() {
         let url = database_url();

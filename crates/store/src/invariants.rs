@@ -27,9 +27,11 @@ fn malformed(what: &str, e: impl std::fmt::Display) -> PersistenceError {
 /// query promises (PostgreSQL runs them last first), so rows whose order matters, the events with their positions,
 /// go in one multi-row INSERT.
 ///
-/// Appends that wait together are written together, as one such statement (`crate::group`).
+/// Appends that wait together are written together, as one such statement (`crate::group`), in the order of
+/// their keys (see [`Append::key`]).
 pub(crate) struct Append {
     parts: Vec<Part>,
+    key: String,
 }
 
 /// One sub-statement, written into the statement when it is built.
@@ -37,7 +39,18 @@ type Part = Box<dyn FnOnce(&mut QueryBuilder<'static, Postgres>) + Send>;
 
 impl Append {
     pub(crate) fn new() -> Self {
-        Self { parts: Vec::new() }
+        Self { parts: Vec::new(), key: String::new() }
+    }
+
+    /// Names the unique key this append would most likely contend for with a concurrent one (a cluster's name, else
+    /// its aggregate's next events); the first one named stays. A group's appends are written in the order of
+    /// their keys, so two groups that contend for the same two keys take them in the same order: the later one
+    /// waits for the earlier one's commit and is then refused, instead of each waiting on the other until
+    /// PostgreSQL's deadlock check (a second) fails one.
+    pub(crate) fn key(&mut self, key: impl FnOnce() -> String) {
+        if self.key.is_empty() {
+            self.key = key();
+        }
     }
 
     /// Adds one sub-statement, written by `write`.
@@ -50,7 +63,8 @@ impl Append {
     }
 
     /// The one statement that writes every sub-statement of `appends`, all or nothing.
-    fn statement(appends: Vec<Append>) -> QueryBuilder<'static, Postgres> {
+    fn statement(mut appends: Vec<Append>) -> QueryBuilder<'static, Postgres> {
+        appends.sort_by(|a, b| a.key.cmp(&b.key));
         let mut query = QueryBuilder::new("WITH ");
         for (n, part) in appends.into_iter().flat_map(|a| a.parts).enumerate() {
             if n > 0 {
@@ -92,6 +106,7 @@ pub(crate) async fn enforce(
             let inner = event.payload.get("ClusterRequested").cloned().unwrap_or(Value::Null);
             let e: ClusterRequested = serde_json::from_value(inner).map_err(|e| malformed("ClusterRequested", e))?;
             let (org, name, id) = (e.org_id.as_uuid(), e.name.as_str().to_owned(), e.cluster_id.as_uuid());
+            append.key(|| format!("cluster_names/{org}/{name}"));
             append.part(move |q| {
                 q.push("INSERT INTO cluster_names (org_id, name, cluster_id) VALUES (");
                 q.separated(", ").push_bind(org).push_bind(name).push_bind(id);

@@ -199,7 +199,8 @@ impl EventRepository {
         }
         // The events in one multi-row INSERT, which takes their positions in the order of its rows: in sequence
         // order. (Separate sub-statements run in no order the query promises.)
-        if !rows.is_empty() {
+        if let Some((aggregate_id, ..)) = rows.first() {
+            append.key(|| format!("events/{}/{aggregate_id}", A::TYPE));
             append.part(move |q| {
                 q.push(
                     "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
