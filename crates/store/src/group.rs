@@ -250,6 +250,17 @@ mod tests {
         })
     }
 
+    /// How many statements that name `table` wait on a lock.
+    async fn waiting_on_locks(pool: &PgPool, table: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
+        )
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .expect("pg_stat_activity")
+    }
+
     async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !done().await {
@@ -266,15 +277,7 @@ mod tests {
         let table = own.name.clone();
         let direct = DirectPool::beside(&pool);
         let write = |x: i32| spawn_write(&direct, insert(&table, x));
-        let blocked = async || -> i64 {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
-            )
-            .bind(&table)
-            .fetch_one(&pool)
-            .await
-            .expect("pg_stat_activity")
-        };
+        let blocked = async || waiting_on_locks(&pool, &table).await;
 
         // While the table is locked, every statement waits. The first write starts a writer alone; the next ones
         // queue behind it until FOLLOW_MIN of them start the second writer together.
@@ -335,15 +338,7 @@ mod tests {
             [OwnTable::create(&pool, "group_order_test").await, OwnTable::create(&pool, "group_order_test").await];
         let (table, hold) = (own[0].name.clone(), own[1].name.clone());
         let direct = DirectPool::beside(&pool);
-        let blocked = async || -> i64 {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
-            )
-            .bind(&table)
-            .fetch_one(&pool)
-            .await
-            .expect("pg_stat_activity")
-        };
+        let blocked = async || waiting_on_locks(&pool, &table).await;
         // Each group stops between its two contended inserts, at a row of `hold` that this test's transaction has
         // inserted and not committed; the two groups list the contended rows 1 and 3 in crossed orders.
         let mut holder = PgConnection::connect(&url).await.expect("a connection to hold the rows");
