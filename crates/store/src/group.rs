@@ -230,6 +230,20 @@ mod tests {
         }
     }
 
+    /// The PostgreSQL the test runs against (its URL and a pool), a direct pool beside it, and `N` tables of the
+    /// test's own.
+    async fn own_tables<const N: usize>(prefix: &str) -> (String, PgPool, Arc<DirectPool>, [OwnTable; N]) {
+        let url = database_url();
+        let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
+        let mut own = Vec::with_capacity(N);
+        for _ in 0..N {
+            own.push(OwnTable::create(&pool, prefix).await);
+        }
+        let own = own.try_into().unwrap_or_else(|_| unreachable!("{N} tables were created"));
+        let direct = DirectPool::beside(&pool);
+        (url, pool, direct, own)
+    }
+
     fn insert(table: &str, x: i32) -> Append {
         let mut append = Append::new();
         let head = format!("INSERT INTO {table} (x) VALUES (");
@@ -271,11 +285,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn appends_that_wait_together_commit_together_and_an_abandoned_one_is_not_written() {
-        let url = database_url();
-        let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
-        let own = OwnTable::create(&pool, "group_commit_test").await;
-        let table = own.name.clone();
-        let direct = DirectPool::beside(&pool);
+        let (url, pool, direct, own) = own_tables::<1>("group_commit_test").await;
+        let table = own[0].name.clone();
         let write = |x: i32| spawn_write(&direct, insert(&table, x));
         let blocked = async || waiting_on_locks(&pool, &table).await;
 
@@ -332,12 +343,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_groups_that_contend_for_the_same_keys_in_crossed_orders_do_not_deadlock() {
-        let url = database_url();
-        let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
-        let own =
-            [OwnTable::create(&pool, "group_order_test").await, OwnTable::create(&pool, "group_order_test").await];
+        let (url, pool, direct, own) = own_tables::<2>("group_order_test").await;
         let (table, hold) = (own[0].name.clone(), own[1].name.clone());
-        let direct = DirectPool::beside(&pool);
         let blocked = async || waiting_on_locks(&pool, &table).await;
         // Each group stops between its two contended inserts, at a row of `hold` that this test's transaction has
         // inserted and not committed; the two groups list the contended rows 1 and 3 in crossed orders.
@@ -373,12 +380,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn what_queued_behind_a_writer_that_panicked_is_still_written() {
-        let url = database_url();
-        let pool = PgPool::connect(&url).await.unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
-        let own =
-            [OwnTable::create(&pool, "group_panic_test").await, OwnTable::create(&pool, "group_panic_test").await];
+        let (url, pool, direct, own) = own_tables::<2>("group_panic_test").await;
         let (first, second) = (own[0].name.clone(), own[1].name.clone());
-        let direct = DirectPool::beside(&pool);
         let write = |append: Append| spawn_write(&direct, append);
         let queued = || direct.appends.lock().waiting.len();
         let mut holders = Vec::new();
