@@ -113,7 +113,7 @@ enum Command {
         /// The backlog for the relay, the projector and the replay (events; 9 per synthetic cluster).
         #[arg(long, default_value_t = 100_000)]
         backlog: usize,
-        /// Pairs for the goal at 8: the limit measured again before each pair of rounds (REST, gRPC at 8).
+        /// Pairs for the goal at 8: the limit and a REST and a gRPC round at 8, each pair in slices taken in turn.
         #[arg(long, default_value_t = 5)]
         pairs: usize,
     },
@@ -764,49 +764,92 @@ async fn settle(url: &str) {
 /// synchronous-commit transaction, into a table shaped exactly as `events` (its columns, identity, defaults, keys
 /// and indexes), from `clients` connections for `seconds`. Transactions per second, and the CPU they used.
 async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result<(f64, Option<CpuUse>)> {
-    use sqlx::Connection;
-    let mut setup = sqlx::PgConnection::connect(url).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_limit (LIKE events INCLUDING ALL)").execute(&mut setup).await?;
-    let payload = json!({"ClusterRequested": {
-        "cluster_id": uuid::Uuid::new_v4(), "org_id": uuid::Uuid::new_v4(), "operation_id": uuid::Uuid::new_v4(),
-        "target_id": uuid::Uuid::new_v4(), "name": "orders-eu", "provider": "aws", "region": "eu-west-1",
-        "kafka_version": "4.3.1", "metadata_version": "4.3", "brokers": 3, "controllers": 3, "storage_gib": 100,
-        "config": {"min.insync.replicas": "2"}, "deletion_protection": false, "namespace": "polaris-orders-eu-1a2b3c4d",
-        "requested_by": "token:bench:00000000-0000-0000-0000-000000000000", "requested_at": chrono::Utc::now(),
-    }});
-    let metadata = json!({"org_id": uuid::Uuid::new_v4(), "actor": "token:bench", "correlation_id": uuid::Uuid::new_v4(),
-        "causation_id": uuid::Uuid::new_v4(), "operation_id": uuid::Uuid::new_v4(), "occurred_at": chrono::Utc::now(),
-        "policy_version": "1"});
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let cpu = CpuMeter::start();
-    let started = Instant::now();
-    let counts = futures::future::join_all((0..clients).map(|_| {
-        let (payload, metadata) = (&payload, &metadata);
-        async move {
+    let mut limit = LimitClients::connect(url, clients).await?;
+    let (written, elapsed, cpu) = limit.write_for(Duration::from_secs(seconds)).await?;
+    limit.close().await;
+    Ok((written as f64 / elapsed.as_secs_f64(), cpu))
+}
+
+/// The append limit's clients: each writes one event row a transaction into `bench_limit`. They connect and write
+/// one transaction each before any window is timed, as the command rounds' connections are warm before theirs,
+/// so a window times only the writes.
+struct LimitClients {
+    conns: Vec<sqlx::PgConnection>,
+    payload: Value,
+    metadata: Value,
+}
+
+impl LimitClients {
+    async fn connect(url: &str, clients: usize) -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        let mut setup = sqlx::PgConnection::connect(url).await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS bench_limit (LIKE events INCLUDING ALL)").execute(&mut setup).await?;
+        setup.close().await?;
+        let payload = json!({"ClusterRequested": {
+            "cluster_id": uuid::Uuid::new_v4(), "org_id": uuid::Uuid::new_v4(), "operation_id": uuid::Uuid::new_v4(),
+            "target_id": uuid::Uuid::new_v4(), "name": "orders-eu", "provider": "aws", "region": "eu-west-1",
+            "kafka_version": "4.3.1", "metadata_version": "4.3", "brokers": 3, "controllers": 3, "storage_gib": 100,
+            "config": {"min.insync.replicas": "2"}, "deletion_protection": false,
+            "namespace": "polaris-orders-eu-1a2b3c4d", "requested_by": "token:bench:00000000-0000-0000-0000-000000000000",
+            "requested_at": chrono::Utc::now(),
+        }});
+        let metadata = json!({"org_id": uuid::Uuid::new_v4(), "actor": "token:bench",
+            "correlation_id": uuid::Uuid::new_v4(), "causation_id": uuid::Uuid::new_v4(),
+            "operation_id": uuid::Uuid::new_v4(), "occurred_at": chrono::Utc::now(), "policy_version": "1"});
+        let mut conns = Vec::with_capacity(clients);
+        for _ in 0..clients {
             let mut conn = sqlx::PgConnection::connect(url).await?;
             sqlx::query("SET synchronous_commit = on").execute(&mut conn).await?;
+            Self::write(&mut conn, &payload, &metadata).await?;
+            conns.push(conn);
+        }
+        Ok(Self { conns, payload, metadata })
+    }
+
+    /// One transaction: one event row, committed.
+    async fn write(conn: &mut sqlx::PgConnection, payload: &Value, metadata: &Value) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut tx = conn.begin().await?;
+        sqlx::query(
+            "INSERT INTO bench_limit (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
+             metadata) VALUES ('cluster', $1, 1, 'ClusterRequested', '4', $2, $3)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(payload)
+        .bind(metadata)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every client writes until `window` has passed: the transactions written, the time until the last one
+    /// committed, and the CPU they used.
+    async fn write_for(&mut self, window: Duration) -> anyhow::Result<(u64, Duration, Option<CpuUse>)> {
+        let (payload, metadata) = (&self.payload, &self.metadata);
+        let cpu = CpuMeter::start();
+        let started = Instant::now();
+        let deadline = started + window;
+        let counts = futures::future::join_all(self.conns.iter_mut().map(|conn| async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let mut tx = conn.begin().await?;
-                sqlx::query(
-                    "INSERT INTO bench_limit (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                     payload, metadata) VALUES ('cluster', $1, 1, 'ClusterRequested', '4', $2, $3)",
-                )
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(payload)
-                .bind(metadata)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                Self::write(conn, payload, metadata).await?;
                 n += 1;
             }
             anyhow::Ok(n)
+        }))
+        .await;
+        let elapsed = started.elapsed();
+        let written: u64 = counts.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().sum();
+        Ok((written, elapsed, cpu.and_then(|c| c.stop(written as usize))))
+    }
+
+    async fn close(self) {
+        use sqlx::Connection;
+        for conn in self.conns {
+            let _ = conn.close().await;
         }
-    }))
-    .await;
-    let elapsed = started.elapsed();
-    let total: u64 = counts.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().sum();
-    Ok((total as f64 / elapsed.as_secs_f64(), cpu.and_then(|c| c.stop(total as usize))))
+    }
 }
 
 /// The raw ordered scan of an event table: every row in position order, a page of 1,000 at a time by keyset, with
@@ -1026,10 +1069,15 @@ async fn limit(seconds: u64, commands: usize, backlog: usize, pairs: usize) -> a
     Ok(())
 }
 
-/// The goal at 8 in pairs: the limit measured again right before each pair of rounds (REST, then gRPC, at 8), so
-/// that each ratio compares measurements of the same minute. This machine's speed drifts by a quarter within an
-/// hour, and a command slows more than the limit's transaction when it does (docs/LOAD-AND-FAULTS.md, stop 33): a
-/// ratio against a limit measured minutes earlier carries that drift.
+/// Each pair's limit and rounds, in slices taken in turn.
+const SLICES: usize = 6;
+
+/// The goal at 8 in pairs: each pair measures the limit and a REST and a gRPC round at 8 in [`SLICES`] slices taken
+/// in turn (limit, REST, gRPC, then the next slice starting one further on), and compares the totals. On this
+/// machine a second's append limit moves by up to a quarter from one second to the next, and its correlation with
+/// the second before fades within about five (docs/LOAD-AND-FAULTS.md, stop 45): a limit measured in one window
+/// and a round in another, seconds apart, each carry their own seconds' speed into the ratio. Slices spread over
+/// the same half-minute carry the same.
 async fn paired_at_8(
     h: &Harness,
     doors: &Doors,
@@ -1038,21 +1086,44 @@ async fn paired_at_8(
     commands: usize,
     pairs: usize,
 ) -> anyhow::Result<()> {
+    let window = Duration::from_secs(seconds).div_f64(SLICES as f64);
+    let per_slice = commands.div_ceil(SLICES);
+    let mut limit = LimitClients::connect(&h.db.url, 8).await?;
     let (mut rest, mut grpc) = (Vec::new(), Vec::new());
     for pair in 1..=pairs {
         settle(&h.db.url).await;
-        let (limit, _) = append_limit(&h.db.url, 8, seconds).await?;
-        let mut line = format!("  pair {pair}: limit {limit:.0} tx/s");
-        for (via, name, ratios) in [(Via::Api, "REST", &mut rest), (Via::Grpc, "gRPC", &mut grpc)] {
-            settle(&h.db.url).await;
-            let prefix = format!("p{run}-{}-{pair}", name.to_lowercase());
-            let (elapsed, _, _) = doors.round(via, &prefix, commands, 8).await?;
-            let rate = commands as f64 / elapsed.as_secs_f64();
-            ratios.push(rate / limit);
-            line += &format!("; {name} at 8 {rate:.0}/s ({:.2})", rate / limit);
+        // Transactions or commands, and the time they took: the limit's, REST's, gRPC's.
+        let mut done = [(0u64, Duration::ZERO); 3];
+        for slice in 0..SLICES {
+            for step in 0..3 {
+                let kind = (pair + slice + step) % 3;
+                let (n, took) = match kind {
+                    0 => {
+                        let (written, took, _) = limit.write_for(window).await?;
+                        (written, took)
+                    }
+                    _ => {
+                        let (via, name) = if kind == 1 { (Via::Api, "rest") } else { (Via::Grpc, "grpc") };
+                        let prefix = format!("p{run}-{name}-{pair}-{slice}");
+                        let (took, _, _) = doors.round(via, &prefix, per_slice, 8).await?;
+                        (per_slice as u64, took)
+                    }
+                };
+                done[kind].0 += n;
+                done[kind].1 += took;
+            }
         }
-        println!("{line}");
+        let [limit_rate, rest_rate, grpc_rate] = done.map(|(n, took)| n as f64 / took.as_secs_f64());
+        rest.push(rest_rate / limit_rate);
+        grpc.push(grpc_rate / limit_rate);
+        println!(
+            "  pair {pair}: limit {limit_rate:.0} tx/s; REST at 8 {rest_rate:.0}/s ({:.2}); gRPC at 8 {grpc_rate:.0}/s \
+             ({:.2})",
+            rest_rate / limit_rate,
+            grpc_rate / limit_rate
+        );
     }
+    limit.close().await;
     for (name, ratios) in [("REST", rest), ("gRPC", grpc)] {
         let ratios = sorted(ratios);
         if let (Some(low), Some(high)) = (ratios.first(), ratios.last()) {
