@@ -13,9 +13,10 @@
 //! - `limit`: the machine's own limits first (the append+outbox transaction on the project's PostgreSQL, 8
 //!   clients, synchronous commit; the ordered scan of the event table), then Polaris against them: commands/s
 //!   through REST and gRPC at concurrency 8 and 32 (with p99), replay events/s, the relay's publish rate and the
-//!   projector's catch-up rate on a backlog, each with its ratio to the limit it is bounded by. The append limit
-//!   and each command round also print how busy the CPUs were and the CPU time of one transaction or command: on
-//!   a machine near 100% busy, that time is what bounds the rate.
+//!   projector's catch-up rate on a backlog, each with its ratio to the limit it is bounded by (the commands'
+//!   against the append limit measured in slices taken in turn with them, `Turns`). The append limit and each
+//!   command round also print how busy the CPUs were and the CPU time of one transaction or command: on a machine
+//!   near 100% busy, that time is what bounds the rate.
 //! - `drift`: N clusters on one target; the time of one detector pass over all of them, then M drifts injected
 //!   one after another (a label changed on a Kafka resource by another field manager): detection latency p50/p99,
 //!   from the change to the drift in the API.
@@ -266,7 +267,7 @@ async fn append(commands: usize, concurrency: usize, vias: Vec<Via>) -> anyhow::
             commands as f64 / elapsed.as_secs_f64(),
             elapsed.as_secs_f64()
         );
-        println!("  {} a command", cpu_text(cpu));
+        println!("  {} a command", cpu_text(cpu.and_then(|c| c.per(commands))));
         println!(
             "  command latency   p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
             percentile(&lat, 50.0),
@@ -356,7 +357,7 @@ impl Doors {
         prefix: &str,
         commands: usize,
         concurrency: usize,
-    ) -> anyhow::Result<(Duration, Vec<f64>, Option<CpuUse>)> {
+    ) -> anyhow::Result<(Duration, Vec<f64>, Option<CpuSpent>)> {
         let cpu = CpuMeter::start();
         let started = Instant::now();
         let latencies: Vec<f64> = futures::stream::iter(0..commands)
@@ -381,7 +382,7 @@ impl Doors {
             .map(|joined| joined?)
             .collect::<anyhow::Result<_>>()?;
         let elapsed = started.elapsed();
-        Ok((elapsed, sorted(latencies), cpu.and_then(|c| c.stop(commands))))
+        Ok((elapsed, sorted(latencies), cpu.and_then(CpuMeter::stop)))
     }
 }
 
@@ -767,7 +768,7 @@ async fn append_limit(url: &str, clients: usize, seconds: u64) -> anyhow::Result
     let mut limit = LimitClients::connect(url, clients).await?;
     let (written, elapsed, cpu) = limit.write_for(Duration::from_secs(seconds)).await?;
     limit.close().await;
-    Ok((written as f64 / elapsed.as_secs_f64(), cpu))
+    Ok((written as f64 / elapsed.as_secs_f64(), cpu.and_then(|c| c.per(written as usize))))
 }
 
 /// The append limit's clients: each writes one event row a transaction into `bench_limit`. They connect and write
@@ -825,7 +826,7 @@ impl LimitClients {
 
     /// Every client writes until `window` has passed: the transactions written, the time until the last one
     /// committed, and the CPU they used.
-    async fn write_for(&mut self, window: Duration) -> anyhow::Result<(u64, Duration, Option<CpuUse>)> {
+    async fn write_for(&mut self, window: Duration) -> anyhow::Result<(u64, Duration, Option<CpuSpent>)> {
         let (payload, metadata) = (&self.payload, &self.metadata);
         let cpu = CpuMeter::start();
         let started = Instant::now();
@@ -841,7 +842,7 @@ impl LimitClients {
         .await;
         let elapsed = started.elapsed();
         let written: u64 = counts.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().sum();
-        Ok((written, elapsed, cpu.and_then(|c| c.stop(written as usize))))
+        Ok((written, elapsed, cpu.and_then(CpuMeter::stop)))
     }
 
     async fn close(self) {
@@ -878,7 +879,7 @@ async fn scan_limit(pool: &sqlx::PgPool, table: &str) -> anyhow::Result<(u64, f6
 async fn busy_before() -> Option<f64> {
     let meter = CpuMeter::start()?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    Some(meter.stop(1)?.busy)
+    Some(meter.stop()?.per(1)?.busy)
 }
 
 /// All CPUs' time (total, idle) in ticks, from the first line of `/proc/stat`.
@@ -923,16 +924,40 @@ impl CpuMeter {
         Some(Self { machine: machine_ticks()?, process: process_ticks()? })
     }
 
-    /// The CPU used since `start`, per one of `units` (commands or transactions).
-    fn stop(self, units: usize) -> Option<CpuUse> {
+    /// The CPU spent since `start`.
+    fn stop(self) -> Option<CpuSpent> {
         let ((total, idle), process) = (machine_ticks()?, process_ticks()?);
-        let total = total.checked_sub(self.machine.0).filter(|t| *t > 0)?;
+        let total = total.checked_sub(self.machine.0)?;
         let busy = total.saturating_sub(idle.saturating_sub(self.machine.1));
-        let per_unit = |ticks: u64| ticks as f64 * Self::MS_PER_TICK / units.max(1) as f64;
-        Some(CpuUse {
-            busy: 100.0 * busy as f64 / total as f64,
-            machine_ms: per_unit(busy),
-            process_ms: per_unit(process.saturating_sub(self.process)),
+        Some(CpuSpent { total, busy, process: process.saturating_sub(self.process) })
+    }
+}
+
+/// The CPU ticks one measurement spent (or several, added): all CPUs' time, the part of it not idle, and this
+/// process's.
+#[derive(Clone, Copy, Default)]
+struct CpuSpent {
+    total: u64,
+    busy: u64,
+    process: u64,
+}
+
+impl std::ops::Add for CpuSpent {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self { total: self.total + other.total, busy: self.busy + other.busy, process: self.process + other.process }
+    }
+}
+
+impl CpuSpent {
+    /// The CPU used per one of `units` (commands or transactions); none if no tick passed.
+    fn per(self, units: usize) -> Option<CpuUse> {
+        let per_unit = |ticks: u64| ticks as f64 * CpuMeter::MS_PER_TICK / units.max(1) as f64;
+        (self.total > 0).then(|| CpuUse {
+            busy: 100.0 * self.busy as f64 / self.total as f64,
+            machine_ms: per_unit(self.busy),
+            process_ms: per_unit(self.process),
         })
     }
 }
@@ -985,24 +1010,31 @@ async fn limit(seconds: u64, commands: usize, backlog: usize, pairs: usize) -> a
     // Commands through each door at 8 and 32 at a time.
     let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     let doors = warm_up(&h, &run).await?;
-    for (via, name) in [(Via::Api, "REST"), (Via::Grpc, "gRPC")] {
-        for concurrency in [8, 32] {
-            settle(&h.db.url).await;
-            let (elapsed, lat, cpu) = doors
-                .round(via, &format!("l{run}-{}-{concurrency}", name.to_lowercase()), commands, concurrency)
-                .await?;
-            let rate = commands as f64 / elapsed.as_secs_f64();
+    let mut clients = LimitClients::connect(&h.db.url, 8).await?;
+    let turns =
+        Turns { window: Duration::from_secs(seconds).div_f64(SLICES as f64), commands: commands.div_ceil(SLICES) };
+    for concurrency in [8, 32] {
+        settle(&h.db.url).await;
+        let [limit, rest, grpc] =
+            turns.measure(&doors, &mut clients, &format!("l{run}-{concurrency}"), 0, concurrency).await?;
+        println!(
+            "  at {concurrency}, in {SLICES} slices taken in turn with the limit ({:.0} tx/s in them):",
+            limit.rate()
+        );
+        for (name, door) in [("REST", rest), ("gRPC", grpc)] {
             println!(
-                "  commands via {name:<4} at {concurrency:>2}: {rate:>6.0}/s ({}; goal 0.45)   p50 {:.1} ms   p99 {:.1} ms{}",
-                ratio(rate, append),
-                percentile(&lat, 50.0),
-                percentile(&lat, 99.0),
+                "  commands via {name:<4} at {concurrency:>2}: {:>6.0}/s ({}; goal 0.45)   p50 {:.1} ms   p99 {:.1} ms{}",
+                door.rate(),
+                ratio(door.rate(), limit.rate()),
+                percentile(&door.latencies, 50.0),
+                percentile(&door.latencies, 99.0),
                 if concurrency == 8 { " (goal p99 <= 25 ms)" } else { "" }
             );
-            println!("      {} a command", cpu_text(cpu));
+            println!("      {} a command", cpu_text(door.cpu.and_then(|c| c.per(door.units as usize))));
         }
     }
-    paired_at_8(&h, &doors, &run, seconds, commands, pairs).await?;
+    paired_at_8(&h, &doors, &mut clients, &turns, &run, pairs).await?;
+    clients.close().await;
     h.stop().await;
 
     // A backlog: the relay publishes it, the projector catches up on it, the replay rebuilds it.
@@ -1069,51 +1101,98 @@ async fn limit(seconds: u64, commands: usize, backlog: usize, pairs: usize) -> a
     Ok(())
 }
 
-/// Each pair's limit and rounds, in slices taken in turn.
+/// The slices of one measurement in turn.
 const SLICES: usize = 6;
 
-/// The goal at 8 in pairs: each pair measures the limit and a REST and a gRPC round at 8 in [`SLICES`] slices taken
-/// in turn (limit, REST, gRPC, then the next slice starting one further on), and compares the totals. On this
-/// machine a second's append limit moves by up to a quarter from one second to the next, and its correlation with
-/// the second before fades within about five (docs/LOAD-AND-FAULTS.md, stop 45): a limit measured in one window
-/// and a round in another, seconds apart, each carry their own seconds' speed into the ratio. Slices spread over
-/// the same half-minute carry the same.
-async fn paired_at_8(
-    h: &Harness,
-    doors: &Doors,
-    run: &str,
-    seconds: u64,
+/// The append limit and cluster requests through REST and through gRPC, measured in [`SLICES`] slices taken in turn
+/// (the limit, REST, gRPC; each slice starts one further on in the turn), each door's rate compared with the
+/// limit's over the same slices. On this machine a second's append limit moves by up to a quarter from one second
+/// to the next, and its correlation with the second before fades within about five (docs/LOAD-AND-FAULTS.md, stop
+/// 45): a limit measured in one window and a round in another, seconds apart, each carry their own seconds' speed
+/// into the ratio. Slices spread over the same half-minute carry the same.
+struct Turns {
+    /// The limit's share of a slice.
+    window: Duration,
+    /// Each door's commands in a slice.
     commands: usize,
-    pairs: usize,
-) -> anyhow::Result<()> {
-    let window = Duration::from_secs(seconds).div_f64(SLICES as f64);
-    let per_slice = commands.div_ceil(SLICES);
-    let mut limit = LimitClients::connect(&h.db.url, 8).await?;
-    let (mut rest, mut grpc) = (Vec::new(), Vec::new());
-    for pair in 1..=pairs {
-        settle(&h.db.url).await;
-        // Transactions or commands, and the time they took: the limit's, REST's, gRPC's.
-        let mut done = [(0u64, Duration::ZERO); 3];
+}
+
+/// What one of a measurement's three (the limit, REST, gRPC) did over its slices.
+#[derive(Default)]
+struct Measured {
+    /// Transactions or commands.
+    units: u64,
+    took: Duration,
+    /// Each command's latency in ms, sorted (none for the limit).
+    latencies: Vec<f64>,
+    cpu: Option<CpuSpent>,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.units as f64 / self.took.as_secs_f64()
+    }
+}
+
+impl Turns {
+    /// The limit's, REST's and gRPC's figures, the doors at `concurrency`; `turn` chooses which goes first.
+    async fn measure(
+        &self,
+        doors: &Doors,
+        limit: &mut LimitClients,
+        prefix: &str,
+        turn: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<[Measured; 3]> {
+        let mut measured: [Measured; 3] = Default::default();
+        for m in &mut measured {
+            m.cpu = Some(CpuSpent::default());
+        }
         for slice in 0..SLICES {
             for step in 0..3 {
-                let kind = (pair + slice + step) % 3;
-                let (n, took) = match kind {
+                let kind = (turn + slice + step) % 3;
+                let (units, took, latencies, cpu) = match kind {
                     0 => {
-                        let (written, took, _) = limit.write_for(window).await?;
-                        (written, took)
+                        let (written, took, cpu) = limit.write_for(self.window).await?;
+                        (written, took, Vec::new(), cpu)
                     }
                     _ => {
                         let (via, name) = if kind == 1 { (Via::Api, "rest") } else { (Via::Grpc, "grpc") };
-                        let prefix = format!("p{run}-{name}-{pair}-{slice}");
-                        let (took, _, _) = doors.round(via, &prefix, per_slice, 8).await?;
-                        (per_slice as u64, took)
+                        let slice_prefix = format!("{prefix}-{name}-{slice}");
+                        let (took, latencies, cpu) =
+                            doors.round(via, &slice_prefix, self.commands, concurrency).await?;
+                        (self.commands as u64, took, latencies, cpu)
                     }
                 };
-                done[kind].0 += n;
-                done[kind].1 += took;
+                let m = &mut measured[kind];
+                m.units += units;
+                m.took += took;
+                m.latencies.extend(latencies);
+                m.cpu = m.cpu.zip(cpu).map(|(a, b)| a + b);
             }
         }
-        let [limit_rate, rest_rate, grpc_rate] = done.map(|(n, took)| n as f64 / took.as_secs_f64());
+        for m in &mut measured {
+            m.latencies.sort_by(|a, b| a.total_cmp(b));
+        }
+        Ok(measured)
+    }
+}
+
+/// The goal at 8 measured again, `pairs` times: each pair the limit and a REST and a gRPC round at 8 in slices
+/// taken in turn ([`Turns`]), then the median of each door's ratios.
+async fn paired_at_8(
+    h: &Harness,
+    doors: &Doors,
+    limit: &mut LimitClients,
+    turns: &Turns,
+    run: &str,
+    pairs: usize,
+) -> anyhow::Result<()> {
+    let (mut rest, mut grpc) = (Vec::new(), Vec::new());
+    for pair in 1..=pairs {
+        settle(&h.db.url).await;
+        let [limit_rate, rest_rate, grpc_rate] =
+            turns.measure(doors, limit, &format!("p{run}-{pair}"), pair, 8).await?.map(|m| m.rate());
         rest.push(rest_rate / limit_rate);
         grpc.push(grpc_rate / limit_rate);
         println!(
@@ -1123,7 +1202,6 @@ async fn paired_at_8(
             grpc_rate / limit_rate
         );
     }
-    limit.close().await;
     for (name, ratios) in [("REST", rest), ("gRPC", grpc)] {
         let ratios = sorted(ratios);
         if let (Some(low), Some(high)) = (ratios.first(), ratios.last()) {
