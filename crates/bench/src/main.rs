@@ -1173,10 +1173,7 @@ impl Turns {
                 m.cpu = m.cpu.zip(cpu).map(|(a, b)| a + b);
             }
         }
-        for m in &mut measured {
-            m.latencies.sort_by(|a, b| a.total_cmp(b));
-        }
-        Ok(measured)
+        Ok(measured.map(|m| Measured { latencies: sorted(m.latencies), ..m }))
     }
 }
 
