@@ -315,16 +315,25 @@ fn file_name(p: &Path) -> String {
 /// then cannot bind it, and fails the same way on every retry for as long as that connection lives.
 const PORTS: std::ops::Range<u16> = 20000..32768;
 
-/// A loopback port that is free now, from [`PORTS`] (or, if none of many tries is, from the kernel).
+/// A loopback port that is free now, from [`PORTS`] (or, if none of many tries is, from the kernel), and not one
+/// this process picked before. A port is picked long before its process binds it (a cluster's brokers get all
+/// their ports first, then start), so a pick that only tried to bind could hand out a port picked a moment
+/// earlier for another broker: whichever bound it second could never start (broker 3 and broker 5 of one
+/// cluster, both on 25588, in a `./dev/test` run of stop 45).
 fn free_port() -> anyhow::Result<u16> {
+    static PICKED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut picked = PICKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let span = u128::from(PORTS.end - PORTS.start);
     for _ in 0..64 {
         let port = PORTS.start + (uuid::Uuid::new_v4().as_u128() % span) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !picked.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            picked.insert(port);
             return Ok(port);
         }
     }
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    picked.insert(port);
+    Ok(port)
 }
 
 /// The last lines of a process' `server.log` that say what went wrong, for a message about its failure.
@@ -1113,6 +1122,14 @@ async fn stop_all_processes(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn no_port_is_picked_twice() {
+        // 2,000 picks from about 12,800 ports: picked at random and only checked by binding, some would repeat.
+        let ports: Vec<u16> = (0..2000).map(|_| super::free_port().expect("a free port")).collect();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port was picked twice");
+    }
+
     #[test]
     fn kafka_uuids_are_22_url_safe_characters_and_never_start_with_a_dash() {
         for _ in 0..2000 {
