@@ -111,6 +111,11 @@ pub(crate) fn db_error(e: sqlx::Error) -> PersistenceError {
             PersistenceError::UnknownError(Box::new(InvariantViolation::NamespaceTaken { namespace: String::new() }))
         }
         sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => PersistenceError::OptimisticLockError,
+        // PostgreSQL starting, stopping or cut off (SQLSTATE classes 08 and 57, "the database system is starting
+        // up"): unavailable, as a broken connection is, not a failure of Polaris.
+        sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57")) => {
+            PersistenceError::ConnectionError(Box::new(e))
+        }
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             PersistenceError::ConnectionError(Box::new(e))
         }
