@@ -315,14 +315,21 @@ fn file_name(p: &Path) -> String {
 /// then cannot bind it, and fails the same way on every retry for as long as that connection lives.
 const PORTS: std::ops::Range<u16> = 20000..32768;
 
+/// The ports this process has handed out and not taken back: a cluster's while it exists (its state found on disk
+/// after a restart counts), a node's until it is removed from its pool.
+static PICKED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+fn picked() -> std::sync::MutexGuard<'static, BTreeSet<u16>> {
+    PICKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A loopback port that is free now, from [`PORTS`] (or, if none of many tries is, from the kernel), and not one
-/// this process picked before. A port is picked long before its process binds it (a cluster's brokers get all
-/// their ports first, then start), so a pick that only tried to bind could hand out a port picked a moment
-/// earlier for another broker: whichever bound it second could never start (broker 3 and broker 5 of one
-/// cluster, both on 25588, in a `./dev/test` run of stop 45).
+/// this process has handed out and not taken back. A port is picked long before its process binds it (a
+/// cluster's brokers get all their ports first, then start), so a pick that only tried to bind could hand out a
+/// port picked a moment earlier for another broker: whichever bound it second could never start (broker 3 and
+/// broker 5 of one cluster, both on 25588, in a `./dev/test` run of stop 45).
 fn free_port() -> anyhow::Result<u16> {
-    static PICKED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut picked = PICKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut picked = picked();
     let span = u128::from(PORTS.end - PORTS.start);
     for _ in 0..64 {
         let port = PORTS.start + (uuid::Uuid::new_v4().as_u128() % span) as u16;
@@ -334,6 +341,35 @@ fn free_port() -> anyhow::Result<u16> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     picked.insert(port);
     Ok(port)
+}
+
+impl Node {
+    fn ports(&self) -> [u16; 4] {
+        [self.internal_port, self.plain_port, self.tls_port, self.metrics_port]
+    }
+}
+
+impl State {
+    /// Every port the cluster's processes listen on.
+    fn ports(&self) -> Vec<u16> {
+        let nodes = self.controller.iter().chain(self.brokers.values());
+        [self.bootstrap_port, self.tls_bootstrap_port].into_iter().chain(nodes.flat_map(Node::ports)).collect()
+    }
+}
+
+/// Ports of a cluster found on disk (a restarted strimzi-sim adopting its processes), never to be picked for
+/// another while it exists.
+fn hold_ports(ports: impl IntoIterator<Item = u16>) {
+    picked().extend(ports);
+}
+
+/// Ports whose processes have exited for good (a deleted cluster, a node removed from its pool), free to be
+/// picked again: the set stays as large as what runs, however many clusters come and go.
+fn release_ports(ports: impl IntoIterator<Item = u16>) {
+    let mut picked = picked();
+    for port in ports {
+        picked.remove(&port);
+    }
 }
 
 /// The last lines of a process' `server.log` that say what went wrong, for a message about its failure.
@@ -377,7 +413,11 @@ fn spawn(settings: Arc<Settings>, dir: PathBuf, desired: Desired) -> anyhow::Res
     std::fs::create_dir_all(&dir)?;
     let state_file = dir.join("state.json");
     let state: State = match std::fs::read(&state_file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).context("state.json")?,
+        Ok(bytes) => {
+            let state: State = serde_json::from_slice(&bytes).context("state.json")?;
+            hold_ports(state.ports());
+            state
+        }
         Err(_) => {
             let state = State {
                 kraft_cluster_id: kafka_uuid(),
@@ -511,6 +551,7 @@ impl Driver {
             if *self.stop.borrow() {
                 stop_all_processes(&self.dir).await;
                 let _ = std::fs::remove_dir_all(&self.dir);
+                release_ports(self.state.ports());
                 return;
             }
             let want = self.desired.borrow_and_update().clone();
@@ -961,6 +1002,7 @@ impl Driver {
             self.state.brokers.remove(&id);
             self.save()?;
             let _ = std::fs::remove_dir_all(self.node_dir(&node));
+            release_ports(node.ports());
         }
 
         // A version change rolls the brokers one at a time: controlled shutdown, start on the new jars, and the
@@ -1128,6 +1170,33 @@ mod tests {
         let ports: Vec<u16> = (0..2000).map(|_| super::free_port().expect("a free port")).collect();
         let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
         assert_eq!(distinct.len(), ports.len(), "a port was picked twice");
+    }
+
+    #[test]
+    fn a_clusters_ports_are_held_while_it_exists_and_taken_back_when_it_is_deleted() {
+        use super::{Node, State, free_port, hold_ports, picked, release_ports};
+        let node = |id| -> Node {
+            let [internal_port, plain_port, tls_port, metrics_port] = [(); 4].map(|_| free_port().expect("a port"));
+            Node { id, version: "4.2.1".into(), internal_port, plain_port, tls_port, metrics_port }
+        };
+        let state = State {
+            kraft_cluster_id: super::kafka_uuid(),
+            internal_password: "p".into(),
+            bootstrap_port: free_port().expect("a port"),
+            tls_bootstrap_port: free_port().expect("a port"),
+            controller: Some(node(0)),
+            brokers: [(1, node(1)), (2, node(2))].into(),
+            metadata_version: None,
+        };
+        let ports: std::collections::BTreeSet<u16> = state.ports().into_iter().collect();
+        assert_eq!(ports.len(), 14, "two bootstrap ports and four a node, all different: {ports:?}");
+        assert!(ports.iter().all(|p| picked().contains(p)), "picked, so held");
+        release_ports(state.ports());
+        assert!(ports.iter().all(|p| !picked().contains(p)), "deleted, so free to be picked again");
+        // A restarted strimzi-sim adopts the cluster from its state on disk: its ports are held again.
+        hold_ports(state.ports());
+        assert!(ports.iter().all(|p| picked().contains(p)), "adopted, so held");
+        release_ports(state.ports());
     }
 
     #[test]
