@@ -596,16 +596,35 @@ fn restart_strimzi_sim() {
     std::thread::spawn(move || child.wait());
 }
 
-/// Deletes the cluster's Kafka resource if the test fails, so its brokers do not run on (and take the machine's
-/// cores) through the suites that come after it.
-struct StopBrokersOnFailure(String);
+/// If the test fails: deletes the cluster's Kafka resource, and kills whatever of its brokers still runs a minute
+/// later, so they do not run on (and take the machine's cores) through the suites that come after it. strimzi-sim
+/// stops them once it sees the deletion; in a failed run of stop 45 they were still running as the later tests
+/// timed out.
+struct StopBrokersOnFailure {
+    cluster_id: String,
+    /// The Kafka resource's name: the brokers' command lines name their data directory,
+    /// `strimzi-sim/<target>/<namespace>/<name>/<node>/server.properties`.
+    name: String,
+}
 
 impl Drop for StopBrokersOnFailure {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            let label = format!("{CLUSTER_ID_LABEL}={}", self.0);
-            let (ok, out) = kubectl(TARGET, &["delete", "kafka", "-A", "-l", &label, "--wait=false"], "");
-            eprintln!("deleting the failed test's Kafka ({label}): {}", if ok { "done" } else { out.as_str() });
+        if !std::thread::panicking() {
+            return;
+        }
+        let label = format!("{CLUSTER_ID_LABEL}={}", self.cluster_id);
+        let (ok, out) = kubectl(TARGET, &["delete", "kafka", "-A", "-l", &label, "--wait=false"], "");
+        eprintln!("deleting the failed test's Kafka ({label}): {}", if ok { "done" } else { out.as_str() });
+        let pattern = format!("strimzi-sim/{TARGET}/[^/]*/{}/.*server.properties", self.name);
+        let running =
+            || std::process::Command::new("pgrep").args(["-f", &pattern]).output().is_ok_and(|o| o.status.success());
+        let until = Instant::now() + Duration::from_secs(60);
+        while running() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if running() {
+            let killed = std::process::Command::new("pkill").args(["-KILL", "-f", &pattern]).status();
+            eprintln!("the failed test's brokers still ran a minute after the deletion; killed: {killed:?}");
         }
     }
 }
@@ -637,7 +656,7 @@ async fn a_real_cluster_serves_kafka_through_scale_upgrade_restart_and_delete() 
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let id = body["cluster"]["id"].as_str().expect("id").to_owned();
-    let _brokers = StopBrokersOnFailure(id.clone());
+    let _brokers = StopBrokersOnFailure { cluster_id: id.clone(), name: name.clone() };
     let ready = wait_for_status(&h, &id, "READY", Duration::from_secs(300)).await;
     println!("figure: POST -> READY of a real 3-broker cluster: {:.1} s", posted.elapsed().as_secs_f64());
     let bootstrap = ready["bootstrap_servers"].as_str().expect("bootstrap").to_owned();
