@@ -1174,29 +1174,41 @@ mod tests {
 
     #[test]
     fn a_clusters_ports_are_held_while_it_exists_and_taken_back_when_it_is_deleted() {
-        use super::{Node, State, free_port, hold_ports, picked, release_ports};
-        let node = |id| -> Node {
-            let [internal_port, plain_port, tls_port, metrics_port] = [(); 4].map(|_| free_port().expect("a port"));
-            Node { id, version: "4.2.1".into(), internal_port, plain_port, tls_port, metrics_port }
+        use super::{Node, State, hold_ports, picked, release_ports};
+        // Ports no pick returns (above `PORTS` and the kernel's ephemeral range), so the test beside this one, which
+        // picks thousands, cannot take one of them between two of its steps.
+        let node = |id: i32| {
+            let p = 61000 + 10 * id as u16;
+            Node {
+                id,
+                version: "4.2.1".into(),
+                internal_port: p,
+                plain_port: p + 1,
+                tls_port: p + 2,
+                metrics_port: p + 3,
+            }
         };
         let state = State {
             kraft_cluster_id: super::kafka_uuid(),
             internal_password: "p".into(),
-            bootstrap_port: free_port().expect("a port"),
-            tls_bootstrap_port: free_port().expect("a port"),
+            bootstrap_port: 61100,
+            tls_bootstrap_port: 61101,
             controller: Some(node(0)),
             brokers: [(1, node(1)), (2, node(2))].into(),
             metadata_version: None,
         };
         let ports: std::collections::BTreeSet<u16> = state.ports().into_iter().collect();
         assert_eq!(ports.len(), 14, "two bootstrap ports and four a node, all different: {ports:?}");
-        assert!(ports.iter().all(|p| picked().contains(p)), "picked, so held");
-        release_ports(state.ports());
-        assert!(ports.iter().all(|p| !picked().contains(p)), "deleted, so free to be picked again");
-        // A restarted strimzi-sim adopts the cluster from its state on disk: its ports are held again.
+        // Spawned from its state on disk (a restarted strimzi-sim adopting it): held.
         hold_ports(state.ports());
         assert!(ports.iter().all(|p| picked().contains(p)), "adopted, so held");
+        // A broker leaves its pool: its ports only.
+        release_ports(state.brokers[&2].ports());
+        let left: std::collections::BTreeSet<u16> = ports.iter().copied().filter(|p| picked().contains(p)).collect();
+        assert_eq!(left.len(), 10, "a removed broker's four ports taken back, the rest held: {left:?}");
+        // Deleted: all of them.
         release_ports(state.ports());
+        assert!(ports.iter().all(|p| !picked().contains(p)), "deleted, so free to be picked again");
     }
 
     #[test]
