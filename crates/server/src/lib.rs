@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
-use polaris_api::{ApiMetrics, AppState, DependencyProbe};
+use polaris_api::{ApiMetrics, AppState, AppStateInner, DependencyProbe};
 use polaris_app::App;
 use polaris_app::ratelimit::RateLimiter;
 use polaris_projector::{Projector, ProjectorConfig, ProjectorMetrics};
@@ -269,14 +269,14 @@ impl Server {
 
     pub fn app_state(&self, app: App) -> anyhow::Result<AppState> {
         let probe = KafkaProbe::new(&self.settings.kafka_bootstrap, &self.settings.events_topic)?;
-        Ok(AppState {
+        Ok(AppState::new(AppStateInner {
             app,
             metrics: self.api_metrics.clone(),
             registry: self.registry.clone(),
             probes: Arc::new(vec![Box::new(probe)]),
             replay: Some(Arc::new(Replayer { pool: self.pool.clone(), running: tokio::sync::Mutex::new(()) })),
             dashboard_dir: Some(self.settings.dashboard_dir.clone()),
-        })
+        }))
     }
 
     pub fn relay(&self) -> anyhow::Result<Relay> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use polaris_domain::TargetId;
 use polaris_projector::replay::{ReplayOptions, replay};
 use polaris_server::Role;
-use polaris_store::chain::{ChainProblem, seal, verify};
+use polaris_store::chain::{ChainProblem, ChainReport, seal, verify};
 use polaris_test_support::eventually;
 use polaris_test_support::harness::{Harness, cluster_body, send};
 use polaris_test_support::history::{EVENTS_PER_CLUSTER, seed_history};
@@ -39,6 +39,18 @@ async fn live_caught_up(pool: &PgPool, clusters: i64) {
     .await;
 }
 
+/// Both chains' reports once everything committed is sealed. Sealing follows commit order below the server-wide
+/// xmin horizon, so a transaction open anywhere (another test) can hold it back for a moment: it seals until
+/// nothing is pending, within a deadline.
+async fn sealed_and_verified(pool: &PgPool) -> Vec<ChainReport> {
+    eventually("everything committed is sealed", Duration::from_secs(30), || async {
+        seal(pool).await.ok()?;
+        let reports = verify(pool).await.ok()?;
+        reports.iter().all(|r| r.pending == 0).then_some(reports)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn verify_reports_a_changed_a_deleted_and_a_truncated_row() {
     let h = Harness::start(&[Role::Api]).await;
@@ -56,14 +68,7 @@ async fn verify_reports_a_changed_a_deleted_and_a_truncated_row() {
     // Nothing is sealed until a sealer runs (the relay role does); then everything committed is.
     let reports = verify(&pool).await.expect("verify runs");
     assert!(reports.iter().all(|r| r.intact() && r.rows == 0 && r.pending > 0), "{reports:?}");
-    // Sealing follows commit order below the server-wide xmin horizon, so a transaction open anywhere (another
-    // test) can hold it back for a moment: seal until everything is sealed, within a deadline.
-    let reports = eventually("everything committed is sealed", Duration::from_secs(30), || async {
-        seal(&pool).await.ok()?;
-        let reports = verify(&pool).await.ok()?;
-        reports.iter().all(|r| r.pending == 0).then_some(reports)
-    })
-    .await;
+    let reports = sealed_and_verified(&pool).await;
     assert!(reports.iter().all(|r| r.intact()), "{reports:?}");
     let events = reports.iter().find(|r| r.chain == "events").expect("events chain");
     assert_eq!(events.rows, 3);
@@ -118,6 +123,128 @@ async fn verify_reports_a_changed_a_deleted_and_a_truncated_row() {
         .expect("polaris-server runs");
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("altered"));
+    h.stop().await;
+}
+
+/// Each seal is checked with the text it was made with (migration `..._chain_text.sql`): the seals made before
+/// the change with the row's jsonb text, later ones with the row's json as stored. Rows whose json is not jsonb's
+/// text (as a client other than Polaris may write them) give different texts, so this fails if the seal or the
+/// check took the wrong one on either side; a change on either side is found, on the new side even one of spacing.
+#[tokio::test]
+async fn verify_checks_each_seal_with_the_text_it_was_made_with() {
+    let h = Harness::start(&[Role::Api]).await;
+    let pool = h.db.pool.clone();
+    let (status, _) = send(&h, h.http.post(h.url("/v1/clusters")).json(&cluster_body("chain-text"))).await;
+    assert_eq!(status, 202);
+    eventually("the request's audit entry", Duration::from_secs(10), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_entries").fetch_one(&pool).await.ok()?;
+        (n >= 1).then_some(())
+    })
+    .await;
+    let insert = |sequence: i64| {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             VALUES ('chain-test', 'a', $1, 'Noted', '1', '{\"b\":1,  \"a\":2}', '{}')",
+        )
+        .bind(sequence)
+    };
+    insert(1).execute(&pool).await.expect("first event");
+
+    // The seals as the hash-chain migration's polaris_seal made them, over every event so far.
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL timezone TO 'UTC'").execute(&mut *tx).await.expect("utc");
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT xid::text, position, polaris_chain_input(to_jsonb(t)) FROM events t ORDER BY xid, position",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .expect("events");
+    let mut head = vec![0u8; 32];
+    for (seq, (_, position, text)) in (1i64..).zip(&rows) {
+        head = sqlx::query_scalar("SELECT sha256($1 || convert_to($2, 'UTF8'))")
+            .bind(&head)
+            .bind(text)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("sha256");
+        sqlx::query("INSERT INTO event_seals (chain_seq, position, hash) VALUES ($1, $2, $3)")
+            .bind(seq)
+            .bind(position)
+            .bind(&head)
+            .execute(&mut *tx)
+            .await
+            .expect("old seal");
+    }
+    let (last_xid, last_position, _) = rows.last().expect("the events so far");
+    sqlx::query(
+        "UPDATE chain_heads SET length = $1, head = $2, last_xid = $3::xid8, last_position = $4, \
+         verbatim_from = $1 + 1 WHERE chain = 'events'",
+    )
+    .bind(rows.len() as i64)
+    .bind(&head)
+    .bind(last_xid)
+    .bind(last_position)
+    .execute(&mut *tx)
+    .await
+    .expect("chain head");
+    tx.commit().await.expect("commit");
+
+    insert(2).execute(&pool).await.expect("second event");
+    let reports = sealed_and_verified(&pool).await;
+    assert!(reports.iter().all(|r| r.intact()), "{reports:?}");
+    let events = reports.iter().find(|r| r.chain == "events").expect("events chain");
+    assert_eq!(events.rows, rows.len() as i64 + 1);
+
+    // The two texts differ for these rows; they are the same for Polaris' own, and for every audit entry; and the
+    // new texts name every column.
+    let (differ, polaris_same, audit_same, event_columns, audit_columns): (bool, bool, bool, bool, bool) =
+        sqlx::query_as(
+            "SELECT (SELECT bool_and(polaris_events_chain_text(t) <> polaris_chain_input(to_jsonb(t))) FROM events t \
+                     WHERE aggregate_type = 'chain-test'), \
+                    (SELECT bool_and(polaris_events_chain_text(t) = polaris_chain_input(to_jsonb(t))) FROM events t \
+                     WHERE aggregate_type <> 'chain-test'), \
+                    (SELECT bool_and(polaris_audit_chain_text(t) = polaris_chain_input(to_jsonb(t))) \
+                     FROM audit_entries t), \
+                    (SELECT bool_and(polaris_events_chain_text(t)::jsonb ?& \
+                     ARRAY(SELECT jsonb_object_keys(to_jsonb(t)))) FROM events t), \
+                    (SELECT bool_and(polaris_audit_chain_text(t)::jsonb ?& \
+                     ARRAY(SELECT jsonb_object_keys(to_jsonb(t)))) FROM audit_entries t)",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("texts");
+    assert!(differ && polaris_same && audit_same && event_columns && audit_columns);
+
+    // A changed value before the change, and changed spacing after it, are both found.
+    let seq_of = |sequence: i64| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT s.chain_seq FROM event_seals s JOIN events e ON e.position = s.position \
+             WHERE e.aggregate_type = 'chain-test' AND e.sequence = $1",
+        )
+        .bind(sequence)
+        .fetch_one(&pool)
+    };
+    let (old, new) = (seq_of(1).await.expect("old seal"), seq_of(2).await.expect("new seal"));
+    assert_eq!((old, new), (rows.len() as i64, rows.len() as i64 + 1));
+    for (sequence, payload) in [(1i64, r#"{"b":1,  "a":3}"#), (2, r#"{"b":1, "a":2}"#)] {
+        sqlx::query("UPDATE events SET payload = $2::json WHERE aggregate_type = 'chain-test' AND sequence = $1")
+            .bind(sequence)
+            .bind(payload)
+            .execute(&pool)
+            .await
+            .expect("tamper");
+    }
+    let reports = verify(&pool).await.expect("verify runs");
+    let events = reports.iter().find(|r| r.chain == "events").expect("events chain");
+    let altered: Vec<i64> = events
+        .problems
+        .iter()
+        .map(|p| match p {
+            ChainProblem::Altered { chain_seq, .. } => *chain_seq,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(altered, [old, new], "{events:?}");
     h.stop().await;
 }
 

@@ -1,8 +1,8 @@
 //! The hash chains over the event store and the audit log (migration `..._hash_chain.sql`): `seal` extends
 //! them in commit order (the relay role calls it as it goes), and `verify` (`polaris admin verify`) recomputes
-//! every link in Rust (sha256 over the previous stored hash and the row's canonical text) and reports every row
-//! changed, deleted or slipped in after the fact. One altered row is reported once and does not hide the rows
-//! after it.
+//! every link in Rust (sha256 over the previous stored hash and the row's text, the one its seal was made with:
+//! see `Chain::text`) and reports every row changed, deleted or slipped in after the fact. One altered row is
+//! reported once and does not hide the rows after it.
 
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -49,6 +49,10 @@ struct Chain {
     name: &'static str,
     table: &'static str,
     seals: &'static str,
+    /// The function that gives a row's text for the seals from `chain_heads.verbatim_from` on (migration
+    /// `..._chain_text.sql`); the seals before it hold the hash-chain migration's text,
+    /// `polaris_chain_input(to_jsonb(t))`.
+    text: &'static str,
     /// How a row is named in a report.
     label: &'static str,
 }
@@ -58,12 +62,14 @@ const CHAINS: [Chain; 2] = [
         name: "events",
         table: "events",
         seals: "event_seals",
+        text: "polaris_events_chain_text",
         label: "t.aggregate_type || '/' || t.aggregate_id || '#' || t.sequence || ' ' || t.event_type",
     },
     Chain {
         name: "audit",
         table: "audit_entries",
         seals: "audit_seals",
+        text: "polaris_audit_chain_text",
         label: "'audit ' || t.position || ' ' || t.id",
     },
 ];
@@ -103,12 +109,14 @@ async fn verify_chain(pool: &PgPool, chain: &Chain) -> Result<ChainReport, sqlx:
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
     sqlx::query("SET LOCAL timezone TO 'UTC'").execute(&mut *tx).await?;
-    let (head_length, head_hash, last_xid, last_position): (i64, Vec<u8>, String, i64) =
-        sqlx::query_as("SELECT length, head, last_xid::text, last_position FROM chain_heads WHERE chain = $1")
-            .bind(chain.name)
-            .fetch_one(&mut *tx)
-            .await?;
-    let (table, seals, label) = (chain.table, chain.seals, chain.label);
+    let (head_length, head_hash, last_xid, last_position, verbatim_from): (i64, Vec<u8>, String, i64, i64) =
+        sqlx::query_as(
+            "SELECT length, head, last_xid::text, last_position, verbatim_from FROM chain_heads WHERE chain = $1",
+        )
+        .bind(chain.name)
+        .fetch_one(&mut *tx)
+        .await?;
+    let (table, seals, label, text) = (chain.table, chain.seals, chain.label, chain.text);
 
     let mut problems = Vec::new();
     let unsealed: Vec<(String,)> = sqlx::query_as(&format!(
@@ -128,10 +136,13 @@ async fn verify_chain(pool: &PgPool, chain: &Chain) -> Result<ChainReport, sqlx:
             .await?;
 
     let sql = format!(
-        "SELECT s.chain_seq, s.position, s.hash, polaris_chain_input(to_jsonb(t)), {label} \
+        "SELECT s.chain_seq, s.position, s.hash, \
+         CASE WHEN s.chain_seq >= $1 THEN {text}(t) ELSE polaris_chain_input(to_jsonb(t)) END, {label} \
          FROM {seals} s LEFT JOIN {table} t ON t.position = s.position ORDER BY s.chain_seq"
     );
-    let mut rows = sqlx::query_as::<_, (i64, i64, Vec<u8>, Option<String>, Option<String>)>(&sql).fetch(&mut *tx);
+    let mut rows = sqlx::query_as::<_, (i64, i64, Vec<u8>, Option<String>, Option<String>)>(&sql)
+        .bind(verbatim_from)
+        .fetch(&mut *tx);
     let (mut prev, mut expected_seq, mut count) = (vec![0u8; 32], 1i64, 0i64);
     while let Some((seq, position, stored, input, row)) = rows.try_next().await? {
         count += 1;
